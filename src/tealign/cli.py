@@ -1,0 +1,250 @@
+"""The ``tealign`` command line: a thin Typer layer over the library.
+
+Every command prints a human summary, or with ``--json`` exactly one JSON object on stdout;
+progress bars, logs and warnings go to stderr. Setup errors print one line naming file,
+frame and field and exit with code 2 (DESIGN 4.6).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tealign import __version__
+from tealign.errors import SetupError
+
+app = typer.Typer(
+    name="tealign",
+    help="Total Energy Alignment (TEA) of quantum-chemistry datasets for universal MLIPs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+e0_app = typer.Typer(help="Isolated-atom energy tables (built-in and user JSON).",
+                     no_args_is_help=True)
+app.add_typer(e0_app, name="e0")
+
+err = Console(stderr=True)
+out = Console()
+
+
+def command(fn):
+    """Turn SetupError into one line on stderr and exit code 2; warnings go to stderr."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        def show(message, category, filename, lineno, file=None, line=None):
+            err.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+        warnings.showwarning = show
+        try:
+            return fn(*args, **kwargs)
+        except SetupError as exc:
+            print(f"tealign: error: {exc.line()}", file=sys.stderr)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def emit_json(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+
+
+def progress_bar(total: int | None = None, description: str = "") -> Progress:
+    """A rich progress bar on stderr (hidden when stderr is not a terminal and CI is quiet)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed} frames"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+@app.callback(invoke_without_command=True)
+def main(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")]
+    = False,
+) -> None:
+    if version:
+        print(f"tealign {__version__}")
+        raise typer.Exit(0)
+
+
+# ----------------------------------------------------------------------------- info
+@app.command()
+@command
+def info(
+    data: Annotated[str, typer.Argument(help="Dataset: .xyz/.extxyz, .db, .h5 (MACE or SPICE), "
+                                        "MPtrj .json, MACE shard directory, or qm9:N.")],
+    energy_key: Annotated[str | None, typer.Option(help="Energy key to summarise (default "
+                                                   "REF_energy, then energy).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Force a reader: extxyz, asedb, "
+                                            "mace-h5, spice, mptrj, qm9.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Inspect a dataset: frames, elements, energies per atom, charges, units sanity.
+
+    Example: tealign info train.extxyz --json
+    """
+    from tealign.summary import summarize
+
+    with progress_bar() as bar:
+        task = bar.add_task(f"reading {data}", total=None)
+        summary = summarize(data, energy_key=energy_key, fmt=fmt,
+                            progress=lambda n: bar.update(task, completed=n))
+    result = summary.as_json()
+    if as_json:
+        emit_json(result)
+        return
+    t = Table(title=f"{data}", show_header=False)
+    t.add_row("frames", str(result["frames"]))
+    t.add_row("atoms", str(result["atoms"]))
+    t.add_row("periodic frames", str(result["periodic_frames"]))
+    t.add_row("elements", ", ".join(f"{k} {v}" for k, v in result["elements"].items()))
+    t.add_row("properties", ", ".join(result["properties"]))
+    if result["properties_missing"]:
+        t.add_row("frames lacking", ", ".join(
+            f"{k} {v}" for k, v in result["properties_missing"].items()))
+    e = result["energy_per_atom_eV"]
+    if e["mean"] is not None:
+        t.add_row(f"{result['energy_key']} per atom (eV)",
+                  f"min {e['min']:.6g}  mean {e['mean']:.6g}  max {e['max']:.6g}")
+    t.add_row("charges", ", ".join(f"{k}: {v}" for k, v in result["charges"].items()))
+    t.add_row("units", result["units_verdict"])
+    t.add_row("rejected frames", str(result["frames_rejected"]))
+    out.print(t)
+    for line in result["rejects"]:
+        err.print(f"rejected: {line}", highlight=False)
+
+
+# ----------------------------------------------------------------------------- convert
+@app.command()
+@command
+def convert(
+    data: Annotated[str, typer.Argument(help="Input dataset (any format tealign reads).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output .extxyz file, or a "
+                                         "directory for MACE sharded HDF5.")],
+    to: Annotated[str | None, typer.Option(help="extxyz or mace-h5 (default: from -o: a name "
+                                           "ending in .xyz/.extxyz is extxyz).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Force the input reader.")] = None,
+    energy_key: Annotated[str, typer.Option(help="Key of the energy (eV) for MACE.")]
+    = "REF_energy",
+    forces_key: Annotated[str, typer.Option(help="Key of the forces (eV/Å).")] = "REF_forces",
+    stress_key: Annotated[str, typer.Option(help="Key of the stress (eV/Å³).")] = "REF_stress",
+    e0: Annotated[str | None, typer.Option(help="Isolated-atom table (name or JSON) for MACE "
+                                           "statistics.json; without it none is written.")]
+    = None,
+    r_max: Annotated[float, typer.Option(help="Cutoff (Å) for statistics.json.")] = 4.5,
+    strict: Annotated[bool, typer.Option(help="Treat frame errors as setup errors.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Convert a dataset to extxyz or to MACE's sharded HDF5 (+ statistics.json).
+
+    Example: tealign convert spice.hdf5 -o spice.extxyz;
+    tealign convert train.extxyz -o mace_train --e0 vasp-pbe-mp
+    """
+    from tealign.io import iter_batches
+    from tealign.io.atomic import write_rejects
+    from tealign.io.extxyz import write_extxyz
+    from tealign.io.mace_h5 import write_mace_h5, write_statistics
+    from tealign.methods import load_table
+
+    target = to or ("extxyz" if output.suffix in (".xyz", ".extxyz") else "mace-h5")
+    if target not in ("extxyz", "mace-h5"):
+        raise SetupError(f"--to must be extxyz or mace-h5, not {to!r}", field="--to")
+    table = load_table(e0) if e0 else None
+    rejects = []
+    counted = {"in": 0}
+
+    def batches():
+        with progress_bar() as bar:
+            task = bar.add_task(f"converting {data}", total=None)
+            for batch in iter_batches(data, fmt):
+                counted["in"] += batch.n_frames + len(batch.rejects)
+                if batch.rejects and strict:
+                    raise batch.rejects[0].as_setup_error()
+                rejects.extend(batch.rejects)
+                if table is not None and batch.n_frames:
+                    table.check_covers(batch.numbers, file=data)
+                bar.update(task, advance=batch.n_frames)
+                yield batch
+
+    if target == "extxyz":
+        n = write_extxyz(output, batches())
+    else:
+        n = write_mace_h5(batches(), output, energy_key=energy_key, forces_key=forces_key,
+                          stress_key=stress_key)
+        if table is not None:
+            from ase.data import atomic_numbers
+
+            write_statistics(output, {atomic_numbers[s]: e for s, e in table.energies.items()},
+                             output.with_name(output.name + ".statistics.json"), r_max=r_max)
+    rpath = write_rejects(output, rejects)
+    result = {"frames_in": counted["in"], "frames_out": n, "frames_rejected": len(rejects),
+              "rejects_file": str(rpath) if rpath else None, "output": str(output)}
+    if as_json:
+        emit_json(result)
+    else:
+        err.print(f"wrote {n} frames to {output}"
+                  + (f"; {len(rejects)} rejected, see {rpath}" if rejects else ""))
+
+
+# ----------------------------------------------------------------------------- e0
+@e0_app.command("list")
+@command
+def e0_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """List the built-in isolated-atom tables."""
+    from tealign.methods import builtin_tables, load_table
+
+    rows = []
+    for name in builtin_tables():
+        t = load_table(name)
+        rows.append({"name": name, "method": t.provenance.get("method", ""),
+                     "code": t.provenance.get("code", ""), "elements": len(t.energies)})
+    if as_json:
+        emit_json({"tables": rows})
+        return
+    table = Table("name", "method", "code", "elements")
+    for r in rows:
+        table.add_row(r["name"], r["method"], r["code"], str(r["elements"]))
+    out.print(table)
+
+
+@e0_app.command("show")
+@command
+def e0_show(
+    table_name: Annotated[str, typer.Argument(metavar="TABLE",
+                                              help="Built-in table name or JSON file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show one isolated-atom table (energies in eV) with its provenance."""
+    from tealign.methods import load_table
+
+    t = load_table(table_name)
+    d = t.to_json_dict()
+    if as_json:
+        emit_json(d)
+        return
+    table = Table("element", "E0 (eV)", title=t.name)
+    for sym, e in t.energies.items():
+        table.add_row(sym, f"{e:.8f}")
+    out.print(table)
+    for k, v in t.provenance.items():
+        out.print(f"[bold]{k}[/]: {v}", highlight=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

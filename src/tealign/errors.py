@@ -1,0 +1,64 @@
+"""The two kinds of bad input (DESIGN 4.6) and how they read.
+
+A :class:`SetupError` stops a command before anything is written (exit code 2). A
+:class:`FrameError` rejects one frame: it is counted, written with its reason to a rejects
+file beside the output, and the command goes on (``--strict`` makes it a setup error).
+Both render as one line naming the file, the frame and the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def _where(file: str | None, frame: int | None, field: str | None) -> str:
+    parts = []
+    if file:
+        parts.append(str(file))
+    if frame is not None:
+        parts.append(f"frame {frame}")
+    if field:
+        parts.append(f"field '{field}'")
+    return ": ".join(parts)
+
+
+class TealignError(Exception):
+    """Base class: a one-line message that names file, frame and field."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        frame: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = None if file is None else str(file)
+        self.frame = frame
+        self.field = field
+        super().__init__(self.line())
+
+    def line(self) -> str:
+        where = _where(self.file, self.frame, self.field)
+        return f"{where}: {self.message}" if where else self.message
+
+
+class SetupError(TealignError):
+    """Bad input that makes the whole command meaningless; nothing is written (exit 2)."""
+
+
+@dataclass(frozen=True)
+class FrameError:
+    """One rejected frame: its index in the input file, the field at fault and why."""
+
+    file: str
+    frame: int
+    field: str
+    reason: str
+
+    def line(self) -> str:
+        return f"{_where(self.file, self.frame, self.field)}: {self.reason}"
+
+    def as_setup_error(self) -> SetupError:
+        return SetupError(self.reason, file=self.file, frame=self.frame, field=self.field)

@@ -1,0 +1,284 @@
+"""MACE's sharded HDF5 layout: writer (through mace-torch's own functions), reader, statistics.
+
+A shard directory holds only ``<prefix>_<k>.h5`` files, each with one ``config_batch_0``
+group written by :func:`mace.data.utils.save_configurations_as_HDF5`, exactly what
+``mace_run_train --train_file DIR`` globs and reads. MACE's layout holds positions, atomic
+numbers, cell, pbc, energy, forces, stress, virials, per-property weights, the config weight
+and ``config_type``; everything else a frame carries (``mp_id``, ``source``, SMILES, ...)
+goes to a sidecar ``<DIR>.meta.jsonl`` beside the directory, one JSON line per frame keyed
+by its index in the written order, so the metadata survives a round trip.
+
+``statistics.json`` (for ``--statistics_file``) is computed by mace-torch's own
+:func:`mace.cli.preprocess_data.compute_stats_target` on each shard and averaged as its
+``pool_compute_stats`` does; ``atomic_energies`` and ``atomic_numbers`` are Python-literal
+strings as mace-torch writes them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from tealign.errors import SetupError
+from tealign.io.atomic import atomic_path, write_json
+from tealign.io.frames import FrameBatch, FrameRecord
+
+#: MACE property name → default tealign/extxyz key (MACE's REF_* convention).
+MACE_KEYS = {
+    "energy": "REF_energy",
+    "forces": "REF_forces",
+    "stress": "REF_stress",
+    "virials": "REF_virials",
+}
+_PER_ATOM = {"forces"}
+SHARD_SIZE = 10_000
+
+
+def sidecar_path(shard_dir: str | os.PathLike) -> Path:
+    d = Path(shard_dir)
+    return d.with_name(d.name + ".meta.jsonl")
+
+
+def _config(rec: FrameRecord, keys: dict[str, str], weights: dict[str, float]):
+    from mace.data.utils import Configuration
+
+    properties, property_weights = {}, {}
+    source = {**rec.info, **rec.arrays}
+    for name, key in keys.items():
+        value = source.get(key)
+        if value is not None and name in ("stress", "virials"):
+            value = np.asarray(value, dtype=float).reshape(3, 3) if np.size(value) == 9 else \
+                np.asarray(value, dtype=float)
+        properties[name] = None if value is None else np.asarray(value, dtype=float) \
+            if name != "energy" else float(value)
+        w = rec.info.get(f"config_{name}_weight", weights.get(name, 1.0))
+        property_weights[name] = float(w) if value is not None else 0.0
+    return Configuration(
+        atomic_numbers=np.asarray(rec.numbers, dtype=np.int64),
+        positions=np.asarray(rec.positions, dtype=float),
+        properties=properties,
+        property_weights=property_weights,
+        cell=np.asarray(rec.cell, dtype=float),
+        pbc=tuple(bool(x) for x in rec.pbc),
+        weight=float(rec.info.get("config_weight", 1.0)),
+        config_type=str(rec.info.get("config_type", "Default")),
+    )
+
+
+def _jsonable(value):
+    if isinstance(value, np.ndarray):
+        return {"__array__": value.tolist(), "dtype": value.dtype.str}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _from_jsonable(value):
+    if isinstance(value, dict) and "__array__" in value:
+        return np.array(value["__array__"], dtype=np.dtype(value["dtype"]))
+    return value
+
+
+def write_mace_h5(
+    batches: Iterable[FrameBatch],
+    shard_dir: str | os.PathLike,
+    *,
+    energy_key: str = "REF_energy",
+    forces_key: str = "REF_forces",
+    stress_key: str = "REF_stress",
+    virials_key: str = "REF_virials",
+    weights: dict[str, float] | None = None,
+    prefix: str | None = None,
+    shard_size: int = SHARD_SIZE,
+) -> int:
+    """Write frames as MACE sharded HDF5 into ``shard_dir`` (atomically); returns frames written.
+
+    Keys name where each MACE property lives in the frames; a frame lacking one gets weight
+    0 for it (as mace-torch's ``config_from_atoms`` does). ``weights`` gives default property
+    weights (e.g. ``{"stress": 0.0}`` for molecules); ``config_<name>_weight`` in a frame's
+    info overrides them. Memory is bounded by ``shard_size`` frames.
+    """
+    import h5py
+    from mace.data.utils import save_configurations_as_HDF5
+
+    keys = {"energy": energy_key, "forces": forces_key, "stress": stress_key,
+            "virials": virials_key}
+    mace_info = {energy_key, stress_key, virials_key, "config_type", "config_weight"} | {
+        f"config_{n}_weight" for n in keys
+    }
+    mace_arrays = {forces_key}
+    weights = weights or {}
+    shard_dir = Path(shard_dir)
+    prefix = prefix or shard_dir.name
+    n = 0
+    shard = 0
+    pending = []
+    with atomic_path(shard_dir) as tmp, atomic_path(sidecar_path(shard_dir)) as side_tmp:
+        tmp.mkdir(parents=True)
+        with open(side_tmp, "w") as side:
+
+            def flush():
+                nonlocal shard, pending
+                if not pending:
+                    return
+                with h5py.File(tmp / f"{prefix}_{shard}.h5", "w") as f:
+                    f.attrs["drop_last"] = False
+                    save_configurations_as_HDF5(pending, shard, f)
+                shard += 1
+                pending = []
+
+            for batch in batches:
+                for i in range(batch.n_frames):
+                    rec = batch.record(i)
+                    pending.append(_config(rec, keys, weights))
+                    extra_info = {k: _jsonable(v) for k, v in rec.info.items()
+                                  if k not in mace_info}
+                    extra_arrays = {k: _jsonable(np.asarray(v)) for k, v in rec.arrays.items()
+                                    if k not in mace_arrays}
+                    side.write(json.dumps({"frame": n, "info": extra_info,
+                                           "arrays": extra_arrays}) + "\n")
+                    n += 1
+                    if len(pending) >= shard_size:
+                        flush()
+            flush()
+    return n
+
+
+def _shard_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    files = list(path.glob("*.h5")) + list(path.glob("*.hdf5"))
+
+    def order(p: Path):
+        m = re.search(r"(\d+)$", p.stem)
+        return (p.stem[: m.start()] if m else p.stem, int(m.group(1)) if m else -1)
+
+    return sorted(files, key=order)
+
+
+def iter_mace_h5(
+    path: str | os.PathLike,
+    batch_size: int = 2048,
+    keys: dict[str, str] | None = None,
+) -> Iterator[FrameBatch]:
+    """Read a MACE HDF5 file or shard directory back into frames.
+
+    Properties come back under ``keys`` (default MACE's ``REF_*``); per-property weights
+    as ``config_<name>_weight``, the config weight as ``config_weight``. Metadata from the
+    sidecar, when present, is merged back by frame index.
+    """
+    import h5py
+
+    from mace.data.hdf5_dataset import unpack_value
+
+    keys = {**MACE_KEYS, **(keys or {})}
+    path = Path(path)
+    if not path.exists():
+        raise SetupError("no such file or directory", file=str(path))
+    files = _shard_files(path)
+    if not files:
+        raise SetupError("directory holds no .h5 shards", file=str(path))
+    side = sidecar_path(path) if path.is_dir() else path.with_name(path.name + ".meta.jsonl")
+    side_fh = open(side) if side.exists() else None
+    records: list[FrameRecord] = []
+    n = 0
+    try:
+        for file in files:
+            try:
+                fh = h5py.File(file, "r")
+            except OSError as exc:
+                raise SetupError(f"cannot open as HDF5: {exc}", file=str(file)) from None
+            with fh:
+                for gname in sorted(fh.keys(), key=lambda s: int(s.rsplit("_", 1)[-1])):
+                    grp = fh[gname]
+                    for cname in sorted(grp.keys(), key=lambda s: int(s.rsplit("_", 1)[-1])):
+                        sub = grp[cname]
+                        info, arrays = {}, {}
+                        for name in sub["properties"]:
+                            value = unpack_value(sub["properties"][name][()])
+                            if value is None or name not in keys:
+                                continue
+                            if name in _PER_ATOM:
+                                arrays[keys[name]] = np.asarray(value, dtype=float)
+                            elif name == "energy":
+                                info[keys[name]] = float(value)
+                            else:
+                                info[keys[name]] = np.asarray(value, dtype=float)
+                        for name in sub["property_weights"]:
+                            w = unpack_value(sub["property_weights"][name][()])
+                            if name in keys and (keys[name] in info or keys[name] in arrays):
+                                info[f"config_{name}_weight"] = float(w)
+                        info["config_weight"] = float(unpack_value(sub["weight"][()]))
+                        info["config_type"] = str(unpack_value(sub["config_type"][()]))
+                        cell = unpack_value(sub["cell"][()])
+                        pbc = unpack_value(sub["pbc"][()])
+                        if side_fh is not None:
+                            line = side_fh.readline()
+                            if line:
+                                meta = json.loads(line)
+                                if meta.get("frame") != n:
+                                    raise SetupError(
+                                        f"sidecar out of step: line for frame {meta.get('frame')}",
+                                        file=str(side), frame=n,
+                                    )
+                                info.update({k: _from_jsonable(v)
+                                             for k, v in meta["info"].items()})
+                                arrays.update({k: _from_jsonable(v)
+                                               for k, v in meta["arrays"].items()})
+                        records.append(FrameRecord(
+                            numbers=np.asarray(sub["atomic_numbers"][()], dtype=np.int64),
+                            positions=np.asarray(sub["positions"][()], dtype=float),
+                            cell=np.zeros((3, 3)) if cell is None else np.asarray(cell, float),
+                            pbc=np.zeros(3, bool) if pbc is None else np.asarray(pbc, bool),
+                            info=info, arrays=arrays, index=n,
+                        ))
+                        n += 1
+                        if len(records) >= batch_size:
+                            yield FrameBatch.from_records(records)
+                            records = []
+        if records:
+            yield FrameBatch.from_records(records)
+    finally:
+        if side_fh is not None:
+            side_fh.close()
+
+
+def write_statistics(
+    shard_dir: str | os.PathLike,
+    atomic_energies: dict[int, float],
+    out: str | os.PathLike,
+    r_max: float = 4.5,
+    batch_size: int = 16,
+) -> dict:
+    """Compute MACE's ``statistics.json`` for the training shards with mace-torch's functions.
+
+    ``atomic_energies`` maps atomic number → E0 in eV (the target scale's isolated atoms);
+    ``r_max`` (Å) fixes ``avg_num_neighbors``. Written atomically to ``out``.
+    """
+    from mace.cli.preprocess_data import compute_stats_target
+    from mace.tools.utils import AtomicNumberTable
+
+    zs = sorted(int(z) for z in atomic_energies)
+    z_table = AtomicNumberTable(zs)
+    e0 = np.array([atomic_energies[z] for z in zs])
+    results = [
+        compute_stats_target(str(f), z_table, r_max, e0, batch_size)
+        for f in _shard_files(Path(shard_dir))
+    ]
+    if not results:
+        raise SetupError("no training shards to compute statistics from", file=str(shard_dir))
+    stats = {
+        "atomic_energies": str({z: float(atomic_energies[z]) for z in zs}),
+        "avg_num_neighbors": float(np.mean([r[0] for r in results])),
+        "mean": float(np.mean([np.asarray(r[1]) for r in results], axis=0)),
+        "std": float(np.mean([np.asarray(r[2]) for r in results], axis=0)),
+        "atomic_numbers": str(zs),
+        "r_max": float(r_max),
+    }
+    write_json(out, stats)
+    return stats
