@@ -7,6 +7,7 @@ frame and field and exit with code 2 (DESIGN 4.6).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -34,7 +35,12 @@ e0_app = typer.Typer(help="Isolated-atom energy tables (built-in and user JSON).
 app.add_typer(e0_app, name="e0")
 
 err = Console(stderr=True)
-out = Console()
+_stdout = [sys.stdout]
+
+
+def out() -> Console:
+    """Console on the real stdout (library output is diverted to stderr while commands run)."""
+    return Console(file=_stdout[0])
 
 
 def command(fn):
@@ -46,8 +52,11 @@ def command(fn):
             err.print(f"[yellow]warning:[/] {message}", highlight=False)
 
         warnings.showwarning = show
+        _stdout[0] = sys.stdout
         try:
-            return fn(*args, **kwargs)
+            # libraries that print (mace-torch, pyscf) must not pollute --json output
+            with contextlib.redirect_stdout(sys.stderr):
+                return fn(*args, **kwargs)
         except SetupError as exc:
             print(f"tealign: error: {exc.line()}", file=sys.stderr)
             raise typer.Exit(2) from None
@@ -56,7 +65,8 @@ def command(fn):
 
 
 def emit_json(obj: dict) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2) + "\n")
+    _stdout[0].write(json.dumps(obj, indent=2) + "\n")
+    _stdout[0].flush()
 
 
 def progress_bar(total: int | None = None, description: str = "") -> Progress:
@@ -123,7 +133,7 @@ def info(
     t.add_row("charges", ", ".join(f"{k}: {v}" for k, v in result["charges"].items()))
     t.add_row("units", result["units_verdict"])
     t.add_row("rejected frames", str(result["frames_rejected"]))
-    out.print(t)
+    out().print(t)
     for line in result["rejects"]:
         err.print(f"rejected: {line}", highlight=False)
 
@@ -165,6 +175,7 @@ def convert(
         raise SetupError(f"--to must be extxyz or mace-h5, not {to!r}", field="--to")
     table = load_table(e0) if e0 else None
     rejects = []
+    present: set[int] = set()
     counted = {"in": 0}
 
     def batches():
@@ -177,6 +188,7 @@ def convert(
                 rejects.extend(batch.rejects)
                 if table is not None and batch.n_frames:
                     table.check_covers(batch.numbers, file=data)
+                    present.update(int(z) for z in set(batch.numbers.tolist()))
                 bar.update(task, advance=batch.n_frames)
                 yield batch
 
@@ -188,7 +200,9 @@ def convert(
         if table is not None:
             from ase.data import atomic_numbers
 
-            write_statistics(output, {atomic_numbers[s]: e for s, e in table.energies.items()},
+            e0s = {atomic_numbers[s]: e for s, e in table.energies.items()
+                   if atomic_numbers[s] in present}
+            write_statistics(output, e0s,
                              output.with_name(output.name + ".statistics.json"), r_max=r_max)
     rpath = write_rejects(output, rejects)
     result = {"frames_in": counted["in"], "frames_out": n, "frames_rejected": len(rejects),
@@ -220,7 +234,7 @@ def e0_list(
     table = Table("name", "method", "code", "elements")
     for r in rows:
         table.add_row(r["name"], r["method"], r["code"], str(r["elements"]))
-    out.print(table)
+    out().print(table)
 
 
 @e0_app.command("show")
@@ -241,9 +255,9 @@ def e0_show(
     table = Table("element", "E0 (eV)", title=t.name)
     for sym, e in t.energies.items():
         table.add_row(sym, f"{e:.8f}")
-    out.print(table)
+    out().print(table)
     for k, v in t.provenance.items():
-        out.print(f"[bold]{k}[/]: {v}", highlight=False)
+        out().print(f"[bold]{k}[/]: {v}", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

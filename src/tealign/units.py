@@ -19,7 +19,11 @@ HARTREE_TO_EV = 27.211386245988
 BOHR_TO_ANGSTROM = 0.529177210903
 #: 1 eV/Å³ in GPa (e · 1e30 / 1e9 with e = 1.602176634e-19 C, exact in SI 2019).
 EV_PER_A3_TO_GPA = 160.2176634
-#: 1 kcal/mol in eV (4184 J / N_A / e).
+#: Avogadro constant (1/mol) and elementary charge (C), exact in SI 2019.
+AVOGADRO = 6.02214076e23
+ELEMENTARY_CHARGE = 1.602176634e-19
+#: 1 kcal/mol in eV, the figure of DESIGN 3 (4184 J / N_A / e = 0.04336410424, so this
+#: is 5.8e-11 eV high per kcal/mol: far below any energy tealign reports).
 KCAL_PER_MOL_TO_EV = 0.0433641043
 #: 1 kJ/mol in eV.
 KJ_PER_MOL_TO_EV = KCAL_PER_MOL_TO_EV / 4.184
@@ -27,9 +31,8 @@ KJ_PER_MOL_TO_EV = KCAL_PER_MOL_TO_EV / 4.184
 KBAR_TO_GPA = 0.1
 #: Boltzmann constant in eV/K (exact in SI 2019).
 KB_EV_PER_K = 8.617333262e-5
-#: Unified atomic mass unit in kg, and Avogadro constant in 1/mol.
+#: Unified atomic mass unit in kg.
 AMU_KG = 1.66053906660e-27
-AVOGADRO = 6.02214076e23
 
 HARTREE_PER_BOHR_TO_EV_PER_A = HARTREE_TO_EV / BOHR_TO_ANGSTROM
 

@@ -347,7 +347,9 @@ def _parse_table(blob: bytes, props, ncols: int, expected_rows: int) -> dict | N
             header=None,
             engine="c",
             dtype=dtypes,
-            na_filter=False,
+            keep_default_na=False,
+            na_values={j: ["nan", "NaN", "NAN", "-nan"] for j, t in dtypes.items()
+                       if t == "float64"},
             comment=None,
         )
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):

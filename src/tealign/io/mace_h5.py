@@ -275,10 +275,15 @@ def write_statistics(
     stats = {
         "atomic_energies": str({z: float(atomic_energies[z]) for z in zs}),
         "avg_num_neighbors": float(np.mean([r[0] for r in results])),
-        "mean": float(np.mean([np.asarray(r[1]) for r in results], axis=0)),
-        "std": float(np.mean([np.asarray(r[2]) for r in results], axis=0)),
+        "mean": _scalar_or_list(np.mean([np.asarray(r[1]) for r in results], axis=0)),
+        "std": _scalar_or_list(np.mean([np.asarray(r[2]) for r in results], axis=0)),
         "atomic_numbers": str(zs),
         "r_max": float(r_max),
     }
     write_json(out, stats)
     return stats
+
+
+def _scalar_or_list(v: np.ndarray):
+    v = np.asarray(v)
+    return float(v.item()) if v.size == 1 else v.tolist()

@@ -1,0 +1,61 @@
+"""Shared fixtures: the ../shared reference data (skipped with a reason when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TEALIGN_SHARED", ROOT.parent / "shared"))
+SHARED_DATA = SHARED / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"reference data not found at {SHARED_DATA} (../shared beside the checkout)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def run_cli():
+    """Run the tealign CLI in-process; returns (exit_code, stdout, stderr)."""
+    from tealign.cli import app
+
+    runner = CliRunner()
+
+    def run(*args: str):
+        result = runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+        return result.exit_code, result.stdout, result.stderr
+
+    return run
+
+
+def random_frames(n: int = 6, seed: int = 0, periodic_every: int = 2):
+    """Small frames with energies, forces, stress, ints, bools and strings."""
+    from ase import Atoms
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(n):
+        nat = int(rng.integers(1, 7))
+        a = Atoms(numbers=rng.choice([1, 6, 7, 8, 14], nat), positions=rng.normal(size=(nat, 3)))
+        if periodic_every and i % periodic_every:
+            a.cell = np.diag(rng.uniform(4, 6, 3)) + rng.normal(size=(3, 3)) * 0.1
+            a.pbc = True
+            a.info["REF_stress"] = rng.normal(size=(3, 3)) * 1e-3
+        a.info["REF_energy"] = float(rng.normal() * 100)
+        a.arrays["REF_forces"] = rng.normal(size=(nat, 3))
+        a.arrays["tags_int"] = rng.integers(-5, 5, nat)
+        a.arrays["flag"] = rng.random(nat) > 0.5
+        a.info["mol_id"] = f"mol {i}"
+        a.info["step"] = i
+        a.info["converged"] = bool(i % 3)
+        a.info["dipole"] = rng.normal(size=3)
+        a.info["config_type"] = "bulk" if a.pbc.any() else "molecule"
+        frames.append(a)
+    return frames

@@ -1,0 +1,65 @@
+import json
+
+import numpy as np
+import pytest
+
+from tealign import units
+from tealign.errors import SetupError
+from tealign.methods import builtin_tables, load_table
+
+
+def test_codata_2018_constants():
+    assert units.HARTREE_TO_EV == 27.211386245988
+    assert units.BOHR_TO_ANGSTROM == 0.529177210903
+    assert units.EV_PER_A3_TO_GPA == 160.2176634
+    assert units.KCAL_PER_MOL_TO_EV == 0.0433641043  # DESIGN 3's figure
+    assert units.KCAL_PER_MOL_TO_EV == pytest.approx(4184 / 6.02214076e23 / 1.602176634e-19,
+                                                     rel=2e-9)
+
+
+def test_kbar_vasp_sign_to_ase():
+    # 10 kbar compressive (VASP positive) = 1 GPa = -1/160.2176634 eV/Å³ in ASE's sign
+    s = units.kbar_stress_vasp_to_ase(np.array([10.0]))
+    assert s[0] == pytest.approx(-1 / 160.2176634, rel=1e-14)
+
+
+def test_builtin_tables_in_ev():
+    assert set(builtin_tables()) == {"vasp-pbe-mp", "wb97m-d3bj-def2-tzvppd", "wb97x-6-31gd",
+                                     "b3lyp-6-31g2dfp"}
+    w = load_table("wb97m-d3bj-def2-tzvppd")
+    assert w.energies["H"] == pytest.approx(-0.4987605100487531 * 27.211386245988, rel=1e-15)
+    assert w.provenance["original_units"] == "hartree"
+    v = load_table("vasp-pbe-mp")
+    assert v.energies["H"] == -1.11734008 and v.energies["Si"] == -0.8263903
+    assert "Er" not in v.energies and len(v.energies) == 87
+    q = load_table("b3lyp-6-31g2dfp")
+    assert q.energies["O"] == pytest.approx(-75.064579 * units.HARTREE_TO_EV)
+
+
+def test_user_table_and_errors(tmp_path):
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps({"units": "kcal/mol", "energies": {"H": -10.0}, "source": "me"}))
+    t = load_table(p)
+    assert t.energies["H"] == pytest.approx(-10 * units.KCAL_PER_MOL_TO_EV)
+    assert t.provenance["source"] == "me"
+    with pytest.raises(SetupError, match="element C occurs in the data"):
+        t.check_covers([1, 6], file="data.xyz")
+    p.write_text(json.dumps({"units": "furlongs", "energies": {"H": 1}}))
+    with pytest.raises(SetupError, match="unknown energy unit"):
+        load_table(p)
+    p.write_text(json.dumps({"energies": {"H": 1}}))
+    with pytest.raises(SetupError, match="field 'units'"):
+        load_table(p)
+
+
+def test_table_roundtrip(tmp_path):
+    t = load_table("wb97x-6-31gd")
+    t.save(tmp_path / "x.json")
+    t2 = load_table(tmp_path / "x.json")
+    assert t2.energies == t.energies
+
+
+def test_transition_metal_warning():
+    v = load_table("vasp-pbe-mp")
+    with pytest.warns(UserWarning, match="Fe"):
+        assert v.warn_unknown_settings([26, 8]) == ["Fe"]
