@@ -1,6 +1,5 @@
 import ase.io
 import numpy as np
-import pytest
 from conftest import random_frames
 
 from tealign.io import read_batch

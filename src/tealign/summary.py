@@ -13,7 +13,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from tealign import units
-from tealign.errors import FrameError
+from tealign.errors import FrameError, SetupError
 from tealign.io import iter_batches
 from tealign.methods import builtin_tables, load_table
 
@@ -150,6 +150,10 @@ def summarize(path: str | os.PathLike, energy_key: str | None = None,
             s.natoms_with_energy.append(n)
         if progress is not None:
             progress(s.frames)
+    if energy_key is not None and not s.energies:
+        raise SetupError(f"no frame has the energy key {energy_key!r}; keys present: "
+                         f"{', '.join(sorted(s.properties)) or 'none'}", file=str(path),
+                         field=energy_key)
     return s
 
 

@@ -94,6 +94,8 @@ def _convert(key: str, raw: str):
         return text
     if key == "Lattice":
         return arr.astype(float).reshape(3, 3)
+    if arr.size == 9:  # stress, virials and other 3x3 tensors (row-major)
+        return arr.reshape(3, 3)
     return arr
 
 
@@ -158,7 +160,7 @@ def iter_extxyz(
     path = Path(path)
     fname = str(path)
     try:
-        fh = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+        fh = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise SetupError(f"cannot open file: {exc.strerror}", file=fname) from None
     with fh:
@@ -188,7 +190,7 @@ def iter_extxyz(
             line = 0
             consumed = 0
 
-            def line_bytes(k: int) -> bytes:
+            def line_bytes(k: int, nl=nl, view=view) -> bytes:
                 s = 0 if k == 0 else nl[k - 1] + 1
                 return bytes(view[s : nl[k]])
 
@@ -410,7 +412,7 @@ def _build(
                     bad[f] = True
                     reasons.setdefault(int(f), ("species", f"unknown element symbol {u!r}"))
     arrays = {}
-    for name, kind, _ in pending.props:
+    for name, _kind, _ in pending.props:
         if name in ("species", "pos", "Z"):
             continue
         arrays[name] = table[name]
@@ -442,10 +444,7 @@ def _build(
             else:
                 pbcs[i] = pbc_arr
         for key, value in h.items():
-            if isinstance(value, float) and not np.isfinite(value):
-                bad[i] = True
-                reasons.setdefault(i, (key, "NaN or inf value"))
-            elif (
+            if isinstance(value, float) and not np.isfinite(value) or (
                 isinstance(value, np.ndarray)
                 and value.dtype.kind == "f"
                 and not np.isfinite(value).all()

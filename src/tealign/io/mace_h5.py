@@ -173,7 +173,6 @@ def iter_mace_h5(
     sidecar, when present, is merged back by frame index.
     """
     import h5py
-
     from mace.data.hdf5_dataset import unpack_value
 
     keys = {**MACE_KEYS, **(keys or {})}
@@ -184,7 +183,7 @@ def iter_mace_h5(
     if not files:
         raise SetupError("directory holds no .h5 shards", file=str(path))
     side = sidecar_path(path) if path.is_dir() else path.with_name(path.name + ".meta.jsonl")
-    side_fh = open(side) if side.exists() else None
+    side_fh = open(side) if side.exists() else None  # noqa: SIM115 (closed in finally)
     records: list[FrameRecord] = []
     n = 0
     try:
