@@ -146,6 +146,7 @@ class IsolatedAtomTable:
         for k, v in self.provenance.items():
             if k not in d:
                 d[k] = v
+        d.setdefault("original_units", "eV")
         d["hartree_to_eV"] = units.HARTREE_TO_EV
         return d
 
@@ -188,7 +189,7 @@ class IsolatedAtomTable:
         for sym, states in d.get("charged", {}).items():
             charged[sym] = {q: float(e) * factor for q, e in states.items()}
         provenance = {k: v for k, v in d.items() if k not in ("energies", "charged", "name")}
-        provenance["original_units"] = d["units"]
+        provenance.setdefault("original_units", d["units"])
         provenance.pop("units", None)
         name = str(d.get("name") or Path(source).stem)
         return cls(name=name, energies=energies, provenance=provenance, charged=charged)

@@ -1,0 +1,27 @@
+# tealign: the two set-up commands of the README.
+#   make demo   installs .venv (if needed) and runs tealign's main job on bundled/public data
+#   make test   installs .venv (if needed) and runs the whole test suite
+# Both bootstrap the same virtual environment at .venv (torch 2.13.0 CPU first).
+
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= tealign-demo
+
+.PHONY: demo test lint bootstrap clean-venv
+
+$(BIN)/tealign: pyproject.toml
+	bash scripts/bootstrap.sh $(VENV) $(PY)
+	@touch $@
+
+bootstrap: $(BIN)/tealign
+
+demo: $(BIN)/tealign
+	bash scripts/example.sh $(DEMO_DIR)
+
+test: $(BIN)/tealign
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q -ra tests
+
+clean-venv:
+	rm -rf $(VENV)

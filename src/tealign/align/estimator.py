@@ -1,0 +1,529 @@
+"""``TotalEnergyAlignment``: ICEA + AEC as one scikit-learn-style estimator.
+
+    tea = TotalEnergyAlignment(source="wb97m-d3bj-def2-tzvppd", target="vasp-pbe-mp")
+    tea.fit("calib.extxyz", source_key="energy_wb97m", target_key="energy_pbe")
+    aligned = tea.transform(frames, energy_key="energy", forces_key="forces")
+    tea.save("alignment.json")
+
+Method 1 is the target scale, method 2 the source. With the fitted correction
+y = a·x + Σ n_el c_el (x, y the source and target atomization energies, see ``aec``):
+
+    E^[1] = Σ_i E_i^[1] − (a · (Σ_i E_i^[2] − E^[2]) + Σ n_el c_el)
+    F^[1] = a · F^[2],   σ^[1] = a · σ^[2],   W^[1] = a · W^[2]
+
+``inverse_transform`` undoes it exactly. All energies eV, forces eV/Å, stress eV/Å³.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase.data import atomic_numbers, chemical_symbols
+
+from tealign import __version__, units
+from tealign.align.aec import (
+    MODELS,
+    cross_validated_rmse,
+    kfold_indices,
+    make_model,
+)
+from tealign.align.icea import atom_energy_sums
+from tealign.errors import FrameError, SetupError
+from tealign.io.atomic import write_json
+from tealign.io.frames import FrameBatch
+from tealign.methods import IsolatedAtomTable, load_table
+
+FORMAT = "tealign-alignment/1"
+CHARGE_KEYS = ("charge", "total_charge")
+ALIGNED_KEYS = {"energy": "REF_energy", "forces": "REF_forces", "stress": "REF_stress",
+                "virials": "REF_virials"}
+ORIG_KEYS = {"energy": "orig_energy", "forces": "orig_forces", "stress": "orig_stress",
+             "virials": "orig_virials"}
+
+
+def _as_table(t) -> IsolatedAtomTable:
+    return t if isinstance(t, IsolatedAtomTable) else load_table(t)
+
+
+def _as_batches(data, file: str | None = None):
+    """Accept a path, a FrameBatch, or a list of ase.Atoms; yield batches."""
+    from ase import Atoms
+
+    if isinstance(data, FrameBatch):
+        yield data
+    elif isinstance(data, (str, os.PathLike)):
+        from tealign.io import iter_batches
+
+        yield from iter_batches(data)
+    elif isinstance(data, list) and (not data or isinstance(data[0], Atoms)):
+        yield FrameBatch.from_atoms(data)
+    else:
+        yield from data
+
+
+@dataclass
+class CalibrationData:
+    """What a fit needs, per usable calibration structure (energies in eV)."""
+
+    source_energy: np.ndarray
+    target_energy: np.ndarray
+    counts: np.ndarray  # (n, n_elements) atoms of each element
+    elements: list[str]
+    groups: np.ndarray | None
+    rejects: list[FrameError]
+
+
+class TotalEnergyAlignment:
+    """Align source-method energies, forces, stress and virials onto a target method's scale.
+
+    Parameters
+    ----------
+    source, target : isolated-atom tables (built-in name, JSON path, or IsolatedAtomTable)
+        of the source method (2) and the target method (1).
+    model : ``"scale"`` (the paper's single factor, default), ``"scale+elements"``, ``"icea"``
+        (no AEC, a = 1) or ``"auto"`` (pick by K-fold cross-validated RMSE).
+    n_bootstrap : bootstrap resamples over structures for the 95 % interval of a.
+    cv_folds : folds for ``auto`` (grouped by ``mol_id`` when frames carry one).
+    alpha : ridge strength of per-element offsets (relative to the mean squared count).
+    random_state : seed for the bootstrap and the folds.
+
+    Fitted attributes
+    -----------------
+    a_ : AEC factor; offsets_ : per-element offsets (eV) of ``scale+elements``;
+    a_ci95_ : [lo, hi]; model_ : the model chosen; n_, n_rejected_ : structures used /
+    rejected; rmse_icea_, rmse_tea_, r2_icea_, r2_tea_ : total-energy fit quality (eV);
+    cv_rmse_ : {model: eV} when ``model="auto"``; rejects_ : the rejected frames.
+    """
+
+    def __init__(self, source, target, model: str = "scale", n_bootstrap: int = 1000,
+                 cv_folds: int = 5, alpha: float = 1e-3, random_state: int = 0) -> None:
+        self.source = source
+        self.target = target
+        self.model = model
+        self.n_bootstrap = n_bootstrap
+        self.cv_folds = cv_folds
+        self.alpha = alpha
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ parameters
+    def get_params(self) -> dict:
+        return {"source": self.source, "target": self.target, "model": self.model,
+                "n_bootstrap": self.n_bootstrap, "cv_folds": self.cv_folds,
+                "alpha": self.alpha, "random_state": self.random_state}
+
+    @property
+    def source_table_(self) -> IsolatedAtomTable:
+        return _as_table(self.source)
+
+    @property
+    def target_table_(self) -> IsolatedAtomTable:
+        return _as_table(self.target)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "a_"):
+            raise RuntimeError("this TotalEnergyAlignment is not fitted yet; call fit() or load()")
+
+    # ------------------------------------------------------------------ fitting
+    def collect(self, calibration, source_key: str, target_key: str,
+                file: str | None = None, split: str | None = None,
+                group_key: str = "mol_id") -> CalibrationData:
+        """Validate calibration frames and gather energies, element counts and groups.
+
+        Frames lacking either energy, with NaN/inf, or charged are frame errors; an element
+        that a table lacks, or a key that no frame has, is a setup error.
+        """
+        src_t, tgt_t = _as_table(self.source), _as_table(self.target)
+        fname = file or (str(calibration) if isinstance(calibration, (str, os.PathLike))
+                         else "<calibration>")
+        e_src, e_tgt, numbers_list, offsets_list, groups, rejects = [], [], [], [], [], []
+        seen_src = seen_tgt = False
+        for batch in _as_batches(calibration):
+            rejects.extend(batch.rejects)
+            if batch.n_frames == 0:
+                continue
+            keep = np.ones(batch.n_frames, dtype=bool)
+            if split is not None:
+                if "split" not in batch.info:
+                    raise SetupError("--split given but frames have no 'split' key",
+                                     file=fname, field="split")
+                keep &= np.asarray(batch.info["split"] == split) & batch.has("split")
+            for key in (source_key, target_key):
+                has = batch.has(key)
+                if key == source_key:
+                    seen_src |= bool(has.any())
+                else:
+                    seen_tgt |= bool(has.any())
+                for i in np.flatnonzero(keep & ~has):
+                    rejects.append(FrameError(fname, int(batch.index[i]), key,
+                                              "missing energy (the other method has one)"))
+                keep &= has
+                if key in batch.info:
+                    col = np.asarray(batch.info[key])
+                    if col.dtype.kind not in "fi":
+                        raise SetupError(f"energy key {key!r} is not numeric", file=fname,
+                                         field=key)
+                    bad = keep & ~np.isfinite(col.astype(float))
+                    for i in np.flatnonzero(bad):
+                        rejects.append(FrameError(fname, int(batch.index[i]), key,
+                                                  "NaN or inf energy"))
+                    keep &= ~bad
+            keep = self._reject_charged(batch, keep, fname, rejects)
+            sub = batch.select(keep)
+            if sub.n_frames == 0:
+                continue
+            src_t.check_covers(sub.numbers, file=fname)
+            tgt_t.check_covers(sub.numbers, file=fname)
+            e_src.append(np.asarray(sub.info[source_key], dtype=float))
+            e_tgt.append(np.asarray(sub.info[target_key], dtype=float))
+            numbers_list.append(sub.numbers)
+            offsets_list.append(sub.n_atoms)
+            groups.append(np.asarray(sub.info[group_key]).astype(str)
+                          if group_key in sub.info and sub.has(group_key).all()
+                          else np.array([f"#{i}" for i in sub.index]))
+        for key, seen in ((source_key, seen_src), (target_key, seen_tgt)):
+            if not seen:
+                raise SetupError("no calibration frame has this energy key", file=fname,
+                                 field=key)
+        if not e_src:
+            raise SetupError("no usable calibration structure (all were rejected)", file=fname)
+        numbers = np.concatenate(numbers_list)
+        n_atoms = np.concatenate(offsets_list)
+        elements = sorted({chemical_symbols[z] for z in np.unique(numbers)},
+                          key=lambda s: atomic_numbers[s])
+        col = {atomic_numbers[s]: j for j, s in enumerate(elements)}
+        frame_of_atom = np.repeat(np.arange(len(n_atoms)), n_atoms)
+        counts = np.zeros((len(n_atoms), len(elements)))
+        np.add.at(counts, (frame_of_atom, np.array([col[z] for z in numbers])), 1)
+        return CalibrationData(np.concatenate(e_src), np.concatenate(e_tgt), counts, elements,
+                               np.concatenate(groups), rejects)
+
+    @staticmethod
+    def _reject_charged(batch, keep, fname, rejects):
+        for ck in CHARGE_KEYS:
+            if ck in batch.info:
+                q = np.asarray(batch.info[ck])
+                charged = keep & batch.has(ck) & (q.astype(float) != 0)
+                for i in np.flatnonzero(charged):
+                    rejects.append(FrameError(
+                        fname, int(batch.index[i]), ck,
+                        f"charged structure (charge {q[i]}); TEA's isolated-atom references "
+                        "are neutral atoms"))
+                keep = keep & ~charged
+        return keep
+
+    def fit(self, calibration, source_key: str, target_key: str, *, split: str | None = None,
+            file: str | None = None, strict: bool = False) -> TotalEnergyAlignment:
+        """Fit ICEA + AEC on calibration structures carrying both methods' total energies.
+
+        ``calibration``: a path (any format tealign reads), a FrameBatch or a list of Atoms;
+        energies must be dispersion-free (DESIGN 2).
+        """
+        data = self.collect(calibration, source_key, target_key, file=file, split=split)
+        if strict and data.rejects:
+            raise data.rejects[0].as_setup_error()
+        src_t, tgt_t = _as_table(self.source), _as_table(self.target)
+        e_src_atoms = np.array([src_t.energy(s) for s in data.elements])
+        e_tgt_atoms = np.array([tgt_t.energy(s) for s in data.elements])
+        sum_src = data.counts @ e_src_atoms
+        sum_tgt = data.counts @ e_tgt_atoms
+        x = sum_src - data.source_energy  # source atomization energy
+        y = sum_tgt - data.target_energy  # target atomization energy
+        rng = np.random.default_rng(self.random_state)
+        choice = self.model
+        self.cv_rmse_ = None
+        if choice == "auto":
+            folds = kfold_indices(len(x), self.cv_folds, data.groups, rng)
+            self.cv_rmse_ = {m: cross_validated_rmse(m, x, data.counts, y, folds, self.alpha)
+                             for m in MODELS}
+            choice = min(self.cv_rmse_, key=self.cv_rmse_.get)
+        if choice == "icea":
+            self.a_ = 1.0
+            offsets = np.zeros(len(data.elements))
+            self.a_ci95_ = [1.0, 1.0]
+        else:
+            model = make_model(choice, self.alpha).fit(x, data.counts, y)
+            self.a_ = float(model.a_)
+            offsets = model.offsets_
+            boot = model.bootstrap_a(x, data.counts, y, self.n_bootstrap, rng)
+            self.a_ci95_ = [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]
+        self.model_ = choice
+        self.offsets_ = {s: float(c) for s, c in zip(data.elements, offsets) if c != 0.0}
+        pred_y = self.a_ * x + data.counts @ offsets
+        e_icea = sum_tgt - x
+        e_tea = sum_tgt - pred_y
+        self.n_ = len(x)
+        self.n_rejected_ = len(data.rejects)
+        self.rejects_ = data.rejects
+        self.rmse_icea_ = _rmse(data.target_energy - e_icea)
+        self.rmse_tea_ = _rmse(data.target_energy - e_tea)
+        self.r2_icea_ = _r2(data.target_energy, e_icea)
+        self.r2_tea_ = _r2(data.target_energy, e_tea)
+        self.calibration_ = {
+            "file": str(calibration) if isinstance(calibration, (str, os.PathLike)) else None,
+            "sha256": _sha256_file(calibration)
+            if isinstance(calibration, (str, os.PathLike)) and Path(calibration).is_file()
+            else None,
+            "source_key": source_key, "target_key": target_key, "split": split,
+            "n": self.n_, "n_rejected": self.n_rejected_, "elements": data.elements,
+        }
+        self.chain_ = []
+        # arrays for plots and reports
+        self.parity_ = {"target": data.target_energy, "icea": e_icea, "tea": e_tea,
+                        "x": x, "y": y, "n_atoms": data.counts.sum(axis=1)}
+        return self
+
+    # ------------------------------------------------------------------ applying
+    def _terms(self, batch: FrameBatch, table: IsolatedAtomTable):
+        fa = batch.frame_of_atom()
+        sums = atom_energy_sums(batch.numbers, fa, batch.n_frames, table)
+        lut = np.zeros(119)
+        for s, c in self.offsets_.items():
+            lut[atomic_numbers[s]] = c
+        off = np.zeros(batch.n_frames)
+        np.add.at(off, fa, lut[batch.numbers])
+        return sums, off
+
+    def transform(self, frames, energy_key: str = "energy", forces_key: str | None = "forces",
+                  stress_key: str | None = "stress", virials_key: str | None = "virials",
+                  source_name: str | None = None, file: str | None = None) -> FrameBatch:
+        """Map source energies/forces/stress/virials onto the target scale.
+
+        Writes MACE's ``REF_energy``/``REF_forces``/``REF_stress``/``REF_virials``, keeps the
+        inputs as ``orig_*``, and records ``source`` and ``alignment_sha256``. Frames lacking
+        ``energy_key`` or charged become frame errors (in the returned batch's ``rejects``).
+        """
+        self._check_fitted()
+        batch = _single_batch(frames)
+        fname = file or "<frames>"
+        keep = batch.has(energy_key)
+        rejects = list(batch.rejects)
+        for i in np.flatnonzero(~keep):
+            rejects.append(FrameError(fname, int(batch.index[i]), energy_key, "missing energy"))
+        keep = self._reject_charged(batch, keep, fname, rejects)
+        out = batch.select(keep)
+        out.rejects = rejects
+        if out.n_frames == 0:
+            return out
+        src_t, tgt_t = _as_table(self.source), _as_table(self.target)
+        src_t.check_covers(out.numbers, file=fname)
+        tgt_t.check_covers(out.numbers, file=fname)
+        self._check_offsets_cover(out.numbers, fname)
+        sum_src, off = self._terms(out, src_t)
+        sum_tgt, _ = self._terms(out, tgt_t)
+        e = np.asarray(out.info[energy_key], dtype=float)
+        new_e = sum_tgt - (self.a_ * (sum_src - e) + off)
+        out.info[ORIG_KEYS["energy"]] = e.copy()
+        out.info[ALIGNED_KEYS["energy"]] = new_e
+        for kind, key in (("forces", forces_key), ("stress", stress_key),
+                          ("virials", virials_key)):
+            store = out.arrays if kind == "forces" else out.info
+            if key is None or key not in store:
+                continue
+            val = np.asarray(store[key], dtype=float)
+            store[ORIG_KEYS[kind]] = val.copy()
+            store[ALIGNED_KEYS[kind]] = self.a_ * val
+            if key in out.missing:
+                out.missing[ORIG_KEYS[kind]] = out.missing[key]
+                out.missing[ALIGNED_KEYS[kind]] = out.missing[key]
+        if source_name is not None:
+            out.info["source"] = np.array([source_name] * out.n_frames, dtype=object)
+        out.info["alignment_sha256"] = np.array([self.sha256()] * out.n_frames, dtype=object)
+        return out
+
+    def inverse_transform(self, frames, energy_key: str = "energy",
+                          forces_key: str = "forces", stress_key: str = "stress",
+                          virials_key: str = "virials", file: str | None = None) -> FrameBatch:
+        """Map target-scale ``REF_*`` values back to the source scale (exact inverse).
+
+        Source-scale values are written under the given keys; ``REF_*``, ``orig_*`` and the
+        provenance keys are removed.
+        """
+        self._check_fitted()
+        batch = _single_batch(frames)
+        fname = file or "<frames>"
+        keep = batch.has(ALIGNED_KEYS["energy"])
+        rejects = list(batch.rejects)
+        for i in np.flatnonzero(~keep):
+            rejects.append(FrameError(fname, int(batch.index[i]), "REF_energy",
+                                      "missing aligned energy"))
+        out = batch.select(keep)
+        out.rejects = rejects
+        if out.n_frames == 0:
+            return out
+        src_t, tgt_t = _as_table(self.source), _as_table(self.target)
+        src_t.check_covers(out.numbers, file=fname)
+        tgt_t.check_covers(out.numbers, file=fname)
+        sum_src, off = self._terms(out, src_t)
+        sum_tgt, _ = self._terms(out, tgt_t)
+        e1 = np.asarray(out.info.pop(ALIGNED_KEYS["energy"]), dtype=float)
+        x = (sum_tgt - e1 - off) / self.a_
+        out.info[energy_key] = sum_src - x
+        for kind, key in (("forces", forces_key), ("stress", stress_key),
+                          ("virials", virials_key)):
+            store = out.arrays if kind == "forces" else out.info
+            aligned = ALIGNED_KEYS[kind]
+            if aligned not in store:
+                continue
+            store[key] = np.asarray(store.pop(aligned), dtype=float) / self.a_
+            if aligned in out.missing:
+                out.missing[key] = out.missing.pop(aligned)
+        for k in ("alignment_sha256", "source", *ORIG_KEYS.values()):
+            out.info.pop(k, None)
+            out.arrays.pop(k, None)
+            out.missing.pop(k, None)
+        return out
+
+    def _check_offsets_cover(self, numbers, fname):
+        """Per-element offsets were fitted on some elements; others would silently get 0."""
+        if not self.offsets_:
+            return
+        fitted = set(self.calibration_.get("elements") or self.offsets_)
+        for z in np.unique(numbers):
+            sym = chemical_symbols[int(z)]
+            if sym not in fitted:
+                raise SetupError(
+                    f"element {sym} was not in the calibration set, so model "
+                    f"'{self.model_}' has no offset for it; refit with calibration structures "
+                    "containing it or use --model scale",
+                    file=fname, field=f"offsets[{sym}]")
+
+    # ------------------------------------------------------------------ chains
+    @classmethod
+    def compose(cls, first: TotalEnergyAlignment, second: TotalEnergyAlignment
+                ) -> TotalEnergyAlignment:
+        """One alignment equal to applying ``first`` (3 → 2) and then ``second`` (2 → 1).
+
+        y₁ = a₂₁ (a₃₂ x₃ + c₃₂·n) + c₂₁·n, so a = a₂₁·a₃₂ and c = a₂₁·c₃₂ + c₂₁; the
+        isolated-atom shifts telescope through method 2's table.
+        """
+        first._check_fitted()
+        second._check_fitted()
+        mid_a, mid_b = _as_table(first.target), _as_table(second.source)
+        common = set(mid_a.energies) & set(mid_b.energies)
+        if not common or any(abs(mid_a.energies[s] - mid_b.energies[s]) > 1e-9 for s in common):
+            raise SetupError(
+                f"cannot chain: the first alignment's target table '{mid_a.name}' is not the "
+                f"second's source table '{mid_b.name}'", field="chain")
+        out = cls(first.source, second.target, model="chain")
+        out.a_ = first.a_ * second.a_
+        elements = set(first.offsets_) | set(second.offsets_)
+        out.offsets_ = {s: second.a_ * first.offsets_.get(s, 0.0) + second.offsets_.get(s, 0.0)
+                        for s in elements}
+        out.offsets_ = {s: c for s, c in out.offsets_.items() if c != 0.0}
+        out.model_ = "chain"
+        out.a_ci95_ = None
+        out.cv_rmse_ = None
+        out.n_ = out.n_rejected_ = 0
+        out.rmse_icea_ = out.rmse_tea_ = out.r2_icea_ = out.r2_tea_ = None
+        el1 = first.calibration_.get("elements") or []
+        el2 = second.calibration_.get("elements") or []
+        out.calibration_ = {"elements": sorted(set(el1) & set(el2)) if (el1 and el2) else []}
+        out.chain_ = [first.to_dict(), second.to_dict()]
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def to_dict(self) -> dict:
+        self._check_fitted()
+        src_t, tgt_t = _as_table(self.source), _as_table(self.target)
+        d = {
+            "format": FORMAT,
+            "tealign_version": __version__,
+            "units": {"energy": "eV", "forces": "eV/Å", "stress": "eV/Å³",
+                      "codata": units.CODATA, "hartree_to_eV": units.HARTREE_TO_EV},
+            "source_table": src_t.to_json_dict(),
+            "target_table": tgt_t.to_json_dict(),
+            "model": {"name": self.model_, "a": self.a_, "offsets_eV": self.offsets_,
+                      "requested": self.model, "alpha": self.alpha},
+            "a_ci95": self.a_ci95_,
+            "metrics": {"n": self.n_, "n_rejected": self.n_rejected_,
+                        "rmse_icea_eV": self.rmse_icea_, "rmse_tea_eV": self.rmse_tea_,
+                        "r2_icea": self.r2_icea_, "r2_tea": self.r2_tea_,
+                        "cv_rmse_eV": self.cv_rmse_},
+            "calibration": self.calibration_,
+            "settings": {"n_bootstrap": self.n_bootstrap, "cv_folds": self.cv_folds,
+                         "random_state": self.random_state},
+            "formula": "E1 = sum_i E_i[target] - (a * (sum_i E_i[source] - E2) + "
+                       "sum_el n_el * offsets[el]); F1 = a F2; stress1 = a stress2",
+        }
+        if self.chain_:
+            d["chain"] = self.chain_
+        return d
+
+    def sha256(self) -> str:
+        """SHA-256 of the canonical JSON of this alignment (what ``alignment_sha256`` holds)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def save(self, path: str | os.PathLike) -> str:
+        """Write ``alignment.json`` atomically; returns its sha256 (of the canonical form)."""
+        d = self.to_dict()
+        d["sha256"] = self.sha256()
+        write_json(path, d)
+        return d["sha256"]
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "<dict>") -> TotalEnergyAlignment:
+        if d.get("format") != FORMAT:
+            raise SetupError(f"not a tealign alignment (format {d.get('format')!r})",
+                             file=source, field="format")
+        src = IsolatedAtomTable.from_json_dict(d["source_table"], source=source)
+        tgt = IsolatedAtomTable.from_json_dict(d["target_table"], source=source)
+        settings = d.get("settings", {})
+        out = cls(src, tgt, model=d["model"].get("requested", d["model"]["name"]),
+                  alpha=d["model"].get("alpha", 1e-3), **settings)
+        out.a_ = float(d["model"]["a"])
+        out.offsets_ = {k: float(v) for k, v in d["model"].get("offsets_eV", {}).items()}
+        out.model_ = d["model"]["name"]
+        out.a_ci95_ = d.get("a_ci95")
+        m = d.get("metrics", {})
+        out.n_, out.n_rejected_ = m.get("n"), m.get("n_rejected")
+        out.rmse_icea_, out.rmse_tea_ = m.get("rmse_icea_eV"), m.get("rmse_tea_eV")
+        out.r2_icea_, out.r2_tea_ = m.get("r2_icea"), m.get("r2_tea")
+        out.cv_rmse_ = m.get("cv_rmse_eV")
+        out.calibration_ = d.get("calibration", {})
+        out.chain_ = d.get("chain", [])
+        if "sha256" in d and d["sha256"] != out.sha256():
+            raise SetupError("alignment file was edited after saving (sha256 mismatch); "
+                             "refit it", file=source, field="sha256")
+        return out
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> TotalEnergyAlignment:
+        try:
+            d = json.loads(Path(path).read_text())
+        except OSError as exc:
+            raise SetupError(f"cannot read alignment: {exc.strerror}", file=str(path)) from None
+        except json.JSONDecodeError as exc:
+            raise SetupError(f"not valid JSON (line {exc.lineno}: {exc.msg})",
+                             file=str(path)) from None
+        return cls.from_dict(d, source=str(path))
+
+
+def _single_batch(frames) -> FrameBatch:
+    from tealign.io.frames import concat_batches
+
+    batches = list(_as_batches(frames))
+    return batches[0] if len(batches) == 1 else concat_batches(batches)
+
+
+def _rmse(r: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(r))))
+
+
+def _r2(y: np.ndarray, pred: np.ndarray) -> float:
+    ss_res = float(np.sum((y - pred) ** 2))
+    ss_tot = float(np.sum((y - np.mean(y)) ** 2))
+    return 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
+
+
+def _sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
