@@ -214,6 +214,160 @@ def convert(
                   + (f"; {len(rejects)} rejected, see {rpath}" if rejects else ""))
 
 
+# ----------------------------------------------------------------------------- fit
+@app.command()
+@command
+def fit(
+    calib: Annotated[str, typer.Argument(help="Calibration set: structures with both methods' "
+                                         "dispersion-free total energies (eV).")],
+    source_key: Annotated[str, typer.Option(help="Key of the source (method 2) energy, e.g. "
+                                            "energy_wb97m_svp.")],
+    target_key: Annotated[str, typer.Option(help="Key of the target (method 1) energy, e.g. "
+                                            "energy_gpaw_pbe.")],
+    source_e0: Annotated[str, typer.Option(help="Source isolated-atom table: built-in name or "
+                                           "JSON file (e.g. calib.atoms_<label>.json).")],
+    target_e0: Annotated[str, typer.Option(help="Target isolated-atom table.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="alignment.json to write.")]
+    = Path("alignment.json"),
+    model: Annotated[str, typer.Option(help="scale (the paper's single factor), "
+                                       "scale+elements, icea (no AEC) or auto (pick by "
+                                       "K-fold CV RMSE).")] = "scale",
+    split: Annotated[str | None, typer.Option(help="Use only frames whose 'split' is this "
+                                              "(train/valid/test); default: every frame.")]
+    = None,
+    plot: Annotated[Path | None, typer.Option(help="Directory for Fig. 4-style parity plots.")]
+    = None,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the 95 % interval of "
+                                           "a.")] = 1000,
+    folds: Annotated[int, typer.Option(help="Folds for --model auto.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of bootstrap and folds.")] = 0,
+    strict: Annotated[bool, typer.Option(help="Treat frame errors as setup errors.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Fit ICEA + AEC on a calibration set computed with both methods.
+
+    Example: tealign fit calib.extxyz --source-key energy_wb97m --target-key energy_pbe
+    --source-e0 calib.atoms_wb97m.json --target-e0 calib.atoms_pbe.json -o alignment.json
+    """
+    from tealign.align import TotalEnergyAlignment
+    from tealign.io.atomic import write_rejects
+    from tealign.methods import load_table
+
+    src, tgt = load_table(source_e0), load_table(target_e0)
+    tea = TotalEnergyAlignment(src, tgt, model=model, n_bootstrap=bootstrap, cv_folds=folds,
+                               random_state=seed)
+    if model not in ("scale", "scale+elements", "icea", "auto"):
+        raise SetupError(f"unknown model {model!r}; choose scale, scale+elements, icea or auto",
+                         field="--model")
+    tea.fit(calib, source_key=source_key, target_key=target_key, split=split, strict=strict)
+    sha = tea.save(output)
+    rpath = write_rejects(output, tea.rejects_)
+    plots = []
+    if plot is not None:
+        from tealign.report.parity import parity_plots
+
+        p = tea.parity_
+        plots = [str(x) for x in parity_plots(p["target"], p["icea"], p["tea"], plot, tea.a_,
+                                              src.name, tgt.name, tea.model_)]
+    result = {
+        "model": tea.model_, "a": tea.a_, "a_ci95": tea.a_ci95_, "n": tea.n_,
+        "n_rejected": tea.n_rejected_, "rmse_icea_eV": tea.rmse_icea_,
+        "rmse_tea_eV": tea.rmse_tea_, "r2_icea": tea.r2_icea_, "r2_tea": tea.r2_tea_,
+        "offsets_eV": tea.offsets_, "alignment": str(output), "sha256": sha,
+        "rejects_file": str(rpath) if rpath else None, "plots": plots,
+    }
+    if tea.cv_rmse_ is not None:
+        result["cv_rmse_eV"] = tea.cv_rmse_
+    if as_json:
+        emit_json(result)
+        return
+    t = Table(title=f"TEA fit: {src.name} → {tgt.name}", show_header=False)
+    t.add_row("model", tea.model_)
+    t.add_row("a", f"{tea.a_:.6f}  (95 % CI {tea.a_ci95_[0]:.6f} – {tea.a_ci95_[1]:.6f})")
+    t.add_row("structures", f"{tea.n_} used, {tea.n_rejected_} rejected")
+    t.add_row("RMSE after ICEA", f"{tea.rmse_icea_:.4f} eV  (R² {tea.r2_icea_:.6f})")
+    t.add_row("RMSE after ICEA+AEC", f"{tea.rmse_tea_:.4f} eV  (R² {tea.r2_tea_:.6f})")
+    if tea.cv_rmse_:
+        t.add_row("CV RMSE", ", ".join(f"{k} {v:.4f} eV" for k, v in tea.cv_rmse_.items()))
+    if tea.offsets_:
+        t.add_row("offsets (eV)", ", ".join(f"{k} {v:+.4f}" for k, v in tea.offsets_.items()))
+    t.add_row("written", str(output) + (f"; plots in {plot}" if plot else ""))
+    out().print(t)
+    if rpath:
+        err.print(f"{tea.n_rejected_} calibration frames rejected: see {rpath}")
+
+
+# ----------------------------------------------------------------------------- align
+@app.command()
+@command
+def align(
+    data: Annotated[str, typer.Argument(help="Dataset on the source scale (any format).")],
+    alignment: Annotated[Path, typer.Option(help="alignment.json from `tealign fit`.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output extxyz.")],
+    energy_key: Annotated[str, typer.Option(help="Source energy key (eV); with --inverse, the "
+                                            "key to write it to.")] = "energy",
+    forces_key: Annotated[str, typer.Option(help="Source forces key (eV/Å).")] = "forces",
+    stress_key: Annotated[str, typer.Option(help="Source stress key (eV/Å³).")] = "stress",
+    virials_key: Annotated[str, typer.Option(help="Source virials key (eV).")] = "virials",
+    remove_d3: Annotated[str | None, typer.Option(help="Subtract D3(BJ) of this functional "
+                                                  "(e.g. wb97m) first; with --inverse, add it "
+                                                  "back.")] = None,
+    source_name: Annotated[str | None, typer.Option(help="Value of the 'source' key (default: "
+                                                    "the input file's stem).")] = None,
+    inverse: Annotated[bool, typer.Option(help="Undo the alignment: REF_* back to the source "
+                                          "scale.")] = False,
+    strict: Annotated[bool, typer.Option(help="Treat frame errors as setup errors.")] = False,
+    fmt: Annotated[str | None, typer.Option("--format", help="Force the input reader.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Put a dataset on the target scale: energies, forces, stress, virials (streamed).
+
+    Example: tealign align spice.hdf5 --alignment alignment.json --remove-d3 wb97m
+    -o spice_on_pbe.extxyz
+    """
+    from tealign.align import TotalEnergyAlignment
+    from tealign.io import iter_batches
+    from tealign.io.atomic import write_rejects
+    from tealign.io.extxyz import write_extxyz
+
+    tea = TotalEnergyAlignment.load(alignment)
+    name = source_name or Path(data).name.split(".")[0]
+    rejects = []
+    counts = {"in": 0, "seen_key": False}
+    needed = "REF_energy" if inverse else energy_key
+
+    def batches():
+        with progress_bar() as bar:
+            task = bar.add_task(f"aligning {data}", total=None)
+            for batch in iter_batches(data, fmt):
+                counts["in"] += batch.n_frames + len(batch.rejects)
+                counts["seen_key"] |= bool(batch.has(needed).any())
+                if inverse:
+                    res = tea.inverse_transform(batch, energy_key, forces_key, stress_key,
+                                                virials_key, file=data, add_d3=remove_d3)
+                else:
+                    res = tea.transform(batch, energy_key, forces_key, stress_key, virials_key,
+                                        source_name=name, file=data, remove_d3=remove_d3)
+                if res.rejects and strict:
+                    raise res.rejects[0].as_setup_error()
+                rejects.extend(res.rejects)
+                bar.update(task, advance=batch.n_frames)
+                yield res
+            if not counts["seen_key"]:
+                raise SetupError("no frame has this energy key", file=data, field=needed)
+
+    n = write_extxyz(output, batches())
+    rpath = write_rejects(output, rejects)
+    result = {"frames_in": counts["in"], "frames_out": n, "frames_rejected": len(rejects),
+              "rejects_file": str(rpath) if rpath else None, "output": str(output),
+              "a": tea.a_, "inverse": inverse}
+    if as_json:
+        emit_json(result)
+    else:
+        err.print(f"wrote {n} frames to {output}"
+                  + (f"; {len(rejects)} rejected, see {rpath}" if rejects else ""))
+
+
 # ----------------------------------------------------------------------------- e0
 @e0_app.command("list")
 @command

@@ -290,12 +290,15 @@ class TotalEnergyAlignment:
 
     def transform(self, frames, energy_key: str = "energy", forces_key: str | None = "forces",
                   stress_key: str | None = "stress", virials_key: str | None = "virials",
-                  source_name: str | None = None, file: str | None = None) -> FrameBatch:
+                  source_name: str | None = None, file: str | None = None,
+                  remove_d3: str | None = None) -> FrameBatch:
         """Map source energies/forces/stress/virials onto the target scale.
 
         Writes MACE's ``REF_energy``/``REF_forces``/``REF_stress``/``REF_virials``, keeps the
         inputs as ``orig_*``, and records ``source`` and ``alignment_sha256``. Frames lacking
         ``energy_key`` or charged become frame errors (in the returned batch's ``rejects``).
+        ``remove_d3`` names a functional whose D3(BJ) energy, forces and stress are
+        subtracted from the source before alignment (``orig_*`` keep the values with D3).
         """
         self._check_fitted()
         batch = _single_batch(frames)
@@ -315,18 +318,23 @@ class TotalEnergyAlignment:
         self._check_offsets_cover(out.numbers, fname)
         sum_src, off = self._terms(out, src_t)
         sum_tgt, _ = self._terms(out, tgt_t)
+        kinds = (("forces", forces_key), ("stress", stress_key), ("virials", virials_key))
+        out.info[ORIG_KEYS["energy"]] = np.asarray(out.info[energy_key], dtype=float).copy()
+        for kind, key in kinds:
+            store = out.arrays if kind == "forces" else out.info
+            if key is not None and key in store:
+                store[ORIG_KEYS[kind]] = np.asarray(store[key], dtype=float).copy()
+        if remove_d3:
+            from tealign.dispersion import apply_d3
+
+            out = apply_d3(out, remove_d3, energy_key, forces_key, stress_key, sign=-1.0)
         e = np.asarray(out.info[energy_key], dtype=float)
-        new_e = sum_tgt - (self.a_ * (sum_src - e) + off)
-        out.info[ORIG_KEYS["energy"]] = e.copy()
-        out.info[ALIGNED_KEYS["energy"]] = new_e
-        for kind, key in (("forces", forces_key), ("stress", stress_key),
-                          ("virials", virials_key)):
+        out.info[ALIGNED_KEYS["energy"]] = sum_tgt - (self.a_ * (sum_src - e) + off)
+        for kind, key in kinds:
             store = out.arrays if kind == "forces" else out.info
             if key is None or key not in store:
                 continue
-            val = np.asarray(store[key], dtype=float)
-            store[ORIG_KEYS[kind]] = val.copy()
-            store[ALIGNED_KEYS[kind]] = self.a_ * val
+            store[ALIGNED_KEYS[kind]] = self.a_ * np.asarray(store[key], dtype=float)
             if key in out.missing:
                 out.missing[ORIG_KEYS[kind]] = out.missing[key]
                 out.missing[ALIGNED_KEYS[kind]] = out.missing[key]
@@ -337,11 +345,13 @@ class TotalEnergyAlignment:
 
     def inverse_transform(self, frames, energy_key: str = "energy",
                           forces_key: str = "forces", stress_key: str = "stress",
-                          virials_key: str = "virials", file: str | None = None) -> FrameBatch:
+                          virials_key: str = "virials", file: str | None = None,
+                          add_d3: str | None = None) -> FrameBatch:
         """Map target-scale ``REF_*`` values back to the source scale (exact inverse).
 
         Source-scale values are written under the given keys; ``REF_*``, ``orig_*`` and the
-        provenance keys are removed.
+        provenance keys are removed. ``add_d3`` adds that functional's D3(BJ) back (the
+        inverse of ``transform(remove_d3=...)``).
         """
         self._check_fitted()
         batch = _single_batch(frames)
@@ -372,10 +382,17 @@ class TotalEnergyAlignment:
             store[key] = np.asarray(store.pop(aligned), dtype=float) / self.a_
             if aligned in out.missing:
                 out.missing[key] = out.missing.pop(aligned)
-        for k in ("alignment_sha256", "source", *ORIG_KEYS.values()):
+        for k in ("alignment_sha256", "source", "d3_energy", "d3_functional",
+                  *ORIG_KEYS.values()):
             out.info.pop(k, None)
             out.arrays.pop(k, None)
             out.missing.pop(k, None)
+        if add_d3:
+            from tealign.dispersion import apply_d3
+
+            out = apply_d3(out, add_d3, energy_key, forces_key, stress_key, sign=+1.0)
+            out.info.pop("d3_energy")
+            out.info.pop("d3_functional")
         return out
 
     def _check_offsets_cover(self, numbers, fname):
