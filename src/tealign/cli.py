@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -318,6 +319,9 @@ def align(
                                           "scale.")] = False,
     strict: Annotated[bool, typer.Option(help="Treat frame errors as setup errors.")] = False,
     fmt: Annotated[str | None, typer.Option("--format", help="Force the input reader.")] = None,
+    workers: Annotated[int, typer.Option(help="Processes formatting the output while the "
+                                         "input is read (default: CPU count, at most 4).")]
+    = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Put a dataset on the target scale: energies, forces, stress, virials (streamed).
@@ -356,7 +360,10 @@ def align(
             if not counts["seen_key"]:
                 raise SetupError("no frame has this energy key", file=data, field=needed)
 
-    n = write_extxyz(output, batches())
+    # computed forces (a·F) may be rounded at 1e-12 eV/Å; copied columns stay exact
+    computed = frozenset({forces_key} if inverse else {"REF_forces"})
+    n = write_extxyz(output, batches(), rounded=computed,
+                     workers=workers or min(4, os.cpu_count() or 1))
     rpath = write_rejects(output, rejects)
     result = {"frames_in": counts["in"], "frames_out": n, "frames_rejected": len(rejects),
               "rejects_file": str(rpath) if rpath else None, "output": str(output),

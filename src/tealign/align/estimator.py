@@ -335,6 +335,13 @@ class TotalEnergyAlignment:
             if key is None or key not in store:
                 continue
             store[ALIGNED_KEYS[kind]] = self.a_ * np.asarray(store[key], dtype=float)
+        # the inputs live on as orig_*; drop them so the aligned frames carry one copy
+        for kind, key in (("energy", energy_key), *kinds):
+            if key is None or key in ALIGNED_KEYS.values() or key in ORIG_KEYS.values():
+                continue
+            out.info.pop(key, None)
+            out.arrays.pop(key, None)
+            out.missing.pop(key, None)
             if key in out.missing:
                 out.missing[ORIG_KEYS[kind]] = out.missing[key]
                 out.missing[ALIGNED_KEYS[kind]] = out.missing[key]

@@ -6,8 +6,10 @@ comment line is parsed in Python. Frames that do not parse (wrong column count, 
 numbers, unknown element, a truncated last frame) become frame errors naming the frame and
 field, and the rest of the file is still read.
 
-Writing prints every float with Python's
-shortest round-trip ``repr``, so a read → write → read cycle reproduces every value bit for bit.
+Writing renders float columns with vectorised fixed-point formatting (``tealign.io.fixed``),
+choosing per column the fewest decimals that reproduce every value exactly and falling back to
+Python's shortest ``repr`` otherwise, so a read → write → read cycle reproduces every value
+bit for bit.
 
 The comment line follows ASE's conventions: ``key=value`` pairs, ``Lattice="9 numbers"``
 (cell rows), ``Properties=name:type:ncols:...`` with types S, R, I, L, ``pbc="T T F"``.
@@ -527,17 +529,126 @@ def _column_kind(arr: np.ndarray) -> tuple[str, int]:
     return "S", ncols
 
 
-def format_batch(batch: FrameBatch) -> str:
-    """Render a batch as extxyz text (exact round trip of every stored value)."""
+def _format_info_column(key: str, col: np.ndarray) -> list[str]:
+    """``key=value`` strings of one per-frame column, formatted column-wise (fast path)."""
+    if col.ndim == 1 and col.dtype.kind == "f":
+        return [f"{key}={v!r}" for v in col.tolist()]
+    if col.ndim == 1 and col.dtype.kind in "iu":
+        return [f"{key}={v}" for v in col.tolist()]
+    if col.ndim == 1 and col.dtype.kind == "b":
+        return [f"{key}=T" if v else f"{key}=F" for v in col.tolist()]
+    cache: dict = {}
+    out = []
+    for v in col:
+        try:
+            text = cache.get(v) if isinstance(v, str) else None
+        except TypeError:
+            text = None
+        if text is None:
+            text = f"{key}={_fmt_scalar(v)}"
+            if isinstance(v, str):
+                cache[v] = text
+        out.append(text)
+    return out
+
+
+def _headers(batch: FrameBatch, cols) -> list[str]:
+    """The atom-count and comment lines of every frame."""
+    n = batch.n_frames
+    spec_cache: dict[tuple, str] = {}
+    specs = []
+    for i in range(n):
+        present = tuple(
+            name for name, _, _ in cols[2:]
+            if not (name in batch.missing and batch.missing[name][i])
+        )
+        spec = spec_cache.get(present)
+        if spec is None:
+            parts = ["species:S:1", "pos:R:3"]
+            parts += [f"{name}:{kind}:{arr.shape[1]}" for name, arr, kind in cols[2:]
+                      if name in present]
+            spec = spec_cache[present] = "Properties=" + ":".join(parts)
+        specs.append(spec)
+    periodic = batch.pbc.any(axis=1) | batch.cell.reshape(n, 9).any(axis=1)
+    lattice = ["Lattice=" + _fmt_scalar(batch.cell[i]) if periodic[i] else None
+               for i in range(n)]
+    columns = []
+    for key, values in batch.info.items():
+        strs = _format_info_column(key, values)
+        if key in batch.missing:
+            strs = [None if m else t for t, m in zip(strs, batch.missing[key])]
+        columns.append(strs)
+    pbc_text = {(False, False, False): 'pbc="F F F"', (True, True, True): 'pbc="T T T"'}
+    pbcs = [pbc_text.get(t) or "pbc=" + _fmt_scalar(np.array(t))
+            for t in map(tuple, batch.pbc.tolist())]
+    counts = np.diff(batch.offsets).tolist()
+    out = []
+    for i in range(n):
+        parts = [p for p in (lattice[i], specs[i], *(c[i] for c in columns), pbcs[i])
+                 if p is not None]
+        out.append(f"{counts[i]}\n{' '.join(parts)}\n")
+    return out
+
+
+def _columns(batch: FrameBatch):
     symbols = np.array(_SYMBOLS, dtype=object)[batch.numbers]
     cols = [("species", symbols.reshape(-1, 1), "S"), ("pos", batch.positions, "R")]
     for name, arr in batch.arrays.items():
         kind, n = _column_kind(arr)
         cols.append((name, arr.reshape(len(arr), n), kind))
+    return cols
+
+
+def _atom_matrix(batch: FrameBatch, cols, rounded: frozenset) -> np.ndarray | None:
+    """All atom lines as one (n_atoms, width) uint8 matrix, or None if a column needs the
+    per-value path (non-float columns, missing keys, values no fixed format writes)."""
+    from tealign.io.fixed import format_float_columns
+
+    if batch.missing and any(name in batch.missing for name, _, _ in cols[2:]):
+        return None
+    n = len(batch.numbers)
+    width_sym = max((len(s) for s in _SYMBOLS[1:]), default=2) if n else 1
+    sym = np.array(_SYMBOLS, dtype=f"S{width_sym}")[batch.numbers].view(np.uint8)
+    sym = sym.reshape(n, width_sym).copy()
+    sym[sym == 0] = ord(" ")
+    pieces = [sym]
+    for name, arr, kind in cols[1:]:
+        if kind != "R":
+            return None
+        block, failed = format_float_columns(arr, exact=name not in rounded)
+        if failed:
+            return None
+        pieces.append(block)
+    pieces.append(np.full((n, 1), ord("\n"), dtype=np.uint8))
+    return np.concatenate(pieces, axis=1)
+
+
+def format_batch(batch: FrameBatch, rounded: frozenset = frozenset()) -> str:
+    """Render a batch as extxyz text.
+
+    Float columns are written in fixed notation with the fewest decimals (4, 8 or 12) that
+    reproduce every value exactly; columns no fixed format writes exactly fall back to
+    Python's shortest ``repr``, so reading the file back gives every value bit for bit.
+    Per-atom columns named in ``rounded`` (computed values, e.g. aligned forces) are instead
+    written with 12 decimals (rounded at 1e-12 absolute), which is much faster.
+    """
+    cols = _columns(batch)
+    headers = _headers(batch, cols)
+    matrix = _atom_matrix(batch, cols, frozenset(rounded))
+    if matrix is not None:
+        offsets = batch.offsets
+        text = matrix.tobytes()
+        w = matrix.shape[1]
+        return "".join(
+            h + text[offsets[i] * w : offsets[i + 1] * w].decode("ascii")
+            for i, h in enumerate(headers)
+        )
+    return _format_batch_per_value(batch, cols, headers)
+
+
+def _format_batch_per_value(batch: FrameBatch, cols, headers: list[str]) -> str:
     width = sum(c[1].shape[1] for c in cols)
-    spec_by_frame_cache: dict[tuple, str] = {}
-    n_atoms_total = len(batch.numbers)
-    table = np.empty((n_atoms_total, width), dtype=object)
+    table = np.empty((len(batch.numbers), width), dtype=object)
     fmt_parts = []
     col = 0
     for _, arr, kind in cols:
@@ -560,58 +671,68 @@ def format_batch(batch: FrameBatch) -> str:
     out = []
     for i in range(batch.n_frames):
         a, b = int(batch.offsets[i]), int(batch.offsets[i + 1])
-        present = tuple(
-            name
-            for name, _, _ in cols[2:]
-            if not (name in batch.missing and batch.missing[name][i])
-        )
-        spec = spec_by_frame_cache.get(present)
-        if spec is None:
-            parts = ["species:S:1", "pos:R:3"]
-            for name, arr, kind in cols[2:]:
-                if name in present:
-                    parts.append(f"{name}:{kind}:{arr.shape[1]}")
-            spec = ":".join(parts)
-            spec_by_frame_cache[present] = spec
-        header = []
-        if batch.pbc[i].any() or batch.cell[i].any():
-            header.append("Lattice=" + _fmt_scalar(batch.cell[i]))
-        header.append("Properties=" + spec)
-        for key, col_values in batch.info.items():
-            if key in batch.missing and batch.missing[key][i]:
-                continue
-            header.append(f"{key}={_fmt_scalar(col_values[i])}")
-        header.append("pbc=" + _fmt_scalar(batch.pbc[i]))
-        out.append(f"{b - a}\n{' '.join(header)}\n")
+        out.append(headers[i])
+        present = [name for name, _, _ in cols[2:]
+                   if not (name in batch.missing and batch.missing[name][i])]
         if len(present) == len(cols) - 2:
             out.append((line_fmt * (b - a)) % tuple(flat[a * width : b * width]))
-        else:
-            keepcols = []
-            c = 0
-            for name, arr, _ in cols:
-                n = arr.shape[1]
-                if name in ("species", "pos") or name in present:
-                    keepcols.extend(range(c, c + n))
-                c += n
-            sub_fmt = " ".join(fmt_parts[j] for j in keepcols) + "\n"
-            rows = table[a:b][:, keepcols]
-            out.append((sub_fmt * (b - a)) % tuple(rows.ravel().tolist()))
+            continue
+        keepcols = []
+        c = 0
+        for name, arr, _ in cols:
+            n = arr.shape[1]
+            if name in ("species", "pos") or name in present:
+                keepcols.extend(range(c, c + n))
+            c += n
+        sub_fmt = " ".join(fmt_parts[j] for j in keepcols) + "\n"
+        rows = table[a:b][:, keepcols]
+        out.append((sub_fmt * (b - a)) % tuple(rows.ravel().tolist()))
     return "".join(out)
 
 
-def write_extxyz(path: str | os.PathLike, batches, append: bool = False) -> int:
-    """Write batches (an iterable of :class:`FrameBatch`) atomically; returns frames written."""
-    n = 0
+def write_extxyz(path: str | os.PathLike, batches, append: bool = False,
+                 rounded: frozenset = frozenset(), workers: int = 1) -> int:
+    """Write batches (an iterable of :class:`FrameBatch`) atomically; returns frames written.
+
+    Per-atom float columns named in ``rounded`` may be written with 12 decimals when no
+    exact fixed format exists (see :func:`format_batch`); all others are exact. With
+    ``workers > 1`` batches are formatted in worker processes while this process keeps
+    reading (at most ``2 × workers`` batches in flight, so memory stays bounded).
+    """
     if append:
         with open(path, "a") as fh:
-            for batch in batches:
-                fh.write(format_batch(batch))
-                n += batch.n_frames
-        return n
+            return _write_stream(fh, batches, frozenset(rounded), workers)
     with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        return _write_stream(fh, batches, frozenset(rounded), workers)
+
+
+def _format_counted(batch: FrameBatch, rounded: frozenset) -> tuple[str, int]:
+    return format_batch(batch, rounded), batch.n_frames
+
+
+def _write_stream(fh, batches, rounded: frozenset, workers: int) -> int:
+    n = 0
+    if workers <= 1:
         for batch in batches:
-            fh.write(format_batch(batch))
+            fh.write(format_batch(batch, rounded))
             n += batch.n_frames
+        return n
+    import multiprocessing as mp
+    from collections import deque
+
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    with ctx.Pool(workers) as pool:
+        pending: deque = deque()
+        for batch in batches:
+            pending.append(pool.apply_async(_format_counted, (batch, rounded)))
+            if len(pending) >= 2 * workers:
+                text, k = pending.popleft().get()
+                fh.write(text)
+                n += k
+        while pending:
+            text, k = pending.popleft().get()
+            fh.write(text)
+            n += k
     return n
 
 
