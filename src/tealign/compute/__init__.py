@@ -1,0 +1,2 @@
+"""Reference calculations: SPEC parsing, backends (PySCF, GPAW, xTB), a resumable job store,
+isolated atoms and calibration sets."""

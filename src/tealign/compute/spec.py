@@ -1,0 +1,166 @@
+"""Method SPEC strings (DESIGN 4.2) parsed into complete, provenance-ready settings.
+
+    [LABEL=]code:functional/basis-or-cutoff[;key=value...]
+
+Examples: ``pyscf:wb97m-d3bj/def2-svp``, ``pyscf:b3lyp/6-31g(2df,p)``,
+``gpaw:pbe/pw400;vacuum=5.0;smearing=0.1``, ``xtb:gfn2``, ``pbe=gpaw:pbe/pw400``.
+
+A ``-d3bj`` suffix on the functional means the D3(BJ) term is computed separately (dftd3,
+that functional's rational-damping parameters) and stored beside the DFT energy, never folded
+in. Every setting that changes the energy is written out with its default, so two SPECs that
+compute the same thing hash to the same store key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+
+from tealign.errors import SetupError
+from tealign.methods import Method
+
+LABEL_RE = re.compile(r"^[a-z0-9_]+$")
+
+#: Every energy-changing setting of each backend, with its default (lengths Å, energies eV).
+DEFAULTS: dict[str, dict] = {
+    "pyscf": {
+        "density_fit": True,    # RI-J/K with PySCF's default auxiliary basis for the basis
+        "grid_level": 3,        # PySCF's default DFT grid
+        "conv_tol": 1e-10,      # Ha, SCF energy convergence
+        "max_cycle": 200,
+        "nlc": False,           # VV10 off (ωB97M-D3(BJ) as in SPICE/OFF23, DESIGN 7)
+        "spin_restricted": "auto",  # RKS for closed shells, UKS otherwise
+    },
+    "gpaw": {
+        "vacuum": 5.0,          # Å on each side of a molecule (ASE's center(vacuum=))
+        "smearing": 0.1,        # eV, Fermi-Dirac width
+        "kpt_density": 4.0,     # k-points per Å⁻¹ (ASE/GPAW 'density') for periodic cells
+        "hund": True,           # spin-polarised Hund's-rule isolated atoms
+        "energy_tol": 5e-6,     # eV per valence electron (GPAW 'energy' convergence)
+        "density_tol": 1e-6,    # GPAW 'density' convergence
+        "setups": "paw",
+    },
+    "xtb": {
+        "accuracy": 1.0,
+        "electronic_temperature": 300.0,  # K
+        "max_iterations": 250,
+    },
+}
+
+CODES = tuple(DEFAULTS)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A parsed SPEC: the backend, the level of theory and every setting, defaults included."""
+
+    label: str
+    code: str
+    functional: str
+    basis: str
+    d3: str | None  # dftd3 method name when the SPEC asks for a separate D3(BJ) term
+    settings: dict = field(default_factory=dict)
+    spec: str = ""
+
+    @property
+    def method(self) -> Method:
+        # def2 bases put an ECP on elements beyond Kr (I included); lighter ones are
+        # all-electron
+        core = {"pyscf": "all-electron", "gpaw": "paw", "xtb": "unknown"}[self.code]
+        return Method(functional=self.functional, code=self.code, basis=self.basis, core=core,
+                      dispersion="none" if self.d3 is None else f"d3bj({self.d3}) stored apart",
+                      settings=dict(self.settings))
+
+    def settings_key(self) -> str:
+        """SHA-256 of everything that changes the energy (the store key's method part)."""
+        payload = {"code": self.code, "functional": self.functional, "basis": self.basis,
+                   "d3": self.d3, "settings": self.settings}
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def provenance(self) -> dict:
+        return {"label": self.label, "spec": self.spec, "code": self.code,
+                "functional": self.functional, "basis": self.basis,
+                "d3": self.d3 or "none", "settings": dict(sorted(self.settings.items())),
+                "settings_sha256": self.settings_key()}
+
+
+def default_label(spec: str) -> str:
+    """The SPEC lowercased with each character outside [a-z0-9] replaced by ``_``."""
+    return re.sub(r"[^a-z0-9]", "_", spec.lower())
+
+
+def _value(text: str):
+    low = text.lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def parse_spec(text: str) -> MethodSpec:
+    """Parse ``[LABEL=]code:functional/basis[;key=value...]``; SetupError on anything off."""
+    raw = text.strip()
+    label = None
+    head = raw.split(";", 1)[0]
+    if "=" in head and ":" in head and head.index("=") < head.index(":"):
+        label, raw = raw.split("=", 1)
+        label = label.strip()
+        if not LABEL_RE.match(label):
+            raise SetupError(f"label {label!r} must match [a-z0-9_]+", field="--method")
+    parts = raw.split(";")
+    main, options = parts[0].strip(), parts[1:]
+    if ":" not in main:
+        raise SetupError(f"method {text!r} is not code:functional/basis (e.g. "
+                         "pyscf:wb97m-d3bj/def2-svp, gpaw:pbe/pw400, xtb:gfn2)",
+                         field="--method")
+    code, rest = main.split(":", 1)
+    code = code.strip().lower()
+    if code not in DEFAULTS:
+        raise SetupError(f"unknown code {code!r}; tealign computes with "
+                         f"{', '.join(CODES)}", field="--method")
+    functional, _, basis = rest.partition("/")
+    functional, basis = functional.strip().lower(), basis.strip().lower()
+    settings = dict(DEFAULTS[code])
+    for opt in options:
+        if not opt.strip():
+            continue
+        if "=" not in opt:
+            raise SetupError(f"option {opt!r} is not key=value", field="--method")
+        k, v = (s.strip() for s in opt.split("=", 1))
+        if k not in settings and not (code == "pyscf" and k in ("auxbasis", "ecp")):
+            raise SetupError(f"unknown {code} setting {k!r}; known: "
+                             f"{', '.join(sorted(DEFAULTS[code]))}", field="--method")
+        settings[k] = _value(v)
+    d3 = None
+    if functional.endswith("-d3bj"):
+        functional = functional[: -len("-d3bj")]
+        d3 = functional.replace("-v", "") if functional.endswith("-v") else functional
+        if code == "xtb":
+            raise SetupError("xtb has its own dispersion; drop -d3bj", field="--method")
+    if code == "pyscf":
+        if not basis:
+            raise SetupError("pyscf needs a basis: pyscf:functional/basis", field="--method")
+    elif code == "gpaw":
+        m = re.fullmatch(r"pw(\d+(?:\.\d+)?)", basis)
+        if not m:
+            raise SetupError("gpaw needs a plane-wave cutoff in eV: gpaw:pbe/pw400",
+                             field="--method")
+        settings["ecut"] = float(m.group(1))
+    elif code == "xtb":
+        if functional not in ("gfn2", "gfn1", "ipea1"):
+            raise SetupError("xtb methods: gfn2, gfn1, ipea1", field="--method")
+    spec_text = raw
+    return MethodSpec(label=label or default_label(spec_text), code=code,
+                      functional=functional, basis=basis, d3=d3, settings=settings,
+                      spec=spec_text)
