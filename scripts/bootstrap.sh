@@ -6,8 +6,8 @@ VENV=${1:-.venv}
 PY=${2:-python3}
 cd "$(dirname "$0")/.."
 
-# System packages (Debian): none needed yet beyond a C compiler for wheels that build.
-APT_PACKAGES=()
+# System packages (Debian): libxc and OpenBLAS for GPAW's C extension.
+APT_PACKAGES=(libxc-dev libopenblas-dev)
 if [ ${#APT_PACKAGES[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -21,5 +21,6 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip
 # torch first, the CPU build from this machine's disk, or pip pulls a multi-GB CUDA build
 "$VENV/bin/python" -m pip install -q "torch==2.13.0"
-"$VENV/bin/python" -m pip install -q -e ".[all]"
+# GPAW's C sources build as C++ only with g++
+CC=g++ "$VENV/bin/python" -m pip install -q -e ".[all]"
 "$VENV/bin/tealign" --version

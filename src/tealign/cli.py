@@ -34,6 +34,9 @@ app = typer.Typer(
 e0_app = typer.Typer(help="Isolated-atom energy tables (built-in and user JSON).",
                      no_args_is_help=True)
 app.add_typer(e0_app, name="e0")
+compute_app = typer.Typer(help="Reference calculations (PySCF, GPAW, xTB) through a resumable "
+                          "job store.", no_args_is_help=True)
+app.add_typer(compute_app, name="compute")
 
 err = Console(stderr=True)
 _stdout = [sys.stdout]
@@ -373,6 +376,130 @@ def align(
     else:
         err.print(f"wrote {n} frames to {output}"
                   + (f"; {len(rejects)} rejected, see {rpath}" if rejects else ""))
+
+
+# ----------------------------------------------------------------------------- compute
+def _progress_callback(bar, task):
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return update
+
+
+def compute_progress() -> Progress:
+    from rich.progress import MofNCompleteColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                    console=err, transient=False)
+
+
+@compute_app.command("atoms")
+@command
+def compute_atoms(
+    method: Annotated[str, typer.Option(help="[LABEL=]SPEC, e.g. pyscf:wb97m-d3bj/def2-tzvppd "
+                                        "or gpaw:pbe/pw400.")],
+    elements: Annotated[str, typer.Option(help="Comma-separated symbols, e.g. H,C,N,O.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Isolated-atom table JSON "
+                                         "(DESIGN 4.4) to write.")] = Path("atoms.json"),
+    store: Annotated[Path | None, typer.Option(help="Job store directory (default: beside "
+                                               "the output). Rerunning resumes.")] = None,
+    workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address "
+                                                  "(tcp://host:port).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Compute spin-polarised ground-state isolated atoms and write an isolated-atom table.
+
+    Example: tealign compute atoms --method pyscf:wb97m-d3bj/def2-tzvppd --elements H,C,N,O
+    -o atoms.json
+    """
+    from tealign.compute.atoms import atom_jobs, parse_elements, table_from_store
+    from tealign.compute.runner import run_jobs
+    from tealign.compute.spec import parse_spec
+    from tealign.compute.store import JobStore
+
+    spec = parse_spec(method)
+    syms = parse_elements(elements)
+    jobs = atom_jobs(spec, syms)
+    store_dir = store or output.with_name(output.name + ".store")
+    with JobStore(store_dir) as st, compute_progress() as bar:
+        task = bar.add_task(f"{spec.label} atoms", total=len(jobs))
+        stats = run_jobs(jobs, st, workers=workers, scheduler=scheduler,
+                         progress=_progress_callback(bar, task))
+        table, failed = table_from_store(spec, jobs, st)
+    if failed:
+        raise SetupError("isolated atoms failed: " + "; ".join(failed) + f" (details in "
+                         f"{store_dir}; rerun after fixing the settings)", field="--method")
+    table.save(output)
+    result = {"table": str(output), "label": spec.label, "units": "eV",
+              "energies": table.energies, **stats}
+    if as_json:
+        emit_json(result)
+        return
+    t = Table("element", "E0 (eV)", "E0 (hartree)", title=f"{spec.label}: {spec.spec}")
+    from tealign import units
+
+    for sym, e in table.energies.items():
+        t.add_row(sym, f"{e:.6f}", f"{e / units.HARTREE_TO_EV:.8f}")
+    out().print(t)
+    err.print(f"wrote {output} ({stats['computed']} computed, {stats['skipped']} from the store)")
+
+
+@compute_app.command("calib")
+@command
+def compute_calib(
+    molecules: Annotated[str, typer.Option(help="qm9:N (seeded pick spread over sizes and "
+                                           "elements) or a dataset file.")],
+    method: Annotated[list[str], typer.Option(help="[LABEL=]SPEC; give it once per method.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Calibration extxyz.")]
+    = Path("calib.extxyz"),
+    store: Annotated[Path | None, typer.Option(help="Job store directory (default: beside "
+                                               "the output). Rerunning resumes.")] = None,
+    workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the QM9 pick and of the splits.")] = 0,
+    strict: Annotated[bool, typer.Option(help="Failed calculations become setup errors.")]
+    = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Compute a calibration set: every method on every molecule, plus isolated atoms.
+
+    Example: tealign compute calib --molecules qm9:120 --method pbe=gpaw:pbe/pw400
+    --method wb97m=pyscf:wb97m-d3bj/def2-svp -o calib.extxyz
+    """
+    from tealign.compute.calib import compute_calibration, load_molecules
+    from tealign.compute.spec import parse_spec
+
+    if len(method) < 1:
+        raise SetupError("give at least one --method", field="--method")
+    specs = [parse_spec(m) for m in method]
+    mols = load_molecules(molecules, seed)
+    store_dir = store or output.with_name(output.name + ".store")
+    with compute_progress() as bar:
+        task = bar.add_task(f"calib {len(mols)} molecules × {len(specs)} methods", total=None)
+        res = compute_calibration(mols, specs, output, store_dir, workers=workers,
+                                  scheduler=scheduler, seed=seed,
+                                  progress=_progress_callback(bar, task),
+                                  source_name=molecules)
+    if strict and res.rejects:
+        raise res.rejects[0].as_setup_error()
+    from tealign.io.atomic import rejects_path
+
+    result = {"output": str(output), "frames": res.frames, "frames_rejected": len(res.rejects),
+              "rejects_file": str(rejects_path(output)) if res.rejects else None,
+              "tables": {k: str(v) for k, v in res.tables.items()},
+              "failed_atoms": res.failed_atoms, "store": str(store_dir), **res.stats}
+    if as_json:
+        emit_json(result)
+        return
+    err.print(f"wrote {res.frames} calibration frames to {output}; {res.stats['computed']} "
+              f"jobs computed, {res.stats['skipped']} from the store, "
+              f"{res.stats['failed']} failed")
+    for label, path in res.tables.items():
+        err.print(f"  isolated atoms {label}: {path}")
+    for r in res.rejects:
+        err.print(f"  rejected: {r.line()}", highlight=False)
 
 
 # ----------------------------------------------------------------------------- e0

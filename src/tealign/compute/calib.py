@@ -1,0 +1,202 @@
+"""Calibration sets: the same geometries computed with several methods (DESIGN 4.3 keys).
+
+Molecules come from QM9 (``qm9:N``, picked reproducibly and spread over sizes and elements)
+or from any file tealign reads. Every method runs on every molecule and on the isolated atoms
+of every element present, through the resumable job store; the result is one extxyz with
+``energy_<label>``, ``forces_<label>`` (and ``d3_energy_<label>``, ``d3_forces_<label>`` for
+``-d3bj`` SPECs, ``stress_<label>`` for periodic cells), ``mol_id``, ``config_type``,
+``split`` and, for QM9, ``energy_qm9_b3lyp``; plus ``<stem>.atoms_<label>.json`` per method.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from tealign.compute.atoms import atom_jobs, table_from_store
+from tealign.compute.runner import Job, run_jobs
+from tealign.compute.spec import MethodSpec
+from tealign.compute.store import JobStore
+from tealign.errors import FrameError, SetupError
+from tealign.io.frames import FrameBatch, FrameRecord
+
+QM9_HEAVY = ("C", "N", "O", "F")
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "tealign"
+
+
+def qm9_index() -> np.ndarray:
+    """(n, 6) int array: QM9 index and counts of H, C, N, O, F for every molecule (cached)."""
+    from tealign.io.qm9 import qm9_csv_files
+
+    cache = _cache_dir() / "qm9_index.npy"
+    if cache.exists():
+        return np.load(cache)
+    rows = []
+    csv.field_size_limit(1 << 24)
+    for path in qm9_csv_files():
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                counts = [int(c) for c in row["Stoichiometry"].strip("[]").split(",")]
+                rows.append([int(row["Index"]), *counts])
+    arr = np.array(rows, dtype=np.int64)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(f".tmp-{os.getpid()}.npy")
+    np.save(tmp, arr)
+    os.replace(tmp, cache)
+    return arr
+
+
+def pick_qm9(n: int, seed: int = 0) -> list[int]:
+    """``n`` QM9 indices, seeded, spread over heavy-atom counts and element combinations.
+
+    Molecules are grouped by (heavy atoms, has N, has O, has F); groups are visited in a
+    seeded order, one molecule each per round, until ``n`` are picked.
+    """
+    idx = qm9_index()
+    rng = np.random.default_rng(seed)
+    heavy = idx[:, 2:].sum(axis=1)
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for row, h in zip(idx, heavy):
+        groups[(int(h), bool(row[3]), bool(row[4]), bool(row[5]))].append(int(row[0]))
+    keys = sorted(groups)
+    order = [keys[i] for i in rng.permutation(len(keys))]
+    pools = {k: list(rng.permutation(groups[k])) for k in order}
+    picked: list[int] = []
+    while len(picked) < n and any(pools.values()):
+        for k in order:
+            if pools[k] and len(picked) < n:
+                picked.append(int(pools[k].pop()))
+    if len(picked) < n:
+        raise SetupError(f"QM9 has only {len(picked)} molecules", field="--molecules")
+    return picked
+
+
+def qm9_molecules(indices: list[int]) -> list[FrameRecord]:
+    """Records of the given QM9 indices (1-based, as in QM9), in that order."""
+    from tealign.io.qm9 import iter_qm9_rows, row_to_record
+
+    wanted = {i: k for k, i in enumerate(indices)}
+    found: dict[int, FrameRecord] = {}
+    limit = max(indices)
+    for k, row in enumerate(iter_qm9_rows(limit)):
+        i = int(row["Index"])
+        if i in wanted:
+            found[i] = row_to_record(row, wanted[i])
+    return [found[i] for i in indices]
+
+
+def load_molecules(source: str, seed: int = 0) -> list[FrameRecord]:
+    """``qm9:N`` or a dataset path → frame records with a ``mol_id``."""
+    if source.startswith("qm9:"):
+        try:
+            n = int(source.split(":", 1)[1])
+        except ValueError:
+            raise SetupError("qm9:N needs an integer N", field="--molecules") from None
+        return qm9_molecules(pick_qm9(n, seed))
+    from tealign.io import iter_batches
+
+    records = []
+    for batch in iter_batches(source):
+        for i in range(batch.n_frames):
+            rec = batch.record(i)
+            rec.info.setdefault("mol_id", f"{Path(source).stem}_{rec.index}")
+            records.append(rec)
+    if not records:
+        raise SetupError("no molecules to compute", file=source)
+    return records
+
+
+@dataclass
+class CalibResult:
+    frames: int
+    rejects: list[FrameError]
+    stats: dict
+    tables: dict[str, Path]
+    failed_atoms: list[str]
+
+
+def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], output: Path,
+                        store_dir: Path, workers: int = 1, scheduler=None, seed: int = 0,
+                        progress=None, source_name: str = "calib") -> CalibResult:
+    """Run every method on every molecule and on the isolated atoms; write the outputs."""
+    from tealign.io.atomic import write_rejects
+    from tealign.io.extxyz import write_extxyz
+    from tealign.io.splits import assign_splits
+
+    labels = [s.label for s in specs]
+    if len(set(labels)) != len(labels):
+        raise SetupError(f"method labels must differ: {labels}; name them LABEL=SPEC",
+                         field="--method")
+    elements = sorted({int(z) for r in molecules for z in r.numbers})
+    from ase.data import chemical_symbols
+
+    symbols = [chemical_symbols[z] for z in elements]
+    jobs_by_method: dict[str, list[Job]] = {}
+    atom_jobs_by_method: dict[str, list[Job]] = {}
+    for spec in specs:
+        atom_jobs_by_method[spec.label] = atom_jobs(spec, symbols)
+        jobs_by_method[spec.label] = []
+        for rec in molecules:
+            atoms = Atoms(numbers=rec.numbers, positions=rec.positions, cell=rec.cell,
+                          pbc=rec.pbc)
+            charge = int(rec.info.get("charge", 0))
+            jobs_by_method[spec.label].append(
+                Job(spec=spec, atoms=atoms, name=str(rec.info["mol_id"]), charge=charge))
+    all_jobs = [j for js in atom_jobs_by_method.values() for j in js] + [
+        j for js in jobs_by_method.values() for j in js]
+    with JobStore(store_dir) as store:
+        stats = run_jobs(all_jobs, store, workers=workers, scheduler=scheduler,
+                         progress=progress)
+        tables: dict[str, Path] = {}
+        failed_atoms: list[str] = []
+        stem = output.name[: -len(output.suffix)] if output.suffix else output.name
+        for spec in specs:
+            table, failed = table_from_store(spec, atom_jobs_by_method[spec.label], store)
+            failed_atoms += [f"{spec.label} {f}" for f in failed]
+            path = output.with_name(f"{stem}.atoms_{spec.label}.json")
+            table.save(path)
+            tables[spec.label] = path
+        records, rejects = [], []
+        for k, rec in enumerate(molecules):
+            info = dict(rec.info)
+            arrays = dict(rec.arrays)
+            bad = None
+            for spec in specs:
+                stored = store.get(jobs_by_method[spec.label][k].key)
+                if stored is None or stored.result is None:
+                    bad = (f"energy_{spec.label}",
+                           f"{spec.label} failed: {stored.error if stored else 'not run'}")
+                    break
+                r = stored.result
+                info[f"energy_{spec.label}"] = r.energy
+                if r.forces is not None:
+                    arrays[f"forces_{spec.label}"] = r.forces
+                if r.stress is not None:
+                    info[f"stress_{spec.label}"] = r.stress
+                if r.d3_energy is not None:
+                    info[f"d3_energy_{spec.label}"] = r.d3_energy
+                    arrays[f"d3_forces_{spec.label}"] = r.d3_forces
+            if bad:
+                rejects.append(FrameError(source_name, k, *bad))
+                continue
+            info.setdefault("config_type", "calib")
+            records.append(FrameRecord(numbers=rec.numbers, positions=rec.positions,
+                                       cell=rec.cell, pbc=rec.pbc, info=info, arrays=arrays,
+                                       index=k))
+        batch = FrameBatch.from_records(records)
+        if batch.n_frames:
+            batch.info["split"] = assign_splits(batch.info["mol_id"], seed)
+        write_extxyz(output, [batch])
+        write_rejects(output, rejects)
+    return CalibResult(frames=batch.n_frames, rejects=rejects, stats=stats, tables=tables,
+                       failed_atoms=failed_atoms)

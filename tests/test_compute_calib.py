@@ -1,0 +1,104 @@
+"""`tealign compute calib`: end to end, resume after SIGKILL, and a Dask cluster."""
+
+import importlib.util
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tealign.io import read_batch
+
+if importlib.util.find_spec("qm9pack") is None:  # importing it fails; finding it is enough
+    pytest.skip("qm9pack is not installed", allow_module_level=True)
+TEALIGN = str(Path(sys.executable).with_name("tealign"))
+
+
+def test_calib_end_to_end(tmp_path, run_cli):
+    out = tmp_path / "calib.extxyz"
+    code, stdout, stderr = run_cli("compute", "calib", "--molecules", "qm9:5",
+                                   "--method", "xtb:gfn2", "--method", "hf=pyscf:hf/sto-3g",
+                                   "-o", out, "--json")
+    assert code == 0, stderr
+    r = json.loads(stdout)
+    assert r["frames"] == 5 and r["failed"] == 0
+    b = read_batch(out)
+    assert b.n_frames == 5 and len(set(b.info["mol_id"])) == 5
+    for key in ("energy_xtb_gfn2", "energy_hf", "energy_qm9_b3lyp", "split", "config_type"):
+        assert b.has(key).all(), key
+    assert b.arrays["forces_hf"].shape == (len(b.numbers), 3)
+    assert set(b.info["split"]) <= {"train", "valid", "test"}
+    for label in ("xtb_gfn2", "hf"):
+        table = json.loads((tmp_path / f"calib.atoms_{label}.json").read_text())
+        present = {s for s in b.to_atoms()[0].get_chemical_symbols()}
+        assert present <= set(table["energies"]) and table["units"] == "eV"
+    # the pick is reproducible and spread over sizes
+    again = tmp_path / "again.extxyz"
+    run_cli("compute", "calib", "--molecules", "qm9:5", "--method", "xtb:gfn2", "-o", again)
+    assert read_batch(again).info["mol_id"].tolist() == b.info["mol_id"].tolist()
+    assert len(set(b.n_atoms.tolist())) > 1
+
+
+def _keys_in_store(store: Path) -> set[str]:
+    with sqlite3.connect(store / "jobs.sqlite") as db:
+        return {k for (k,) in db.execute("SELECT key FROM jobs")}
+
+
+def _log_keys(log: Path) -> list[str]:
+    return [ln.split()[-1] for ln in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_sigkill_then_resume_recomputes_nothing(tmp_path):
+    out, log, store = tmp_path / "calib.extxyz", tmp_path / "calls.log", tmp_path / "store"
+    env = {**os.environ, "TEALIGN_CALL_LOG": str(log)}
+    cmd = [TEALIGN, "compute", "calib", "--molecules", "qm9:8", "--method", "xtb:gfn2",
+           "--method", "hf=pyscf:hf/6-31g", "-o", str(out), "--store", str(store)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        keys = _log_keys(log)
+        if sum(1 for _ in keys) >= 16:  # atoms and xTB done, some HF molecules under way
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, "finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = _keys_in_store(store)
+    calls_before = _log_keys(log)
+    assert 0 < len(done_before) < len(set(calls_before)) + 1
+    assert not out.exists()  # nothing half-written
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    calls_after = _log_keys(log)[len(calls_before):]
+    assert not set(calls_after) & done_before  # nothing finished was recomputed
+    assert len(calls_after) == len(set(calls_after))  # nothing computed twice
+    all_keys = _keys_in_store(store)
+    assert all_keys == done_before | set(calls_after)
+    # every job ran once, except at most the one in flight at the kill
+    assert len(calls_before) + len(calls_after) <= len(all_keys) + 1
+    b = read_batch(out)
+    assert b.n_frames == 8 and len(set(b.info["mol_id"])) == 8
+    # a third run computes nothing at all
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    assert len(_log_keys(log)) == len(calls_before) + len(calls_after)
+
+
+def test_dask_local_cluster(tmp_path, run_cli):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        out = tmp_path / "calib.extxyz"
+        code, stdout, stderr = run_cli("compute", "calib", "--molecules", "qm9:3",
+                                       "--method", "xtb:gfn2", "-o", out,
+                                       "--scheduler", cluster.scheduler_address, "--json")
+        assert code == 0, stderr
+        assert json.loads(stdout)["computed"] > 0
+        b = read_batch(out)
+        assert b.n_frames == 3 and np.isfinite(b.info["energy_xtb_gfn2"]).all()
