@@ -88,7 +88,7 @@ def qm9_molecules(indices: list[int]) -> list[FrameRecord]:
     wanted = {i: k for k, i in enumerate(indices)}
     found: dict[int, FrameRecord] = {}
     limit = max(indices)
-    for k, row in enumerate(iter_qm9_rows(limit)):
+    for row in iter_qm9_rows(limit):
         i = int(row["Index"])
         if i in wanted:
             found[i] = row_to_record(row, wanted[i])

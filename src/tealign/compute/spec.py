@@ -157,9 +157,8 @@ def parse_spec(text: str) -> MethodSpec:
             raise SetupError("gpaw needs a plane-wave cutoff in eV: gpaw:pbe/pw400",
                              field="--method")
         settings["ecut"] = float(m.group(1))
-    elif code == "xtb":
-        if functional not in ("gfn2", "gfn1", "ipea1"):
-            raise SetupError("xtb methods: gfn2, gfn1, ipea1", field="--method")
+    elif code == "xtb" and functional not in ("gfn2", "gfn1", "ipea1"):
+        raise SetupError("xtb methods: gfn2, gfn1, ipea1", field="--method")
     spec_text = raw
     return MethodSpec(label=label or default_label(spec_text), code=code,
                       functional=functional, basis=basis, d3=d3, settings=settings,
