@@ -459,6 +459,9 @@ def compute_calib(
     workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the QM9 pick and of the splits.")] = 0,
+    forces: Annotated[bool, typer.Option(help="Compute forces too (--no-forces: energies "
+                                         "only, all a calibration needs, much cheaper for "
+                                         "hybrid functionals).")] = True,
     strict: Annotated[bool, typer.Option(help="Failed calculations become setup errors.")]
     = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -481,7 +484,7 @@ def compute_calib(
         res = compute_calibration(mols, specs, output, store_dir, workers=workers,
                                   scheduler=scheduler, seed=seed,
                                   progress=_progress_callback(bar, task),
-                                  source_name=molecules)
+                                  source_name=molecules, forces=forces)
     if strict and res.rejects:
         raise res.rejects[0].as_setup_error()
     from tealign.io.atomic import rejects_path

@@ -127,7 +127,8 @@ class CalibResult:
 
 def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], output: Path,
                         store_dir: Path, workers: int = 1, scheduler=None, seed: int = 0,
-                        progress=None, source_name: str = "calib") -> CalibResult:
+                        progress=None, source_name: str = "calib",
+                        forces: bool = True) -> CalibResult:
     """Run every method on every molecule and on the isolated atoms; write the outputs."""
     from tealign.io.atomic import write_rejects
     from tealign.io.extxyz import write_extxyz
@@ -151,7 +152,8 @@ def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], o
                           pbc=rec.pbc)
             charge = int(rec.info.get("charge", 0))
             jobs_by_method[spec.label].append(
-                Job(spec=spec, atoms=atoms, name=str(rec.info["mol_id"]), charge=charge))
+                Job(spec=spec, atoms=atoms, name=str(rec.info["mol_id"]), charge=charge,
+                    forces=forces))
     all_jobs = [j for js in atom_jobs_by_method.values() for j in js] + [
         j for js in jobs_by_method.values() for j in js]
     with JobStore(store_dir) as store:

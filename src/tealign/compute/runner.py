@@ -25,13 +25,15 @@ class Job:
     charge: int = 0
     multiplicity: int | None = None
     isolated_atom: bool = False
+    forces: bool = True
     structure: str = field(init=False)
     key: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.structure = structure_hash(self.atoms, self.charge, self.multiplicity,
                                         self.isolated_atom)
-        self.key = job_key(self.structure, self.spec.settings_key())
+        self.key = job_key(self.structure, self.spec.settings_key()
+                           + ("" if self.forces or self.isolated_atom else ":energy-only"))
 
 
 def execute(job: Job) -> tuple[str, Result | None, str | None, float]:
@@ -41,7 +43,8 @@ def execute(job: Job) -> tuple[str, Result | None, str | None, float]:
     atoms.info["job_key"] = job.key
     try:
         res = run_calculation(job.spec, atoms, charge=job.charge,
-                              multiplicity=job.multiplicity, isolated_atom=job.isolated_atom)
+                              multiplicity=job.multiplicity, isolated_atom=job.isolated_atom,
+                              forces=job.forces)
         return job.key, res, None, time.perf_counter() - t0
     except CalculationFailed as exc:
         return job.key, None, str(exc), time.perf_counter() - t0
@@ -95,8 +98,12 @@ def run_jobs(jobs: Sequence[Job], store: JobStore, workers: int = 1,
             if client is not scheduler:
                 client.close()
     elif workers > 1:
+        import os
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
+        # one thread per worker process: the backends' BLAS/OpenMP would oversubscribe
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = [pool.submit(execute, j) for j in todo]
             for fut in as_completed(futures):
