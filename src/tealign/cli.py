@@ -378,6 +378,124 @@ def align(
                   + (f"; {len(rejects)} rejected, see {rpath}" if rejects else ""))
 
 
+# ----------------------------------------------------------------------------- merge
+@app.command()
+@command
+def merge(
+    config: Annotated[Path, typer.Argument(help="TOML listing [target] e0 and [[source]] "
+                                           "entries (see tealign.merge).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output directory.")],
+    per_source: Annotated[bool, typer.Option(help="One MACE-ready directory per source "
+                                             "(multi-head training).")] = False,
+    strict: Annotated[bool, typer.Option(help="Treat frame errors as setup errors.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Merge sources onto the target scale into a MACE-ready training set.
+
+    Example: tealign merge sources.toml -o merged
+    """
+    from tealign.merge import run_merge
+
+    with progress_bar() as bar:
+        bar.add_task(f"merging {config}", total=None)
+        report = run_merge(config, output, per_source=per_source, strict=strict)
+    result = {k: report[k] for k in ("frames_in", "frames_out", "frames_rejected",
+                                     "rejects_file")}
+    result["sources"] = report["sources"]
+    result["output"] = str(output)
+    if as_json:
+        emit_json(result)
+        return
+    t = Table("source", "in", "written", "rejected", "train/valid/test",
+              title=f"merged into {output}")
+    for name, s in report["sources"].items():
+        sp = s["by_split"]
+        t.add_row(name, str(s["frames_in"]), str(s["frames_out"]), str(s["frames_rejected"]),
+                  f"{sp['train']}/{sp['valid']}/{sp['test']}")
+    out().print(t)
+
+
+# ----------------------------------------------------------------------------- train
+@app.command("train")
+@command
+def train_cmd(
+    preset: Annotated[str, typer.Option(help="osaka24-small|osaka24-medium|osaka24-large|"
+                                        "small-cpu|tiny")],
+    data: Annotated[Path, typer.Option(help="Output directory of `tealign merge`.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Run directory; the model "
+                                         "is written to RUN_DIR/model.model.")],
+    distributed: Annotated[bool, typer.Option(help="torchrun across GPUs (needs CUDA).")]
+    = False,
+    nproc: Annotated[int | None, typer.Option(help="Processes per node with --distributed "
+                                              "(default: GPU count).")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
+    epochs: Annotated[int | None, typer.Option(help="Override max_num_epochs.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print the command and exit.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Train a MACE model with a MACE-Osaka24 recipe (mace-torch does the training).
+
+    Example: tealign train --preset tiny --data merged -o run
+    """
+    from tealign.train import build_command, train
+
+    overrides = {"max_num_epochs": epochs} if epochs else None
+    if dry_run:
+        cmd = build_command(preset, data, output, distributed=distributed, nproc=nproc,
+                            device=device, overrides=overrides)
+        emit_json({"command": cmd}) if as_json else out().print(" ".join(cmd))
+        return
+    with progress_bar() as bar:
+        bar.add_task(f"training {preset} (log: {output}/train.log)", total=None)
+        summary = train(preset, data, output, distributed=distributed, nproc=nproc,
+                        device=device, overrides=overrides)
+    if as_json:
+        emit_json(summary)
+    else:
+        err.print(f"model written to {summary['model']} in {summary['wall_s']:.0f} s")
+
+
+# ----------------------------------------------------------------------------- eval
+@app.command("eval")
+@command
+def eval_cmd(
+    model: Annotated[Path, typer.Argument(help="MACE model file.")],
+    data: Annotated[str, typer.Argument(help="Dataset with reference values (any format).")],
+    energy_key: Annotated[str, typer.Option(help="Reference energy key (eV).")]
+    = "REF_energy",
+    forces_key: Annotated[str, typer.Option(help="Reference forces key (eV/Å).")]
+    = "REF_forces",
+    stress_key: Annotated[str, typer.Option(help="Reference stress key (eV/Å³).")]
+    = "REF_stress",
+    head: Annotated[str | None, typer.Option(help="Model head (multi-head models).")] = None,
+    split: Annotated[str | None, typer.Option(help="Only frames of this split.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Structures per forward pass.")] = 32,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Errors of a MACE model on a dataset, overall and per config_type (batched).
+
+    Example: tealign eval run/model.model merged/merged.extxyz --split test --json
+    """
+    from tealign.evaluate import evaluate
+
+    with progress_bar() as bar:
+        bar.add_task(f"evaluating {model} on {data}", total=None)
+        result = evaluate(model, data, energy_key, forces_key, stress_key, head=head,
+                          batch_size=batch_size, device=device, split=split)
+    if as_json:
+        emit_json(result)
+        return
+    cols = ["energy_mae_meV_per_atom", "energy_rmse_meV_per_atom", "forces_mae_meV_per_A",
+            "forces_rmse_meV_per_A", "stress_mae_meV_per_A3"]
+    t = Table("set", "n", "E MAE meV/at", "E RMSE meV/at", "F MAE meV/Å", "F RMSE meV/Å",
+              "σ MAE meV/Å³")
+    rows = [("overall", result["overall"]), *result["by_config_type"].items()]
+    for name, m in rows:
+        t.add_row(name, str(m["n"]), *(f"{m[c]:.2f}" if c in m else "–" for c in cols))
+    out().print(t)
+
+
 # ----------------------------------------------------------------------------- compute
 def _progress_callback(bar, task):
     def update(done: int, total: int) -> None:

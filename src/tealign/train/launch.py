@@ -1,0 +1,110 @@
+"""Launch mace-torch training on a merged directory (``tealign train``).
+
+Single process: ``mace_run_train``; ``--distributed``: ``torchrun`` with mace-torch's
+distributed mode (NCCL, so CUDA GPUs are required). A merged directory from ``tealign merge``
+trains one head; one from ``tealign merge --per-source`` trains one head per source
+(mace-torch's ``--heads``). The model lands at ``RUN_DIR/model.model`` (loadable by
+``MACECalculator``); mace-torch's logs, checkpoints and results stay beside it, and
+``RUN_DIR/tealign_train.json`` records the exact command. Rerunning resumes from the latest
+checkpoint (``--restart_latest``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tealign.errors import SetupError
+from tealign.train.presets import preset_args
+
+KEYS = ["--energy_key", "REF_energy", "--forces_key", "REF_forces", "--stress_key",
+        "REF_stress", "--virials_key", "REF_virials"]
+
+
+def _heads(data: Path) -> dict | None:
+    report = data / "report.json"
+    if not report.exists():
+        raise SetupError("not a `tealign merge` output (no report.json)", file=str(data))
+    rep = json.loads(report.read_text())
+    if not rep.get("per_source"):
+        return None
+    heads = {}
+    for name, head in rep["heads"].items():
+        d = data / name
+        if (d / "train").exists():
+            heads[head] = {"train_file": str(d / "train"), "valid_file": str(d / "valid"),
+                           "statistics_file": str(d / "statistics.json")}
+    return heads
+
+
+def build_command(preset: str, data: str | Path, run_dir: str | Path, *,
+                  distributed: bool = False, nproc: int | None = None, device: str = "auto",
+                  overrides: dict | None = None) -> list[str]:
+    """The full ``mace_run_train`` (or ``torchrun``) command for a merged directory."""
+    data, run_dir = Path(data), Path(run_dir)
+    heads = _heads(data)
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if distributed and device != "cuda":
+        raise SetupError("--distributed uses mace-torch's NCCL backend and needs CUDA GPUs; "
+                         "this machine has none (train without --distributed)",
+                         field="--distributed")
+    args = ["--name", "model", "--work_dir", str(run_dir), "--device", device, *KEYS]
+    if heads is None:
+        for split in ("train", "valid"):
+            if not (data / split).exists():
+                raise SetupError(f"merged directory lacks {split}/", file=str(data))
+        args += ["--train_file", str(data / "train"), "--valid_file", str(data / "valid"),
+                 "--statistics_file", str(data / "statistics.json")]
+    else:
+        first = next(iter(heads.values()))
+        args += ["--train_file", first["train_file"], "--valid_file", first["valid_file"],
+                 "--heads", repr(heads)]
+    args += preset_args(preset, **(overrides or {}))
+    if distributed:
+        n = nproc or _gpu_count()
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                f"--nproc_per_node={n}", "-m", "mace.cli.run_train", *args, "--distributed"]
+    exe = Path(sys.executable).with_name("mace_run_train")
+    return [str(exe) if exe.exists() else "mace_run_train", *args]
+
+
+def _gpu_count() -> int:
+    import torch
+
+    return max(1, torch.cuda.device_count())
+
+
+def train(preset: str, data: str | Path, run_dir: str | Path, *, distributed: bool = False,
+          nproc: int | None = None, device: str = "auto", overrides: dict | None = None,
+          log=None) -> dict:
+    """Run training to completion; returns a summary (command, wall time, model path)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cmd = build_command(preset, data, run_dir, distributed=distributed, nproc=nproc,
+                        device=device, overrides=overrides)
+    t0 = time.perf_counter()
+    with open(run_dir / "train.log", "a") as fh:
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        tail = (run_dir / "train.log").read_text()[-1500:]
+        last = tail.splitlines()[-1] if tail else ""
+        raise SetupError(f"mace_run_train failed (exit {proc.returncode}); last log line: "
+                         f"{last}", file=str(run_dir / "train.log"))
+    model = run_dir / "model.model"
+    if not model.exists():
+        cands = sorted(run_dir.glob("*.model"))
+        if not cands:
+            raise SetupError("training finished but wrote no .model", file=str(run_dir))
+        shutil.copy(cands[0], model)
+    summary = {"preset": preset, "data": str(data), "command": cmd, "wall_s": wall,
+               "model": str(model), "distributed": distributed}
+    (run_dir / "tealign_train.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,144 @@
+"""merge → train (tiny) → eval on small synthetic sources, presets, and the launch command."""
+
+import json
+import shlex
+
+import numpy as np
+import pytest
+from ase.build import bulk, molecule
+from ase.calculators.emt import EMT
+from test_alignment import synthetic
+
+from tealign.align import TotalEnergyAlignment
+from tealign.io import read_batch
+from tealign.io.extxyz import write_extxyz
+from tealign.io.frames import FrameBatch
+from tealign.methods import load_table
+from tealign.train import build_command, preset_args
+
+pytest.importorskip("mace")
+
+
+@pytest.fixture
+def sources(tmp_path):
+    """An 'organic' source on the ωB97M scale (xTB numbers) and an 'inorganic' target set."""
+    from tealign.compute.backends import run_calculation
+    from tealign.compute.spec import parse_spec
+
+    xtb = parse_spec("xtb:gfn2")
+    rng = np.random.default_rng(0)
+    org = []
+    for i in range(36):
+        m = molecule(["H2O", "CH4", "NH3", "CH3OH"][i % 4])
+        m.rattle(0.05, seed=i)
+        r = run_calculation(xtb, m)
+        m.info["energy_wb97m"] = r.energy
+        m.arrays["forces_wb97m"] = r.forces
+        m.info["mol_id"] = f"{m.get_chemical_formula()}_{i % 8}"
+        org.append(m)
+    write_extxyz(tmp_path / "organic.extxyz", [FrameBatch.from_atoms(org)])
+    inorg = []
+    for i in range(30):
+        c = bulk("Cu", "fcc", a=3.6 + 0.02 * rng.normal()).repeat((2, 1, 1))
+        c.rattle(0.03, seed=i)
+        c.calc = EMT()
+        c.info["energy_pbe"] = c.get_potential_energy()
+        c.arrays["forces_pbe"] = c.get_forces()
+        c.info["stress_pbe"] = c.get_stress(voigt=False)
+        c.info["mol_id"] = f"cu_{i}"
+        c.calc = None
+        inorg.append(c)
+    write_extxyz(tmp_path / "inorganic.extxyz", [FrameBatch.from_atoms(inorg)])
+    wb, pbe = load_table("wb97m-d3bj-def2-tzvppd"), load_table("vasp-pbe-mp")
+    TotalEnergyAlignment(wb, pbe).fit(synthetic(40, src=wb, tgt=pbe, seed=3), "e_src",
+                                      "e_tgt").save(tmp_path / "alignment.json")
+    (tmp_path / "sources.toml").write_text(
+        '[target]\ne0 = "vasp-pbe-mp"\nr_max = 4.5\n\n'
+        '[[source]]\nname = "organic"\npath = "organic.extxyz"\nenergy_key = "energy_wb97m"\n'
+        'forces_key = "forces_wb97m"\nalignment = "alignment.json"\nconfig_type = "organic"\n'
+        '\n[[source]]\nname = "inorganic"\npath = "inorganic.extxyz"\n'
+        'energy_key = "energy_pbe"\nforces_key = "forces_pbe"\nstress_key = "stress_pbe"\n'
+        'alignment = "target"\nconfig_type = "inorganic"\nweights = { stress = 10.0 }\n')
+    return tmp_path
+
+
+def test_merge_train_eval(sources, run_cli):
+    out = sources / "merged"
+    code, stdout, stderr = run_cli("merge", sources / "sources.toml", "-o", out, "--json")
+    assert code == 0, stderr
+    r = json.loads(stdout)
+    assert r["frames_in"] == 66 and r["frames_out"] == 66 and r["frames_rejected"] == 0
+    for split in ("train", "valid", "test"):
+        assert list((out / split).glob("*.h5"))
+    stats = json.loads((out / "statistics.json").read_text())
+    assert stats["atomic_numbers"] == "[1, 6, 7, 8, 29]"
+    merged = read_batch(out / "merged.extxyz")
+    assert set(merged.info["source"]) == {"organic", "inorganic"}
+    mol = merged.info["source"] == "organic"
+    # molecules carry no stress weight; crystals keep their configured one
+    assert np.all(merged.info["config_stress_weight"][mol] == 0.0)
+    assert np.all(merged.info["config_stress_weight"][~mol] == 10.0)
+    # conformers of one molecule never straddle splits
+    ids, splits = merged.info["mol_id"], merged.info["split"]
+    for m in set(ids):
+        assert len(set(splits[ids == m])) == 1
+    # the target-scale source is copied exactly; the other is aligned
+    inorg = read_batch(sources / "inorganic.extxyz")
+    np.testing.assert_array_equal(np.sort(merged.info["REF_energy"][~mol]),
+                                  np.sort(inorg.info["energy_pbe"]))
+    code, stdout, stderr = run_cli("train", "--preset", "tiny", "--data", out, "-o",
+                                   sources / "run", "--epochs", "2", "--json")
+    assert code == 0, stderr
+    assert (sources / "run" / "model.model").exists()
+    code, stdout, stderr = run_cli("eval", sources / "run" / "model.model",
+                                   out / "merged.extxyz", "--json")
+    assert code == 0, stderr
+    ev = json.loads(stdout)
+    assert ev["overall"]["n"] == 66
+    assert set(ev["by_config_type"]) == {"organic", "inorganic"}
+    for key in ("energy_mae_meV_per_atom", "energy_rmse_meV_per_atom",
+                "forces_mae_meV_per_A", "forces_rmse_meV_per_A"):
+        assert np.isfinite(ev["overall"][key])
+    assert "stress_mae_meV_per_A3" in ev["by_config_type"]["inorganic"]
+    assert "stress_mae_meV_per_A3" not in ev["by_config_type"]["organic"]
+
+
+def test_per_source_heads_and_distributed_command(sources, run_cli):
+    out = sources / "heads"
+    assert run_cli("merge", sources / "sources.toml", "-o", out, "--per-source")[0] == 0
+    assert (out / "organic" / "train").is_dir() and (out / "inorganic" / "statistics.json").exists()
+    cmd = build_command("tiny", out, sources / "run", device="cpu")
+    heads = eval(cmd[cmd.index("--heads") + 1])  # a Python literal, as mace-torch parses it
+    assert set(heads) == {"organic", "inorganic"}
+    dist = build_command("osaka24-small", out,
+                         sources / "run", distributed=True, nproc=4, device="cuda")
+    assert dist[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4"]
+    assert "--distributed" in dist and "mace.cli.run_train" in dist
+    code, _, stderr = run_cli("train", "--preset", "tiny", "--data", out, "-o",
+                              sources / "r2", "--distributed", "--device", "cpu")
+    assert code == 2 and "needs CUDA" in stderr
+
+
+def test_osaka24_large_preset_is_the_published_recipe():
+    args = preset_args("osaka24-large")
+    text = " ".join(args)
+    expect = {
+        "model": "ScaleShiftMACE", "interaction_first": "RealAgnosticResidualInteractionBlock",
+        "interaction": "RealAgnosticResidualInteractionBlock", "num_interactions": "2",
+        "correlation": "3", "max_ell": "3", "r_max": "4.5", "max_L": "2",
+        "num_channels": "128", "num_radial_basis": "10", "MLP_irreps": "16x0e",
+        "scaling": "rms_forces_scaling", "loss": "universal", "energy_weight": "1",
+        "forces_weight": "10", "compute_stress": "True", "stress_weight": "100",
+        "error_table": "PerAtomMAE", "eval_interval": "1", "lr": "0.005",
+        "weight_decay": "1e-08", "ema_decay": "0.995", "scheduler_patience": "5",
+        "batch_size": "16", "valid_batch_size": "32", "max_num_epochs": "200",
+        "patience": "50", "seed": "1", "clip_grad": "100",
+    }
+    for key, value in expect.items():
+        i = args.index(f"--{key}")
+        assert args[i + 1] == value, (key, args[i + 1])
+    for flag in ("--ema", "--amsgrad", "--keep_checkpoints", "--save_cpu", "--restart_latest"):
+        assert flag in args, flag
+    assert shlex.split(text) == args
+    assert args[args.index("--max_L") + 1] == "2"
+    assert preset_args("osaka24-small")[preset_args("osaka24-small").index("--max_L") + 1] == "0"
