@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Regenerates datasets/organic-mini with tealign's own compute command (resumes from the store).
+# PySCF ωB97M-D3(BJ)/def2-SVP (VV10 off), density fitting: energy and forces, D3(BJ) energy and
+# forces stored apart (d3_energy_wb97m, d3_forces_wb97m) — the OFF23 stand-in.
+set -euo pipefail
+cd "$(dirname "$0")"
+[ -f geometries.extxyz ] || ../../.venv/bin/python make_geometries.py
+../../.venv/bin/tealign compute calib --molecules geometries.extxyz --seed 0 \
+  --method "wb97m=pyscf:wb97m-d3bj/def2-svp" \
+  --store store --workers "${WORKERS:-2}" -o organic-mini.extxyz
