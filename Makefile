@@ -21,7 +21,7 @@ demo: $(BIN)/tealign
 
 test: $(BIN)/tealign
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q -ra tests
+	TEALIGN_DATA_DIR=$${TEALIGN_DATA_DIR:-$(abspath ../shared/data)} $(BIN)/python -m pytest -q -ra tests
 
 clean-venv:
 	rm -rf $(VENV)

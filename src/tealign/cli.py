@@ -37,6 +37,12 @@ app.add_typer(e0_app, name="e0")
 compute_app = typer.Typer(help="Reference calculations (PySCF, GPAW, xTB) through a resumable "
                           "job store.", no_args_is_help=True)
 app.add_typer(compute_app, name="compute")
+data_app = typer.Typer(help="Benchmark datasets: registry, download, verification.",
+                       no_args_is_help=True)
+app.add_typer(data_app, name="data")
+bench_app = typer.Typer(help="Benchmarks of any calculator (paper section IV).",
+                        no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 
 err = Console(stderr=True)
 _stdout = [sys.stdout]
@@ -621,6 +627,100 @@ def compute_calib(
         err.print(f"  isolated atoms {label}: {path}")
     for r in res.rejects:
         err.print(f"  rejected: {r.line()}", highlight=False)
+
+
+# ----------------------------------------------------------------------------- data
+@data_app.command("list")
+@command
+def data_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """List the registered benchmark datasets and where each is found."""
+    from tealign.bench import registry
+
+    rows = []
+    for ds in registry.REGISTRY.values():
+        found = next((str(p) for p in registry.candidates(ds.name) if p.exists()), None)
+        rows.append({"name": ds.name, "file": ds.file, "licence": ds.licence,
+                     "source": ds.url, "citation": ds.citation, "found": found})
+    if as_json:
+        emit_json({"datasets": rows})
+        return
+    t = Table("name", "file", "licence", "found at")
+    for r in rows:
+        t.add_row(r["name"], r["file"], r["licence"], r["found"] or "[red]missing[/]")
+    out().print(t)
+
+
+@data_app.command("fetch")
+@command
+def data_fetch(
+    name: Annotated[str, typer.Argument(help="Dataset name (tealign data list).")],
+    url: Annotated[str | None, typer.Option(help="Download from here instead (https:// or "
+                                            "file://).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Download a dataset into the user cache, prepare it and check its sha256."""
+    from tealign.bench import registry
+
+    rec = registry.fetch(name, url)
+    emit_json(rec) if as_json else err.print(f"fetched {name} → {rec['file']}")
+
+
+@data_app.command("verify")
+@command
+def data_verify(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Check the sha256 of every dataset that is found."""
+    from tealign.bench import registry
+
+    rows = [registry.verify(n) for n in registry.REGISTRY]
+    if as_json:
+        emit_json({"datasets": rows})
+    else:
+        t = Table("name", "file", "sha256 ok")
+        for r in rows:
+            t.add_row(r["name"], r["file"] or "missing", "yes" if r["ok"] else "no")
+        out().print(t)
+    if any(r["file"] and not r["ok"] for r in rows):
+        raise typer.Exit(1)
+
+
+# ----------------------------------------------------------------------------- bench
+@bench_app.command("reactions")
+@command
+def bench_reactions(
+    calculator: Annotated[str, typer.Option(help="MACE model file, xtb or chgnet.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for results.json "
+                                         "and figures.")],
+    data: Annotated[Path | None, typer.Option(help="Reaction extxyz (default: registry "
+                                              "'reactions').")] = None,
+    limit: Annotated[int | None, typer.Option(help="First N reactions in ascending rxn.")]
+    = None,
+    d3: Annotated[str, typer.Option(help="Add D3(BJ) of this functional, or none.")] = "none",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Forward reaction barriers (RDB7) against CCSD(T)-F12 references.
+
+    Example: tealign bench reactions --calculator xtb --limit 300 --json -o bench_rxn
+    """
+    from tealign.bench import reactions, registry
+
+    path = registry.locate("reactions", data)
+    with progress_bar() as bar:
+        task = bar.add_task("single points", total=None)
+        res = reactions.run(calculator, path, output, limit=limit, d3=d3,
+                            progress=lambda n: bar.update(task, completed=n))
+    if as_json:
+        emit_json({k: res[k] for k in ("n", "mae_kcal_mol", "mae_eV", "rmse_kcal_mol")}
+                  | {"results": str(output / "results.json")})
+        return
+    t = Table("model", "barrier MAE (eV)", "data", title="Reaction barriers")
+    t.add_row(f"[bold]{calculator}[/]", f"{res['mae_eV']:.3f}", f"RDB7, N = {res['n']}")
+    for name, mae in res["published_transition1x_barrier_mae_eV"].items():
+        t.add_row(name, f"{mae:.3f}", "published: Transition1x, N = 10,073")
+    out().print(t)
 
 
 # ----------------------------------------------------------------------------- e0

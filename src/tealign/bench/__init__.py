@@ -1,0 +1,1 @@
+"""Benchmarks (paper section IV): one module per benchmark, each taking any ASE calculator."""

@@ -1,0 +1,90 @@
+"""Calculators by name for the benchmarks: a MACE model file, ``xtb`` (GFN2-xTB through
+tealign's tblite backend, CODATA 2018 units), ``chgnet`` (its wheel's MPtrj weights), or any
+ASE calculator from Python; ``d3`` adds D3(BJ) for a functional through ``dftd3``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ase.calculators.calculator import Calculator, all_changes
+
+from tealign.errors import SetupError
+
+
+class BackendCalculator(Calculator):
+    """ASE calculator over a tealign compute backend (energy, forces, stress)."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, spec: str, **kwargs) -> None:
+        from tealign.compute.spec import parse_spec
+
+        super().__init__(**kwargs)
+        self.spec = parse_spec(spec)
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        from tealign.compute.backends import run_calculation
+
+        super().calculate(atoms, properties, system_changes)
+        r = run_calculation(self.spec, self.atoms, charge=int(self.atoms.info.get("charge", 0)))
+        self.results = {"energy": r.energy, "free_energy": r.energy, "forces": r.forces}
+        if r.stress is not None:
+            s = r.stress
+            self.results["stress"] = s.flat[[0, 4, 8, 5, 2, 1]]
+
+
+class D3Calculator(Calculator):
+    """D3(BJ) of a functional through ``tealign.dispersion`` (eV, eV/Å, eV/Å³)."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, functional: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.functional = functional
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        from tealign.dispersion import d3_bj
+
+        super().calculate(atoms, properties, system_changes)
+        a = self.atoms
+        r = d3_bj(a.numbers, a.positions, a.cell[:], a.pbc, self.functional)
+        self.results = {"energy": r.energy, "free_energy": r.energy, "forces": r.forces}
+        if r.stress is not None:
+            self.results["stress"] = r.stress.flat[[0, 4, 8, 5, 2, 1]]
+
+
+def get_calculator(name: str, d3: str | None = None, device: str = "cpu"):
+    """Build the calculator named on the command line (with D3(BJ) added if asked)."""
+    if name == "xtb":
+        calc = BackendCalculator("xtb:gfn2")
+    elif name == "chgnet":
+        try:
+            from chgnet.model.dynamics import CHGNetCalculator
+        except ImportError:
+            raise SetupError("chgnet is not installed: pip install chgnet",
+                             field="--calculator") from None
+        calc = CHGNetCalculator(use_device=device)
+    else:
+        p = Path(name)
+        if not p.exists():
+            raise SetupError("not a calculator name (xtb, chgnet) nor a model file",
+                             file=name, field="--calculator")
+        from mace.calculators import MACECalculator
+
+        calc = MACECalculator(model_paths=str(p), device=device, default_dtype="float64")
+    if d3 and d3 != "none":
+        from ase.calculators.mixing import SumCalculator
+
+        calc = SumCalculator([calc, D3Calculator(d3)])
+    return calc
+
+
+def model_r_max(name: str) -> float | None:
+    """r_max (Å) of a MACE model file, None for other calculators."""
+    p = Path(name)
+    if not p.exists():
+        return None
+    import torch
+
+    model = torch.load(p, map_location="cpu", weights_only=False)
+    return float(model.r_max) if hasattr(model, "r_max") else None

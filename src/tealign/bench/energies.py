@@ -1,0 +1,46 @@
+"""Single-point energies of many structures: batched through mace-torch for MACE models,
+one call per structure otherwise (optionally with D3(BJ) added)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tealign.io.frames import FrameBatch
+
+
+def single_points(calculator: str, batch: FrameBatch, d3: str | None = None,
+                  batched: bool = True, batch_size: int = 32, progress=None) -> np.ndarray:
+    """Energy (eV) of every frame of ``batch`` with the named calculator."""
+    if Path(calculator).exists() and batched:
+        from tealign.evaluate import load_model, predict
+
+        model = load_model(calculator)
+        energies = predict(model, batch, batch_size=batch_size, compute_stress=False).energy
+    elif calculator == "xtb":
+        from tealign.compute.backends import run_calculation
+        from tealign.compute.spec import parse_spec
+
+        spec = parse_spec("xtb:gfn2")
+        energies = np.empty(batch.n_frames)
+        for i, atoms in enumerate(batch.to_atoms()):
+            energies[i] = run_calculation(spec, atoms, charge=int(atoms.info.get("charge", 0)),
+                                          forces=False).energy
+            if progress:
+                progress(i + 1)
+    else:
+        from tealign.bench.calculators import get_calculator
+
+        calc = get_calculator(calculator)
+        energies = np.empty(batch.n_frames)
+        for i, atoms in enumerate(batch.to_atoms()):
+            atoms.calc = calc
+            energies[i] = atoms.get_potential_energy()
+            if progress:
+                progress(i + 1)
+    if d3 and d3 != "none":
+        from tealign.dispersion import d3_batch
+
+        energies = energies + d3_batch(batch, d3)[0]
+    return np.asarray(energies, dtype=float)
