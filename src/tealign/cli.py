@@ -723,6 +723,47 @@ def bench_reactions(
     out().print(t)
 
 
+@bench_app.command("lattice")
+@command
+def bench_lattice(
+    calculator: Annotated[str, typer.Option(help="MACE model file, xtb or chgnet.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for results.json "
+                                         "and figures.")],
+    limit: Annotated[int | None, typer.Option(help="First N crystals of the table.")] = None,
+    r_max: Annotated[float | None, typer.Option(help="Model cutoff (Å) for the bcc analysis "
+                                                "(read from MACE models).")] = None,
+    d3: Annotated[str, typer.Option(help="Add D3(BJ) of this functional, or none.")] = "none",
+    data: Annotated[Path | None, typer.Option(help="Another lattice CSV (same columns).")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Lattice constants of cubic crystals (cell relaxation) vs PBE and experiment.
+
+    Example: tealign bench lattice --calculator chgnet --json -o bench_lattice
+    """
+    from tealign.bench import lattice
+
+    with progress_bar() as bar:
+        task = bar.add_task("relaxing crystals", total=None)
+        res = lattice.run(calculator, output, limit=limit, d3=d3, r_max=r_max, data=data,
+                          progress=lambda n: bar.update(task, completed=n))
+    keys = ("n", "mae_A", "mae_exp_A", "mae_by_structure", "excluded", "skipped", "r_max_A")
+    if as_json:
+        emit_json({k: res[k] for k in keys} | {"results": str(output / "results.json")})
+        return
+    structures = sorted(res["mae_by_structure"])
+    t = Table("model", "MAE (Å)", *structures, title="Lattice constants vs PBE")
+    t.add_row(f"[bold]{calculator}[/]", f"{res['mae_A']:.4f}",
+              *(f"{res['mae_by_structure'][s]:.4f}" for s in structures))
+    for name, mae in res["published_mae_A"].items():
+        by = res["published_mae_by_structure_A"].get(name, {})
+        t.add_row(f"{name} (published)", f"{mae:.3f}",
+                  *(f"{by[s]:.4f}" if s in by else "–" for s in structures))
+    out().print(t)
+    for e in res["excluded"]:
+        err.print(f"excluded {e['name']}: {e['reason']} (error {e['error_vs_pbe_A']:+.3f} Å)")
+
+
 # ----------------------------------------------------------------------------- e0
 @e0_app.command("list")
 @command
