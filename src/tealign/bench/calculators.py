@@ -54,8 +54,13 @@ class D3Calculator(Calculator):
 
 
 def get_calculator(name: str, d3: str | None = None, device: str = "cpu"):
-    """Build the calculator named on the command line (with D3(BJ) added if asked)."""
-    if name == "xtb":
+    """Build the calculator named on the command line (with D3(BJ) added if asked).
+
+    ``name`` may also be any ASE calculator object (used as it is).
+    """
+    if not isinstance(name, (str, Path)):
+        calc = name
+    elif name == "xtb":
         calc = BackendCalculator("xtb:gfn2")
     elif name == "chgnet":
         try:
@@ -81,6 +86,8 @@ def get_calculator(name: str, d3: str | None = None, device: str = "cpu"):
 
 def model_r_max(name: str) -> float | None:
     """r_max (Å) of a MACE model file, None for other calculators."""
+    if not isinstance(name, (str, Path)):
+        return None
     p = Path(name)
     if not p.exists():
         return None

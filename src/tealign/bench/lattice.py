@@ -63,7 +63,7 @@ def relax_lattice_constant(atoms, structure: str, calc, fmax: float = 0.01,
     return float(a), converged
 
 
-def run(calculator: str, outdir: Path, limit: int | None = None, d3: str | None = None,
+def run(calculator, outdir: Path, limit: int | None = None, d3: str | None = None,
         r_max: float | None = None, data: Path | None = None, progress=None) -> dict:
     from ase.data import atomic_numbers
 
@@ -72,7 +72,7 @@ def run(calculator: str, outdir: Path, limit: int | None = None, d3: str | None 
     calc = get_calculator(calculator, d3=d3)
     r_max = r_max if r_max is not None else model_r_max(calculator)
     known = None
-    if Path(calculator).exists():
+    if isinstance(calculator, (str, Path)) and Path(calculator).exists():
         from tealign.evaluate import load_model
 
         known = {int(z) for z in load_model(calculator).atomic_numbers}
@@ -111,7 +111,7 @@ def run(calculator: str, outdir: Path, limit: int | None = None, d3: str | None 
         by_structure[s] = float(np.mean(errs))
     exp = [abs(r["error_vs_exp_A"]) for r in inside if r["error_vs_exp_A"] is not None]
     result = {
-        "benchmark": "lattice", "calculator": calculator, "d3": d3 or "none",
+        "benchmark": "lattice", "calculator": str(calculator), "d3": d3 or "none",
         "r_max_A": r_max, "n": len(inside),
         "mae_A": float(np.mean([abs(r["error_vs_pbe_A"]) for r in inside])) if inside else None,
         "mae_exp_A": float(np.mean(exp)) if exp else None,
@@ -126,7 +126,7 @@ def run(calculator: str, outdir: Path, limit: int | None = None, d3: str | None 
         "published_label": LABEL,
     }
     outdir.mkdir(parents=True, exist_ok=True)
-    _plot(rows, r_max, calculator, outdir / "lattice_errors.png")
+    _plot(rows, r_max, str(calculator), outdir / "lattice_errors.png")
     result["figures"] = ["lattice_errors.png"]
     (outdir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
