@@ -39,5 +39,5 @@ def test_cutoff_analysis_excludes_beyond_first_shell(csv, tmp_path):
     assert [e["name"] for e in res["excluded"]] == ["Al"]
     assert res["n"] == 1
     # bcc: first shell a·√3/2, so the limit is a > 2·r_max/√3 (5.196 Å at 4.5 Å)
-    assert 2 * 4.5 / 3**0.5 == pytest.approx(5.196, abs=1e-3)
+    assert pytest.approx(5.196, abs=1e-3) == 2 * 4.5 / 3**0.5
     assert lattice.FIRST_SHELL["bcc"] * 5.2 > 4.5 > lattice.FIRST_SHELL["bcc"] * 5.19

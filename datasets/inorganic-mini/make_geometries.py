@@ -48,3 +48,13 @@ for name, (structure, a) in CRYSTALS.items():
         frames.append(atoms)
 write_extxyz("geometries.extxyz", [FrameBatch.from_atoms(frames)])
 print(f"wrote {len(frames)} configurations of {len(CRYSTALS)} crystals")
+
+# The Si E–V reference grid of the eos benchmark (a = 5.00 … 6.00 Å, 0.01 Å steps), computed
+# at the same GPAW settings.
+from tealign.bench.eos import GRID, si  # noqa: E402
+
+ev = [si(a) for a in GRID]
+for a, atoms in zip(GRID, ev):
+    atoms.info.update({"mol_id": f"Si_ev_{a:.2f}", "config_type": "si_eos", "a": float(a)})
+write_extxyz("si_ev_geometries.extxyz", [FrameBatch.from_atoms(ev)])
+print(f"wrote {len(ev)} Si E–V cells")

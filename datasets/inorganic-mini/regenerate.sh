@@ -9,3 +9,7 @@ cd "$(dirname "$0")"
 ../../.venv/bin/tealign compute calib --molecules geometries.extxyz --seed 0 \
   --method "pbe=gpaw:pbe/pw400;vacuum=5.0;smearing=0.1" \
   --store store --workers "${WORKERS:-2}" -o inorganic-mini.extxyz
+# the Si E–V reference curve for `tealign bench eos --reference-file si_ev.extxyz`
+../../.venv/bin/tealign compute calib --molecules si_ev_geometries.extxyz --seed 0 --no-forces \
+  --method "pbe=gpaw:pbe/pw400;vacuum=5.0;smearing=0.1" \
+  --store store --workers "${WORKERS:-2}" -o si_ev.extxyz

@@ -764,6 +764,46 @@ def bench_lattice(
         err.print(f"excluded {e['name']}: {e['reason']} (error {e['error_vs_pbe_A']:+.3f} Å)")
 
 
+@bench_app.command("eos")
+@command
+def bench_eos(
+    calculator: Annotated[str, typer.Option(help="MACE model file, xtb or chgnet.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for results.json "
+                                         "and figures.")],
+    reference: Annotated[str | None, typer.Option(help="Compute the reference curve with this "
+                                                  "SPEC, e.g. gpaw:pbe/pw400.")] = None,
+    reference_file: Annotated[Path | None, typer.Option(help="results.json of an earlier "
+                                                        "curve to compare with.")] = None,
+    store: Annotated[Path | None, typer.Option(help="Job store for --reference (resumes).")]
+    = None,
+    workers: Annotated[int, typer.Option(help="Worker processes for --reference.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Si E–V curve (a = 5.00 … 6.00 Å): a0, B0 and RMSE against a reference curve.
+
+    Example: tealign bench eos --calculator chgnet --reference gpaw:pbe/pw400 -o bench_eos
+    """
+    from tealign.bench import eos
+
+    with progress_bar() as bar:
+        task = bar.add_task("Si E–V", total=len(eos.GRID))
+        res = eos.run(calculator, output, reference=reference, reference_file=reference_file,
+                      store=store, workers=workers,
+                      progress=lambda n: bar.update(task, completed=n))
+    keys = ("a0_A", "b0_GPa", "rmse_vs_reference_meV_per_atom")
+    if as_json:
+        emit_json({k: res[k] for k in keys} | {"results": str(output / "results.json")})
+        return
+    t = Table("curve", "a0 (Å)", "B0 (GPa)", "RMSE vs reference (meV/atom)")
+    t.add_row(calculator, f"{res['a0_A']:.4f}", f"{res['b0_GPa']:.1f}",
+              "–" if res["rmse_vs_reference_meV_per_atom"] is None
+              else f"{res['rmse_vs_reference_meV_per_atom']:.2f}")
+    if "reference_a0_A" in res:
+        t.add_row(res["reference"], f"{res['reference_a0_A']:.4f}",
+                  f"{res['reference_b0_GPa']:.1f}", "")
+    out().print(t)
+
+
 # ----------------------------------------------------------------------------- e0
 @e0_app.command("list")
 @command
