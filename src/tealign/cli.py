@@ -804,6 +804,45 @@ def bench_eos(
     out().print(t)
 
 
+@bench_app.command("torsion")
+@command
+def bench_torsion(
+    calculator: Annotated[str, typer.Option(help="MACE model file, xtb or chgnet.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for results.json "
+                                         "and figures.")],
+    data: Annotated[Path | None, typer.Option(help="Profiles CSV (default: registry "
+                                              "'biaryl-csv').")] = None,
+    geometries: Annotated[Path | None, typer.Option(help="SDF (default: registry "
+                                                    "'biaryl-sdf').")] = None,
+    limit: Annotated[int | None, typer.Option(help="First N molecules of the CSV.")] = None,
+    step: Annotated[float, typer.Option(help="Scan step in degrees (paper: 5).")] = 15.0,
+    d3: Annotated[str, typer.Option(help="Add D3(BJ) of this functional, or none.")] = "none",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Relaxed biaryl torsion scans against OpenFF B3LYP-D3(BJ) profiles.
+
+    Example: tealign bench torsion --calculator xtb --limit 10 --json -o bench_torsion
+    """
+    from tealign.bench import registry, torsion
+
+    csv_path = registry.locate("biaryl-csv", data)
+    sdf_path = registry.locate("biaryl-sdf", geometries)
+    with progress_bar() as bar:
+        task = bar.add_task("constrained relaxations", total=None)
+        res = torsion.run(calculator, output, csv_path, sdf_path, limit=limit, step=step,
+                          d3=d3, progress=lambda: bar.advance(task))
+    keys = ("n", "barrier_mae_kcal_mol", "profile_mae_kcal_mol", "unconverged_points")
+    if as_json:
+        emit_json({k: res[k] for k in keys} | {"results": str(output / "results.json")})
+        return
+    t = Table("model", "barrier MAE (kcal/mol)", "profile MAE (kcal/mol)", "data")
+    t.add_row(f"[bold]{calculator}[/]", f"{res['barrier_mae_kcal_mol']:.3f}",
+              f"{res['profile_mae_kcal_mol']:.3f}", f"B3LYP-D3(BJ) refs, N = {res['n']}")
+    for name, mae in res["published_barrier_mae_kcal_mol"].items():
+        t.add_row(f"{name} (published)", f"{mae:.3f}", "–", "CCSD(T) refs, N = 78")
+    out().print(t)
+
+
 # ----------------------------------------------------------------------------- e0
 @e0_app.command("list")
 @command
