@@ -843,6 +843,53 @@ def bench_torsion(
     out().print(t)
 
 
+@bench_app.command("water")
+@command
+def bench_water(
+    calculator: Annotated[str, typer.Option(help="MACE model file, xtb or chgnet.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for results.json "
+                                         "and figures.")],
+    ps: Annotated[float, typer.Option(help="Run length in ps (paper: 100).")] = 2.0,
+    d3: Annotated[str | None, typer.Option(help="D3(BJ) functional or none (default: pbe, "
+                                           "none for xtb).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the starting box and thermostat.")] = 0,
+    data: Annotated[Path | None, typer.Option(help="Experimental RDF .npz (default: "
+                                              "registry 'water-exp').")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Liquid water NVT at 300 K: O–O RDF vs X-ray experiment and TIP3P/TIP4P.
+
+    Example: tealign bench water --calculator chgnet --ps 2 -o bench_water
+    """
+    import numpy as np
+
+    from tealign.bench import registry, water
+
+    d3 = d3 if d3 is not None else ("none" if calculator == "xtb" else "pbe")
+    refs = {}
+    exp = np.load(registry.locate("water-exp", data))
+    refs["exp"] = (exp["r_OO"], exp["g_OO"])
+    for name in ("tip3p", "tip4p"):
+        try:
+            d = np.load(registry.locate(f"water-{name}"))
+            refs[name] = (d["r_OO"], d["g_OO"])
+        except SetupError as exc:
+            err.print(f"[yellow]{name} curve not shown:[/] {exc.message}")
+    n_steps = int(round(ps * 2000))
+    with progress_bar() as bar:
+        task = bar.add_task("water NVT", total=n_steps)
+        res = water.run(calculator, output, ps=ps, d3=d3, seed=seed, references=refs,
+                        progress=lambda n: bar.update(task, completed=n))
+    keys = ("peak_r_A", "peak_g", "rmsd_vs_exp", "mean_temperature_K")
+    if as_json:
+        emit_json({k: res[k] for k in keys} | {"results": str(output / "results.json")})
+        return
+    t = Table("model", "peak r (Å)", "peak g", "RMSD vs exp", "T (K)")
+    t.add_row(calculator, f"{res['peak_r_A']:.3f}", f"{res['peak_g']:.3f}",
+              f"{res['rmsd_vs_exp']:.3f}", f"{res['mean_temperature_K']:.0f}")
+    out().print(t)
+
+
 # ----------------------------------------------------------------------------- e0
 @e0_app.command("list")
 @command
