@@ -303,21 +303,10 @@ class TotalEnergyAlignment:
         self._check_fitted()
         batch = _single_batch(frames)
         fname = file or "<frames>"
-        keep = batch.has(energy_key)
-        rejects = list(batch.rejects)
-        for i in np.flatnonzero(~keep):
-            rejects.append(FrameError(fname, int(batch.index[i]), energy_key, "missing energy"))
-        keep = self._reject_charged(batch, keep, fname, rejects)
-        out = batch.select(keep)
-        out.rejects = rejects
-        if out.n_frames == 0:
+        out, sums = self._prepare(batch, energy_key, "missing energy", fname, forward=True)
+        if sums is None:
             return out
-        src_t, tgt_t = _as_table(self.source), _as_table(self.target)
-        src_t.check_covers(out.numbers, file=fname)
-        tgt_t.check_covers(out.numbers, file=fname)
-        self._check_offsets_cover(out.numbers, fname)
-        sum_src, off = self._terms(out, src_t)
-        sum_tgt, _ = self._terms(out, tgt_t)
+        sum_src, sum_tgt, off = sums
         kinds = (("forces", forces_key), ("stress", stress_key), ("virials", virials_key))
         out.info[ORIG_KEYS["energy"]] = np.asarray(out.info[energy_key], dtype=float).copy()
         for kind, key in kinds:
@@ -363,20 +352,11 @@ class TotalEnergyAlignment:
         self._check_fitted()
         batch = _single_batch(frames)
         fname = file or "<frames>"
-        keep = batch.has(ALIGNED_KEYS["energy"])
-        rejects = list(batch.rejects)
-        for i in np.flatnonzero(~keep):
-            rejects.append(FrameError(fname, int(batch.index[i]), "REF_energy",
-                                      "missing aligned energy"))
-        out = batch.select(keep)
-        out.rejects = rejects
-        if out.n_frames == 0:
+        out, sums = self._prepare(batch, ALIGNED_KEYS["energy"], "missing aligned energy",
+                                  fname, forward=False)
+        if sums is None:
             return out
-        src_t, tgt_t = _as_table(self.source), _as_table(self.target)
-        src_t.check_covers(out.numbers, file=fname)
-        tgt_t.check_covers(out.numbers, file=fname)
-        sum_src, off = self._terms(out, src_t)
-        sum_tgt, _ = self._terms(out, tgt_t)
+        sum_src, sum_tgt, off = sums
         e1 = np.asarray(out.info.pop(ALIGNED_KEYS["energy"]), dtype=float)
         x = (sum_tgt - e1 - off) / self.a_
         out.info[energy_key] = sum_src - x
@@ -401,6 +381,28 @@ class TotalEnergyAlignment:
             out.info.pop("d3_energy")
             out.info.pop("d3_functional")
         return out
+
+    def _prepare(self, batch: FrameBatch, key: str, reason: str, fname: str, forward: bool):
+        """Reject frames lacking ``key`` (and, going forward, charged ones); check the tables
+        cover the rest; return (frames, (Σ E_src atoms, Σ E_tgt atoms, offsets) or None)."""
+        keep = batch.has(key)
+        rejects = list(batch.rejects)
+        for i in np.flatnonzero(~keep):
+            rejects.append(FrameError(fname, int(batch.index[i]), key, reason))
+        if forward:
+            keep = self._reject_charged(batch, keep, fname, rejects)
+        out = batch.select(keep)
+        out.rejects = rejects
+        if out.n_frames == 0:
+            return out, None
+        src_t, tgt_t = _as_table(self.source), _as_table(self.target)
+        src_t.check_covers(out.numbers, file=fname)
+        tgt_t.check_covers(out.numbers, file=fname)
+        if forward:
+            self._check_offsets_cover(out.numbers, fname)
+        sum_src, off = self._terms(out, src_t)
+        sum_tgt, _ = self._terms(out, tgt_t)
+        return out, (sum_src, sum_tgt, off)
 
     def _check_offsets_cover(self, numbers, fname):
         """Per-element offsets were fitted on some elements; others would silently get 0."""

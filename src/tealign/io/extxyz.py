@@ -30,7 +30,7 @@ from ase.data import chemical_symbols as _SYMBOLS
 
 from tealign.errors import FrameError, SetupError
 from tealign.io.atomic import atomic_path
-from tealign.io.frames import FrameBatch, FrameRecord, _stack_info
+from tealign.io.frames import FrameBatch, FrameRecord, stack_info_dicts
 
 DEFAULT_PROPERTIES = "species:S:1:pos:R:3"
 BLOCK_BYTES = 32 << 20
@@ -453,15 +453,7 @@ def _build(
             ):
                 bad[i] = True
                 reasons.setdefault(i, (key, "NaN or inf value"))
-    info_keys: dict[str, None] = {}
-    for h in headers:
-        info_keys.update(dict.fromkeys(h))
-    info, missing = {}, {}
-    for key in info_keys:
-        present = np.array([key in h for h in headers])
-        info[key] = _stack_info([h.get(key) for h in headers], present)
-        if not present.all():
-            missing[key] = ~present
+    info, missing = stack_info_dicts(headers)
     batch = FrameBatch(
         numbers=numbers,
         positions=positions,

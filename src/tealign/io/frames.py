@@ -229,17 +229,11 @@ class FrameBatch:
             positions = np.zeros((0, 3))
             cell = np.zeros((0, 3, 3))
             pbc = np.zeros((0, 3), dtype=bool)
-        info_keys: dict[str, None] = {}
         array_keys: dict[str, None] = {}
         for r in records:
-            info_keys.update(dict.fromkeys(r.info))
             array_keys.update(dict.fromkeys(r.arrays))
-        info, arrays, missing = {}, {}, {}
-        for key in info_keys:
-            present = np.array([key in r.info for r in records])
-            info[key] = _stack_info([r.info.get(key) for r in records], present)
-            if not present.all():
-                missing[key] = ~present
+        info, missing = stack_info_dicts([r.info for r in records])
+        arrays = {}
         for key in array_keys:
             present = np.array([key in r.arrays for r in records])
             arrays[key] = _stack_arrays(
@@ -259,6 +253,20 @@ class FrameBatch:
             index=np.array([r.index for r in records], dtype=np.int64),
             rejects=list(rejects),
         )
+
+
+def stack_info_dicts(dicts: list[dict]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per-frame dicts → (columns, missing masks for keys some frames lack)."""
+    keys: dict[str, None] = {}
+    for d in dicts:
+        keys.update(dict.fromkeys(d))
+    info, missing = {}, {}
+    for key in keys:
+        present = np.array([key in d for d in dicts])
+        info[key] = _stack_info([d.get(key) for d in dicts], present)
+        if not present.all():
+            missing[key] = ~present
+    return info, missing
 
 
 def _stack_info(values: list, present: np.ndarray) -> np.ndarray:
