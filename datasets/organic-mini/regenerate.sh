@@ -4,6 +4,8 @@
 # forces stored apart (d3_energy_wb97m, d3_forces_wb97m) — the OFF23 stand-in.
 set -euo pipefail
 cd "$(dirname "$0")"
+# resume from the committed snapshot of the job store when there is no live store
+[ -d store ] || { [ -f jobs.snapshot.sqlite ] && mkdir -p store && cp jobs.snapshot.sqlite store/jobs.sqlite; } || true
 [ -f geometries.extxyz ] || ../../.venv/bin/python make_geometries.py
 ../../.venv/bin/tealign compute calib --molecules geometries.extxyz --seed 0 \
   --method "wb97m=pyscf:wb97m-d3bj/def2-svp" \
