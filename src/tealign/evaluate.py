@@ -46,8 +46,12 @@ def load_model(path: str | Path, device: str = "cpu"):
 
 
 def predict(model, batch: FrameBatch, head: str | None = None, batch_size: int = 32,
-            compute_stress: bool = True, device: str = "cpu") -> Predictions:
-    """Energies, forces and stress of every frame of ``batch`` with a loaded MACE model."""
+            compute_stress: bool = True, device: str = "cpu",
+            compute_forces: bool = True) -> Predictions:
+    """Energies, forces and stress of every frame of ``batch`` with a loaded MACE model.
+
+    ``compute_forces=False`` (single-point energies only) skips the backward pass.
+    """
     from mace import data
     from mace.tools import torch_geometric, utils
 
@@ -77,9 +81,11 @@ def predict(model, batch: FrameBatch, head: str | None = None, batch_size: int =
     energies, forces, stresses = [], [], []
     for g in loader:
         g = g.to(device)
-        out = model(g.to_dict(), compute_stress=compute_stress, training=False)
+        out = model(g.to_dict(), compute_stress=compute_stress and compute_forces,
+                    compute_force=compute_forces, training=False)
         energies.append(out["energy"].detach().cpu().numpy())
-        forces.append(out["forces"].detach().cpu().numpy())
+        if compute_forces:
+            forces.append(out["forces"].detach().cpu().numpy())
         if compute_stress and out.get("stress") is not None:
             stresses.append(out["stress"].detach().cpu().numpy())
     return Predictions(

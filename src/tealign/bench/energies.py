@@ -17,7 +17,8 @@ def single_points(calculator: str, batch: FrameBatch, d3: str | None = None,
         from tealign.evaluate import load_model, predict
 
         model = load_model(calculator)
-        energies = predict(model, batch, batch_size=batch_size, compute_stress=False).energy
+        energies = predict(model, batch, batch_size=batch_size, compute_stress=False,
+                           compute_forces=False).energy
     elif calculator == "xtb":
         from tealign.compute.backends import run_calculation
         from tealign.compute.spec import parse_spec
