@@ -1,5 +1,5 @@
 # tealign: the two set-up commands of the README.
-#   make demo   installs .venv (if needed) and runs tealign's main job on bundled/public data
+#   make demo   installs .venv (if needed) and runs `tealign demo` (bundled mini datasets)
 #   make test   installs .venv (if needed) and runs the whole test suite
 # Both bootstrap the same virtual environment at .venv (torch 2.13.0 CPU first).
 
@@ -17,9 +17,10 @@ $(BIN)/tealign: pyproject.toml
 bootstrap: $(BIN)/tealign
 
 demo: $(BIN)/tealign
-	bash scripts/example.sh $(DEMO_DIR)
+	TEALIGN_DATA_DIR=$${TEALIGN_DATA_DIR:-$(abspath ../shared/data)} $(BIN)/tealign demo -o $(DEMO_DIR)
 
 test: $(BIN)/tealign
+	bash scripts/install_chromium.sh
 	$(BIN)/ruff check src tests benchmarks
 	TEALIGN_DATA_DIR=$${TEALIGN_DATA_DIR:-$(abspath ../shared/data)} $(BIN)/python -m pytest -q -ra tests
 

@@ -95,3 +95,12 @@ def model_r_max(name: str) -> float | None:
 
     model = torch.load(p, map_location="cpu", weights_only=False)
     return float(model.r_max) if hasattr(model, "r_max") else None
+
+
+def model_elements(name) -> set[int] | None:
+    """Atomic numbers a MACE model file was trained on; None for other calculators."""
+    if not isinstance(name, (str, Path)) or not Path(name).exists():
+        return None
+    from tealign.evaluate import load_model
+
+    return {int(z) for z in load_model(name).atomic_numbers}

@@ -103,6 +103,13 @@ def rmse_relative(e1, e2) -> float:
 
 def run(calculator, outdir: Path, reference: str | None = None, reference_file: Path | None = None,
         store: Path | None = None, workers: int = 1, progress=None) -> dict:
+    from tealign.bench.calculators import model_elements
+    from tealign.errors import SetupError
+
+    known = model_elements(calculator)
+    if known is not None and 14 not in known:
+        raise SetupError("the model has no Si (atomic number 14); the E–V benchmark needs it",
+                         file=str(calculator), field="--calculator")
     outdir.mkdir(parents=True, exist_ok=True)
     e = curve(calculator, progress=progress)
     result = {"benchmark": "eos", "calculator": str(calculator), "grid_A": GRID.tolist(),

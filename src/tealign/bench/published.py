@@ -33,3 +33,11 @@ LATTICE_MAE_BY_STRUCTURE_A = {
     "MACE-Osaka24-large": {"4H": 0.0033, "bcc": 0.1423, "diamond": 0.0029, "fcc": 0.0156,
                            "rocksalt": 0.0100, "zincblende": 0.0031},
 }
+#: Fig. 4 / section IV.A: RMSE (eV) of QM9 total energies after ICEA only and after ICEA+AEC,
+#: and R² (after ICEA, after ICEA+AEC), target PBE/PW (VASP, 400 eV).
+FIG4_RMSE_EV = {
+    "PBE/TZP (ADF) → PBE/PW (VASP)": {"icea": 0.326, "tea": 0.099, "r2_icea": 0.999,
+                                       "r2_tea": 0.999},
+    "ωB97M-D3(BJ)/def2-TZVPPD (Psi4) → PBE/PW (VASP)": {"icea": 4.202, "tea": 0.839,
+                                                        "r2_icea": 0.904, "r2_tea": 0.997},
+}
