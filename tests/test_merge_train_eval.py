@@ -142,3 +142,31 @@ def test_osaka24_large_preset_is_the_published_recipe():
     assert shlex.split(text) == args
     assert args[args.index("--max_L") + 1] == "2"
     assert preset_args("osaka24-small")[preset_args("osaka24-small").index("--max_L") + 1] == "0"
+
+
+def test_per_source_heads_keep_their_own_e0s(sources, run_cli):
+    """With --per-source a head may keep its source's own scale: its statistics.json holds
+    that source's isolated-atom energies, and its energies are copied unchanged."""
+    toml = (sources / "sources.toml").read_text().replace(
+        'alignment = "alignment.json"', 'alignment = "target"\ne0 = "wb97m-d3bj-def2-tzvppd"')
+    (sources / "own.toml").write_text(toml)
+    code, _, stderr = run_cli("merge", sources / "own.toml", "-o", sources / "one")
+    assert code == 2 and "--per-source" in stderr
+    out = sources / "own"
+    code, _, stderr = run_cli("merge", sources / "own.toml", "-o", out, "--per-source")
+    assert code == 0, stderr
+    org = json.loads((out / "organic" / "statistics.json").read_text())
+    inorg = json.loads((out / "inorganic" / "statistics.json").read_text())
+    wb = load_table("wb97m-d3bj-def2-tzvppd")
+    def e0s(stats):  # statistics.json holds Python literals (DESIGN 7)
+        e = eval(stats["atomic_energies"])
+        return e if isinstance(e, dict) else dict(zip(eval(stats["atomic_numbers"]), e))
+
+    e0_org = e0s(org)
+    assert e0_org[8] == pytest.approx(wb.energy("O"), abs=1e-6)
+    e0_inorg = e0s(inorg)
+    assert e0_inorg[29] == pytest.approx(load_table("vasp-pbe-mp").energy("Cu"), abs=1e-6)
+    merged = read_batch(out / "organic" / "merged.extxyz")
+    src = read_batch(sources / "organic.extxyz")
+    np.testing.assert_array_equal(np.sort(merged.info["REF_energy"]),
+                                  np.sort(src.info["energy_wb97m"]))

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 # resume from the committed snapshot of the job store when there is no live store
 [ -d store ] || { [ -f jobs.snapshot.sqlite ] && mkdir -p store && cp jobs.snapshot.sqlite store/jobs.sqlite; } || true
-[ -f geometries.extxyz ] || ../../.venv/bin/python make_geometries.py
+[ -f geometries.extxyz ] || { ../../.venv/bin/python make_geometries.py && ../../.venv/bin/python add_md_snapshots.py; }
 ../../.venv/bin/tealign compute calib --molecules geometries.extxyz --seed 0 \
   --method "pbe=gpaw:pbe/pw400;vacuum=5.0;smearing=0.1" \
   --store store --workers "${WORKERS:-2}" -o inorganic-mini.extxyz

@@ -26,7 +26,9 @@ A TOML file lists the target's isolated-atom table and the sources::
     weights = { energy = 1.0, forces = 1.0 }
 
 Per source: ``reader`` (format), ``remove_d3`` (functional: compute and subtract D3(BJ)),
-``head`` (default: the name), ``weights`` (MACE per-config property weights), ``split_key``.
+``head`` (default: the name), ``weights`` (MACE per-config property weights), ``split_key``,
+and, with ``--per-source`` only, ``e0`` (that head's own isolated-atom table: a multi-head
+model whose heads keep their sources' own scales).
 Molecules (non-periodic frames) get zero stress and virial weight.
 
 Output directory: ``train/``, ``valid/``, ``test/`` shard directories (MACE HDF5, with
@@ -74,6 +76,7 @@ class SourceConfig:
     head: str | None = None
     weights: dict = field(default_factory=dict)
     split_key: str = "split"
+    e0: str | None = None  # this head's own isolated-atom table (only with --per-source)
 
 
 @dataclass
@@ -279,9 +282,16 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
     """Merge every source of the TOML into ``outdir``; returns the report dict."""
     cfg = load_config(config_path)
     target = load_table(cfg.e0)
+    own = [s.name for s in cfg.sources if s.e0]
+    if own and not per_source:
+        raise SetupError(f"sources {own} name their own e0: that needs --per-source (one "
+                         "merged set has one isolated-atom table, DESIGN 4.3)",
+                         file=str(config_path), field="source.e0")
+    tables = {s.name: load_table(str(cfg.base / s.e0) if (cfg.base / s.e0).exists() else s.e0)
+              if s.e0 else target for s in cfg.sources}
     prepared = []
     for src in cfg.sources:
-        batch, rep = prepare_source(cfg, src, target)
+        batch, rep = prepare_source(cfg, src, tables[src.name])
         if strict and rep.rejects:
             raise rep.rejects[0].as_setup_error()
         prepared.append((src, batch, rep))
@@ -294,7 +304,8 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
         if per_source:
             for src, batch, _ in prepared:
                 if batch.n_frames:
-                    layout[src.name] = _write_mace_dir(batch, tmp / src.name, target, cfg.r_max)
+                    layout[src.name] = _write_mace_dir(batch, tmp / src.name,
+                                                       tables[src.name], cfg.r_max)
         else:
             merged = concat_batches([b for _, b, _ in prepared if b.n_frames])
             layout["merged"] = _write_mace_dir(merged, tmp, target, cfg.r_max)

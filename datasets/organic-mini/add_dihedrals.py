@@ -1,0 +1,79 @@
+"""Rotated-dihedral configurations of organic-mini, appended to geometries.extxyz.
+
+For every molecule whose QM9 minimum has a rotatable bond (a single chain bond between two
+non-terminal atoms, not in a ring), the smaller side is turned about that bond by 60° and by
+120° (rigid rotation, no relaxation: torsional strain as a force field would see it). Frames
+with two atoms closer than 0.85 Å are left out. Run after make_geometries.py:
+
+    python add_dihedrals.py   # appends 'rotated_dihedral' frames to geometries.extxyz
+"""
+
+import numpy as np
+from ase.neighborlist import natural_cutoffs, neighbor_list
+
+from tealign.io import read_batch
+from tealign.io.extxyz import write_extxyz
+from tealign.io.frames import FrameBatch
+
+ANGLES = (60.0, 120.0)
+frames = read_batch("geometries.extxyz").to_atoms()
+if any(a.info.get("sampling") == "rotated_dihedral" for a in frames):
+    raise SystemExit("geometries.extxyz already holds rotated dihedrals")
+
+
+def side(adj: dict[int, set[int]], i: int, j: int) -> set[int]:
+    """Atoms reachable from j without crossing the bond i–j."""
+    seen, todo = {j}, [j]
+    while todo:
+        k = todo.pop()
+        for m in adj[k]:
+            if m not in seen and not (k == j and m == i):
+                seen.add(m)
+                todo.append(m)
+    return seen
+
+
+def rotate(atoms, i, j, moving, angle):
+    axis = atoms.positions[j] - atoms.positions[i]
+    axis /= np.linalg.norm(axis)
+    t = np.radians(angle)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    rot = np.eye(3) + np.sin(t) * k + (1 - np.cos(t)) * k @ k
+    out = atoms.copy()
+    idx = sorted(moving)
+    out.positions[idx] = (atoms.positions[idx] - atoms.positions[j]) @ rot.T + atoms.positions[j]
+    return out
+
+
+added = []
+for a in frames:
+    if a.info.get("sampling") != "qm9_minimum":
+        continue
+    ii, jj = neighbor_list("ij", a, natural_cutoffs(a))
+    adj: dict[int, set[int]] = {k: set() for k in range(len(a))}
+    for p, q in zip(ii, jj):
+        adj[int(p)].add(int(q))
+    best = None
+    for i in range(len(a)):
+        for j in adj[i]:
+            if i < j and len(adj[i]) > 1 and len(adj[j]) > 1 and a.numbers[i] > 1 \
+                    and a.numbers[j] > 1:
+                s = side(adj, i, j)
+                if i in s:  # ring bond
+                    continue
+                small = s if len(s) <= len(a) - len(s) else set(range(len(a))) - s
+                if len(small) > 1 and (best is None or len(small) > len(best[2])):
+                    best = (i, j, small) if small == s else (j, i, small)
+    if best is None:
+        continue
+    i, j, moving = best
+    for ang in ANGLES:
+        r = rotate(a, i, j, moving, ang)
+        d = r.get_all_distances()
+        if d[np.triu_indices(len(r), 1)].min() < 0.85:
+            continue
+        r.info = {**a.info, "sampling": "rotated_dihedral", "dihedral_bond": f"{i}-{j}",
+                  "rotation_deg": ang}
+        added.append(r)
+write_extxyz("geometries.extxyz", [FrameBatch.from_atoms(frames + added)])
+print(f"appended {len(added)} rotated-dihedral frames; {len(frames) + len(added)} in all")
