@@ -1,0 +1,307 @@
+"""The multi-domain experiment (paper section IV at small scale): identical MACE models trained
+on organic-mini and inorganic-mini mixed in the ways people mix datasets today.
+
+    .venv/bin/python experiments/multidomain/run.py                  # all variants, small-cpu
+    .venv/bin/python experiments/multidomain/run.py --variants a,e --preset tiny --epochs 2
+
+Variants (one MACE model each, same preset):
+  a   inorganic-mini only (GPAW PBE/PW400 scale)
+  b   organic-mini only (its own ωB97M/def2-SVP scale, D3(BJ) removed)
+  c   both, no alignment: organic energies as they are, the target's isolated atoms as E0s
+  d   both, ICEA only (tealign fit --model icea)
+  e   both, TEA with the single factor (tealign fit --model scale)
+  e2  both, TEA with the model `--model auto` picks
+  f   both, per-source fitted linear element references instead of TEA (E − Σ n·ε fitted by
+      least squares on each source's training split; E0s zero) — how fairchem/UMA and
+      SevenNet-MF handle mixed data
+  g   a MACE multi-head model, one head per source, each on its own scale (mace-torch heads)
+Each variant is evaluated on each domain's test split in that domain's original units: its own
+inverse transform is applied to its predictions (TEA/ICEA: the alignment's inverse; f: the
+linear references added back). Metrics: energy MAE per atom, MAE of relative energies between
+conformers of one mol_id (organic; each molecule's energies centred on their mean), force MAE.
+(a) and (b) are evaluated on their own domain only.
+
+Everything goes through tealign's own commands (fit, merge, train), each recorded with its
+wall time in RUN/results.json; the tables land in experiments/multidomain/README.md. Reruns
+resume: finished trainings (RUN/<variant>/train/model.model) are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+VARIANTS = ["a", "b", "c", "d", "e", "e2", "f", "g"]
+TITLES = {
+    "a": "inorganic only", "b": "organic only", "c": "both, no alignment",
+    "d": "both, ICEA only", "e": "both, TEA (single factor a)",
+    "e2": "both, TEA (model chosen by --model auto)",
+    "f": "both, per-source linear element references", "g": "multi-head (one head per source)",
+}
+
+
+class Run:
+    def __init__(self, out: Path, datasets: Path) -> None:
+        self.out, self.ds = out, datasets
+        self.log: list[dict] = []
+
+    def tealign(self, *args: str, cwd: Path | None = None) -> dict:
+        cmd = [sys.executable, "-m", "tealign", *map(str, args)]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, text=True)
+        wall = time.perf_counter() - t0
+        shown = "tealign " + shlex.join(map(str, args))
+        self.log.append({"command": shown, "cwd": str(cwd or Path.cwd()), "wall_s": wall,
+                         "exit": proc.returncode})
+        print(f"[{wall:7.1f} s] {shown}", flush=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"failed: {shown}")
+        return json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {}
+
+    # ------------------------------------------------------------------ inputs
+    @property
+    def files(self) -> dict[str, Path]:
+        d = self.ds
+        return {"calib": d / "calib-qm9/calib-qm9.extxyz",
+                "calib_src": d / "calib-qm9/calib-qm9.atoms_wb97m.json",
+                "calib_tgt": d / "calib-qm9/calib-qm9.atoms_pbe.json",
+                "organic": d / "organic-mini/organic-mini.extxyz",
+                "organic_e0": d / "organic-mini/organic-mini.atoms_wb97m.json",
+                "inorganic": d / "inorganic-mini/inorganic-mini.extxyz",
+                "target_e0": d / "inorganic-mini/inorganic-mini.atoms_pbe.json"}
+
+    def alignments(self) -> dict[str, Path]:
+        f = self.files
+        out = {}
+        for model in ("icea", "scale", "auto"):
+            path = self.out / "alignments" / f"{model}.json"
+            if not path.exists():
+                self.tealign("fit", f["calib"], "--source-key", "energy_wb97m", "--target-key",
+                             "energy_pbe", "--source-e0", f["calib_src"], "--target-e0",
+                             f["calib_tgt"], "--model", model, "-o", path, "--json")
+            out[model] = path
+        return out
+
+    def linear_references(self) -> dict[str, Path]:
+        """Per-source element references ε by least squares on the training split, written
+        as isolated-atom tables, and an ICEA 'alignment' from each onto a table of zeros."""
+        from tealign.align import TotalEnergyAlignment
+        from tealign.io import read_batch
+        from tealign.methods import load_table
+
+        f = self.files
+        out = {}
+        elements = set()
+        fits = {}
+        for name, key in (("organic", "energy_wb97m"), ("inorganic", "energy_pbe")):
+            b = read_batch(f[name])
+            e = np.asarray(b.info[key], float)
+            if name == "organic":
+                e = e - np.asarray(b.info["d3_energy_wb97m"], float)
+            train = np.asarray(b.info["split"]).astype(str) == "train"
+            zs = sorted(set(b.numbers.tolist()))
+            fa = b.frame_of_atom()
+            counts = np.zeros((b.n_frames, len(zs)))
+            np.add.at(counts, (fa, np.searchsorted(zs, b.numbers)), 1)
+            eps, *_ = np.linalg.lstsq(counts[train], e[train], rcond=None)
+            from ase.data import chemical_symbols
+
+            fits[name] = {chemical_symbols[z]: float(v) for z, v in zip(zs, eps)}
+            elements |= set(fits[name])
+        zero = self.out / "linref" / "zero.json"
+        zero.parent.mkdir(parents=True, exist_ok=True)
+        zero.write_text(json.dumps({"name": "zero", "units": "eV",
+                                    "energies": dict.fromkeys(sorted(elements), 0.0)}))
+        out["zero"] = zero
+        for name, eps in fits.items():
+            table = self.out / "linref" / f"{name}.json"
+            table.write_text(json.dumps({
+                "name": f"linref-{name}", "units": "eV", "energies": eps,
+                "method": "least-squares element references on the training split"}))
+            # a fixed shift, E' = E − Σ n·ε (ICEA from the ε table onto zeros): nothing to fit
+            tea = TotalEnergyAlignment(load_table(str(table)), load_table(str(zero)),
+                                       model="icea")
+            tea.a_, tea.offsets_, tea.model_, tea.a_ci95_ = 1.0, {}, "icea", [1.0, 1.0]
+            tea.n_ = tea.n_rejected_ = 0
+            tea.rmse_icea_ = tea.rmse_tea_ = tea.r2_icea_ = tea.r2_tea_ = tea.cv_rmse_ = None
+            tea.calibration_ = {"note": f"linear element references of {f[name].name}, "
+                                        "least squares on its training split"}
+            tea.chain_ = []
+            path = self.out / "linref" / f"{name}.alignment.json"
+            tea.save(path)
+            out[name] = path
+        return out
+
+    # ------------------------------------------------------------------ variants
+    def toml(self, v: str, al: dict, lr: dict) -> tuple[str, bool]:
+        f = self.files
+        org = (f'[[source]]\nname = "organic"\npath = "{f["organic"]}"\n'
+               'energy_key = "energy_wb97m"\nforces_key = "forces_wb97m"\nd3_keys = true\n'
+               'config_type = "organic"\n')
+        inorg = (f'[[source]]\nname = "inorganic"\npath = "{f["inorganic"]}"\n'
+                 'energy_key = "energy_pbe"\nforces_key = "forces_pbe"\n'
+                 'stress_key = "stress_pbe"\nconfig_type = "inorganic"\n')
+        target = f'[target]\ne0 = "{f["target_e0"]}"\nr_max = 4.5\n\n'
+        if v == "a":
+            return target + inorg + 'alignment = "target"\n', False
+        if v == "b":
+            return (f'[target]\ne0 = "{f["organic_e0"]}"\nr_max = 4.5\n\n' + org
+                    + 'alignment = "target"\n'), False
+        if v == "c":
+            return target + org + 'alignment = "target"\n\n' + inorg + 'alignment = "target"\n', \
+                False
+        if v in ("d", "e", "e2"):
+            model = {"d": "icea", "e": "scale", "e2": "auto"}[v]
+            return (target + org + f'alignment = "{al[model]}"\n\n' + inorg
+                    + 'alignment = "target"\n'), False
+        if v == "f":
+            return (f'[target]\ne0 = "{lr["zero"]}"\nr_max = 4.5\n\n' + org
+                    + f'alignment = "{lr["organic"]}"\n\n' + inorg
+                    + f'alignment = "{lr["inorganic"]}"\n'), False
+        if v == "g":
+            return (target + org + f'alignment = "target"\ne0 = "{f["organic_e0"]}"\n\n'
+                    + inorg + 'alignment = "target"\n'), True
+        raise ValueError(v)
+
+    def train(self, v: str, preset: str, epochs: int | None, al, lr) -> Path:
+        d = self.out / v
+        model = d / "train" / "model.model"
+        if model.exists():
+            return model
+        d.mkdir(parents=True, exist_ok=True)
+        text, per_source = self.toml(v, al, lr)
+        (d / "merge.toml").write_text(text)
+        self.tealign("merge", d / "merge.toml", "-o", d / "merged", "--json",
+                     *(["--per-source"] if per_source else []))
+        args = ["train", "--preset", preset, "--data", d / "merged", "-o", d / "train",
+                "--device", "cpu", "--json"]
+        if epochs:
+            args[-1:-1] = ["--epochs", str(epochs)]
+        self.tealign(*args)
+        return model
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, v: str, model: Path, al: dict, lr: dict) -> dict:
+        from tealign.align import TotalEnergyAlignment
+        from tealign.evaluate import load_model, predict
+        from tealign.io import read_batch
+
+        m = load_model(model)
+        res = {}
+        domains = {"a": ["inorganic"], "b": ["organic"]}.get(v, ["organic", "inorganic"])
+        for dom in domains:
+            b = read_batch(self.files[dom])
+            b = b.select(np.asarray(b.info["split"]).astype(str) == "test")
+            ek, fk = ("energy_wb97m", "forces_wb97m") if dom == "organic" else \
+                ("energy_pbe", "forces_pbe")
+            e_ref = np.asarray(b.info[ek], float)
+            f_ref = np.asarray(b.arrays[fk], float)
+            if dom == "organic":  # the original scale is the dispersion-free DFT
+                e_ref = e_ref - np.asarray(b.info["d3_energy_wb97m"], float)
+                f_ref = f_ref - np.asarray(b.arrays["d3_forces_wb97m"], float)
+            head = dom if v == "g" else None
+            p = predict(m, b, head=head, compute_stress=False)
+            e, f = p.energy, p.forces
+            inverse = None
+            if dom == "organic" and v in ("d", "e", "e2"):
+                inverse = TotalEnergyAlignment.load({"d": al["icea"], "e": al["scale"],
+                                                     "e2": al["auto"]}[v])
+            if v == "f":
+                inverse = TotalEnergyAlignment.load(lr[dom])
+            if inverse is not None:
+                pb = b.copy()
+                pb.info["REF_energy"] = e
+                pb.arrays["REF_forces"] = f
+                back = inverse.inverse_transform(pb, "pred_energy", "pred_forces")
+                e, f = np.asarray(back.info["pred_energy"]), np.asarray(back.arrays["pred_forces"])
+            n = b.n_atoms
+            row = {"n": int(b.n_frames),
+                   "energy_mae_meV_per_atom": float(np.mean(np.abs((e - e_ref) / n)) * 1000),
+                   "forces_mae_meV_per_A": float(np.mean(np.abs(f - f_ref)) * 1000)}
+            if dom == "organic":
+                ids = np.asarray(b.info["mol_id"]).astype(str)
+                rel = []
+                for mol in np.unique(ids):
+                    k = ids == mol
+                    if k.sum() > 1:
+                        rel.extend(((e[k] - e[k].mean()) - (e_ref[k] - e_ref[k].mean())).tolist())
+                row["relative_energy_mae_meV"] = float(np.mean(np.abs(rel)) * 1000) if rel \
+                    else None
+            res[dom] = row
+        return res
+
+
+def write_readme(results: dict, path: Path) -> None:
+    lines = ["# Multi-domain experiment: one MACE model on organic + inorganic data", "",
+             f"Generated by `{results['command']}` (preset `{results['preset']}`); numbers in "
+             f"`{Path(results['results']).relative_to(ROOT)}`.", "",
+             "Test-split errors in each domain's original units (organic: ωB97M/def2-SVP "
+             "without D3(BJ); inorganic: GPAW PBE/PW400).", "",
+             "| variant | organic E MAE (meV/atom) | organic relative E MAE (meV) | organic F MAE "
+             "(meV/Å) | inorganic E MAE (meV/atom) | inorganic F MAE (meV/Å) | train wall (s) |",
+             "|---|---|---|---|---|---|---|"]
+
+    def cell(d, k, fmt=".1f"):
+        return "N/A" if d is None or d.get(k) is None else format(d[k], fmt)
+
+    for v in results["variants"]:
+        r = results["variants"][v]
+        o, i = r["errors"].get("organic"), r["errors"].get("inorganic")
+        lines.append(f"| ({v}) {TITLES[v]} | {cell(o, 'energy_mae_meV_per_atom')} | "
+                     f"{cell(o, 'relative_energy_mae_meV')} | {cell(o, 'forces_mae_meV_per_A')} "
+                     f"| {cell(i, 'energy_mae_meV_per_atom')} | {cell(i, 'forces_mae_meV_per_A')} "
+                     f"| {r.get('train_wall_s', 0):.0f} |")
+    lines += ["", "## Commands and wall times", "", "```"]
+    lines += [f"{c['wall_s']:8.1f} s  {c['command']}" for c in results["log"]]
+    lines += ["```", ""]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--preset", default="small-cpu")
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--datasets", type=Path, default=ROOT / "datasets")
+    ap.add_argument("--out", type=Path, default=HERE / "runs")
+    ap.add_argument("--readme", type=Path, default=HERE / "README.md")
+    args = ap.parse_args()
+    run = Run(args.out.resolve(), args.datasets.resolve())
+    run.out.mkdir(parents=True, exist_ok=True)
+    al = run.alignments()
+    lr = run.linear_references()
+    results_path = run.out / "results.json"
+    old = json.loads(results_path.read_text()) if results_path.exists() else {}
+    results = {"command": "python experiments/multidomain/run.py " + " ".join(sys.argv[1:]),
+               "preset": args.preset, "epochs": args.epochs, "results": str(results_path),
+               "variants": old.get("variants", {}), "log": old.get("log", [])}
+    for v in args.variants.split(","):
+        n_log = len(run.log)
+        model = run.train(v, args.preset, args.epochs, al, lr)
+        train_log = [c for c in run.log[n_log:] if c["command"].startswith("tealign train")]
+        entry = results["variants"].get(v, {})
+        if train_log:
+            entry["train_wall_s"] = train_log[-1]["wall_s"]
+        entry["title"] = TITLES[v]
+        entry["errors"] = run.evaluate(v, model, al, lr)
+        results["variants"][v] = entry
+        results["log"] += run.log[n_log:]
+        results_path.write_text(json.dumps(results, indent=2) + "\n")
+        print(json.dumps({v: entry["errors"]}), flush=True)
+    results["variants"] = {v: results["variants"][v] for v in VARIANTS
+                           if v in results["variants"]}
+    results_path.write_text(json.dumps(results, indent=2) + "\n")
+    write_readme(results, args.readme)
+
+
+if __name__ == "__main__":
+    main()
