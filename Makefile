@@ -21,7 +21,7 @@ demo: $(BIN)/tealign
 
 test: $(BIN)/tealign
 	bash scripts/install_chromium.sh
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs experiments datasets
 	TEALIGN_DATA_DIR=$${TEALIGN_DATA_DIR:-$(abspath ../shared/data)} $(BIN)/python -m pytest -q -ra tests
 
 clean-venv:

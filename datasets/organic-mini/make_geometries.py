@@ -35,7 +35,7 @@ for k, rec in enumerate(qm9_molecules(picked)):
         Langevin(a, 0.5 * units.fs, temperature_K=temp, friction=0.02, rng=rng).run(steps)
         confs.append((f"xtb_md_{temp}K", a.positions.copy()))
     confs.append(("rattled", base.positions + rng.normal(scale=0.05, size=base.positions.shape)))
-    for j, (kind, pos) in enumerate(confs):
+    for kind, pos in confs:
         records.append(FrameRecord(numbers=rec.numbers, positions=pos, index=len(records),
                                    info={"mol_id": mol_id, "config_type": "organic",
                                          "sampling": kind, "smiles": rec.info["smiles"]}))
