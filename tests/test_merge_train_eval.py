@@ -170,3 +170,26 @@ def test_per_source_heads_keep_their_own_e0s(sources, run_cli):
     src = read_batch(sources / "organic.extxyz")
     np.testing.assert_array_equal(np.sort(merged.info["REF_energy"]),
                                   np.sort(src.info["energy_wb97m"]))
+
+
+def test_target_e0_as_a_union_of_tables(sources, run_cli, tmp_path):
+    """[target] e0 may list tables computed at the same settings (the GPAW atoms of two
+    datasets): merged where they agree, one clear line where they do not."""
+    from tealign.methods import union_tables
+
+    pbe = load_table("vasp-pbe-mp").to_json_dict()
+    light = {**pbe, "name": "light", "energies": {s: pbe["energies"][s] for s in "HCNO"}}
+    heavy = {**pbe, "name": "heavy", "energies": {s: pbe["energies"][s] for s in ("O", "Cu")}}
+    (sources / "light.json").write_text(json.dumps(light))
+    (sources / "heavy.json").write_text(json.dumps(heavy))
+    toml = (sources / "sources.toml").read_text().replace(
+        'e0 = "vasp-pbe-mp"', 'e0 = ["light.json", "heavy.json"]')
+    (sources / "union.toml").write_text(toml)
+    code, stdout, stderr = run_cli("merge", sources / "union.toml", "-o", sources / "u", "--json")
+    assert code == 0, stderr
+    stats = json.loads((sources / "u" / "statistics.json").read_text())
+    assert stats["atomic_numbers"] == "[1, 6, 7, 8, 29]"
+    bad = {**heavy, "energies": {**heavy["energies"], "O": heavy["energies"]["O"] + 0.01}}
+    with pytest.raises(Exception, match="disagree for O"):
+        union_tables([load_table(sources / "light.json"),
+                      type(load_table("vasp-pbe-mp")).from_json_dict(bad, source="bad")])

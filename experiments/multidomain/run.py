@@ -150,7 +150,9 @@ class Run:
         inorg = (f'[[source]]\nname = "inorganic"\npath = "{f["inorganic"]}"\n'
                  'energy_key = "energy_pbe"\nforces_key = "forces_pbe"\n'
                  'stress_key = "stress_pbe"\nconfig_type = "inorganic"\n')
-        target = f'[target]\ne0 = "{f["target_e0"]}"\nr_max = 4.5\n\n'
+        # the GPAW atoms of both datasets (same SPEC): one target-scale table
+        target = (f'[target]\ne0 = ["{f["calib_tgt"]}", "{f["target_e0"]}"]\n'
+                  'r_max = 4.5\n\n')
         if v == "a":
             return target + inorg + 'alignment = "target"\n', False
         if v == "b":

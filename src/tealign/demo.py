@@ -106,8 +106,10 @@ def merge_config(ds: Path) -> str:
     return (
         "# written by tealign demo: organic-mini (ωB97M/def2-SVP, D3(BJ) stored apart) aligned\n"
         "# onto GPAW PBE/PW400 with the alignment fitted on calib-qm9; inorganic-mini is already\n"
-        "# on that scale. One isolated-atom table for the target scale: the GPAW atoms.\n"
-        f'[target]\ne0 = "{f["inorganic_e0"]}"\nr_max = 4.5\nseed = 0\n\n'
+        "# on that scale. One isolated-atom table for the target scale: the GPAW atoms of both\n"
+        "# datasets (same SPEC), joined (merge checks they agree where they overlap).\n"
+        f'[target]\ne0 = ["{f["calib_e0_target"]}", "{f["inorganic_e0"]}"]\nr_max = 4.5\n'
+        'seed = 0\n\n'
         f'[[source]]\nname = "organic"\npath = "{f["organic"]}"\nenergy_key = "energy_wb97m"\n'
         'forces_key = "forces_wb97m"\nalignment = "fit/alignment.json"\nd3_keys = true\n'
         'config_type = "organic"\n\n'

@@ -3,7 +3,8 @@
 A TOML file lists the target's isolated-atom table and the sources::
 
     [target]
-    e0 = "calib.atoms_pbe.json"     # the target scale's isolated atoms = MACE's E0s
+    e0 = "calib.atoms_pbe.json"     # the target scale's isolated atoms = MACE's E0s (or a
+                                    # list of tables computed at the same settings: their union)
     r_max = 4.5                     # Å, for statistics.json
     seed = 0                        # for splits made here
 
@@ -54,7 +55,7 @@ from tealign.io import iter_batches
 from tealign.io.atomic import atomic_path, write_json, write_rejects
 from tealign.io.frames import FrameBatch, concat_batches
 from tealign.io.splits import assign_splits
-from tealign.methods import IsolatedAtomTable, load_table
+from tealign.methods import IsolatedAtomTable, load_table, union_tables
 
 SPLITS = ("train", "valid", "test")
 PROPS = ("energy", "forces", "stress", "virials")
@@ -81,7 +82,7 @@ class SourceConfig:
 
 @dataclass
 class MergeConfig:
-    e0: str
+    e0: str | list[str]
     sources: list[SourceConfig]
     r_max: float = 4.5
     seed: int = 0
@@ -121,7 +122,9 @@ def load_config(path: str | Path) -> MergeConfig:
         raise SetupError(f"source names must differ: {names}", file=str(p), field="source")
     base = p.parent
     e0 = target["e0"]
-    if (base / e0).exists():
+    if isinstance(e0, list):
+        e0 = [str(base / e) if (base / e).exists() else e for e in e0]
+    elif (base / e0).exists():
         e0 = str(base / e0)
     return MergeConfig(e0=e0, sources=sources, r_max=float(target.get("r_max", 4.5)),
                        seed=int(target.get("seed", 0)),
@@ -281,7 +284,8 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
               strict: bool = False, progress=None) -> dict:
     """Merge every source of the TOML into ``outdir``; returns the report dict."""
     cfg = load_config(config_path)
-    target = load_table(cfg.e0)
+    target = (union_tables([load_table(e) for e in cfg.e0]) if isinstance(cfg.e0, list)
+              else load_table(cfg.e0))
     own = [s.name for s in cfg.sources if s.e0]
     if own and not per_source:
         raise SetupError(f"sources {own} name their own e0: that needs --per-source (one "

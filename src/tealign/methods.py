@@ -231,3 +231,25 @@ def load_table(name_or_path: str | Path) -> IsolatedAtomTable:
     if not isinstance(d, dict):
         raise SetupError("an isolated-atom table must be a JSON object", file=text)
     return IsolatedAtomTable.from_json_dict(d, source=text)
+
+
+def union_tables(tables: list[IsolatedAtomTable], tol_eV: float = 1e-6) -> IsolatedAtomTable:
+    """One table from several computed at the same settings (e.g. the GPAW atoms of two
+    datasets): every element of each; an element in two tables must agree within ``tol_eV``
+    or they are not one target scale (:class:`SetupError`)."""
+    energies: dict[str, float] = {}
+    origin: dict[str, str] = {}
+    for t in tables:
+        for sym, e in t.energies.items():
+            if sym in energies and abs(energies[sym] - e) > tol_eV:
+                raise SetupError(
+                    f"tables '{origin[sym]}' and '{t.name}' disagree for {sym} "
+                    f"({energies[sym]:.6f} vs {e:.6f} eV): not one target scale (DESIGN 4.3)",
+                    file=t.name, field=f"e0[{sym}]")
+            energies.setdefault(sym, e)
+            origin.setdefault(sym, t.name)
+    name = " + ".join(t.name for t in tables)
+    return IsolatedAtomTable(name=name, energies=dict(sorted(energies.items(),
+                                                             key=lambda kv: _z(kv[0]))),
+                             provenance={"union_of": [t.name for t in tables],
+                                         **tables[0].provenance})
