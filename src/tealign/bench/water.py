@@ -75,7 +75,10 @@ def run(calculator, outdir: Path, ps: float = 2.0, d3: str | None = "pbe",
     atoms.calc = get_calculator(calculator, d3=d3)
     rng = np.random.default_rng(seed)
     MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=rng)
-    dyn = Langevin(atoms, timestep_fs * ase_units.fs, temperature_K=300, friction=0.01, rng=rng)
+    # friction 0.01 fs⁻¹ (ASE takes it in its own inverse time unit): ~100 fs coupling, so the
+    # lattice start relaxes to 300 K well inside the discarded first half
+    dyn = Langevin(atoms, timestep_fs * ase_units.fs, temperature_K=300,
+                   friction=0.01 / ase_units.fs, rng=rng)
     n_steps = int(round(ps * 1000 / timestep_fs))
     oxygens = atoms.numbers == 8
     frames, temps = [], []
