@@ -252,7 +252,7 @@ def write_markdown(res: dict) -> None:
                          f"{row['a_mean']:.5f} ± {row['a_std']:.5f} | {h} |")
     lines += ["", "![learning curve](learning_curve.png)", "",
               "## What the calibration cost", "",
-              "| method | DFT calls (molecules + isolated atoms) | wall seconds (one worker "
+              "| method | DFT calls (molecules + isolated atoms) | job wall seconds (one core "
               "each) | per call (s) |", "|---|---|---|---|"]
     for label, c in res["cost"].items():
         lines.append(f"| {label} | {c['calls']} | {c['wall_s']:.0f} | "
@@ -263,7 +263,8 @@ def write_markdown(res: dict) -> None:
     if tgt:
         per = tgt["wall_s"] / tgt["calls"]
         lines += ["", f"The whole calibration took {calls} DFT calls and "
-                  f"{total_s / 3600:.1f} CPU-hours (one core per call). Recomputing a dataset "
+                  f"{total_s / 3600:.1f} hours of job wall time (one core per job, on a machine shared "
+                  "with other work, so an upper bound). Recomputing a dataset "
                   f"the size of OFF23 / SPICE (of the order of {OFF23_SIZE:,} configurations, "
                   "most larger than these QM9 molecules) at the target level at this machine's "
                   f"{per:.0f} s per GPAW molecule would take about "
