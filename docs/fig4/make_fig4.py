@@ -263,8 +263,8 @@ def write_markdown(res: dict) -> None:
     if tgt:
         per = tgt["wall_s"] / tgt["calls"]
         lines += ["", f"The whole calibration took {calls} DFT calls and "
-                  f"{total_s / 3600:.1f} hours of job wall time (one core per job, on a machine shared "
-                  "with other work, so an upper bound). Recomputing a dataset "
+                  f"{total_s / 3600:.1f} hours of job wall time (one core per job, on a "
+                  "machine shared with other work, so an upper bound). Recomputing a dataset "
                   f"the size of OFF23 / SPICE (of the order of {OFF23_SIZE:,} configurations, "
                   "most larger than these QM9 molecules) at the target level at this machine's "
                   f"{per:.0f} s per GPAW molecule would take about "
