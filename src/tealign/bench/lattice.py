@@ -68,15 +68,11 @@ def run(calculator, outdir: Path, limit: int | None = None, d3: str | None = Non
         r_max: float | None = None, data: Path | None = None, progress=None) -> dict:
     from ase.data import atomic_numbers
 
-    from tealign.bench.calculators import get_calculator, model_r_max
+    from tealign.bench.calculators import get_calculator, model_elements, model_r_max
 
     calc = get_calculator(calculator, d3=d3)
     r_max = r_max if r_max is not None else model_r_max(calculator)
-    known = None
-    if isinstance(calculator, (str, Path)) and Path(calculator).exists():
-        from tealign.evaluate import load_model
-
-        known = {int(z) for z in load_model(calculator).atomic_numbers}
+    known = model_elements(calculator)
     rows, skipped = [], []
     for k, row in enumerate(crystals(data, limit)):
         from ase.formula import Formula

@@ -411,6 +411,13 @@ def _pub_rows(mapping: dict, fmt: str) -> tuple[list[list[str]], list[str]]:
     return rows, ["pub"] * len(rows)
 
 
+def _bench_figures(page: Page, name: str, results: dict, caption: str) -> str:
+    """The figures a benchmark's results.json lists, embedded side by side."""
+    return '<div class="figs">' + "".join(
+        page.img(page.run_dir / "bench" / name / f, caption)
+        for f in results.get("figures", [])) + "</div>"
+
+
 def _bench(page: Page) -> None:
     parts = []
     rel = "bench/lattice/results.json"
@@ -435,9 +442,7 @@ def _bench(page: Page) -> None:
         if crow:
             s += _table(["crystal", "structure", "a (Å)", "a PBE (Å)", "error (Å)"], crow,
                         numeric_from=2)
-        s += '<div class="figs">' + "".join(
-            page.img(page.run_dir / "bench/lattice" / f, "lattice-constant errors")
-            for f in d.get("figures", [])) + "</div>"
+        s += _bench_figures(page, "lattice", d, "lattice-constant errors")
         parts.append(s + _commands(page, ["bench_lattice"]))
     rel = "bench/eos/results.json"
     d = page.load(rel)
@@ -449,9 +454,7 @@ def _bench(page: Page) -> None:
             [f"reference: {E(Path(str(d.get('reference', ''))).name)}",
              page.num(rel, "reference_a0_A", ".4f"), page.num(rel, "reference_b0_GPa", ".1f"),
              ""]])
-        s += '<div class="figs">' + "".join(
-            page.img(page.run_dir / "bench/eos" / f, "E–V curves relative to their minima")
-            for f in d.get("figures", [])) + "</div>"
+        s += _bench_figures(page, "eos", d, "E–V curves relative to their minima")
         parts.append(s + _commands(page, ["bench_eos"]))
     rel = "bench/torsion/results.json"
     d = page.load(rel)
@@ -467,9 +470,7 @@ def _bench(page: Page) -> None:
               f"{E(str(d.get('published_label', '')))}.</p>")
         s += _table(["model", "barrier MAE (kcal/mol)", "profile MAE (kcal/mol)"], rows,
                     classes=[""] + ["pub"] * len(pub))
-        s += '<div class="figs">' + "".join(
-            page.img(page.run_dir / "bench/torsion" / f, "torsion profiles vs reference")
-            for f in d.get("figures", [])) + "</div>"
+        s += _bench_figures(page, "torsion", d, "torsion profiles vs reference")
         parts.append(s + _commands(page, ["bench_torsion"]))
     rel = "bench/reactions/results.json"
     d = page.load(rel)
@@ -483,9 +484,7 @@ def _bench(page: Page) -> None:
               f"E(TS) − E(R) against CCSD(T)-F12: MAE "
               f"{page.num(rel, 'mae_kcal_mol', '.2f', ' kcal/mol')}.</p>")
         s += _table(["model", "barrier MAE (eV)"], rows, classes=[""] + ["pub"] * len(pub))
-        s += '<div class="figs">' + "".join(
-            page.img(page.run_dir / "bench/reactions" / f, "barrier errors")
-            for f in d.get("figures", [])) + "</div>"
+        s += _bench_figures(page, "reactions", d, "barrier errors")
         parts.append(s + _commands(page, ["bench_reactions"]))
     rel = "bench/water/results.json"
     d = page.load(rel)
@@ -494,9 +493,7 @@ def _bench(page: Page) -> None:
         s += _table(["", "first peak r (Å)", "g(r) at peak", "RMSD vs experiment"], [[
             "this model", page.num(rel, "peak_r_A", ".3f"), page.num(rel, "peak_g", ".3f"),
             page.num(rel, "rmsd_vs_exp", ".3f")]])
-        s += '<div class="figs">' + "".join(
-            page.img(page.run_dir / "bench/water" / f, "O–O RDF")
-            for f in d.get("figures", [])) + "</div>"
+        s += _bench_figures(page, "water", d, "O–O RDF")
         parts.append(s + _commands(page, ["bench_water"]))
     demo = page.load("demo.json") or {}
     skipped = [s for s in demo.get("steps", []) if s.get("status") in ("skipped", "failed")
