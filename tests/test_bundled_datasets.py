@@ -19,8 +19,12 @@ FILES = {
     "inorganic-mini": DATASETS / "inorganic-mini/inorganic-mini.extxyz",
     "si_ev": DATASETS / "inorganic-mini/si_ev.extxyz",
 }
-GPAW_SPEC = "gpaw:pbe/pw400;vacuum=5.0;smearing=0.1"
-PYSCF_SPEC = "pyscf:wb97m-d3bj/def2-svp"
+
+
+def recorded_spec(dataset: str, label: str) -> str:
+    """The SPEC a dataset was computed with, as its isolated-atom table records it."""
+    table = DATASETS / dataset / f"{dataset}.atoms_{label}.json"
+    return json.loads(table.read_text())["settings"]["spec"]
 
 
 def need(*names: str) -> dict[str, Path]:
@@ -96,7 +100,8 @@ def test_recompute_three_calibration_molecules():
     from tealign.compute.spec import parse_spec
 
     calib = read_batch(need("calib-qm9")["calib-qm9"]).to_atoms()
-    gpaw, pyscf = parse_spec(GPAW_SPEC), parse_spec(PYSCF_SPEC)
+    gpaw = parse_spec(recorded_spec("calib-qm9", "pbe"))
+    pyscf = parse_spec(recorded_spec("calib-qm9", "wb97m"))
     for a in sorted(calib, key=len)[:3]:
         e = run_calculation(gpaw, a.copy(), forces=False).energy
         assert e == pytest.approx(a.info["energy_pbe"], abs=1e-3), a.get_chemical_formula()
@@ -112,7 +117,7 @@ def test_recompute_three_crystals():
     from tealign.compute.spec import parse_spec
 
     inorg = read_batch(need("inorganic-mini")["inorganic-mini"]).to_atoms()
-    gpaw = parse_spec(GPAW_SPEC)
+    gpaw = parse_spec(recorded_spec("inorganic-mini", "pbe"))
     for a in inorg[:3]:
         e = run_calculation(gpaw, a.copy(), forces=False).energy
         assert e == pytest.approx(a.info["energy_pbe"], abs=1e-3), a.info["mol_id"]

@@ -101,6 +101,19 @@ def test_merge_train_eval(sources, run_cli):
         assert np.isfinite(ev["overall"][key])
     assert "stress_mae_meV_per_A3" in ev["by_config_type"]["inorganic"]
     assert "stress_mae_meV_per_A3" not in ev["by_config_type"]["organic"]
+    # the benchmarks' energies-only path (no autograd, optional float32) gives the energies
+    # of the full prediction
+    from tealign.bench.energies import single_points
+    from tealign.errors import SetupError
+    from tealign.evaluate import load_model, predict
+
+    model_file = sources / "run" / "model.model"
+    full = predict(load_model(model_file), merged).energy
+    np.testing.assert_allclose(single_points(str(model_file), merged), full, rtol=0, atol=1e-9)
+    e32 = single_points(str(model_file), merged, dtype="float32")
+    np.testing.assert_allclose(e32, full, rtol=0, atol=5e-3)
+    with pytest.raises(SetupError, match="float64 or float32"):
+        load_model(model_file, dtype="half")
 
 
 def test_per_source_heads_and_distributed_command(sources, run_cli):

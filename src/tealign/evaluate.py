@@ -8,6 +8,7 @@ periodic frames), overall and per ``config_type``.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +26,12 @@ class Predictions:
     stress: np.ndarray | None  # (n_frames, 3, 3) eV/Å³
 
 
-def load_model(path: str | Path, device: str = "cpu"):
-    """Load a MACE model file (as saved by mace-torch) for inference."""
+def load_model(path: str | Path, device: str = "cpu", dtype: str | None = None):
+    """Load a MACE model file (as saved by mace-torch) for inference.
+
+    ``dtype`` ("float64" or "float32") converts the weights; None keeps the file's precision.
+    float32 runs about twice as fast on CPU; energies move by ~1e-4 eV per small molecule.
+    """
     import torch
 
     p = Path(path)
@@ -37,8 +42,11 @@ def load_model(path: str | Path, device: str = "cpu"):
     except Exception as exc:
         raise SetupError(f"cannot load as a MACE model: {type(exc).__name__}: {exc}",
                          file=str(p)) from None
-    dtype = next(model.parameters()).dtype
-    torch.set_default_dtype(dtype)
+    if dtype is not None:
+        if dtype not in ("float64", "float32"):
+            raise SetupError(f"dtype must be float64 or float32, not {dtype!r}", field="--dtype")
+        model = model.to(getattr(torch, dtype))
+    torch.set_default_dtype(next(model.parameters()).dtype)
     for param in model.parameters():
         param.requires_grad = False
     model.eval()
@@ -52,6 +60,7 @@ def predict(model, batch: FrameBatch, head: str | None = None, batch_size: int =
 
     ``compute_forces=False`` (single-point energies only) skips the backward pass.
     """
+    import torch
     from mace import data
     from mace.tools import torch_geometric, utils
 
@@ -79,15 +88,17 @@ def predict(model, batch: FrameBatch, head: str | None = None, batch_size: int =
     loader = torch_geometric.dataloader.DataLoader(graphs, batch_size=batch_size,
                                                    shuffle=False, drop_last=False)
     energies, forces, stresses = [], [], []
-    for g in loader:
-        g = g.to(device)
-        out = model(g.to_dict(), compute_stress=compute_stress and compute_forces,
-                    compute_force=compute_forces, training=False)
-        energies.append(out["energy"].detach().cpu().numpy())
-        if compute_forces:
-            forces.append(out["forces"].detach().cpu().numpy())
-        if compute_stress and out.get("stress") is not None:
-            stresses.append(out["stress"].detach().cpu().numpy())
+    # forces and stress are gradients: autograd must record the forward pass for them only
+    with contextlib.nullcontext() if compute_forces else torch.no_grad():
+        for g in loader:
+            g = g.to(device)
+            out = model(g.to_dict(), compute_stress=compute_stress and compute_forces,
+                        compute_force=compute_forces, training=False)
+            energies.append(out["energy"].detach().cpu().numpy())
+            if compute_forces:
+                forces.append(out["forces"].detach().cpu().numpy())
+            if compute_stress and out.get("stress") is not None:
+                stresses.append(out["stress"].detach().cpu().numpy())
     return Predictions(
         energy=np.concatenate(energies) if energies else np.zeros(0),
         forces=np.concatenate(forces) if forces else np.zeros((0, 3)),

@@ -11,12 +11,19 @@ from tealign.io.frames import FrameBatch
 
 
 def single_points(calculator: str, batch: FrameBatch, d3: str | None = None,
-                  batched: bool = True, batch_size: int = 32, progress=None) -> np.ndarray:
-    """Energy (eV) of every frame of ``batch`` with the named calculator."""
+                  batched: bool = True, batch_size: int = 16, progress=None,
+                  dtype: str | None = None) -> np.ndarray:
+    """Energy (eV) of every frame of ``batch`` with the named calculator.
+
+    MACE models run ``batch_size`` structures per forward pass without autograd; on a 2-core
+    CPU, 8–16 small molecules per pass were fastest (bigger batches outgrow the caches:
+    ``benchmarks/batched_inference.py --batch-size``). ``dtype`` ("float32"/"float64")
+    converts a MACE model's weights (None keeps the file's); other calculators ignore it.
+    """
     if Path(calculator).exists() and batched:
         from tealign.evaluate import load_model, predict
 
-        model = load_model(calculator)
+        model = load_model(calculator, dtype=dtype)
         energies = predict(model, batch, batch_size=batch_size, compute_stress=False,
                            compute_forces=False).energy
     elif calculator == "xtb":

@@ -47,17 +47,17 @@ def barriers(energies: np.ndarray, index: dict[int, dict[str, int]]) -> dict[int
 
 
 def run(calculator: str, data: Path, outdir: Path, limit: int | None = None,
-        d3: str | None = None, progress=None) -> dict:
+        d3: str | None = None, progress=None, dtype: str | None = None) -> dict:
     from tealign.bench.energies import single_points
 
     batch, index, ref = load_reactions(data, limit)
-    energies = single_points(calculator, batch, d3=d3, progress=progress)
+    energies = single_points(calculator, batch, d3=d3, progress=progress, dtype=dtype)
     pred = barriers(energies, index)
     rxns = sorted(pred)
     err = np.array([pred[r] - ref[r] for r in rxns])
     result = {
         "benchmark": "reactions", "calculator": calculator, "d3": d3 or "none",
-        "data": str(data), "n": len(rxns),
+        "data": str(data), "n": len(rxns), "dtype": dtype,
         "mae_kcal_mol": float(np.mean(np.abs(err))),
         "mae_eV": float(np.mean(np.abs(err)) * units.KCAL_PER_MOL_TO_EV),
         "rmse_kcal_mol": float(np.sqrt(np.mean(err**2))),
