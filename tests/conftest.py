@@ -59,3 +59,22 @@ def random_frames(n: int = 6, seed: int = 0, periodic_every: int = 2):
         a.info["config_type"] = "bulk" if a.pbc.any() else "molecule"
         frames.append(a)
     return frames
+
+
+def xtb_molecules(n: int, names: list[str], rattle: float, seed: int = 0, groups: int = 3):
+    """``n`` rattled small molecules cycling through ``names``, each with its GFN2-xTB result:
+    a list of (Atoms, Result). Conformers share ``mol_id`` = "<name>_<k>", k < ``groups``."""
+    from ase.build import molecule
+
+    from tealign.compute.backends import run_calculation
+    from tealign.compute.spec import parse_spec
+
+    xtb = parse_spec("xtb:gfn2")
+    out = []
+    for i in range(n):
+        name = names[i % len(names)]
+        m = molecule(name)
+        m.rattle(rattle, seed=seed + i)
+        m.info["mol_id"] = f"{name}_{(i // len(names)) % groups}"
+        out.append((m, run_calculation(xtb, m)))
+    return out

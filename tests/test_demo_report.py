@@ -14,9 +14,9 @@ import sys
 
 import numpy as np
 import pytest
-from ase.build import bulk, molecule
+from ase.build import bulk
 from ase.calculators.emt import EMT
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, xtb_molecules
 
 from tealign.bench.eos import GRID, si
 from tealign.io.extxyz import write_extxyz
@@ -42,19 +42,8 @@ def _bm_energy(a):
 
 
 def _molecules(n, seed):
-    from tealign.compute.backends import run_calculation
-    from tealign.compute.spec import parse_spec
-
-    xtb = parse_spec("xtb:gfn2")
     names = ["H2O", "CH4", "NH3", "CH3OH", "C2H6", "HCN", "H2CO", "CH3CN"]
-    out = []
-    for i in range(n):
-        m = molecule(names[i % len(names)])
-        m.rattle(0.04, seed=seed + i)
-        r = run_calculation(xtb, m)
-        m.info["mol_id"] = f"{names[i % len(names)]}_{(i // len(names)) % 3}"
-        out.append((m, r))
-    return out
+    return xtb_molecules(n, names, rattle=0.04, seed=seed, groups=3)
 
 
 def _on_source(m, e_tgt, src, a=A_TRUE):

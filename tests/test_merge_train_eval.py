@@ -5,8 +5,9 @@ import shlex
 
 import numpy as np
 import pytest
-from ase.build import bulk, molecule
+from ase.build import bulk
 from ase.calculators.emt import EMT
+from conftest import xtb_molecules
 from test_alignment import synthetic
 
 from tealign.align import TotalEnergyAlignment
@@ -22,19 +23,11 @@ pytest.importorskip("mace")
 @pytest.fixture
 def sources(tmp_path):
     """An 'organic' source on the ωB97M scale (xTB numbers) and an 'inorganic' target set."""
-    from tealign.compute.backends import run_calculation
-    from tealign.compute.spec import parse_spec
-
-    xtb = parse_spec("xtb:gfn2")
     rng = np.random.default_rng(0)
     org = []
-    for i in range(36):
-        m = molecule(["H2O", "CH4", "NH3", "CH3OH"][i % 4])
-        m.rattle(0.05, seed=i)
-        r = run_calculation(xtb, m)
+    for m, r in xtb_molecules(36, ["H2O", "CH4", "NH3", "CH3OH"], rattle=0.05, groups=2):
         m.info["energy_wb97m"] = r.energy
         m.arrays["forces_wb97m"] = r.forces
-        m.info["mol_id"] = f"{m.get_chemical_formula()}_{i % 8}"
         org.append(m)
     write_extxyz(tmp_path / "organic.extxyz", [FrameBatch.from_atoms(org)])
     inorg = []
