@@ -174,6 +174,38 @@ def info(path: Path, key: str) -> dict:
     return json.loads(proc.stdout)
 
 
+#: the mini datasets: file, energy keys that `tealign info` summarises, regeneration command
+DATASETS = {
+    "calib-qm9": ("calib-qm9/calib-qm9.extxyz", ["energy_pbe", "energy_wb97m",
+                                                  "energy_qm9_b3lyp"]),
+    "organic-mini": ("organic-mini/organic-mini.extxyz", ["energy_wb97m"]),
+    "inorganic-mini": ("inorganic-mini/inorganic-mini.extxyz", ["energy_pbe"]),
+    "Si E–V curve": ("inorganic-mini/si_ev.extxyz", ["energy_pbe"]),
+}
+
+
+def datasets() -> dict:
+    """`tealign info --json` of every mini dataset (per energy key) and its split counts."""
+    from tealign.io import read_batch
+
+    root = ROOT / "datasets"
+    out = {}
+    for name, (rel, keys) in DATASETS.items():
+        path = root / rel
+        if not path.exists():
+            out[name] = {"file": f"datasets/{rel}", "missing": True}
+            continue
+        b = read_batch(path)
+        splits = {}
+        if "split" in b.info:
+            sp, counts = np.unique(np.asarray(b.info["split"]).astype(str), return_counts=True)
+            splits = {str(k): int(v) for k, v in zip(sp, counts)}
+        out[name] = {"file": f"datasets/{rel}", "splits": splits,
+                     "regenerate": f"datasets/{rel.split('/')[0]}/regenerate.sh",
+                     "info": {k: info(path, k) for k in keys}}
+    return out
+
+
 def main() -> None:
     rng = np.random.default_rng(SEED)
     res = {"pairs": {}, "paper_fig4_rmse_eV": PAPER}
@@ -200,6 +232,7 @@ def main() -> None:
     res["cost"] = cost()
     heavy = info(DATA, "energy_pbe")
     res["calib_info"] = heavy
+    res["datasets"] = datasets()
     (OUT / "results.json").write_text(json.dumps(res, indent=2) + "\n")
     write_markdown(res)
     print(f"wrote {OUT / 'README.md'} and {OUT / 'results.json'}")
@@ -275,6 +308,26 @@ def write_markdown(res: dict) -> None:
               f"{res['calib_info']['frames']} molecules spread over 1–9 heavy atoms, with "
               "def2-SVP instead of def2-TZVPPD, so absolute RMSEs differ; the drop from ICEA "
               "to ICEA+AEC is the comparison."]
+    lines += ["", "## The datasets (`tealign info`)", "",
+              "All computed by tealign's own `compute` commands; `datasets/info.sh` writes the "
+              "full `tealign info` tables to [`datasets/INFO.md`](../../datasets/INFO.md).", "",
+              "| dataset | frames | atoms | elements | periodic | splits train/valid/test | "
+              "energy key: per atom min / mean / max (eV) | units verdict | regenerate |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for name, d in res["datasets"].items():
+        if d.get("missing"):
+            lines.append(f"| {name} | not computed yet (`{d['file']}`) |||||||")
+            continue
+        first = next(iter(d["info"].values()))
+        els = ", ".join(f"{e} {n}" for e, n in first["elements"].items())
+        sp = "/".join(str(d["splits"].get(k, 0)) for k in ("train", "valid", "test"))
+        keys = "; ".join(f"`{k}`: {i['energy_per_atom_eV']['min']:.2f} / "
+                         f"{i['energy_per_atom_eV']['mean']:.2f} / "
+                         f"{i['energy_per_atom_eV']['max']:.2f}" for k, i in d["info"].items())
+        verdicts = "; ".join(sorted({i["units_verdict"] for i in d["info"].values()}))
+        lines.append(f"| {name} | {first['frames']} | {first['atoms']} | {els} | "
+                     f"{first['periodic_frames']} | {sp} | {keys} | {verdicts} | "
+                     f"`{d['regenerate']}` |")
     lines.append("")
     (OUT / "README.md").write_text("\n".join(lines) + "\n")
 
