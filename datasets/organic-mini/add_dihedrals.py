@@ -9,8 +9,8 @@ with two atoms closer than 0.85 Å are left out. Run after make_geometries.py:
 """
 
 import numpy as np
-from ase.neighborlist import natural_cutoffs, neighbor_list
 
+from tealign.bonds import bond_graph, side_of_bond
 from tealign.io import read_batch
 from tealign.io.extxyz import write_extxyz
 from tealign.io.frames import FrameBatch
@@ -19,18 +19,6 @@ ANGLES = (60.0, 120.0)
 frames = read_batch("geometries.extxyz").to_atoms()
 if any(a.info.get("sampling") == "rotated_dihedral" for a in frames):
     raise SystemExit("geometries.extxyz already holds rotated dihedrals")
-
-
-def side(adj: dict[int, set[int]], i: int, j: int) -> set[int]:
-    """Atoms reachable from j without crossing the bond i–j."""
-    seen, todo = {j}, [j]
-    while todo:
-        k = todo.pop()
-        for m in adj[k]:
-            if m not in seen and not (k == j and m == i):
-                seen.add(m)
-                todo.append(m)
-    return seen
 
 
 def rotate(atoms, i, j, moving, angle):
@@ -49,16 +37,13 @@ added = []
 for a in frames:
     if a.info.get("sampling") != "qm9_minimum":
         continue
-    ii, jj = neighbor_list("ij", a, natural_cutoffs(a))
-    adj: dict[int, set[int]] = {k: set() for k in range(len(a))}
-    for p, q in zip(ii, jj):
-        adj[int(p)].add(int(q))
+    adj = bond_graph(a)
     best = None
     for i in range(len(a)):
         for j in adj[i]:
             if i < j and len(adj[i]) > 1 and len(adj[j]) > 1 and a.numbers[i] > 1 \
                     and a.numbers[j] > 1:
-                s = side(adj, i, j)
+                s = side_of_bond(adj, i, j)
                 if i in s:  # ring bond
                     continue
                 small = s if len(s) <= len(a) - len(s) else set(range(len(a))) - s

@@ -69,20 +69,10 @@ def read_profiles(path: str | Path, limit: int | None = None) -> list[dict]:
 
 def _rotating_side(atoms: Atoms, idx: list[int]) -> np.ndarray:
     """Mask of the atoms on the a3/a4 side of the a2–a3 bond."""
-    from ase.neighborlist import natural_cutoffs, neighbor_list
+    from tealign.bonds import bond_graph, side_of_bond
 
-    i, j = neighbor_list("ij", atoms, natural_cutoffs(atoms, mult=1.1))
-    adj: dict[int, set[int]] = {k: set() for k in range(len(atoms))}
-    for a, b in zip(i, j):
-        adj[int(a)].add(int(b))
     a2, a3 = idx[1], idx[2]
-    seen, stack = {a3}, [a3]
-    while stack:
-        k = stack.pop()
-        for n in adj[k]:
-            if n not in seen and not (k == a3 and n == a2):
-                seen.add(n)
-                stack.append(n)
+    seen = side_of_bond(bond_graph(atoms, mult=1.1), a2, a3)
     if a2 in seen:
         raise SetupError("the dihedral's central bond is in a ring", field="torsion")
     mask = np.zeros(len(atoms), dtype=bool)
