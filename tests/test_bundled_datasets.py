@@ -70,6 +70,10 @@ def test_organic_mini_contents():
         assert b.arrays[key].shape == (b.numbers.size, 3)
     assert len(np.unique(b.info["mol_id"])) >= 50
     _check_splits(b)
+    # off-equilibrium, not torn apart: every conformer within 4 eV of its molecule's lowest
+    e, ids = np.asarray(b.info["energy_wb97m"], float), np.asarray(b.info["mol_id"]).astype(str)
+    for m in np.unique(ids):
+        assert np.ptp(e[ids == m]) < 4.0, m
 
 
 def test_inorganic_mini_contents():
