@@ -194,7 +194,7 @@ class Run:
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, v: str, model: Path, al: dict, lr: dict) -> dict:
         from tealign.align import TotalEnergyAlignment
-        from tealign.evaluate import load_model, predict
+        from tealign.evaluate import Predictions, load_model, metrics, predict
         from tealign.io import read_batch
 
         m = load_model(model)
@@ -225,10 +225,9 @@ class Run:
                 pb.arrays["REF_forces"] = f
                 back = inverse.inverse_transform(pb, "pred_energy", "pred_forces")
                 e, f = np.asarray(back.info["pred_energy"]), np.asarray(back.arrays["pred_forces"])
-            n = b.n_atoms
-            row = {"n": int(b.n_frames),
-                   "energy_mae_meV_per_atom": float(np.mean(np.abs((e - e_ref) / n)) * 1000),
-                   "forces_mae_meV_per_A": float(np.mean(np.abs(f - f_ref)) * 1000)}
+            ref = b.copy()
+            ref.info["REF_energy"], ref.arrays["REF_forces"] = e_ref, f_ref
+            row = metrics(ref, Predictions(energy=e, forces=f, stress=None))
             if dom == "organic":
                 ids = np.asarray(b.info["mol_id"]).astype(str)
                 rel = []

@@ -106,7 +106,11 @@ def predict(model, batch: FrameBatch, head: str | None = None, batch_size: int =
     )
 
 
-def _metrics(b: FrameBatch, p: Predictions, keys: tuple[str, str, str]) -> dict:
+def metrics(b: FrameBatch, p: Predictions,
+            keys: tuple[str, str, str] = ("REF_energy", "REF_forces", "REF_stress")) -> dict:
+    """Errors of predictions ``p`` against the reference ``keys`` (energy, forces, stress) of
+    ``b``: energy per atom MAE/RMSE (meV/atom), force component MAE/RMSE (meV/Å), stress
+    component MAE (meV/Å³, periodic frames); frames without a reference value are left out."""
     ek, fk, sk = keys
     out: dict = {"n": int(b.n_frames)}
     if b.n_frames == 0:
@@ -153,7 +157,7 @@ def evaluate(model_path: str | Path, data: str | Path, energy_key: str = "REF_en
                          field=energy_key)
     pred = predict(model, b, head=head, batch_size=batch_size, device=device)
     keys = (energy_key, forces_key, stress_key)
-    result = {"overall": _metrics(b, pred, keys), "by_config_type": {}}
+    result = {"overall": metrics(b, pred, keys), "by_config_type": {}}
     if "config_type" in b.info:
         types = np.asarray(b.info["config_type"]).astype(str)
         for t in sorted(set(types)):
@@ -162,6 +166,6 @@ def evaluate(model_path: str | Path, data: str | Path, energy_key: str = "REF_en
             atom_mask = np.repeat(mask, b.n_atoms)
             sp = Predictions(pred.energy[mask], pred.forces[atom_mask],
                              None if pred.stress is None else pred.stress[mask])
-            result["by_config_type"][t] = _metrics(sub, sp, keys)
+            result["by_config_type"][t] = metrics(sub, sp, keys)
     result["frames_rejected"] = rejects
     return result
