@@ -150,7 +150,7 @@ class Run:
         inorg = (f'[[source]]\nname = "inorganic"\npath = "{f["inorganic"]}"\n'
                  'energy_key = "energy_pbe"\nforces_key = "forces_pbe"\n'
                  'stress_key = "stress_pbe"\nconfig_type = "inorganic"\n')
-        # the GPAW atoms of both datasets (same SPEC): one target-scale table
+        # the GPAW atoms of both datasets (same atom settings): one target-scale table
         target = (f'[target]\ne0 = ["{f["calib_tgt"]}", "{f["target_e0"]}"]\n'
                   'r_max = 4.5\n\n')
         if v == "a":

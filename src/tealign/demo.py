@@ -107,7 +107,7 @@ def merge_config(ds: Path) -> str:
         "# written by tealign demo: organic-mini (ωB97M/def2-SVP, D3(BJ) stored apart) aligned\n"
         "# onto GPAW PBE/PW400 with the alignment fitted on calib-qm9; inorganic-mini is already\n"
         "# on that scale. One isolated-atom table for the target scale: the GPAW atoms of both\n"
-        "# datasets (same SPEC), joined (merge checks they agree where they overlap).\n"
+        "# datasets (same atom settings), joined (merge checks they agree where they overlap).\n"
         f'[target]\ne0 = ["{f["calib_e0_target"]}", "{f["inorganic_e0"]}"]\nr_max = 4.5\n'
         'seed = 0\n\n'
         f'[[source]]\nname = "organic"\npath = "{f["organic"]}"\nenergy_key = "energy_wb97m"\n'
