@@ -1,11 +1,11 @@
 """Rotated-dihedral configurations of organic-mini, appended to geometries.extxyz.
 
 For every molecule whose QM9 minimum has a rotatable bond (a single chain bond between two
-non-terminal atoms, not in a ring), the smaller side is turned about that bond by 60° and by
-120° (rigid rotation, no relaxation: torsional strain as a force field would see it). Bonds
-are ASE's natural radii × 1.1; every bond keeps its length (checked). Frames with two atoms
-closer than 0.85 Å are left out. Run after make_geometries.py; rerunning replaces the
-rotated-dihedral frames:
+non-terminal atoms, not in a ring), the smaller side is turned about that bond by 60° (rigid
+rotation, no relaxation: torsional strain as a force field would see it; staggered becomes
+eclipsed for sp3–sp3 bonds). Bonds are ASE's natural radii × 1.1; every bond keeps its length
+(checked). Frames with two atoms closer than 0.85 Å are left out. Run after
+make_geometries.py; rerunning replaces the rotated-dihedral frames:
 
     python add_dihedrals.py   # appends 'rotated_dihedral' frames to geometries.extxyz
 """
@@ -17,7 +17,7 @@ from tealign.io import read_batch
 from tealign.io.extxyz import write_extxyz
 from tealign.io.frames import FrameBatch
 
-ANGLES = (60.0, 120.0)
+ANGLES = (60.0,)
 frames = [a for a in read_batch("geometries.extxyz").to_atoms()
           if a.info.get("sampling") != "rotated_dihedral"]
 
