@@ -81,13 +81,16 @@ def _rotating_side(atoms: Atoms, idx: list[int]) -> np.ndarray:
 
 
 def relax_at(atoms: Atoms, idx: list[int], angle: float, calc, fmax: float = 0.01,
-             steps: int = 500) -> tuple[Atoms, float, bool]:
-    """Set the dihedral to ``angle`` (deg), relax everything else; (atoms, E in eV, converged)."""
+             steps: int = 500, mask: np.ndarray | None = None) -> tuple[Atoms, float, bool]:
+    """Set the dihedral to ``angle`` (deg), relax everything else; (atoms, E in eV, converged).
+
+    ``mask``: the atoms that turn with a4 (default: found from the bonds of ``atoms``).
+    """
     from ase.constraints import FixInternals
     from ase.optimize import BFGS
 
     a = atoms.copy()
-    a.set_dihedral(*idx, angle, mask=_rotating_side(a, idx))
+    a.set_dihedral(*idx, angle, mask=_rotating_side(a, idx) if mask is None else mask)
     a.set_constraint(FixInternals(dihedrals_deg=[[angle, idx]]))
     a.calc = calc
     converged = bool(BFGS(a, logfile=None).run(fmax=fmax, steps=steps))
@@ -102,12 +105,15 @@ def scan(atoms: Atoms, idx: list[int], grid: np.ndarray, calc, step: float, step
     diffs = np.abs((grid - start + 180) % 360 - 180)
     a0 = float(grid[int(np.argmin(diffs))])
     n = int(round(360 / step))
+    # the bonds of the reference geometry: a poor model may bring atoms of a relaxed point
+    # close enough to look bonded, which must not change which side turns
+    mask = _rotating_side(atoms, idx)
     best: dict[float, tuple[float, bool]] = {}
     for direction in (+1, -1):
         current = atoms
         for k in range(n + 1):
             ang = (a0 + direction * k * step) % 360
-            current, e, conv = relax_at(current, idx, ang, calc, steps=steps)
+            current, e, conv = relax_at(current, idx, ang, calc, steps=steps, mask=mask)
             key = round(ang, 6) % 360
             if key not in best or e < best[key][0]:
                 best[key] = (e, conv)
