@@ -93,7 +93,10 @@ def relax_at(atoms: Atoms, idx: list[int], angle: float, calc, fmax: float = 0.0
     a.set_dihedral(*idx, angle, mask=_rotating_side(a, idx) if mask is None else mask)
     a.set_constraint(FixInternals(dihedrals_deg=[[angle, idx]]))
     a.calc = calc
-    converged = bool(BFGS(a, logfile=None).run(fmax=fmax, steps=steps))
+    try:
+        converged = bool(BFGS(a, logfile=None).run(fmax=fmax, steps=steps))
+    except ValueError:  # FixInternals cannot hold the dihedral: a failed point, flagged
+        converged = False
     return a, float(a.get_potential_energy()), converged
 
 
