@@ -103,8 +103,13 @@ def test_merge_train_eval(sources, run_cli):
     model_file = sources / "run" / "model.model"
     full = predict(load_model(model_file), merged).energy
     np.testing.assert_allclose(single_points(str(model_file), merged), full, rtol=0, atol=1e-9)
+    import torch
+
+    before = torch.get_default_dtype()
     e32 = single_points(str(model_file), merged, dtype="float32")
     np.testing.assert_allclose(e32, full, rtol=0, atol=5e-3)
+    # a float32 model's predictions leave torch's global default dtype as it was
+    assert torch.get_default_dtype() == before
     with pytest.raises(SetupError, match="float64 or float32"):
         load_model(model_file, dtype="half")
 

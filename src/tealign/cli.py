@@ -819,6 +819,9 @@ def bench_torsion(
                                                     "'biaryl-sdf').")] = None,
     limit: Annotated[int | None, typer.Option(help="First N molecules of the CSV.")] = None,
     step: Annotated[float, typer.Option(help="Scan step in degrees (paper: 5).")] = 15.0,
+    max_steps: Annotated[int, typer.Option(help="BFGS step limit per constrained relaxation; "
+                                           "points that reach it are kept and flagged "
+                                           "unconverged.")] = 500,
     d3: Annotated[str, typer.Option(help="Add D3(BJ) of this functional, or none.")] = "none",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -833,11 +836,14 @@ def bench_torsion(
     with progress_bar() as bar:
         task = bar.add_task("constrained relaxations", total=None)
         res = torsion.run(calculator, output, csv_path, sdf_path, limit=limit, step=step,
-                          d3=d3, progress=lambda: bar.advance(task))
-    keys = ("n", "barrier_mae_kcal_mol", "profile_mae_kcal_mol", "unconverged_points")
+                          d3=d3, steps=max_steps, progress=lambda: bar.advance(task))
+    keys = ("n", "barrier_mae_kcal_mol", "profile_mae_kcal_mol", "unconverged_points",
+            "skipped")
     if as_json:
         emit_json({k: res[k] for k in keys} | {"results": str(output / "results.json")})
         return
+    for s in res["skipped"]:
+        err.print(f"[yellow]skipped {s['molid']}:[/] {s['reason']}")
     t = Table("model", "barrier MAE (kcal/mol)", "profile MAE (kcal/mol)", "data")
     t.add_row(f"[bold]{calculator}[/]", f"{res['barrier_mae_kcal_mol']:.3f}",
               f"{res['profile_mae_kcal_mol']:.3f}", f"B3LYP-D3(BJ) refs, N = {res['n']}")

@@ -97,6 +97,7 @@ class DemoOptions:
     water_ps: float = 0.5
     reactions: int = 100
     torsions: int = 3
+    torsion_max_steps: int = 100  # BFGS steps per scan point (the benchmark's default: 500)
     epochs: int | None = None
 
 
@@ -155,8 +156,9 @@ def plan(ds: Path, opts: DemoOptions) -> list[Step]:
                        "-o", "bench/eos", "--json"], "bench/eos/bench.json"))
     steps.append(Step("bench_torsion", "benchmark: biaryl torsion scans",
                       ["bench", "torsion", "--calculator", model, "--limit",
-                       str(1 if opts.quick else opts.torsions), "-o", "bench/torsion",
-                       "--json"], "bench/torsion/bench.json", required=False))
+                       str(1 if opts.quick else opts.torsions), "--max-steps",
+                       str(opts.torsion_max_steps), "-o", "bench/torsion", "--json"],
+                      "bench/torsion/bench.json", required=False))
     steps.append(Step("bench_reactions", "benchmark: RDB7 reaction barriers",
                       ["bench", "reactions", "--calculator", model, "--limit",
                        str(20 if opts.quick else opts.reactions), "-o", "bench/reactions",

@@ -46,7 +46,6 @@ def load_model(path: str | Path, device: str = "cpu", dtype: str | None = None):
         if dtype not in ("float64", "float32"):
             raise SetupError(f"dtype must be float64 or float32, not {dtype!r}", field="--dtype")
         model = model.to(getattr(torch, dtype))
-    torch.set_default_dtype(next(model.parameters()).dtype)
     for param in model.parameters():
         param.requires_grad = False
     model.eval()
@@ -60,9 +59,7 @@ def predict(model, batch: FrameBatch, head: str | None = None, batch_size: int =
 
     ``compute_forces=False`` (single-point energies only) skips the backward pass.
     """
-    import torch
-    from mace import data
-    from mace.tools import torch_geometric, utils
+    from mace.tools import utils
 
     z_table = utils.AtomicNumberTable([int(z) for z in model.atomic_numbers])
     heads = list(getattr(model, "heads", ["Default"]))
@@ -76,6 +73,32 @@ def predict(model, batch: FrameBatch, head: str | None = None, batch_size: int =
         raise SetupError("the model does not know element(s) "
                          + ", ".join(chemical_symbols[z] for z in sorted(unknown)),
                          field="numbers")
+    # mace-torch builds its graphs in torch's default dtype: the model's, for this call only
+    dtype = next(model.parameters()).dtype
+    with _default_dtype(dtype):
+        return _predict(model, batch, z_table, heads, head_name, batch_size,
+                        compute_stress, device, compute_forces)
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype):
+    import torch
+
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
+def _predict(model, batch: FrameBatch, z_table, heads: list[str], head_name: str,
+             batch_size: int, compute_stress: bool, device: str,
+             compute_forces: bool) -> Predictions:
+    import torch
+    from mace import data
+    from mace.tools import torch_geometric
+
     graphs = []
     for i in range(batch.n_frames):
         a, b = batch.offsets[i], batch.offsets[i + 1]

@@ -85,6 +85,8 @@ def relax_at(atoms: Atoms, idx: list[int], angle: float, calc, fmax: float = 0.0
     """Set the dihedral to ``angle`` (deg), relax everything else; (atoms, E in eV, converged).
 
     ``mask``: the atoms that turn with a4 (default: found from the bonds of ``atoms``).
+    A relaxation that breaks down (FixInternals cannot hold the dihedral, or the calculator
+    returns non-finite energies or positions) gives ``E = nan`` and ``converged = False``.
     """
     from ase.constraints import FixInternals
     from ase.optimize import BFGS
@@ -95,9 +97,12 @@ def relax_at(atoms: Atoms, idx: list[int], angle: float, calc, fmax: float = 0.0
     a.calc = calc
     try:
         converged = bool(BFGS(a, logfile=None).run(fmax=fmax, steps=steps))
-    except ValueError:  # FixInternals cannot hold the dihedral: a failed point, flagged
-        converged = False
-    return a, float(a.get_potential_energy()), converged
+        energy = float(a.get_potential_energy())
+    except (ValueError, RuntimeError, FloatingPointError, np.linalg.LinAlgError):
+        return a, float("nan"), False
+    if not (np.isfinite(energy) and np.isfinite(a.positions).all()):
+        return a, float("nan"), False
+    return a, energy, converged
 
 
 def scan(atoms: Atoms, idx: list[int], grid: np.ndarray, calc, step: float, steps: int = 500,
@@ -116,9 +121,12 @@ def scan(atoms: Atoms, idx: list[int], grid: np.ndarray, calc, step: float, step
         current = atoms
         for k in range(n + 1):
             ang = (a0 + direction * k * step) % 360
-            current, e, conv = relax_at(current, idx, ang, calc, steps=steps, mask=mask)
+            relaxed, e, conv = relax_at(current, idx, ang, calc, steps=steps, mask=mask)
+            # a point that broke down is not a start for its neighbour: the next one starts
+            # again from the reference geometry
+            current = relaxed if np.isfinite(e) else atoms
             key = round(ang, 6) % 360
-            if key not in best or e < best[key][0]:
+            if key not in best or np.isnan(best[key][0]) or e < best[key][0]:
                 best[key] = (e, conv)
             if progress:
                 progress()
@@ -144,6 +152,13 @@ def run(calculator, outdir: Path, csv_path: Path, sdf_path: Path, limit: int | N
         ref_angles = prof["angles"] % 360
         pred = np.array([best[round(a, 6) % 360][0] for a in ref_angles])
         flags = [not best[round(a, 6) % 360][1] for a in ref_angles]
+        if not np.isfinite(pred).all():
+            bad = int((~np.isfinite(pred)).sum())
+            skipped.append({"molid": prof["molid"], "reason": (
+                f"the relaxation broke down (non-finite energy or geometry, or FixInternals "
+                f"could not hold the dihedral) at {bad} of {len(pred)} reference angles in "
+                "both scan directions")})
+            continue
         pred_rel = (pred - pred.min()) / units.KCAL_PER_MOL_TO_EV
         ref_rel = prof["energy_kcal_mol"]
         barrier_pred = float(pred_rel.max() - pred_rel.min())
@@ -158,7 +173,9 @@ def run(calculator, outdir: Path, csv_path: Path, sdf_path: Path, limit: int | N
             "unconverged_points": int(sum(flags)),
         })
     if not results:
-        raise SetupError("no torsion profile could be computed", file=str(csv_path))
+        reasons = "; ".join(f"{s['molid']}: {s['reason']}" for s in skipped)
+        raise SetupError(f"no torsion profile could be computed ({reasons})",
+                         file=str(csv_path))
     res = {
         "benchmark": "torsion", "calculator": str(calculator), "d3": d3 or "none",
         "step_deg": step, "n": len(results),
@@ -166,7 +183,7 @@ def run(calculator, outdir: Path, csv_path: Path, sdf_path: Path, limit: int | N
                                                for r in results])),
         "profile_mae_kcal_mol": float(np.mean([r["profile_mae_kcal_mol"] for r in results])),
         "unconverged_points": int(sum(r["unconverged_points"] for r in results)),
-        "molecules": results, "skipped": skipped,
+        "max_steps": steps, "molecules": results, "skipped": skipped,
         "published_barrier_mae_kcal_mol": TORSION_BARRIER_MAE_KCAL,
         "published_label": LABEL + "; Table I used CCSD(T) references",
     }

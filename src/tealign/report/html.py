@@ -470,6 +470,14 @@ def _bench(page: Page) -> None:
               f"{E(str(d.get('published_label', '')))}.</p>")
         s += _table(["model", "barrier MAE (kcal/mol)", "profile MAE (kcal/mol)"], rows,
                     classes=[""] + ["pub"] * len(pub))
+        if d.get("unconverged_points"):
+            s += (f"<p class='muted'>{page.num(rel, 'unconverged_points', 'd')} scan points "
+                  f"reached the step limit ({page.num(rel, 'max_steps', 'd')} BFGS steps) "
+                  "before fmax 0.01 eV/Å; they are kept (flagged in results.json).</p>")
+        if d.get("skipped"):
+            s += ("<p>Molecules left out:</p><ul>" + "".join(
+                f"<li>{E(str(k['molid']))}: {E(str(k['reason']))}</li>" for k in d["skipped"])
+                + "</ul>")
         s += _bench_figures(page, "torsion", d, "torsion profiles vs reference")
         parts.append(s + _commands(page, ["bench_torsion"]))
     rel = "bench/reactions/results.json"
