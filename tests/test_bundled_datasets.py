@@ -74,6 +74,14 @@ def test_organic_mini_contents():
     e, ids = np.asarray(b.info["energy_wb97m"], float), np.asarray(b.info["mol_id"]).astype(str)
     for m in np.unique(ids):
         assert np.ptp(e[ids == m]) < 4.0, m
+    # no frame repeats another conformer of its molecule (a rotation about a linear axis
+    # used to give back the minimum): every pair differs by more than 0.01 Å somewhere
+    for m in np.unique(ids):
+        frames = np.flatnonzero(ids == m)
+        pos = [b.positions[b.offsets[i]:b.offsets[i + 1]] for i in frames]
+        for x in range(len(pos)):
+            for y in range(x + 1, len(pos)):
+                assert np.abs(pos[x] - pos[y]).max() > 0.01, (m, frames[x], frames[y])
 
 
 def test_inorganic_mini_contents():

@@ -55,6 +55,8 @@ for a in frames:
     i, j, moving = best
     for ang in ANGLES:
         r = rotate(a, i, j, moving, ang)
+        if np.abs(r.positions - a.positions).max() < 0.01:
+            continue  # the side that turns lies on the axis (C#C, C#CC#N): a duplicate frame
         d = r.get_all_distances()
         if d[np.triu_indices(len(r), 1)].min() < 0.85:
             continue
