@@ -96,8 +96,10 @@ def relax_at(atoms: Atoms, idx: list[int], angle: float, calc, fmax: float = 0.0
     a.set_constraint(FixInternals(dihedrals_deg=[[angle, idx]]))
     a.calc = calc
     try:
-        converged = bool(BFGS(a, logfile=None).run(fmax=fmax, steps=steps))
-        energy = float(a.get_potential_energy())
+        # a breakdown shows as non-finite numbers, checked below: numpy need not warn on the way
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            converged = bool(BFGS(a, logfile=None).run(fmax=fmax, steps=steps))
+            energy = float(a.get_potential_energy())
     except (ValueError, RuntimeError, FloatingPointError, np.linalg.LinAlgError):
         return a, float("nan"), False
     if not (np.isfinite(energy) and np.isfinite(a.positions).all()):
