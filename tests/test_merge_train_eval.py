@@ -128,6 +128,12 @@ def test_per_source_heads_and_distributed_command(sources, run_cli):
     code, _, stderr = run_cli("train", "--preset", "tiny", "--data", out, "-o",
                               sources / "r2", "--distributed", "--device", "cpu")
     assert code == 2 and "needs CUDA" in stderr
+    # --seed and --epochs replace the preset's values in the command handed to mace-torch
+    code, stdout, _ = run_cli("train", "--preset", "tiny", "--data", out, "-o", sources / "r3",
+                              "--seed", "7", "--epochs", "3", "--dry-run", "--json")
+    cmd = json.loads(stdout)["command"]
+    assert cmd[cmd.index("--seed") + 1] == "7" and cmd[cmd.index("--max_num_epochs") + 1] == "3"
+    assert cmd.count("--seed") == 1
 
 
 def test_osaka24_large_preset_is_the_published_recipe():

@@ -436,6 +436,8 @@ def train_cmd(
                                               "(default: GPU count).")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "auto",
     epochs: Annotated[int | None, typer.Option(help="Override max_num_epochs.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the preset's random seed "
+                                             "(weights, shuffling).")] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the command and exit.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -445,7 +447,8 @@ def train_cmd(
     """
     from tealign.train import build_command, train
 
-    overrides = {"max_num_epochs": epochs} if epochs else None
+    overrides = ({"max_num_epochs": epochs} if epochs else {}) | \
+        ({"seed": seed} if seed is not None else {})
     if dry_run:
         cmd = build_command(preset, data, output, distributed=distributed, nproc=nproc,
                             device=device, overrides=overrides)
