@@ -187,6 +187,39 @@ def test_per_source_heads_keep_their_own_e0s(sources, run_cli):
     src = read_batch(sources / "organic.extxyz")
     np.testing.assert_array_equal(np.sort(merged.info["REF_energy"]),
                                   np.sort(src.info["energy_wb97m"]))
+    # each head trains on its own source. mace-torch 0.3.16 reads a head's HDF5 shards with
+    # every frame on its last head, so heads read extxyz files of their splits; through
+    # mace-torch's own reader each frame lands on its head's index
+    run = sources / "own_run"
+    code, _, stderr = run_cli("train", "--preset", "tiny", "--data", out, "-o", run,
+                              "--epochs", "1", "--device", "cpu")
+    assert code == 0, stderr
+    from mace.data import AtomicData, KeySpecification, load_from_xyz
+    from mace.tools import AtomicNumberTable
+
+    from tealign.evaluate import load_model
+
+    heads = list(load_model(run / "model.model").heads)
+    assert heads == ["organic", "inorganic"]
+    cmd = json.loads((run / "tealign_train.json").read_text())["command"]
+    spec = eval(cmd[cmd.index("--heads") + 1])
+    keys = KeySpecification(info_keys={"energy": "REF_energy", "stress": "REF_stress",
+                                       "head": "head"}, arrays_keys={"forces": "REF_forces"})
+    log = "".join(f.read_text() for f in (run / "logs").glob("*.log"))
+    for index, head in enumerate(heads):
+        merged_b = read_batch(out / head / "merged.extxyz")
+        for split in ("train", "valid"):
+            path = spec[head][f"{split}_file"]
+            assert path.endswith(f"{head}_{split}.extxyz")
+            n = int((np.asarray(merged_b.info["split"]).astype(str) == split).sum())
+            _, configs = load_from_xyz(path, keys, head_name=head)
+            assert len(configs) == n > 0
+            z = AtomicNumberTable(sorted({int(x) for c in configs for x in c.atomic_numbers}))
+            got = {int(AtomicData.from_config(c, z_table=z, cutoff=4.5, heads=heads).head)
+                   for c in configs}
+            assert got == {index}, (head, split, got)
+        n_train = int((np.asarray(merged_b.info["split"]).astype(str) == "train").sum())
+        assert f"Head '{head}' training dataset size: {n_train}" in log
 
 
 def test_target_e0_as_a_union_of_tables(sources, run_cli, tmp_path):

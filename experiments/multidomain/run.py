@@ -3,6 +3,7 @@ on organic-mini and inorganic-mini mixed in the ways people mix datasets today.
 
     .venv/bin/python experiments/multidomain/run.py                  # all variants, small-cpu
     .venv/bin/python experiments/multidomain/run.py --variants a,e --preset tiny --epochs 2
+    .venv/bin/python experiments/multidomain/run.py --seeds 2        # a second training seed
     .venv/bin/python experiments/multidomain/run.py --report-only    # README from results.json
 
 Variants (one MACE model each, same preset):
@@ -30,7 +31,9 @@ resume: finished trainings (RUN/<variant>/train/model.model) are kept.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -175,20 +178,27 @@ class Run:
                     + inorg + 'alignment = "target"\n'), True
         raise ValueError(v)
 
-    def train(self, v: str, preset: str, epochs: int | None, al, lr) -> Path:
+    def train(self, v: str, preset: str, epochs: int | None, al, lr, seed: int = 1) -> Path:
+        """Merge (once per variant) and train; seed 1 (the presets' own) trains into
+        ``<variant>/train``, another seed into ``<variant>/train_seed<N>``."""
         d = self.out / v
-        model = d / "train" / "model.model"
+        run_dir = d / ("train" if seed == 1 else f"train_seed{seed}")
+        model = run_dir / "model.model"
         if model.exists():
             return model
         d.mkdir(parents=True, exist_ok=True)
         text, per_source = self.toml(v, al, lr)
-        (d / "merge.toml").write_text(text)
-        self.tealign("merge", d / "merge.toml", "-o", d / "merged", "--json",
-                     *(["--per-source"] if per_source else []))
-        args = ["train", "--preset", preset, "--data", d / "merged", "-o", d / "train",
+        if not (d / "merged" / "report.json").exists() or \
+                not (d / "merge.toml").exists() or (d / "merge.toml").read_text() != text:
+            (d / "merge.toml").write_text(text)
+            self.tealign("merge", d / "merge.toml", "-o", d / "merged", "--json",
+                         *(["--per-source"] if per_source else []))
+        args = ["train", "--preset", preset, "--data", d / "merged", "-o", run_dir,
                 "--device", "cpu", "--json"]
         if epochs:
             args[-1:-1] = ["--epochs", str(epochs)]
+        if seed != 1:
+            args[-1:-1] = ["--seed", str(seed)]
         self.tealign(*args)
         return model
 
@@ -258,6 +268,29 @@ def si_lattice_check(model: Path, si_ev: Path) -> dict:
             "converged": converged}
 
 
+def by_seed(entry: dict | None) -> dict[str, dict]:
+    """{seed: {"errors", "train_wall_s", "si_lattice"}} of one variant (results written
+    before seeds were recorded hold seed 1 at the top level)."""
+    if not entry:
+        return {}
+    if "by_seed" in entry:
+        return entry["by_seed"]
+    if "errors" in entry:
+        return {"1": {k: entry[k] for k in ("errors", "train_wall_s", "si_lattice")
+                      if k in entry}}
+    return {}
+
+
+def mean_sd(entry: dict | None, dom: str, key: str) -> tuple[float | None, float | None, int]:
+    """Mean and sample standard deviation over seeds of one metric; (None, None, 0) if absent."""
+    vals = [r["errors"][dom][key] for r in by_seed(entry).values()
+            if (r.get("errors", {}).get(dom) or {}).get(key) is not None]
+    if not vals:
+        return None, None, 0
+    sd = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
+    return float(np.mean(vals)), sd, len(vals)
+
+
 #: the metrics compared, (domain, key, label); lower is better for all
 METRICS = [("organic", "energy_mae_meV_per_atom", "organic energy MAE"),
            ("organic", "relative_energy_mae_meV", "organic relative-energy MAE"),
@@ -273,7 +306,7 @@ def verdict(results: dict) -> list[str]:
     var = results["variants"]
 
     def get(v, dom, key):
-        return ((var.get(v) or {}).get("errors", {}).get(dom) or {}).get(key)
+        return mean_sd(var.get(v), dom, key)[0]
 
     out = []
     if "e" not in var:
@@ -287,10 +320,15 @@ def verdict(results: dict) -> list[str]:
         spec = "b" if dom == "organic" else "a"
         s_val = get(spec, dom, key)
         line = f"- **{label}**: TEA (e) {vals['e']:.1f}"
+        sd_e = mean_sd(var["e"], dom, key)[1]
+        if sd_e is not None:
+            line += f" ± {sd_e:.1f}"
         if best == "e":
             line += f", the best of the {len(vals)} mixed variants"
             if len(rank) > 1:
                 line += f" (next: ({rank[1]}) {vals[rank[1]]:.1f})"
+                if sd_e is not None and vals[rank[1]] - vals["e"] < sd_e:
+                    line += ", a lead smaller than the seed-to-seed spread"
         else:
             line += (f", rank {rank.index('e') + 1} of {len(vals)} mixed variants; best "
                      f"({best}) {TITLES[best]}: {vals[best]:.1f}")
@@ -348,33 +386,52 @@ def learning_curves(results: dict, out: Path, png: Path) -> str | None:
 
 def write_readme(results: dict, path: Path) -> None:
     lines = ["# Multi-domain experiment: one MACE model on organic + inorganic data", "",
-             f"Generated by `{results['command']}` (preset `{results['preset']}`); numbers in "
-             f"`{Path(results['results']).relative_to(ROOT)}`.", "",
+             "Generated by `experiments/multidomain/run.py` (MACE preset "
+             f"`{results['preset']}`, `tealign train --preset {results['preset']}`); every "
+             "number is in `runs/results.json`, and the commands it ran, with their wall times "
+             "on this 2-core CPU, are listed at the end.", "",
              "Test-split errors in each domain's original units (organic: ωB97M/def2-SVP "
              "without D3(BJ); inorganic: GPAW PBE/PW400).", "",
              "| variant | organic E MAE (meV/atom) | organic relative E MAE (meV) | organic F MAE "
              "(meV/Å) | inorganic E MAE (meV/atom) | inorganic F MAE (meV/Å) | train wall (s) |",
              "|---|---|---|---|---|---|---|"]
 
-    def cell(d, k, fmt=".1f"):
-        return "N/A" if d is None or d.get(k) is None else format(d[k], fmt)
+    seeds = sorted({k for r in results["variants"].values() for k in by_seed(r)}, key=int)
+    n_test = {dom: r["errors"][dom]["n"] for e in results["variants"].values()
+              for r in by_seed(e).values() for dom in r.get("errors", {})}
+    if n_test:
+        lines[4] += (" Test sets (by molecule / crystal, never seen in training): "
+                     + ", ".join(f"{k} {v} frames" for k, v in sorted(n_test.items()))
+                     + "; differences of a few meV are within what another split or seed "
+                     "would move.")
+    if len(seeds) > 1:
+        lines[4] += (f" Each cell: mean ± sample standard deviation over the training seeds "
+                     f"{', '.join(seeds)} (same data, same split; the seed sets the initial "
+                     "weights and the batch order).")
+
+    def cell(entry, dom, key):
+        m, sd, _ = mean_sd(entry, dom, key)
+        return "N/A" if m is None else f"{m:.1f}" + (f" ± {sd:.1f}" if sd is not None else "")
 
     for v in results["variants"]:
         r = results["variants"][v]
-        o, i = r["errors"].get("organic"), r["errors"].get("inorganic")
-        lines.append(f"| ({v}) {TITLES[v]} | {cell(o, 'energy_mae_meV_per_atom')} | "
-                     f"{cell(o, 'relative_energy_mae_meV')} | {cell(o, 'forces_mae_meV_per_A')} "
-                     f"| {cell(i, 'energy_mae_meV_per_atom')} | {cell(i, 'forces_mae_meV_per_A')} "
-                     f"| {r.get('train_wall_s', 0):.0f} |")
-    si = {v: r["si_lattice"] for v, r in results["variants"].items() if "si_lattice" in r}
+        walls = [x["train_wall_s"] for x in by_seed(r).values() if "train_wall_s" in x]
+        lines.append(f"| ({v}) {TITLES[v]} | {cell(r, 'organic', 'energy_mae_meV_per_atom')} | "
+                     f"{cell(r, 'organic', 'relative_energy_mae_meV')} | "
+                     f"{cell(r, 'organic', 'forces_mae_meV_per_A')} | "
+                     f"{cell(r, 'inorganic', 'energy_mae_meV_per_atom')} | "
+                     f"{cell(r, 'inorganic', 'forces_mae_meV_per_A')} | "
+                     f"{np.mean(walls) if walls else 0:.0f} |")
+    si = [(v, seed, x["si_lattice"]) for v, r in results["variants"].items()
+          for seed, x in by_seed(r).items() if "si_lattice" in x]
     if si:
         lines += ["", "Inorganic sanity check (the paper's \"integrating organic data does not "
                   "deteriorate inorganic accuracy\"): bulk Si relaxed with FrechetCellFilter.", "",
-                  "| variant | a model (Å) | a GPAW PBE/PW400 (Å, BM fit of si_ev) | "
-                  "difference (Å) |", "|---|---|---|---|"]
-        for v, r in si.items():
-            lines.append(f"| ({v}) {TITLES[v]} | {r['a_model_A']:.4f} | {r['a_gpaw_A']:.4f} | "
-                         f"{r['difference_A']:+.4f} |")
+                  "| variant | seed | a model (Å) | a GPAW PBE/PW400 (Å, BM fit of si_ev) | "
+                  "difference (Å) |", "|---|---|---|---|---|"]
+        for v, seed, r in si:
+            lines.append(f"| ({v}) {TITLES[v]} | {seed} | {r['a_model_A']:.4f} | "
+                         f"{r['a_gpaw_A']:.4f} | {r['difference_A']:+.4f} |")
     lines += ["", "## Where TEA wins and where it does not", ""] + verdict(results)
     if results.get("curves_png"):
         lines += ["", "## Learning curves", "",
@@ -393,6 +450,8 @@ def main() -> None:
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--preset", default="small-cpu")
     ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--seeds", default="1",
+                    help="training seeds, comma-separated (1 = the presets' own)")
     ap.add_argument("--datasets", type=Path, default=ROOT / "datasets")
     ap.add_argument("--out", type=Path, default=HERE / "runs")
     ap.add_argument("--readme", type=Path, default=HERE / "README.md")
@@ -410,32 +469,45 @@ def main() -> None:
     al = run.alignments()
     lr = run.linear_references()
     results_path = run.out / "results.json"
-    old = json.loads(results_path.read_text()) if results_path.exists() else {}
-    results = {"command": "python experiments/multidomain/run.py " + " ".join(sys.argv[1:]),
-               "preset": args.preset, "epochs": args.epochs, "results": str(results_path),
-               "variants": old.get("variants", {}), "log": old.get("log", [])}
-    for v in args.variants.split(","):
-        n_log = len(run.log)
-        model = run.train(v, args.preset, args.epochs, al, lr)
-        train_log = [c for c in run.log[n_log:] if c["command"].startswith("tealign train")]
-        entry = results["variants"].get(v, {})
-        if train_log:
-            entry["train_wall_s"] = train_log[-1]["wall_s"]
-        entry["title"] = TITLES[v]
-        entry["errors"] = run.evaluate(v, model, al, lr)
-        if v in ("a", "e"):
-            entry["si_lattice"] = si_lattice_check(model, run.ds / "inorganic-mini/si_ev.extxyz")
-        results["variants"][v] = entry
-        results["log"] += run.log[n_log:]
-        results_path.write_text(json.dumps(results, indent=2) + "\n")
-        print(json.dumps({v: entry["errors"]}), flush=True)
-    results["variants"] = {v: results["variants"][v] for v in VARIANTS
-                           if v in results["variants"]}
+    base = {"preset": args.preset, "epochs": args.epochs, "variants": {}, "log": []}
+    for seed in (int(x) for x in args.seeds.split(",")):
+        for v in args.variants.split(","):
+            n_log = len(run.log)
+            model = run.train(v, args.preset, args.epochs, al, lr, seed=seed)
+            train_log = [c for c in run.log[n_log:] if c["command"].startswith("tealign train")]
+            one = {}
+            if train_log:
+                one["train_wall_s"] = train_log[-1]["wall_s"]
+            one["errors"] = run.evaluate(v, model, al, lr)
+            if v in ("a", "e"):
+                one["si_lattice"] = si_lattice_check(model,
+                                                     run.ds / "inorganic-mini/si_ev.extxyz")
+            record(results_path, base, v, seed, one, run.log[n_log:])
+            print(json.dumps({v: {"seed": seed, **one["errors"]}}), flush=True)
+    results = record(results_path, base)
     results["curves_png"] = learning_curves(results, run.out,
                                             args.readme.parent / "learning_curves.png")
-    results_path.write_text(json.dumps(results, indent=2) + "\n")
     write_readme(results, args.readme)
 
+
+def record(path: Path, base: dict, v: str | None = None, seed: int | None = None,
+           one: dict | None = None, log: list | None = None) -> dict:
+    """Add one training's results to ``path`` (read, update, atomic replace, under a lock:
+    runs with different ``--seeds`` may share the file); returns the file's contents."""
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cur = json.loads(path.read_text()) if path.exists() else dict(base)
+        if v is not None:
+            seeds = by_seed(cur["variants"].get(v))
+            previous = seeds.get(str(seed), {})
+            seeds[str(seed)] = {**previous, **one}  # a resumed run keeps its train wall time
+            cur["variants"][v] = {"title": TITLES[v], "by_seed": seeds}
+            cur["log"] = cur.get("log", []) + (log or [])
+        cur["variants"] = {k: cur["variants"][k] for k in VARIANTS if k in cur["variants"]}
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(cur, indent=2) + "\n")
+        os.replace(tmp, path)
+    return cur
 
 if __name__ == "__main__":
     main()

@@ -25,20 +25,69 @@ KEYS = ["--energy_key", "REF_energy", "--forces_key", "REF_forces", "--stress_ke
         "REF_stress", "--virials_key", "REF_virials"]
 
 
-def _heads(data: Path) -> dict | None:
+def _report(data: Path) -> dict:
     report = data / "report.json"
     if not report.exists():
         raise SetupError("not a `tealign merge` output (no report.json)", file=str(data))
-    rep = json.loads(report.read_text())
+    return json.loads(report.read_text())
+
+
+def _heads(data: Path, run_dir: Path) -> dict | None:
+    """mace-torch's ``--heads`` for a ``--per-source`` merge (None for a single head).
+
+    Each head reads extxyz files of its train and valid splits (written into
+    ``RUN_DIR/heads/`` by :func:`write_head_files`), not the HDF5 shards: mace-torch 0.3.16's
+    HDF5 reader leaves every configuration's head at "Default", which is then trained as the
+    last head (ACEsuit/mace pull request 761). Its extxyz reader sets the head from the
+    head's name. Statistics and E0s still come from each head's ``statistics.json``.
+    """
+    rep = _report(data)
     if not rep.get("per_source"):
         return None
     heads = {}
     for name, head in rep["heads"].items():
         d = data / name
         if (d / "train").exists():
-            heads[head] = {"train_file": str(d / "train"), "valid_file": str(d / "valid"),
+            heads[head] = {"train_file": str(run_dir / "heads" / f"{head}_train.extxyz"),
+                           "valid_file": str(run_dir / "heads" / f"{head}_valid.extxyz"),
                            "statistics_file": str(d / "statistics.json")}
     return heads
+
+
+def write_head_files(data: str | Path, run_dir: str | Path) -> None:
+    """The extxyz train/valid files of every head of a ``--per-source`` merge (from each
+    source's ``merged.extxyz``, by its ``split``); kept when already there."""
+    import os
+
+    import numpy as np
+
+    from tealign.io import read_batch
+    from tealign.io.extxyz import write_extxyz
+
+    data, run_dir = Path(data), Path(run_dir)
+    rep = _report(data)
+    if not rep.get("per_source"):
+        return
+    out = run_dir / "heads"
+    out.mkdir(parents=True, exist_ok=True)
+    for name, head in rep["heads"].items():
+        src = data / name / "merged.extxyz"
+        if not (data / name / "train").exists():
+            continue
+        b = None
+        for split in ("train", "valid"):
+            path = out / f"{head}_{split}.extxyz"
+            if path.exists():
+                continue
+            if b is None:
+                b = read_batch(src)
+            keep = np.asarray(b.info["split"]).astype(str) == split
+            if not keep.any():
+                raise SetupError(f"head {head!r} has no {split} frames", file=str(src),
+                                 field="split")
+            tmp = path.with_name(path.name + ".part")
+            write_extxyz(tmp, [b.select(keep)])
+            os.replace(tmp, path)
 
 
 def build_command(preset: str, data: str | Path, run_dir: str | Path, *,
@@ -46,7 +95,7 @@ def build_command(preset: str, data: str | Path, run_dir: str | Path, *,
                   overrides: dict | None = None) -> list[str]:
     """The full ``mace_run_train`` (or ``torchrun``) command for a merged directory."""
     data, run_dir = Path(data), Path(run_dir)
-    heads = _heads(data)
+    heads = _heads(data, run_dir)
     if device == "auto":
         import torch
 
@@ -89,6 +138,7 @@ def train(preset: str, data: str | Path, run_dir: str | Path, *, distributed: bo
     run_dir.mkdir(parents=True, exist_ok=True)
     cmd = build_command(preset, data, run_dir, distributed=distributed, nproc=nproc,
                         device=device, overrides=overrides)
+    write_head_files(data, run_dir)
     t0 = time.perf_counter()
     with open(run_dir / "train.log", "a") as fh:
         proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
