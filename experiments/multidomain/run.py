@@ -487,9 +487,15 @@ def write_readme(results: dict, path: Path, runs: Path = HERE / "runs") -> None:
                   "Validation errors per epoch as mace-torch logged them (each variant's own "
                   "validation split, in its training scale; (g): one line per head).", "",
                   f"![learning curves]({results['curves_png']})"]
-    lines += ["", "## Commands and wall times", "", "```"]
-    lines += [f"{c['wall_s']:8.1f} s  {c['command'].replace(str(ROOT) + '/', '')}"
-              for c in results["log"]]
+    total = sum(c["wall_s"] for c in results["log"])
+    lines += ["", "## Commands and wall times", "",
+              f"{len(results['log'])} commands, {total / 60:.0f} min in all. Each training ran "
+              "on one thread (`OMP_NUM_THREADS=1`) beside one other single-thread job on the "
+              "2 cores, so the times are for one core.", "", "```"]
+    for c in results["log"]:
+        lines.append(f"{c['wall_s']:8.1f} s  {c['command'].replace(str(ROOT) + '/', '')}")
+        if c.get("note"):
+            lines.append(f"            ({c['note']})")
     lines += ["```", ""]
     path.write_text("\n".join(lines) + "\n")
 
