@@ -490,7 +490,7 @@ def write_readme(results: dict, path: Path, runs: Path = HERE / "runs") -> None:
     total = sum(c["wall_s"] for c in results["log"])
     lines += ["", "## Commands and wall times", "",
               f"{len(results['log'])} commands, {total / 60:.0f} min in all. Each training ran "
-              "on one thread (`OMP_NUM_THREADS=1`) beside one other single-thread job on the "
+              "on one thread (`OMP_NUM_THREADS=1`), mostly beside another single-thread job on the "
               "2 cores, so the times are for one core.", "", "```"]
     for c in results["log"]:
         lines.append(f"{c['wall_s']:8.1f} s  {c['command'].replace(str(ROOT) + '/', '')}")
