@@ -269,16 +269,8 @@ def si_lattice_check(model: Path, si_ev: Path) -> dict:
 
 
 def by_seed(entry: dict | None) -> dict[str, dict]:
-    """{seed: {"errors", "train_wall_s", "si_lattice"}} of one variant (results written
-    before seeds were recorded hold seed 1 at the top level)."""
-    if not entry:
-        return {}
-    if "by_seed" in entry:
-        return entry["by_seed"]
-    if "errors" in entry:
-        return {"1": {k: entry[k] for k in ("errors", "train_wall_s", "si_lattice")
-                      if k in entry}}
-    return {}
+    """{seed: {"errors", "train_wall_s", "si_lattice"}} of one variant ({} if not run)."""
+    return (entry or {}).get("by_seed", {})
 
 
 def mean_sd(entry: dict | None, dom: str, key: str) -> tuple[float | None, float | None, int]:
@@ -393,28 +385,19 @@ def learning_curves(results: dict, out: Path, png: Path) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from tealign.report.html import training_curves
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
     drawn = False
     for v in results["variants"]:
-        series: dict[str, dict[str, list]] = {}
-        for f in sorted((out / v / "train" / "results").glob("*_train.txt")):
-            for line in f.read_text().splitlines():
-                try:
-                    d = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if d.get("mode") != "eval" or d.get("epoch") is None:
-                    continue
-                s = series.setdefault(str(d.get("head", "Default")), {"epoch": [], "e": [],
-                                                                       "f": []})
-                s["epoch"].append(d["epoch"])
-                s["e"].append(d.get("mae_e_per_atom", np.nan) * 1000)
-                s["f"].append(d.get("mae_f", np.nan) * 1000)
-        for head, s in series.items():
-            lab = f"({v})" + (f" {head} head" if len(series) > 1 else "")
-            ls = "--" if len(series) > 1 else "-"
-            axes[0].plot(s["epoch"], s["e"], ls, label=lab)
-            axes[1].plot(s["epoch"], s["f"], ls, label=lab)
+        heads = ["organic", "inorganic"] if v == "g" else [None]  # as in Run.evaluate
+        for head in heads:
+            c = training_curves(out / v / "train", head=head)
+            if not c.get("epoch"):
+                continue
+            lab, ls = (f"({v}) {head} head", "--") if head else (f"({v})", "-")
+            axes[0].plot(c["epoch"], np.multiply(c["mae_e_per_atom"], 1000), ls, label=lab)
+            axes[1].plot(c["epoch"], np.multiply(c["mae_f"], 1000), ls, label=lab)
             drawn = True
     if not drawn:
         plt.close(fig)

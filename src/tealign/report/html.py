@@ -301,9 +301,10 @@ def _merge(page: Page) -> None:
     page.add("merge", "Merged training set", body)
 
 
-def training_curves(train_dir: Path) -> dict[str, list]:
+def training_curves(train_dir: Path, head: str | None = None) -> dict[str, list]:
     """Per-epoch metrics from mace-torch's ``results/*_train.txt`` (JSON lines): validation
-    metrics of each ``eval`` line, and ``train_loss``, the mean of the epoch's ``opt`` lines."""
+    metrics of each ``eval`` line, and ``train_loss``, the mean of the epoch's ``opt`` lines.
+    ``head``: only that head's validation lines (a multi-head model logs one per head)."""
     curves: dict[str, list] = {}
     opt: dict[int, list[float]] = {}
     for f in sorted((train_dir / "results").glob("*_train.txt")):
@@ -316,7 +317,7 @@ def training_curves(train_dir: Path) -> dict[str, list]:
                 continue
             if d.get("mode") == "opt" and isinstance(d.get("loss"), (int, float)):
                 opt.setdefault(int(d["epoch"]), []).append(float(d["loss"]))
-            elif d.get("mode") == "eval":
+            elif d.get("mode") == "eval" and head in (None, d.get("head", "Default")):
                 for k, v in d.items():
                     if isinstance(v, (int, float)):
                         curves.setdefault(k, []).append(v)
