@@ -59,7 +59,9 @@ def predict(model, batch: FrameBatch, head: str | None = None, batch_size: int =
 
     ``compute_forces=False`` (single-point energies only) skips the backward pass.
     """
-    from mace.tools import utils
+    import torch
+    from mace import data
+    from mace.tools import torch_geometric, utils
 
     z_table = utils.AtomicNumberTable([int(z) for z in model.atomic_numbers])
     heads = list(getattr(model, "heads", ["Default"]))
@@ -73,46 +75,22 @@ def predict(model, batch: FrameBatch, head: str | None = None, batch_size: int =
         raise SetupError("the model does not know element(s) "
                          + ", ".join(chemical_symbols[z] for z in sorted(unknown)),
                          field="numbers")
-    # mace-torch builds its graphs in torch's default dtype: the model's, for this call only
-    dtype = next(model.parameters()).dtype
-    with _default_dtype(dtype):
-        return _predict(model, batch, z_table, heads, head_name, batch_size,
-                        compute_stress, device, compute_forces)
-
-
-@contextlib.contextmanager
-def _default_dtype(dtype):
-    import torch
-
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(before)
-
-
-def _predict(model, batch: FrameBatch, z_table, heads: list[str], head_name: str,
-             batch_size: int, compute_stress: bool, device: str,
-             compute_forces: bool) -> Predictions:
-    import torch
-    from mace import data
-    from mace.tools import torch_geometric
-
-    graphs = []
-    for i in range(batch.n_frames):
-        a, b = batch.offsets[i], batch.offsets[i + 1]
-        cfg = data.Configuration(
-            atomic_numbers=batch.numbers[a:b], positions=batch.positions[a:b],
-            properties={}, property_weights={}, cell=batch.cell[i],
-            pbc=tuple(bool(x) for x in batch.pbc[i]), head=head_name)
-        graphs.append(data.AtomicData.from_config(cfg, z_table=z_table,
-                                                  cutoff=float(model.r_max), heads=heads))
-    loader = torch_geometric.dataloader.DataLoader(graphs, batch_size=batch_size,
-                                                   shuffle=False, drop_last=False)
     energies, forces, stresses = [], [], []
+    # mace-torch builds its graphs in torch's default dtype: the model's, for this call only;
     # forces and stress are gradients: autograd must record the forward pass for them only
-    with contextlib.nullcontext() if compute_forces else torch.no_grad():
+    with _default_dtype(next(model.parameters()).dtype), \
+            contextlib.nullcontext() if compute_forces else torch.no_grad():
+        graphs = []
+        for i in range(batch.n_frames):
+            a, b = batch.offsets[i], batch.offsets[i + 1]
+            cfg = data.Configuration(
+                atomic_numbers=batch.numbers[a:b], positions=batch.positions[a:b],
+                properties={}, property_weights={}, cell=batch.cell[i],
+                pbc=tuple(bool(x) for x in batch.pbc[i]), head=head_name)
+            graphs.append(data.AtomicData.from_config(cfg, z_table=z_table,
+                                                      cutoff=float(model.r_max), heads=heads))
+        loader = torch_geometric.dataloader.DataLoader(graphs, batch_size=batch_size,
+                                                       shuffle=False, drop_last=False)
         for g in loader:
             g = g.to(device)
             out = model(g.to_dict(), compute_stress=compute_stress and compute_forces,
@@ -127,6 +105,18 @@ def _predict(model, batch: FrameBatch, z_table, heads: list[str], head_name: str
         forces=np.concatenate(forces) if forces else np.zeros((0, 3)),
         stress=np.concatenate(stresses) if stresses else None,
     )
+
+
+@contextlib.contextmanager
+def _default_dtype(dtype):
+    import torch
+
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
 
 
 def metrics(b: FrameBatch, p: Predictions,
