@@ -32,6 +32,19 @@ def _report(data: Path) -> dict:
     return json.loads(report.read_text())
 
 
+def _head_sources(data: Path) -> dict[str, Path] | None:
+    """{head: its source's directory} of a ``--per-source`` merge (None for a single head)."""
+    rep = _report(data)
+    if not rep.get("per_source"):
+        return None
+    return {head: data / name for name, head in rep["heads"].items()
+            if (data / name / "train").exists()}
+
+
+def _head_file(run_dir: Path, head: str, split: str) -> Path:
+    return run_dir / "heads" / f"{head}_{split}.extxyz"
+
+
 def _heads(data: Path, run_dir: Path) -> dict | None:
     """mace-torch's ``--heads`` for a ``--per-source`` merge (None for a single head).
 
@@ -41,17 +54,13 @@ def _heads(data: Path, run_dir: Path) -> dict | None:
     last head (ACEsuit/mace pull request 761). Its extxyz reader sets the head from the
     head's name. Statistics and E0s still come from each head's ``statistics.json``.
     """
-    rep = _report(data)
-    if not rep.get("per_source"):
+    sources = _head_sources(data)
+    if sources is None:
         return None
-    heads = {}
-    for name, head in rep["heads"].items():
-        d = data / name
-        if (d / "train").exists():
-            heads[head] = {"train_file": str(run_dir / "heads" / f"{head}_train.extxyz"),
-                           "valid_file": str(run_dir / "heads" / f"{head}_valid.extxyz"),
-                           "statistics_file": str(d / "statistics.json")}
-    return heads
+    return {head: {"train_file": str(_head_file(run_dir, head, "train")),
+                   "valid_file": str(_head_file(run_dir, head, "valid")),
+                   "statistics_file": str(d / "statistics.json")}
+            for head, d in sources.items()}
 
 
 def write_head_files(data: str | Path, run_dir: str | Path) -> None:
@@ -65,18 +74,11 @@ def write_head_files(data: str | Path, run_dir: str | Path) -> None:
     from tealign.io.extxyz import write_extxyz
 
     data, run_dir = Path(data), Path(run_dir)
-    rep = _report(data)
-    if not rep.get("per_source"):
-        return
-    out = run_dir / "heads"
-    out.mkdir(parents=True, exist_ok=True)
-    for name, head in rep["heads"].items():
-        src = data / name / "merged.extxyz"
-        if not (data / name / "train").exists():
-            continue
+    for head, d in (_head_sources(data) or {}).items():
+        src = d / "merged.extxyz"
         b = None
         for split in ("train", "valid"):
-            path = out / f"{head}_{split}.extxyz"
+            path = _head_file(run_dir, head, split)
             if path.exists():
                 continue
             if b is None:
@@ -85,6 +87,7 @@ def write_head_files(data: str | Path, run_dir: str | Path) -> None:
             if not keep.any():
                 raise SetupError(f"head {head!r} has no {split} frames", file=str(src),
                                  field="split")
+            path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".part")
             write_extxyz(tmp, [b.select(keep)])
             os.replace(tmp, path)
