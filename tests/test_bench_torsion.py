@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from ase.calculators.emt import EMT
 
 from tealign import units
 from tealign.bench import torsion
@@ -31,22 +32,19 @@ def test_reference_profiles_in_kcal(shared_data):
     assert kcal_per_mha == pytest.approx(0.62751, abs=1e-5)
 
 
-class _BreaksBetween:
-    """EMT, except that energies and forces are NaN while the H–C–C–H dihedral of ethane lies
-    in [lo, hi] degrees: a model that breaks down on part of the scan."""
+class _BreaksBetween(EMT):
+    """EMT, except that energies and forces are NaN while the dihedral ``idx`` lies in
+    [lo, hi] degrees: a model that breaks down on part of the scan."""
 
-    def __new__(cls, idx, lo, hi):
-        from ase.calculators.emt import EMT
+    def __init__(self, idx, lo, hi):
+        super().__init__()
+        self.idx, self.lo, self.hi = idx, lo, hi
 
-        class Broken(EMT):
-            def calculate(self, atoms=None, properties=("energy",), system_changes=()):
-                super().calculate(atoms, properties, system_changes)
-                if lo <= atoms.get_dihedral(*idx) % 360 <= hi:
-                    self.results["energy"] = float("nan")
-                    self.results["free_energy"] = float("nan")
-                    self.results["forces"] = np.full((len(atoms), 3), np.nan)
-
-        return Broken()
+    def calculate(self, atoms=None, properties=("energy",), system_changes=()):
+        super().calculate(atoms, properties, system_changes)
+        if self.lo <= atoms.get_dihedral(*self.idx) % 360 <= self.hi:
+            self.results["energy"] = self.results["free_energy"] = float("nan")
+            self.results["forces"] = np.full((len(atoms), 3), np.nan)
 
 
 def test_a_point_that_breaks_down_is_nan_and_the_scan_restarts_from_the_reference(
