@@ -10,27 +10,27 @@ displacements of 0.00–0.12 Å. Energies, forces and stress are computed with t
     python make_geometries.py   # writes geometries.extxyz
 """
 
+import json
+import os
+import sys
+
 import numpy as np
-from ase.build import bulk
 
 from tealign.io.extxyz import write_extxyz
 from tealign.io.frames import FrameBatch
 
-CRYSTALS = {  # name: (ase structure, a in Å: experimental, zero-point corrected)
-    "Si": ("diamond", 5.421), "C": ("diamond", 3.553), "Ge": ("diamond", 5.644),
-    "SiC": ("zincblende", 4.346), "GaAs": ("zincblende", 5.637), "Al": ("fcc", 4.019),
-    "Cu": ("fcc", 3.595), "Li": ("bcc", 3.451), "Na": ("bcc", 4.207),
-    "NaCl": ("rocksalt", 5.565), "LiF": ("rocksalt", 3.972), "MgO": ("rocksalt", 4.188),
-}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from crystals import CRYSTALS, equilibrium_cell  # noqa: E402
+
+# one k-point mesh per crystal, chosen from its equilibrium cell (kpoint_convergence.py)
+with open("kpoints.json") as fh:
+    MESHES = {n: c["mesh"] for n, c in json.load(fh)["crystals"].items()}
 N_PER_CRYSTAL = 25
 rng = np.random.default_rng(0)
 frames = []
-for name, (structure, a) in CRYSTALS.items():
+for name, (structure, _a) in CRYSTALS.items():
     for k in range(N_PER_CRYSTAL):
-        if structure in ("fcc", "bcc"):
-            atoms = bulk(name, structure, a=a, cubic=False).repeat((2, 1, 1))
-        else:
-            atoms = bulk(name, structure, a=a)
+        atoms = equilibrium_cell(name)
         eps = np.diag(rng.uniform(-0.04, 0.04, 3))
         shear = rng.uniform(-0.02, 0.02, 3)
         eps[0, 1] = eps[1, 0] = shear[0]
@@ -44,7 +44,8 @@ for name, (structure, a) in CRYSTALS.items():
         # five groups of five configurations per crystal: splits by group, not by crystal
         atoms.info.update({"mol_id": f"{name}_{structure}_{k // 5}", "config_type": "inorganic",
                            "crystal": name, "structure": structure,
-                           "sampling": "equilibrium" if k == 0 else "strained_rattled"})
+                           "sampling": "equilibrium" if k == 0 else "strained_rattled",
+                           "kpts": np.array(MESHES[name], dtype=int)})
         frames.append(atoms)
 write_extxyz("geometries.extxyz", [FrameBatch.from_atoms(frames)])
 print(f"wrote {len(frames)} configurations of {len(CRYSTALS)} crystals")
@@ -55,6 +56,32 @@ from tealign.bench.eos import GRID, si  # noqa: E402
 
 ev = [si(a) for a in GRID]
 for a, atoms in zip(GRID, ev):
-    atoms.info.update({"mol_id": f"Si_ev_{a:.2f}", "config_type": "si_eos", "a": float(a)})
+    # one mesh for the whole curve: Si's, from its equilibrium cell (never from the strained one)
+    atoms.info.update({"mol_id": f"Si_ev_{a:.2f}", "config_type": "si_eos", "a": float(a),
+                       "kpts": np.array(MESHES["Si"], dtype=int)})
 write_extxyz("si_ev_geometries.extxyz", [FrameBatch.from_atoms(ev)])
 print(f"wrote {len(ev)} Si E–V cells")
+
+# Stress check: each crystal's equilibrium frame and its first strained+rattled frame, strained
+# by ±0.5 % (isotropic, uniaxial zz, shear xy; fractional coordinates fixed). Their energies
+# (energy-only jobs) give −dE/dε by central differences, which tests/test_bundled_datasets.py
+# compares with the stress labels of the two centre frames in inorganic-mini.extxyz.
+DELTA = 0.005
+STRAINS = {"iso": np.eye(3), "zz": np.diag([0.0, 0.0, 1.0]),
+           "xy": np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])}
+checks = []
+for centre_index, centre in enumerate(frames):
+    if centre.info["sampling"] == "md_600K" or centre_index % N_PER_CRYSTAL > 1:
+        continue
+    for kind, direction in STRAINS.items():
+        for sign in (+1, -1):
+            c = centre.copy()
+            c.set_cell(centre.cell[:] @ (np.eye(3) + sign * DELTA * direction),
+                       scale_atoms=True)
+            c.info = {"mol_id": f"{centre.info['crystal']}_stresscheck_{centre_index}",
+                      "config_type": "stress_check", "crystal": centre.info["crystal"],
+                      "centre_frame": centre_index, "strain": kind,
+                      "strain_delta": sign * DELTA, "kpts": centre.info["kpts"]}
+            checks.append(c)
+write_extxyz("stress_check_geometries.extxyz", [FrameBatch.from_atoms(checks)])
+print(f"wrote {len(checks)} stress-check cells")

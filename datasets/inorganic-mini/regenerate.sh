@@ -1,21 +1,23 @@
 #!/usr/bin/env bash
 # Regenerates datasets/inorganic-mini with tealign's own compute command (resumes from the store).
-# GPAW PBE, PW 400 eV, 0.1 eV Fermi-Dirac, k-point density 2.5/Å⁻¹: energy, forces, stress.
-# The k-point density gives 6–8 points per axis on these 2-atom cells (~400–1000 k-points per
-# reciprocal atom, the Materials Project standard behind MPtrj); tealign's default of 4/Å⁻¹ gives
-# up to 14³ and five times the cost. k-points do not act on non-periodic cells, so the isolated
-# atoms are the same calculations as calib-qm9's GPAW atoms (same settings otherwise; the shared
-# elements C, O, F agree to 1e-6 eV, checked by tests/test_bundled_datasets.py): the target scale
-# has one isolated-atom table.
+# Target scale: GPAW PBE, PW 800 eV, 0.1 eV Fermi-Dirac: energy, forces, stress. The stress carries
+# the Pulay term (pulay_stress=fd, tealign's default: two extra SCFs at 800 ± 25 eV per frame),
+# since GPAW's plane-wave stress is the fixed-basis derivative and GPAW 26.7 ignores dedecut.
+# k-points: one Γ-centred mesh per crystal, chosen once from its equilibrium cell at the density
+# that converges its energy to 1 meV/atom (kpoint_convergence.py → kpoints.json), stored as the
+# frame info `kpts` of every configuration (make_geometries.py) and never recomputed from a
+# strained cell. Isolated atoms: the same SPEC as calib-qm9's target (one table per scale).
 set -euo pipefail
 cd "$(dirname "$0")"
+SPEC="pbe=gpaw:pbe/pw800;vacuum=5.0;smearing=0.1"
 # resume from the committed snapshot of the job store when there is no live store
 [ -d store ] || { [ -f jobs.snapshot.sqlite ] && mkdir -p store && cp jobs.snapshot.sqlite store/jobs.sqlite; } || true
+[ -f kpoints.json ] || ../../.venv/bin/python kpoint_convergence.py --spec "$SPEC" --workers "${WORKERS:-2}"
 [ -f geometries.extxyz ] || { ../../.venv/bin/python make_geometries.py && ../../.venv/bin/python add_md_snapshots.py; }
-../../.venv/bin/tealign compute calib --molecules geometries.extxyz --seed 0 \
-  --method "pbe=gpaw:pbe/pw400;vacuum=5.0;smearing=0.1;kpt_density=2.5" \
-  --store store --workers "${WORKERS:-2}" -o inorganic-mini.extxyz
-# the Si E–V reference curve for `tealign bench eos --reference-file si_ev.extxyz`
+# the Si E–V reference curve for `tealign bench eos --reference-file si_ev.extxyz` (one mesh)
 ../../.venv/bin/tealign compute calib --molecules si_ev_geometries.extxyz --seed 0 --no-forces \
-  --method "pbe=gpaw:pbe/pw400;vacuum=5.0;smearing=0.1;kpt_density=2.5" \
-  --store store --workers "${WORKERS:-2}" -o si_ev.extxyz
+  --method "$SPEC" --store store --workers "${WORKERS:-2}" -o si_ev.extxyz
+../../.venv/bin/tealign compute calib --molecules geometries.extxyz --seed 0 \
+  --method "$SPEC" --store store --workers "${WORKERS:-2}" -o inorganic-mini.extxyz
+../../.venv/bin/tealign compute calib --molecules stress_check_geometries.extxyz --seed 0 --no-forces \
+  --method "$SPEC" --store store --workers "${WORKERS:-2}" -o stress_check.extxyz

@@ -4,7 +4,9 @@ For every molecule whose QM9 minimum has a rotatable bond (a single chain bond b
 non-terminal atoms, not in a ring), the smaller side is turned about that bond by 60° (rigid
 rotation, no relaxation: torsional strain as a force field would see it; staggered becomes
 eclipsed for sp3–sp3 bonds). Bonds are ASE's natural radii × 1.1; every bond keeps its length
-(checked). Frames with two atoms closer than 0.85 Å are left out. Run after
+(checked). Frames with two atoms closer than 0.85 Å are left out, and so are turns that move
+the molecule by less than 0.1 Å RMSD after superposition (a side that lies on or near the
+axis, e.g. O=CC#N, N#CCC#N: a near-copy of the minimum). Run after
 make_geometries.py; rerunning replaces the rotated-dihedral frames:
 
     python add_dihedrals.py   # appends 'rotated_dihedral' frames to geometries.extxyz
@@ -12,12 +14,13 @@ make_geometries.py; rerunning replaces the rotated-dihedral frames:
 
 import numpy as np
 
-from tealign.bonds import bond_graph, side_of_bond
+from tealign.bonds import bond_graph, kabsch_rmsd, side_of_bond
 from tealign.io import read_batch
 from tealign.io.extxyz import write_extxyz
 from tealign.io.frames import FrameBatch
 
 ANGLES = (60.0,)
+MIN_RMSD = 0.1  # Å from the minimum after superposition: below it the turn moves (almost) nothing
 frames = [a for a in read_batch("geometries.extxyz").to_atoms()
           if a.info.get("sampling") != "rotated_dihedral"]
 
@@ -55,8 +58,8 @@ for a in frames:
     i, j, moving = best
     for ang in ANGLES:
         r = rotate(a, i, j, moving, ang)
-        if np.abs(r.positions - a.positions).max() < 0.01:
-            continue  # the side that turns lies on the axis (C#C, C#CC#N): a duplicate frame
+        if kabsch_rmsd(r.positions, a.positions) < MIN_RMSD:
+            continue  # the turning side lies (nearly) on the axis (C#C, N#CCC#N): a near-copy
         d = r.get_all_distances()
         if d[np.triu_indices(len(r), 1)].min() < 0.85:
             continue

@@ -109,8 +109,6 @@ class Run:
         for name, key in (("organic", "energy_wb97m"), ("inorganic", "energy_pbe")):
             b = read_batch(f[name])
             e = np.asarray(b.info[key], float)
-            if name == "organic":
-                e = e - np.asarray(b.info["d3_energy_wb97m"], float)
             train = np.asarray(b.info["split"]).astype(str) == "train"
             zs = sorted(set(b.numbers.tolist()))
             fa = b.frame_of_atom()
@@ -149,7 +147,7 @@ class Run:
     def toml(self, v: str, al: dict, lr: dict) -> tuple[str, bool]:
         f = self.files
         org = (f'[[source]]\nname = "organic"\npath = "{f["organic"]}"\n'
-               'energy_key = "energy_wb97m"\nforces_key = "forces_wb97m"\nd3_keys = true\n'
+               'energy_key = "energy_wb97m"\nforces_key = "forces_wb97m"\n'
                'config_type = "organic"\n')
         inorg = (f'[[source]]\nname = "inorganic"\npath = "{f["inorganic"]}"\n'
                  'energy_key = "energy_pbe"\nforces_key = "forces_pbe"\n'
@@ -218,9 +216,7 @@ class Run:
                 ("energy_pbe", "forces_pbe")
             e_ref = np.asarray(b.info[ek], float)
             f_ref = np.asarray(b.arrays[fk], float)
-            if dom == "organic":  # the original scale is the dispersion-free DFT
-                e_ref = e_ref - np.asarray(b.info["d3_energy_wb97m"], float)
-                f_ref = f_ref - np.asarray(b.arrays["d3_forces_wb97m"], float)
+            # energy_wb97m is already dispersion-free (tealign stores D3 apart): no subtraction
             head = dom if v == "g" else None
             p = predict(m, b, head=head, compute_stress=False)
             e, f = p.energy, p.forces

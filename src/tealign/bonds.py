@@ -1,7 +1,9 @@
-"""Bond graphs of molecules and the atoms on one side of a bond (for turning dihedrals)."""
+"""Bond graphs of molecules, the atoms on one side of a bond (for turning dihedrals), and the
+RMSD of two conformers after superposition."""
 
 from __future__ import annotations
 
+import numpy as np
 from ase import Atoms
 
 
@@ -28,3 +30,14 @@ def side_of_bond(adj: dict[int, set[int]], i: int, j: int) -> set[int]:
                 seen.add(m)
                 todo.append(m)
     return seen
+
+
+def kabsch_rmsd(p: np.ndarray, q: np.ndarray) -> float:
+    """RMSD (Å) between two conformers with the same atom order after optimal superposition
+    (translation and proper rotation; Kabsch's SVD)."""
+    a = np.asarray(p, dtype=float) - np.mean(p, axis=0)
+    b = np.asarray(q, dtype=float) - np.mean(q, axis=0)
+    u, _, vt = np.linalg.svd(a.T @ b)
+    d = np.sign(np.linalg.det(u @ vt))
+    rot = u @ np.diag([1.0, 1.0, d]) @ vt
+    return float(np.sqrt(np.mean(np.sum((a @ rot - b) ** 2, axis=1))))

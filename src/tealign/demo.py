@@ -105,14 +105,15 @@ def merge_config(ds: Path) -> str:
     """The merge TOML: organic-mini aligned with the fitted alignment, inorganic-mini as is."""
     f = {k: str(ds / v) for k, v in DATASET_FILES.items()}
     return (
-        "# written by tealign demo: organic-mini (ωB97M/def2-SVP, D3(BJ) stored apart) aligned\n"
+        "# written by tealign demo: organic-mini (ωB97M/def2-SVP; energy_wb97m is the DFT energy\n"
+        "# without D3(BJ), which tealign stores apart: nothing to subtract) aligned\n"
         "# onto GPAW PBE/PW400 with the alignment fitted on calib-qm9; inorganic-mini is already\n"
         "# on that scale. One isolated-atom table for the target scale: the GPAW atoms of both\n"
         "# datasets (same atom settings), joined (merge checks they agree where they overlap).\n"
         f'[target]\ne0 = ["{f["calib_e0_target"]}", "{f["inorganic_e0"]}"]\nr_max = 4.5\n'
         'seed = 0\n\n'
         f'[[source]]\nname = "organic"\npath = "{f["organic"]}"\nenergy_key = "energy_wb97m"\n'
-        'forces_key = "forces_wb97m"\nalignment = "fit/alignment.json"\nd3_keys = true\n'
+        'forces_key = "forces_wb97m"\nalignment = "fit/alignment.json"\n'
         'config_type = "organic"\n\n'
         f'[[source]]\nname = "inorganic"\npath = "{f["inorganic"]}"\nenergy_key = "energy_pbe"\n'
         'forces_key = "forces_pbe"\nstress_key = "stress_pbe"\nalignment = "target"\n'

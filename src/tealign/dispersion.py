@@ -92,6 +92,40 @@ def d3_batch(batch, functional: str) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return energy, forces, stress
 
 
+def d3_marker_key(energy_key: str) -> str:
+    """The per-frame flag with which tealign's compute commands mark ``energy_key``'s D3 state.
+
+    ``tealign compute`` writes ``d3_in_energy_<label> = F`` beside ``energy_<label>``: the key
+    holds the DFT energy *without* D3(BJ) (the D3 term is stored apart as
+    ``d3_energy_<label>``, for adding back at simulation time).
+    """
+    return f"d3_in_energy_{energy_key.removeprefix('energy_')}"
+
+
+def check_d3_removable(batch, energy_key: str, file: str | None = None) -> None:
+    """SetupError when tealign's own provenance marks ``energy_key`` as dispersion-free.
+
+    Removing D3 from such a key would count it twice (E_DFT − E_D3). Totals that include D3
+    (SPICE's ``dft_total_energy``, OFF23) carry no such flag and pass.
+    """
+    from tealign.errors import SetupError
+
+    marker = d3_marker_key(energy_key)
+    flags = batch.info.get(marker)
+    if flags is None:
+        return
+    flags = np.asarray(flags)
+    has = batch.has(marker) if hasattr(batch, "has") else np.ones(len(flags), bool)
+    free = [i for i in range(len(flags)) if has[i] and str(flags[i]).lower() in
+            ("false", "f", "0")]
+    if free:
+        raise SetupError(
+            f"{energy_key} is already the DFT energy without D3(BJ) ({marker} = F, written by "
+            "tealign compute; its D3 term is stored apart): removing D3 again would count it "
+            "twice. Drop d3_keys/remove_d3 for this source (they are for totals that include "
+            "D3, e.g. SPICE/OFF23)", file=file, frame=int(free[0]), field=energy_key)
+
+
 def apply_d3(batch, functional: str, energy_key: str, forces_key: str | None = None,
              stress_key: str | None = None, sign: float = -1.0):
     """Subtract (``sign=-1``) or add (``sign=+1``) D3(BJ) to a batch's energies, forces, stress.
@@ -99,6 +133,8 @@ def apply_d3(batch, functional: str, energy_key: str, forces_key: str | None = N
     Returns a new batch; the D3 energy applied is recorded per frame as ``d3_energy``.
     Frames lacking a key are left unchanged for that key.
     """
+    if sign < 0:
+        check_d3_removable(batch, energy_key)
     out = batch.copy()
     if out.n_frames == 0:
         return out

@@ -45,19 +45,21 @@ class Result:
 
 def run_calculation(spec: MethodSpec, atoms: Atoms, charge: int = 0,
                     multiplicity: int | None = None, forces: bool = True,
-                    isolated_atom: bool = False) -> Result:
+                    isolated_atom: bool = False,
+                    kpts: tuple[int, int, int] | None = None) -> Result:
     """Compute one structure with ``spec``; energies eV, forces eV/Å, stress eV/Å³.
 
     ``multiplicity`` (2S+1) defaults to the lowest allowed (1 or 2). ``isolated_atom`` marks a
     single atom: spin-polarised with that multiplicity, GPAW in a slightly anisotropic box,
-    no forces.
+    no forces. ``kpts`` is the fixed Γ-centred mesh of a periodic cell (GPAW); without it the
+    mesh comes from the SPEC's ``kpt_density`` applied to this cell.
     """
     _log_call(spec, atoms)
     if spec.code == "pyscf":
         res = _pyscf(spec, atoms, charge, multiplicity, forces and not isolated_atom)
     elif spec.code == "gpaw":
         res = _gpaw(spec, atoms, charge, multiplicity, forces and not isolated_atom,
-                    isolated_atom)
+                    isolated_atom, kpts)
     elif spec.code == "xtb":
         res = _xtb(spec, atoms, charge, multiplicity, forces and not isolated_atom)
     else:  # parse_spec guards this
@@ -145,7 +147,8 @@ def _pyscf(spec: MethodSpec, atoms: Atoms, charge: int, multiplicity: int | None
 
 # ----------------------------------------------------------------------------- GPAW
 def _gpaw(spec: MethodSpec, atoms: Atoms, charge: int, multiplicity: int | None,
-          want_forces: bool, isolated_atom: bool) -> Result:
+          want_forces: bool, isolated_atom: bool,
+          mesh: tuple[int, int, int] | None = None) -> Result:
     # GPAW reports eV with ASE's (CODATA 2014) hartree; for its valence-only energies the
     # difference to CODATA 2018 is below 1 µeV per structure.
     from gpaw import GPAW, PW, FermiDirac
@@ -164,7 +167,11 @@ def _gpaw(spec: MethodSpec, atoms: Atoms, charge: int, multiplicity: int | None,
         work.pbc = True  # plane waves need periodic images; the vacuum separates them
         kpts = {"size": (1, 1, 1), "gamma": True}
     else:
-        kpts = {"density": float(s["kpt_density"]), "gamma": True}
+        from tealign.compute.kpoints import mesh_from_density
+
+        # a fixed mesh per crystal (chosen once from its equilibrium cell) when given
+        mesh = mesh or mesh_from_density(atoms.cell[:], float(s["kpt_density"]))
+        kpts = {"size": tuple(int(k) for k in mesh), "gamma": True}
     magmoms = None
     spinpol = False
     if isolated_atom and s["hund"]:
@@ -173,31 +180,64 @@ def _gpaw(spec: MethodSpec, atoms: Atoms, charge: int, multiplicity: int | None,
         spinpol = True
         magmoms = [0.0] * len(work)
         magmoms[0] = multiplicity - 1
-    calc = GPAW(
-        mode=PW(float(s["ecut"])),
-        xc=spec.functional.upper(),
-        kpts=kpts,
-        occupations=FermiDirac(float(s["smearing"]), fixmagmom=False),
-        spinpol=spinpol,
-        hund=bool(isolated_atom and s["hund"]),
-        charge=charge,
-        setups=s["setups"],
-        convergence={"energy": float(s["energy_tol"]), "density": float(s["density_tol"])},
-        txt=None,
-    )
+    def calculator(ecut: float):
+        return GPAW(
+            mode=PW(ecut),
+            xc=spec.functional.upper(),
+            kpts=kpts,
+            occupations=FermiDirac(float(s["smearing"]), fixmagmom=False),
+            spinpol=spinpol,
+            hund=bool(isolated_atom and s["hund"]),
+            charge=charge,
+            setups=s["setups"],
+            convergence={"energy": float(s["energy_tol"]), "density": float(s["density_tol"])},
+            txt=None,
+        )
+
     if magmoms is not None:
         work.set_initial_magnetic_moments(magmoms)
-    work.calc = calc
+    ecut = float(s["ecut"])
+    work.calc = calculator(ecut)
     try:
         energy = work.get_potential_energy()
     except Exception as exc:  # gpaw raises KohnShamConvergenceError and friends
         raise CalculationFailed(f"GPAW: {type(exc).__name__}: {exc}") from None
     res = Result(energy=float(energy), info={"spinpol": spinpol})
+    if periodic:
+        res.info["kpts"] = [int(k) for k in kpts["size"]]
     if want_forces:
         res.forces = work.get_forces()
-    if periodic:
+    if periodic and want_forces:  # energy-only jobs (--no-forces) skip stress and its probes
         res.stress = work.get_stress(voigt=False)
+        if s["pulay_stress"] == "fd":
+            res.stress, res.info["dedecut"] = _pulay_corrected(work, calculator, ecut,
+                                                               res.stress,
+                                                               float(s["pulay_step"]))
     return res
+
+
+def _pulay_corrected(atoms: Atoms, calculator, ecut: float, stress: np.ndarray,
+                     step: float) -> tuple[np.ndarray, float]:
+    """Stress (eV/Å³) with the Pulay correction, and dE/dE_cut (eV per eV).
+
+    GPAW's analytic plane-wave stress is the strain derivative at a fixed set of plane waves;
+    the energy at a fixed cutoff, which is what the labels hold, has the derivative
+    σ = σ_fixed-basis + (2/3)·E_cut·(∂E/∂E_cut)/V · 1. GPAW 26.7's plane-wave code (gpaw.new)
+    ignores ``PW(dedecut=...)`` (its builder leaves it unused), so tealign applies the term
+    itself, with ∂E/∂E_cut from a central difference of two extra SCFs at E_cut ± ``step``.
+    """
+    energies = []
+    for ec in (ecut + step, ecut - step):
+        probe = atoms.copy()
+        probe.calc = calculator(ec)
+        try:
+            energies.append(probe.get_potential_energy())
+        except Exception as exc:
+            raise CalculationFailed(f"GPAW (Pulay probe at {ec:g} eV): "
+                                    f"{type(exc).__name__}: {exc}") from None
+    dedecut = (energies[0] - energies[1]) / (2 * step)
+    correction = 2.0 / 3.0 * ecut * dedecut / atoms.get_volume()
+    return stress + correction * np.eye(3), float(dedecut)
 
 
 # ----------------------------------------------------------------------------- xTB

@@ -23,6 +23,7 @@ from tealign.compute.atoms import atom_jobs, table_from_store
 from tealign.compute.runner import Job, run_jobs
 from tealign.compute.spec import MethodSpec
 from tealign.compute.store import JobStore
+from tealign.dispersion import d3_marker_key
 from tealign.errors import FrameError, SetupError
 from tealign.io.frames import FrameBatch, FrameRecord
 
@@ -116,6 +117,46 @@ def load_molecules(source: str, seed: int = 0) -> list[FrameRecord]:
     return records
 
 
+def _fixed_meshes(molecules: list[FrameRecord], specs: list[MethodSpec], source_name: str
+                  ) -> tuple[list[tuple[int, int, int] | None], list[tuple[int, str]]]:
+    """The k-point mesh of every periodic frame (None for molecules) and the frames whose
+    ``kpts`` info is malformed (index, reason).
+
+    A frame's own ``kpts`` (fixed per crystal from its equilibrium cell, see
+    :mod:`tealign.compute.kpoints`) is used as given. A periodic frame without one gets a mesh
+    from its own cell at the GPAW SPEC's ``kpt_density``; a warning says how many did, since
+    strained copies of one crystal should share the mesh of its equilibrium cell.
+    """
+    import warnings
+
+    from tealign.compute.kpoints import mesh_from_density, parse_mesh
+
+    gpaw = [s for s in specs if s.code == "gpaw"]
+    meshes: list[tuple[int, int, int] | None] = []
+    bad: list[tuple[int, str]] = []
+    own_cell = 0
+    for k, rec in enumerate(molecules):
+        if not np.asarray(rec.pbc).any():
+            meshes.append(None)
+            continue
+        try:
+            mesh = parse_mesh(rec.info.get("kpts"))
+        except ValueError as exc:
+            bad.append((k, str(exc)))
+            meshes.append(None)
+            continue
+        if mesh is None and gpaw:
+            mesh = mesh_from_density(rec.cell, float(gpaw[0].settings["kpt_density"]))
+            own_cell += 1
+        meshes.append(mesh)
+    if own_cell:
+        warnings.warn(f"{source_name}: {own_cell} periodic frames have no 'kpts' info; each got a "
+                      "mesh from its own cell. Give every frame of a crystal the mesh of its "
+                      "equilibrium cell (tealign.compute.kpoints.assign_fixed_meshes) so strained "
+                      "copies share one mesh", stacklevel=2)
+    return meshes, bad
+
+
 @dataclass
 class CalibResult:
     frames: int
@@ -144,18 +185,24 @@ def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], o
     symbols = [chemical_symbols[z] for z in elements]
     jobs_by_method: dict[str, list[Job]] = {}
     atom_jobs_by_method: dict[str, list[Job]] = {}
+    meshes, bad_mesh = _fixed_meshes(molecules, specs, source_name)
     for spec in specs:
         atom_jobs_by_method[spec.label] = atom_jobs(spec, symbols)
         jobs_by_method[spec.label] = []
-        for rec in molecules:
+        for k, rec in enumerate(molecules):
             atoms = Atoms(numbers=rec.numbers, positions=rec.positions, cell=rec.cell,
                           pbc=rec.pbc)
             charge = int(rec.info.get("charge", 0))
             jobs_by_method[spec.label].append(
                 Job(spec=spec, atoms=atoms, name=str(rec.info["mol_id"]), charge=charge,
-                    forces=forces))
+                    forces=forces, kpts=meshes[k] if spec.code == "gpaw" else None))
+    if bad_mesh:
+        bad_keys = {k for k, _ in bad_mesh}
+        for spec in specs:
+            jobs_by_method[spec.label] = [None if k in bad_keys else j for k, j in
+                                          enumerate(jobs_by_method[spec.label])]
     all_jobs = [j for js in atom_jobs_by_method.values() for j in js] + [
-        j for js in jobs_by_method.values() for j in js]
+        j for js in jobs_by_method.values() for j in js if j is not None]
     with JobStore(store_dir) as store:
         stats = run_jobs(all_jobs, store, workers=workers, scheduler=scheduler,
                          progress=progress)
@@ -168,10 +215,15 @@ def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], o
             path = output.with_name(f"{stem}.atoms_{spec.label}.json")
             table.save(path)
             tables[spec.label] = path
-        records, rejects = [], []
+        records, rejects = [], [FrameError(source_name, k, "kpts", why) for k, why in bad_mesh]
+        bad_keys = {k for k, _ in bad_mesh}
         for k, rec in enumerate(molecules):
+            if k in bad_keys:
+                continue
             info = dict(rec.info)
             arrays = dict(rec.arrays)
+            if meshes[k] is not None:
+                info["kpts"] = np.array(meshes[k], dtype=int)  # provenance: the mesh used
             bad = None
             for spec in specs:
                 stored = store.get(jobs_by_method[spec.label][k].key)
@@ -181,6 +233,8 @@ def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], o
                     break
                 r = stored.result
                 info[f"energy_{spec.label}"] = r.energy
+                # provenance: the energy key is DFT without D3(BJ); D3 (if any) is stored apart
+                info[d3_marker_key(f"energy_{spec.label}")] = False
                 if r.forces is not None:
                     arrays[f"forces_{spec.label}"] = r.forces
                 if r.stress is not None:

@@ -26,12 +26,13 @@ class Job:
     multiplicity: int | None = None
     isolated_atom: bool = False
     forces: bool = True
+    kpts: tuple[int, int, int] | None = None  # fixed Monkhorst–Pack mesh of a periodic cell
     structure: str = field(init=False)
     key: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.structure = structure_hash(self.atoms, self.charge, self.multiplicity,
-                                        self.isolated_atom)
+                                        self.isolated_atom, self.kpts)
         self.key = job_key(self.structure, self.spec.settings_key()
                            + ("" if self.forces or self.isolated_atom else ":energy-only"))
 
@@ -44,7 +45,7 @@ def execute(job: Job) -> tuple[str, Result | None, str | None, float]:
     try:
         res = run_calculation(job.spec, atoms, charge=job.charge,
                               multiplicity=job.multiplicity, isolated_atom=job.isolated_atom,
-                              forces=job.forces)
+                              forces=job.forces, kpts=job.kpts)
         return job.key, res, None, time.perf_counter() - t0
     except CalculationFailed as exc:
         return job.key, None, str(exc), time.perf_counter() - t0

@@ -41,6 +41,11 @@ DEFAULTS: dict[str, dict] = {
         "energy_tol": 5e-6,     # eV per valence electron (GPAW 'energy' convergence)
         "density_tol": 1e-6,    # GPAW 'density' convergence
         "setups": "paw",
+        # stress of periodic cells: "fd" adds the Pulay term (2/3)·E_cut·(∂E/∂E_cut)/V with
+        # ∂E/∂E_cut from two extra SCFs at E_cut ± pulay_step eV; "none" keeps GPAW's
+        # fixed-basis stress (wrong by tens of GPa for O/F crystals at 400 eV)
+        "pulay_stress": "fd",
+        "pulay_step": 25.0,
     },
     "xtb": {
         "accuracy": 1.0,
@@ -157,6 +162,9 @@ def parse_spec(text: str) -> MethodSpec:
             raise SetupError("gpaw needs a plane-wave cutoff in eV: gpaw:pbe/pw400",
                              field="--method")
         settings["ecut"] = float(m.group(1))
+        if settings["pulay_stress"] not in ("fd", "none"):
+            raise SetupError("gpaw pulay_stress is 'fd' (correct the stress) or 'none'",
+                             field="--method")
     elif code == "xtb" and functional not in ("gfn2", "gfn1", "ipea1"):
         raise SetupError("xtb methods: gfn2, gfn1, ipea1", field="--method")
     spec_text = raw

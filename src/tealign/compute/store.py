@@ -49,14 +49,17 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 
 
 def structure_hash(atoms: Atoms, charge: int = 0, multiplicity: int | None = None,
-                   isolated_atom: bool = False) -> str:
-    """SHA-256 of numbers, positions (rounded to 1e-8 Å), cell, pbc, charge and spin."""
+                   isolated_atom: bool = False, kpts=None) -> str:
+    """SHA-256 of numbers, positions (rounded to 1e-8 Å), cell, pbc, charge, spin and, for a
+    periodic cell with a fixed k-point mesh, the mesh."""
     h = hashlib.sha256()
     h.update(np.asarray(atoms.numbers, dtype=np.int64).tobytes())
     h.update(np.round(np.asarray(atoms.positions, dtype=float), 8).tobytes())
     h.update(np.round(np.asarray(atoms.cell[:], dtype=float), 8).tobytes())
     h.update(np.asarray(atoms.pbc, dtype=bool).tobytes())
     h.update(json.dumps([int(charge), multiplicity, bool(isolated_atom)]).encode())
+    if kpts is not None:
+        h.update(json.dumps({"kpts": [int(k) for k in kpts]}).encode())
     return h.hexdigest()
 
 
