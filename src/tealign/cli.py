@@ -331,6 +331,8 @@ def align(
     workers: Annotated[int, typer.Option(help="Processes formatting the output while the "
                                          "input is read (default: CPU count, at most 4).")]
     = 0,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address: its workers "
+                                                  "format the output batches.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Put a dataset on the target scale: energies, forces, stress, virials (streamed).
@@ -371,8 +373,14 @@ def align(
 
     # computed forces (a·F) may be rounded at 1e-12 eV/Å; copied columns stay exact
     computed = frozenset({forces_key} if inverse else {"REF_forces"})
-    n = write_extxyz(output, batches(), rounded=computed,
-                     workers=workers or min(4, os.cpu_count() or 1))
+    if scheduler:
+        from tealign.io.shards import Executor, write_extxyz_on
+
+        with Executor(scheduler=scheduler) as ex:
+            n = write_extxyz_on(ex, output, batches(), rounded=computed)
+    else:
+        n = write_extxyz(output, batches(), rounded=computed,
+                         workers=workers or min(4, os.cpu_count() or 1))
     rpath = write_rejects(output, rejects)
     result = {"frames_in": counts["in"], "frames_out": n, "frames_rejected": len(rejects),
               "rejects_file": str(rpath) if rpath else None, "output": str(output),
@@ -394,17 +402,30 @@ def merge(
     per_source: Annotated[bool, typer.Option(help="One MACE-ready directory per source "
                                              "(multi-head training).")] = False,
     strict: Annotated[bool, typer.Option(help="Treat frame errors as setup errors.")] = False,
+    fmt: Annotated[str | None, typer.Option("--format", help="Shards MACE trains from: h5 "
+                                            "(sharded HDF5) or lmdb (ASE-LMDB, .aselmdb); "
+                                            "default h5.")] = None,
+    workers: Annotated[int, typer.Option(help="Processes writing shards while the sources "
+                                         "are read (default: CPU count, at most 4).")] = 0,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address: shards are "
+                                                  "written by its workers (they must see "
+                                                  "the output directory).")] = None,
+    extxyz: Annotated[bool, typer.Option("--extxyz/--no-extxyz", help="Also write "
+                                         "merged.extxyz (every frame, DESIGN 4.3 keys).")]
+    = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Merge sources onto the target scale into a MACE-ready training set.
 
     Example: tealign merge sources.toml -o merged
     """
-    from tealign.merge import run_merge
+    from tealign.merge import DEFAULT_FORMAT, run_merge
 
     with progress_bar() as bar:
         bar.add_task(f"merging {config}", total=None)
-        report = run_merge(config, output, per_source=per_source, strict=strict)
+        report = run_merge(config, output, per_source=per_source, strict=strict,
+                           fmt=fmt or DEFAULT_FORMAT, extxyz=extxyz, scheduler=scheduler,
+                           workers=workers or min(4, os.cpu_count() or 1))
     result = {k: report[k] for k in ("frames_in", "frames_out", "frames_rejected",
                                      "rejects_file")}
     result["sources"] = report["sources"]

@@ -42,6 +42,9 @@ sub-directory per source (for MACE multi-head training).
 from __future__ import annotations
 
 import json
+import shutil
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,13 +55,18 @@ from ase.data import chemical_symbols
 from tealign.align import TotalEnergyAlignment
 from tealign.errors import FrameError, SetupError
 from tealign.io import iter_batches
-from tealign.io.atomic import atomic_path, write_json, write_rejects
-from tealign.io.frames import FrameBatch, concat_batches
+from tealign.io.atomic import atomic_path, rejects_path, write_json
+from tealign.io.extxyz import format_batch
+from tealign.io.frames import FrameBatch
+from tealign.io.shards import FORMATS, SHARD_SIZE, Executor, ShardWriter
 from tealign.io.splits import assign_splits
 from tealign.methods import IsolatedAtomTable, load_table, union_tables
 
 SPLITS = ("train", "valid", "test")
 PROPS = ("energy", "forces", "stress", "virials")
+#: Shard format of ``tealign merge`` unless ``--format`` says otherwise (both train with
+#: mace-torch 0.3.16; see benchmarks/results/scale.json for their throughput).
+DEFAULT_FORMAT = "h5"
 
 
 @dataclass
@@ -139,11 +147,50 @@ def _resolve(cfg: MergeConfig, rel: str) -> str:
 
 @dataclass
 class SourceReport:
+    """One source's accounting, filled while its frames stream through."""
+
     name: str
     frames_in: int = 0
     frames_out: int = 0
     by_split: dict = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
-    rejects: list[FrameError] = field(default_factory=list)
+    n_rejected: int = 0
+    reasons: dict = field(default_factory=dict)
+    log: _RejectLog | None = None
+    strict: bool = False
+
+    def reject(self, errors: list[FrameError]) -> None:
+        """Count frame errors and write them to the rejects file (not kept in memory);
+        ``strict`` makes the first one fatal."""
+        if errors and self.strict:
+            raise errors[0].as_setup_error()
+        for r in errors:
+            key = f"{r.field}: {r.reason}"
+            self.reasons[key] = self.reasons.get(key, 0) + 1
+        self.n_rejected += len(errors)
+        if self.log is not None:
+            self.log.write(errors)
+
+
+class _RejectLog:
+    """``merged.extxyz.rejects.jsonl`` written as rejects arrive (created on the first)."""
+
+    def __init__(self, path: Path):
+        self.path, self.fh, self.n = path, None, 0
+
+    def write(self, errors: list[FrameError]) -> None:
+        if not errors:
+            return
+        if self.fh is None:
+            self.fh = open(self.path, "w")  # noqa: SIM115 (closed in close())
+        for r in errors:
+            self.fh.write(json.dumps({"file": r.file, "frame": r.frame, "field": r.field,
+                                      "reason": r.reason}) + "\n")
+        self.n += len(errors)
+
+    def close(self) -> Path | None:
+        if self.fh is not None:
+            self.fh.close()
+        return self.path if self.n else None
 
 
 def _to_reference(batch: FrameBatch, src: SourceConfig) -> FrameBatch:
@@ -182,10 +229,49 @@ def _subtract_stored_d3(batch: FrameBatch, src: SourceConfig) -> FrameBatch:
     return out
 
 
-def prepare_source(cfg: MergeConfig, src: SourceConfig, target: IsolatedAtomTable
-                   ) -> tuple[FrameBatch, SourceReport]:
-    """Read, align and label one source; returns its frames and its report."""
-    report = SourceReport(src.name)
+def _group_ids(batch: FrameBatch, src: SourceConfig) -> np.ndarray:
+    """What a frame's split is drawn from: ``mol_id``, else ``mp_id`` (an MPtrj material's
+    relaxation frames stay together), else the frame itself."""
+    ids = np.array([f"{src.name}#{i}" for i in batch.index], dtype=object)
+    for key in ("mp_id", "mol_id"):  # mol_id wins where both are present
+        if key in batch.info:
+            has = batch.has(key)
+            ids[has] = np.asarray(batch.info[key], dtype=object)[has]
+    return ids
+
+
+def _uses_split_key(path: str, src: SourceConfig) -> bool:
+    """First pass over the split column: True when every frame that carries the energy also
+    carries ``split_key`` (values must then be train/valid/test). Stops at the first frame
+    without one, so a source without split labels is not read twice."""
+    seen, bad = False, set()
+    for batch in iter_batches(path, src.reader):
+        if batch.n_frames == 0:
+            continue
+        relevant = batch.has(src.energy_key)
+        if not relevant.any():
+            continue
+        if (relevant & ~batch.has(src.split_key)).any():
+            return False
+        seen = True
+        values = np.asarray(batch.info[src.split_key])[relevant].astype(str)
+        bad.update(values[~np.isin(values, SPLITS)].tolist())
+    if seen and bad:
+        raise SetupError(f"split values must be train/valid/test, found {sorted(bad)}",
+                         file=path, field=src.split_key)
+    return seen
+
+
+def prepare_source(cfg: MergeConfig, src: SourceConfig, target: IsolatedAtomTable,
+                   report: SourceReport | None = None) -> Iterator[FrameBatch]:
+    """Stream one source: read, align and label it batch by batch.
+
+    Yields labelled batches with ``split`` set (from the source's ``split_key`` when every
+    frame has one, else drawn per ``mol_id``/``mp_id`` so conformers never straddle splits)
+    and fills ``report`` (frames in and out, per split, rejects) on the way. Memory is one
+    batch, whatever the source's size.
+    """
+    report = report if report is not None else SourceReport(src.name)
     path = _resolve(cfg, src.path)
     tea = None
     if src.alignment != "target":
@@ -197,11 +283,14 @@ def prepare_source(cfg: MergeConfig, src: SourceConfig, target: IsolatedAtomTabl
                 f"alignment targets a different isolated-atom table than [target] e0 (differs "
                 f"for {', '.join(diff)}); one target scale has one table (DESIGN 4.3)",
                 file=src.alignment, field="target_table")
-    parts = []
+    elif src.remove_d3:
+        raise SetupError("remove_d3 needs an alignment (target-scale data are "
+                         "dispersion-free already)", file=path, field="remove_d3")
+    by_key = _uses_split_key(path, src)
     seen_energy = False
     for batch in iter_batches(path, src.reader):
         report.frames_in += batch.n_frames + len(batch.rejects)
-        report.rejects.extend(batch.rejects)
+        report.reject(batch.rejects)
         batch.rejects = []
         if batch.n_frames == 0:
             continue
@@ -211,14 +300,11 @@ def prepare_source(cfg: MergeConfig, src: SourceConfig, target: IsolatedAtomTabl
             batch = _subtract_stored_d3(batch, src)
         if tea is None:
             res = _to_reference(batch, src)
-            if src.remove_d3:
-                raise SetupError("remove_d3 needs an alignment (target-scale data are "
-                                 "dispersion-free already)", file=path, field="remove_d3")
         else:
             res = tea.transform(batch, src.energy_key, src.forces_key, src.stress_key,
                                 src.virials_key, source_name=src.name, file=path,
                                 remove_d3=src.remove_d3)
-        report.rejects.extend(res.rejects)
+        report.reject(res.rejects)
         res.rejects = []
         if res.n_frames == 0:
             continue
@@ -236,53 +322,115 @@ def prepare_source(cfg: MergeConfig, src: SourceConfig, target: IsolatedAtomTabl
             if prop in ("stress", "virials"):
                 w[~periodic] = 0.0
             res.info[f"config_{prop}_weight"] = w
-        parts.append(res)
+        if by_key:
+            splits = np.asarray(res.info[src.split_key]).astype(str).astype(object)
+        else:
+            splits = assign_splits(_group_ids(res, src), cfg.seed, cfg.fractions)
+        res.info["split"] = np.asarray(splits, dtype=object)
+        res.missing.pop("split", None)
+        for s in SPLITS:
+            report.by_split[s] += int(np.sum(res.info["split"] == s))
+        report.frames_out += n
+        yield res
     if report.frames_in and not seen_energy:
         raise SetupError("no frame has this energy key", file=path, field=src.energy_key)
-    merged = concat_batches(parts) if parts else FrameBatch.from_records([])
-    if merged.n_frames:
-        if src.split_key in merged.info and merged.has(src.split_key).all():
-            splits = np.asarray(merged.info[src.split_key]).astype(str)
-            bad = ~np.isin(splits, SPLITS)
-            if bad.any():
-                raise SetupError(f"split values must be train/valid/test, found "
-                                 f"{sorted(set(splits[bad]))}", file=path, field=src.split_key)
-        else:
-            ids = (merged.info["mol_id"] if "mol_id" in merged.info
-                   else np.array([f"{src.name}#{i}" for i in merged.index], dtype=object))
-            splits = assign_splits(ids, cfg.seed, cfg.fractions)
-        merged.info["split"] = np.asarray(splits, dtype=object)
+
+
+class _OutputDir:
+    """One MACE-ready directory, written as frames stream in: a shard writer per split,
+    statistics accumulated on the training frames, and (optionally) ``merged.extxyz``."""
+
+    def __init__(self, path: Path, fmt: str, executor: Executor, target: IsolatedAtomTable,
+                 r_max: float, extxyz: bool, shard_size: int | None = None):
+        self.path, self.fmt, self.ex = path, fmt, executor
+        self.target, self.r_max = target, r_max
+        self.shard_size = shard_size or SHARD_SIZE
+        self.writers: dict[str, ShardWriter] = {}
+        self.e0 = target.by_number()
+        self.zs: set[int] = set()
+        self.n = 0
+        self.sum_e = 0.0  # Σ over training frames of (E − Σ E0) / n_atoms
+        self.n_e = 0
+        self.sum_f2 = 0.0  # Σ over training atoms of |F|², frames without forces as zeros
+        self.n_atoms = 0
+        self.extxyz = None
+        self.pending_text: deque = deque()
+        if extxyz:
+            path.mkdir(parents=True, exist_ok=True)
+            self.extxyz = open(path / "merged.extxyz", "w")  # noqa: SIM115 (see close)
+
+    def add(self, batch: FrameBatch) -> None:
+        self.n += batch.n_frames
+        self.zs.update(int(z) for z in np.unique(batch.numbers))
+        split = np.asarray(batch.info["split"])
         for s in SPLITS:
-            report.by_split[s] = int(np.sum(merged.info["split"] == s))
-    report.frames_out = merged.n_frames
-    return merged, report
+            keep = split == s
+            if not keep.any():
+                continue
+            sub = batch if keep.all() else batch.select(keep)
+            if s == "train":
+                self._accumulate(sub)
+            if s not in self.writers:
+                self.writers[s] = ShardWriter(self.path / s, self.fmt, self.ex, prefix=s,
+                                              shard_size=self.shard_size, r_max=self.r_max,
+                                              sample_neighbors=s == "train")
+            self.writers[s].add(sub)
+        if self.extxyz is not None:
+            self.pending_text.append(self.ex.submit(format_batch, batch))
+            while self.pending_text and self.pending_text[0].done():
+                self.extxyz.write(self.pending_text.popleft().result())
 
+    def _accumulate(self, b: FrameBatch) -> None:
+        e = np.asarray(b.info["REF_energy"], dtype=float)
+        self.sum_e += float(np.sum((e - b.per_frame_sum(self.e0[b.numbers])) / b.n_atoms))
+        self.n_e += b.n_frames
+        if "REF_forces" in b.arrays:
+            f = np.nan_to_num(np.asarray(b.arrays["REF_forces"], dtype=float))
+            self.sum_f2 += float(np.sum(f * f))
+        self.n_atoms += int(b.n_atoms.sum())
 
-def _write_mace_dir(batch: FrameBatch, outdir: Path, target: IsolatedAtomTable,
-                    r_max: float) -> dict:
-    from tealign.io.extxyz import write_extxyz
-    from tealign.io.mace_h5 import write_mace_h5, write_statistics
+    def close(self) -> dict:
+        """Finish every shard and file; returns frames written per split."""
+        written = {s: w.close() for s, w in self.writers.items()}
+        if self.extxyz is not None:
+            while self.pending_text:
+                self.extxyz.write(self.pending_text.popleft().result())
+            self.extxyz.close()
+        if "train" not in written:
+            raise SetupError("no training frames after the split", file=str(self.path),
+                             field="split")
+        zs = sorted(self.zs)
+        e0s = {z: self.target.energy(chemical_symbols[z]) for z in zs}
+        avg = self.writers["train"].avg_num_neighbors()
+        stats = {
+            "atomic_energies": str({z: float(e0s[z]) for z in zs}),
+            "avg_num_neighbors": float(avg) if avg is not None else 0.0,
+            "mean": self.sum_e / self.n_e,
+            "std": float(np.sqrt(self.sum_f2 / (3 * self.n_atoms))) if self.n_atoms else 1.0,
+            "atomic_numbers": str(zs),
+            "r_max": float(self.r_max),
+        }
+        write_json(self.path / "statistics.json", stats)
+        return {s: written[s] for s in SPLITS if s in written}
 
-    outdir.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for s in SPLITS:
-        sub = batch.select(np.asarray(batch.info["split"] == s))
-        if sub.n_frames == 0:
-            continue
-        write_mace_h5([sub], outdir / s)
-        written[s] = sub.n_frames
-    if "train" not in written:
-        raise SetupError("no training frames after the split", file=str(outdir), field="split")
-    zs = sorted({int(z) for z in np.unique(batch.numbers)})
-    e0s = {z: target.energy(chemical_symbols[z]) for z in zs}
-    write_statistics(outdir / "train", e0s, outdir / "statistics.json", r_max=r_max)
-    write_extxyz(outdir / "merged.extxyz", [batch])
-    return written
+    def abort(self) -> None:
+        if self.extxyz is not None:
+            self.extxyz.close()
 
 
 def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = False,
-              strict: bool = False, progress=None) -> dict:
-    """Merge every source of the TOML into ``outdir``; returns the report dict."""
+              strict: bool = False, progress=None, *, fmt: str = DEFAULT_FORMAT,
+              workers: int = 1, scheduler=None, extxyz: bool = True,
+              shard_size: int | None = None) -> dict:
+    """Merge every source of the TOML into ``outdir``; returns the report dict.
+
+    Sources stream through (:func:`prepare_source`) into per-split shard writers
+    (``fmt``: ``h5`` or ``lmdb``) run by ``workers`` local processes or a Dask
+    ``scheduler``; peak memory is a few batches and shards whatever the number of frames.
+    ``extxyz=False`` skips ``merged.extxyz``.
+    """
+    if fmt not in FORMATS:
+        raise SetupError(f"output format must be one of {', '.join(FORMATS)}", field="--format")
     cfg = load_config(config_path)
     target = (union_tables([load_table(e) for e in cfg.e0]) if isinstance(cfg.e0, list)
               else load_table(cfg.e0))
@@ -293,42 +441,50 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
                          file=str(config_path), field="source.e0")
     tables = {s.name: load_table(str(cfg.base / s.e0) if (cfg.base / s.e0).exists() else s.e0)
               if s.e0 else target for s in cfg.sources}
-    prepared = []
-    for src in cfg.sources:
-        batch, rep = prepare_source(cfg, src, tables[src.name])
-        if strict and rep.rejects:
-            raise rep.rejects[0].as_setup_error()
-        prepared.append((src, batch, rep))
-        if progress:
-            progress(src.name, rep)
     outdir = Path(outdir)
-    with atomic_path(outdir) as tmp:
+    reports: dict[str, SourceReport] = {}
+    with atomic_path(outdir) as tmp, Executor(workers, scheduler) as ex:
         tmp.mkdir(parents=True)
+        log = _RejectLog(rejects_path(tmp / "merged.extxyz"))
         layout = {}
-        if per_source:
-            for src, batch, _ in prepared:
-                if batch.n_frames:
-                    layout[src.name] = _write_mace_dir(batch, tmp / src.name,
-                                                       tables[src.name], cfg.r_max)
-        else:
-            merged = concat_batches([b for _, b, _ in prepared if b.n_frames])
-            layout["merged"] = _write_mace_dir(merged, tmp, target, cfg.r_max)
-        all_rejects = [r for _, _, rep in prepared for r in rep.rejects]
-        rpath = write_rejects(tmp / "merged.extxyz", all_rejects)
+        shared = None if per_source else _OutputDir(tmp, fmt, ex, target, cfg.r_max, extxyz,
+                                                    shard_size)
+        try:
+            for src in cfg.sources:
+                rep = reports[src.name] = SourceReport(src.name, log=log, strict=strict)
+                out = shared or _OutputDir(tmp / src.name, fmt, ex, tables[src.name],
+                                           cfg.r_max, extxyz, shard_size)
+                for batch in prepare_source(cfg, src, tables[src.name], rep):
+                    out.add(batch)
+                if per_source:
+                    if out.n:
+                        layout[src.name] = out.close()
+                    else:
+                        out.abort()
+                        shutil.rmtree(tmp / src.name, ignore_errors=True)
+                if progress:
+                    progress(src.name, rep)
+            if shared is not None:
+                layout["merged"] = shared.close()
+        finally:
+            rpath = log.close()
         report = {
-            "frames_in": sum(rep.frames_in for _, _, rep in prepared),
-            "frames_out": sum(rep.frames_out for _, _, rep in prepared),
-            "frames_rejected": len(all_rejects),
+            "frames_in": sum(r.frames_in for r in reports.values()),
+            "frames_out": sum(r.frames_out for r in reports.values()),
+            "frames_rejected": sum(r.n_rejected for r in reports.values()),
             "rejects_file": str(outdir / rpath.name) if rpath else None,
             "per_source": per_source,
+            "format": fmt,
+            "merged_extxyz": extxyz,
             "target_e0": {"table": cfg.e0, **target.to_json_dict()},
-            "heads": {src.name: src.head or src.name for src, _, _ in prepared},
-            "sources": {rep.name: {"path": src.path, "alignment": src.alignment,
-                                   "frames_in": rep.frames_in, "frames_out": rep.frames_out,
-                                   "frames_rejected": len(rep.rejects),
-                                   "by_split": rep.by_split,
-                                   "reject_reasons": _count_reasons(rep.rejects)}
-                        for src, _, rep in prepared},
+            "heads": {src.name: src.head or src.name for src in cfg.sources},
+            "sources": {src.name: {"path": src.path, "alignment": src.alignment,
+                                   "frames_in": reports[src.name].frames_in,
+                                   "frames_out": reports[src.name].frames_out,
+                                   "frames_rejected": reports[src.name].n_rejected,
+                                   "by_split": reports[src.name].by_split,
+                                   "reject_reasons": reports[src.name].reasons}
+                        for src in cfg.sources},
             "layout": layout,
         }
         for name, s in report["sources"].items():
@@ -336,14 +492,6 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
                 raise AssertionError(f"frame accounting broken for {name}: {s}")
         write_json(tmp / "report.json", report)
     return report
-
-
-def _count_reasons(rejects: list[FrameError]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for r in rejects:
-        key = f"{r.field}: {r.reason}"
-        out[key] = out.get(key, 0) + 1
-    return out
 
 
 def read_report(outdir: str | Path) -> dict:

@@ -4,7 +4,8 @@ Every reader yields :class:`~tealign.io.frames.FrameBatch` chunks (bounded memor
 :func:`iter_batches` picks the reader from the path, :func:`read_atoms` returns
 ``ase.Atoms`` for small inputs. Formats: extxyz (``.xyz``, ``.extxyz``, ``.gz``), ASE db
 (``.db``), MACE sharded HDF5 (a directory of ``.h5`` or one ``.h5`` with
-``config_batch_*``), SPICE HDF5, MPtrj JSON (``.json``), and QM9 (``qm9`` or ``qm9:N``).
+``config_batch_*``), ASE-LMDB (``.aselmdb``, or a directory of them), SPICE HDF5, MPtrj
+JSON (``.json``), and QM9 (``qm9`` or ``qm9:N``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ase import Atoms
 from tealign.errors import SetupError
 from tealign.io.frames import FrameBatch, FrameRecord, concat_batches
 
-FORMATS = ("extxyz", "asedb", "mace-h5", "spice", "mptrj", "qm9")
+FORMATS = ("extxyz", "asedb", "mace-h5", "lmdb", "spice", "mptrj", "qm9")
 
 __all__ = ["FORMATS", "FrameBatch", "FrameRecord", "concat_batches", "detect_format",
            "iter_batches", "read_atoms", "read_batch"]
@@ -31,6 +32,8 @@ def detect_format(path: str | os.PathLike) -> str:
         return "qm9"
     p = Path(text)
     if p.is_dir():
+        if any(f.suffix in (".aselmdb", ".lmdb") for f in p.iterdir()):
+            return "lmdb"
         return "mace-h5"
     suffixes = [s.lower() for s in p.suffixes]
     last = suffixes[-1] if suffixes else ""
@@ -40,6 +43,8 @@ def detect_format(path: str | os.PathLike) -> str:
         return "extxyz"
     if last == ".db":
         return "asedb"
+    if last in (".aselmdb", ".lmdb"):
+        return "lmdb"
     if last == ".json":
         return "mptrj"
     if last in (".h5", ".hdf5"):
@@ -85,6 +90,10 @@ def iter_batches(
         from tealign.io.mace_h5 import iter_mace_h5
 
         return iter_mace_h5(path, batch_size)
+    if fmt == "lmdb":
+        from tealign.io.lmdb import iter_lmdb
+
+        return iter_lmdb(path, batch_size)
     if fmt == "spice":
         from tealign.io.spice import iter_spice
 

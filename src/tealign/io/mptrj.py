@@ -6,13 +6,15 @@ raw PAW total that matches raw isolated atoms; never the MP2020-corrected energy
 in eV/Å; stress converted from kbar with VASP's sign to eV/Å³ with ASE's sign. ``mp_id``,
 ``frame_id`` and per-atom ``magmom`` are kept.
 
-The file is parsed with the standard ``json`` module, so the whole document is held in
-memory while frames are produced in batches.
+The file is streamed with ``ijson`` (its yajl2 C backend): one material (``mp_id``) is
+parsed at a time, so memory is bounded by the largest material's trajectory and one batch,
+whatever the file size (the real 11 GB file included). ``NaN``/``Infinity`` tokens, which
+Python's ``json`` writes but JSON does not allow, are read as missing values, so such a
+frame is rejected on its own instead of stopping the file.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,38 +29,95 @@ MPTRJ_METHOD = "pbe/paw (vasp, Materials Project settings)"
 
 
 def iter_mptrj(path: str | Path, batch_size: int = 2048) -> Iterator[FrameBatch]:
+    import ijson
+
     fname = str(path)
     try:
-        with open(path) as fh:
-            doc = json.load(fh)
+        fh = open(path, "rb")  # noqa: SIM115 (closed in finally)
     except OSError as exc:
         raise SetupError(f"cannot open file: {exc.strerror}", file=fname) from None
-    except json.JSONDecodeError as exc:
-        raise SetupError(
-            f"not valid JSON (line {exc.lineno} col {exc.colno}: {exc.msg}); a truncated "
-            "MPtrj file cannot be read",
-            file=fname,
-        ) from None
-    if not isinstance(doc, dict):
-        raise SetupError("MPtrj JSON must map mp_id to frames", file=fname)
+    stream = _NonFiniteAsNull(fh)
     records: list[FrameRecord] = []
     rejects: list[FrameError] = []
     frame = 0
-    for mp_id, frames in doc.items():
-        if not isinstance(frames, dict):
-            raise SetupError("expected {frame_id: frame} under each mp_id", file=fname,
-                             field=mp_id)
-        for frame_id, entry in frames.items():
-            try:
-                records.append(_record(entry, mp_id, frame_id, frame))
-            except _Bad as bad:
-                rejects.append(FrameError(fname, frame, bad.field, bad.reason))
-            frame += 1
-            if len(records) >= batch_size:
-                yield FrameBatch.from_records(records, rejects)
-                records, rejects = [], []
+    try:
+        if stream.first_token() != b"{":
+            raise SetupError("MPtrj JSON must map mp_id to frames", file=fname)
+        for mp_id, frames in ijson.kvitems(stream, "", use_float=True):
+            if not isinstance(frames, dict):
+                raise SetupError("expected {frame_id: frame} under each mp_id", file=fname,
+                                 field=mp_id)
+            for frame_id, entry in frames.items():
+                try:
+                    records.append(_record(entry, mp_id, frame_id, frame))
+                except _Bad as bad:
+                    rejects.append(FrameError(fname, frame, bad.field, bad.reason))
+                frame += 1
+                if len(records) >= batch_size:
+                    yield FrameBatch.from_records(records, rejects)
+                    records, rejects = [], []
+    except ijson.JSONError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SetupError(
+            f"not valid JSON near byte {stream.consumed:,} ({reason}) after {frame} frames; "
+            "a truncated MPtrj file cannot be read further",
+            file=fname,
+        ) from None
+    finally:
+        fh.close()
     if records or rejects:
         yield FrameBatch.from_records(records, rejects)
+
+
+class _NonFiniteAsNull:
+    """A binary reader that turns the NaN/Infinity tokens Python's ``json`` writes into
+    ``null`` (same framing, chunk boundaries handled) for a strict JSON parser."""
+
+    _TOKENS = ((b"-Infinity", b"null"), (b"Infinity", b"null"), (b"NaN", b"null"))
+    _HOLD = 8  # longest token minus one: a token split across reads is completed first
+
+    def __init__(self, fh, chunk: int = 1 << 20):
+        self.fh, self.chunk = fh, chunk
+        self.tail = b""
+        self.consumed = 0
+        self.eof = False
+
+    def first_token(self) -> bytes:
+        head = self.fh.read(self.chunk)
+        self.tail = head
+        stripped = head.lstrip()
+        return stripped[:1]
+
+    def read(self, n: int = -1) -> bytes:
+        if n == 0:  # ijson probes the stream's type with read(0)
+            return b""
+        while True:
+            if not self.eof and len(self.tail) < self.chunk:
+                more = self.fh.read(self.chunk)
+                self.eof = not more
+                self.tail += more
+            if self.eof:
+                out, self.tail = self.tail, b""
+                break
+            cut = len(self.tail) - self._HOLD
+            # never cut inside a token: a partial token's start stays in the tail
+            start = cut
+            for tok, _ in self._TOKENS:
+                for p in range(max(0, cut - len(tok) + 1), cut):
+                    if self.tail.startswith(tok, p):
+                        start = min(start, p)
+            cut = start
+            if cut > 0:
+                out, self.tail = self.tail[:cut], self.tail[cut:]
+                break
+            more = self.fh.read(self.chunk)
+            self.eof = not more
+            self.tail += more
+        self.consumed += len(out)
+        if b"N" in out or b"I" in out:
+            for tok, rep in self._TOKENS:
+                out = out.replace(tok, rep)
+        return out
 
 
 class _Bad(Exception):

@@ -2,11 +2,12 @@
 
 Single process: ``mace_run_train``; ``--distributed``: ``torchrun`` with mace-torch's
 distributed mode (NCCL, so CUDA GPUs are required). A merged directory from ``tealign merge``
-trains one head; one from ``tealign merge --per-source`` trains one head per source
-(mace-torch's ``--heads``). The model lands at ``RUN_DIR/model.model`` (loadable by
-``MACECalculator``); mace-torch's logs, checkpoints and results stay beside it, and
-``RUN_DIR/tealign_train.json`` records the exact command. Rerunning resumes from the latest
-checkpoint (``--restart_latest``).
+(its splits as MACE sharded HDF5 or ASE-LMDB shards: mace-torch picks its HDF5 or LMDB
+dataset from the files it finds) trains one head; one from ``tealign merge --per-source``
+trains one head per source (mace-torch's ``--heads``). The model lands at
+``RUN_DIR/model.model`` (loadable by ``MACECalculator``); mace-torch's logs, checkpoints and
+results stay beside it, and ``RUN_DIR/tealign_train.json`` records the exact command.
+Rerunning resumes from the latest checkpoint (``--restart_latest``).
 """
 
 from __future__ import annotations
@@ -65,31 +66,36 @@ def _heads(data: Path, run_dir: Path) -> dict | None:
 
 def write_head_files(data: str | Path, run_dir: str | Path) -> None:
     """The extxyz train/valid files of every head of a ``--per-source`` merge (from each
-    source's ``merged.extxyz``, by its ``split``); kept when already there."""
+    source's split directory, HDF5 or LMDB shards, streamed); kept when already there."""
     import os
 
     import numpy as np
 
-    from tealign.io import read_batch
+    from tealign.io import iter_batches
     from tealign.io.extxyz import write_extxyz
 
     data, run_dir = Path(data), Path(run_dir)
     for head, d in (_head_sources(data) or {}).items():
-        src = d / "merged.extxyz"
-        b = None
         for split in ("train", "valid"):
             path = _head_file(run_dir, head, split)
             if path.exists():
                 continue
-            if b is None:
-                b = read_batch(src)
-            keep = np.asarray(b.info["split"]).astype(str) == split
-            if not keep.any():
+            src = d / split
+            if not src.exists():
                 raise SetupError(f"head {head!r} has no {split} frames", file=str(src),
                                  field="split")
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.name + ".part")
-            write_extxyz(tmp, [b.select(keep)])
+            # every frame of a split directory has that split; checked on the way
+            def frames(src=src, split=split):
+                for b in iter_batches(src):
+                    if "split" in b.info and (np.asarray(b.info["split"]).astype(str)
+                                              != split).any():
+                        raise SetupError(f"a frame of {split}/ has another split",
+                                         file=str(src), field="split")
+                    yield b
+
+            write_extxyz(tmp, frames())
             os.replace(tmp, path)
 
 

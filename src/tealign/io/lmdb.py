@@ -1,0 +1,194 @@
+"""fairchem's ASE-LMDB (``.aselmdb``) as a MACE training format: row layout, writer, reader.
+
+mace-torch 0.3.16 trains from a directory of ``.aselmdb`` files (its ``LMDBDataset`` through
+fairchem's ``AseDBDataset``): every row's ``data`` dict is merged into ``atoms.info``, its
+``__arrays__`` entries become per-atom arrays, and ``config_from_atoms`` then reads MACE's
+*default* keys whatever ``--energy_key`` says. So a row holds
+
+- ``REF_energy`` (eV), ``REF_stress`` / ``REF_virials`` (3×3, eV/Å³ with ASE's sign / eV),
+  ``__arrays__: {"REF_forces": (n, 3)}`` — only the properties the frame has;
+- ``config_<name>_weight`` for energy, forces, stress and virials (0 for an absent
+  property), ``config_weight`` and ``config_type``;
+- ``tealign: {"info": ..., "arrays": ...}``: everything else the frame carries (``source``,
+  ``mp_id``, ``orig_*``, ``split``, ...), which MACE ignores and :func:`iter_lmdb` restores,
+  so no sidecar file is needed.
+
+Rows are written by the ``ase-db-backends`` package's ``LMDBDatabase`` (one transaction per
+shard); shards are written in parallel by :mod:`tealign.io.shards`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from tealign.errors import SetupError
+from tealign.io.frames import FrameBatch, FrameRecord
+
+#: MACE property → the key mace-torch's LMDBDataset reads it from (DefaultKeys).
+LMDB_KEYS = {"energy": "REF_energy", "forces": "REF_forces", "stress": "REF_stress",
+             "virials": "REF_virials"}
+SUFFIXES = (".aselmdb", ".lmdb")
+
+
+def row_data(rec: FrameRecord, keys: dict[str, str], weights: dict[str, float]) -> dict:
+    """The ``data`` dict of one row (see the module docstring); ``keys`` name where each
+    MACE property lives in the frame."""
+    source = {**rec.info, **rec.arrays}
+    data: dict = {}
+    arrays: dict = {}
+    for name, key in keys.items():
+        value = source.get(key)
+        if value is None:
+            data[f"config_{name}_weight"] = 0.0
+            continue
+        if name == "energy":
+            data[LMDB_KEYS[name]] = float(value)
+        elif name == "forces":
+            arrays[LMDB_KEYS[name]] = np.asarray(value, dtype=float)
+        else:
+            v = np.asarray(value, dtype=float)
+            data[LMDB_KEYS[name]] = v.reshape(3, 3) if v.size == 9 else v
+        data[f"config_{name}_weight"] = float(
+            rec.info.get(f"config_{name}_weight", weights.get(name, 1.0)))
+    data["config_weight"] = float(rec.info.get("config_weight", 1.0))
+    data["config_type"] = str(rec.info.get("config_type", "Default"))
+    data["__arrays__"] = arrays
+    skip_info = {keys["energy"], keys["stress"], keys["virials"], "config_type",
+                 "config_weight"} | {f"config_{n}_weight" for n in keys}
+    extra_info = {k: v for k, v in rec.info.items() if k not in skip_info}
+    extra_arrays = {k: np.asarray(v) for k, v in rec.arrays.items() if k != keys["forces"]}
+    data["tealign"] = {"info": extra_info, "arrays": extra_arrays}
+    return data
+
+
+def write_lmdb(
+    batches: Iterable[FrameBatch],
+    shard_dir: str | os.PathLike,
+    *,
+    energy_key: str = "REF_energy",
+    forces_key: str = "REF_forces",
+    stress_key: str = "REF_stress",
+    virials_key: str = "REF_virials",
+    weights: dict[str, float] | None = None,
+    prefix: str | None = None,
+    shard_size: int | None = None,
+    workers: int = 1,
+    scheduler=None,
+) -> int:
+    """Write frames as a directory of ``.aselmdb`` shards (atomically); returns frames written.
+
+    Same keys and weights as :func:`tealign.io.mace_h5.write_mace_h5`; ``workers`` processes
+    (or a Dask ``scheduler``) write the shards.
+    """
+    from tealign.io.atomic import atomic_path
+    from tealign.io.shards import SHARD_SIZE, Executor, ShardWriter
+
+    keys = {"energy": energy_key, "forces": forces_key, "stress": stress_key,
+            "virials": virials_key}
+    shard_dir = Path(shard_dir)
+    with atomic_path(shard_dir) as tmp, Executor(workers, scheduler) as ex:
+        w = ShardWriter(tmp, "lmdb", ex, keys=keys, weights=weights,
+                        prefix=prefix or shard_dir.name, shard_size=shard_size or SHARD_SIZE)
+        for batch in batches:
+            w.add(batch)
+        return w.close()
+
+
+def lmdb_files(path: str | os.PathLike) -> list[Path]:
+    """The ``.aselmdb``/``.lmdb`` shards of a directory (shard order), or the one file."""
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    files = [f for f in p.iterdir() if f.suffix in SUFFIXES]
+
+    def order(f: Path):
+        m = re.search(r"(\d+)$", f.stem)
+        return (f.stem[: m.start()] if m else f.stem, int(m.group(1)) if m else -1)
+
+    return sorted(files, key=order)
+
+
+def iter_lmdb(path: str | os.PathLike, batch_size: int = 2048,
+              keys: dict[str, str] | None = None) -> Iterator[FrameBatch]:
+    """Read an ``.aselmdb`` file or shard directory back into frames.
+
+    MACE's properties come back under ``keys`` (default ``REF_*``), their weights as
+    ``config_<name>_weight`` (for properties present), and the rest of each frame from its
+    ``tealign`` entry. Rows written by other tools (no ``tealign`` entry) are read too: their
+    ``data`` and key-value pairs land in ``info``, a calculator's energy/forces/stress under
+    ``energy``/``forces``/``stress``.
+    """
+    from ase_db_backends.aselmdb import LMDBDatabase
+
+    keys = {**LMDB_KEYS, **(keys or {})}
+    p = Path(path)
+    if not p.exists():
+        raise SetupError("no such file or directory", file=str(p))
+    files = lmdb_files(p)
+    if not files:
+        raise SetupError("directory holds no .aselmdb shards", file=str(p))
+    records: list[FrameRecord] = []
+    n = 0
+    for file in files:
+        try:
+            db = LMDBDatabase(file, readonly=True, use_lock_file=False)
+        except Exception as exc:  # lmdb.Error and friends: not an LMDB file
+            raise SetupError(f"cannot open as ASE-LMDB: {exc}", file=str(file)) from None
+        try:
+            for row in db.select():
+                records.append(_record(row, keys, n))
+                n += 1
+                if len(records) >= batch_size:
+                    yield FrameBatch.from_records(records)
+                    records = []
+        finally:
+            db.close()
+    if records:
+        yield FrameBatch.from_records(records)
+
+
+def _record(row, keys: dict[str, str], index: int) -> FrameRecord:
+    data = dict(row.data or {})
+    info: dict = {}
+    arrays: dict = {}
+    mace_arrays = data.pop("__arrays__", {}) or {}
+    meta = data.pop("tealign", None)
+    for name, key in LMDB_KEYS.items():
+        value = mace_arrays.pop(key, None) if name == "forces" else data.pop(key, None)
+        weight = data.pop(f"config_{name}_weight", None)
+        if value is None:
+            continue
+        if name == "forces":
+            arrays[keys[name]] = np.asarray(value, dtype=float)
+        elif name == "energy":
+            info[keys[name]] = float(value)
+        else:
+            info[keys[name]] = np.asarray(value, dtype=float)
+        if weight is not None:
+            info[f"config_{name}_weight"] = float(weight)
+    for k in ("config_weight", "config_type"):
+        if k in data:
+            info[k] = data.pop(k)
+    if meta is not None:
+        info.update(meta.get("info", {}))
+        arrays.update({k: np.asarray(v) for k, v in meta.get("arrays", {}).items()})
+    else:  # a row from another writer
+        info.update(data)
+        info.update(row.key_value_pairs or {})
+        arrays.update({k: np.asarray(v) for k, v in mace_arrays.items()})
+        for prop in ("energy", "stress"):
+            if row.get(prop) is not None:
+                info[prop] = np.asarray(row.get(prop)) if prop == "stress" \
+                    else float(row.get(prop))
+        if row.get("forces") is not None:
+            arrays["forces"] = np.asarray(row.get("forces"), dtype=float)
+    return FrameRecord(numbers=np.asarray(row.numbers, dtype=np.int64),
+                       positions=np.asarray(row.positions, dtype=float),
+                       cell=np.asarray(row.cell, dtype=float).reshape(3, 3),
+                       pbc=np.asarray(row.pbc, dtype=bool).reshape(3),
+                       info=info, arrays=arrays, index=index)

@@ -1,0 +1,308 @@
+"""Streaming, parallel writers of MACE-ready shard directories, and the executors running them.
+
+A :class:`ShardWriter` takes :class:`~tealign.io.frames.FrameBatch` chunks of one split and
+hands every ``shard_size`` frames to a worker that writes one shard file:
+
+- ``h5``: MACE's sharded HDF5 (``<prefix>_<k>.h5``, written by mace-torch's own
+  ``save_configurations_as_HDF5``) plus the ``<DIR>.meta.jsonl`` sidecar of
+  :mod:`tealign.io.mace_h5`;
+- ``lmdb``: fairchem's ASE-LMDB (``<prefix>_<k>.aselmdb``, written by the
+  ``ase-db-backends`` package), which mace-torch 0.3.16's ``LMDBDataset`` reads
+  (:mod:`tealign.io.lmdb`).
+
+An :class:`Executor` runs the workers: in this process (``workers=1``), in a local process
+pool (``workers>1``) or on a Dask cluster (``scheduler=ADDRESS``, the workers must see the
+output directory). At most ``2 × slots`` shards are in flight, so memory is bounded by a few
+shards whatever the number of frames.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+from tealign.io.frames import FrameBatch
+
+SHARD_SIZE = 10_000
+FORMATS = ("lmdb", "h5")
+#: Neighbour counts for MACE's ``avg_num_neighbors`` come from at most this many training
+#: frames, spread evenly over the split (a stride that doubles as the split grows).
+NEIGHBOR_SAMPLE = 4096
+
+
+class _Done:
+    """A finished future (work run in this process)."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+    def done(self) -> bool:
+        return True
+
+
+class Executor:
+    """Where shard (and formatting) work runs: inline, local processes or a Dask cluster."""
+
+    def __init__(self, workers: int = 1, scheduler=None):
+        self._pool = self._client = None
+        self._own_client = False
+        self._inflight: deque = deque()
+        if scheduler is not None:
+            from distributed import Client
+
+            if isinstance(scheduler, Client):
+                self._client = scheduler
+            else:
+                self._client = Client(scheduler)
+                self._own_client = True
+            self.slots = max(1, sum(self._client.nthreads().values()))
+        elif workers > 1:
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+            self._pool = ProcessPoolExecutor(workers, mp_context=ctx)
+            self.slots = workers
+        else:
+            self.slots = 1
+
+    @property
+    def parallel(self) -> bool:
+        return self._pool is not None or self._client is not None
+
+    def submit(self, fn, *args):
+        """Run ``fn(*args)`` somewhere; blocks while ``2 × slots`` tasks are in flight."""
+        if not self.parallel:
+            return _Done(fn(*args))
+        while len(self._inflight) >= 2 * self.slots:
+            self._inflight[0].result()  # raises a worker's exception here
+            while self._inflight and self._inflight[0].done():
+                self._inflight.popleft()
+        fut = (self._client.submit(fn, *args, pure=False) if self._client is not None
+               else self._pool.submit(fn, *args))
+        self._inflight.append(fut)
+        return fut
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if self._client is not None and self._own_client:
+            self._client.close()
+        self._client = None
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ShardWriter:
+    """Frames of one split → a shard directory (``h5`` or ``lmdb``), written by workers.
+
+    ``keys`` maps MACE's property names (energy, forces, stress, virials) to the keys the
+    frames carry them under; ``weights`` are default property weights (a frame's
+    ``config_<name>_weight`` overrides them). With ``sample_neighbors`` the workers count
+    neighbours within ``r_max`` (mace-torch's own neighbour list) on an evenly spread sample
+    of frames, for ``statistics.json``.
+    """
+
+    def __init__(self, shard_dir: str | os.PathLike, fmt: str, executor: Executor, *,
+                 keys: dict[str, str] | None = None, weights: dict[str, float] | None = None,
+                 prefix: str | None = None, shard_size: int = SHARD_SIZE,
+                 sidecar: str | os.PathLike | None = None, r_max: float | None = None,
+                 sample_neighbors: bool = False):
+        if fmt not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
+        from tealign.io.mace_h5 import MACE_KEYS, sidecar_path
+
+        self.dir = Path(shard_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.fmt, self.executor = fmt, executor
+        self.keys = {**MACE_KEYS, **(keys or {})}
+        self.weights = dict(weights or {})
+        self.prefix = prefix or self.dir.name
+        self.shard_size = shard_size
+        self.sidecar = Path(sidecar) if sidecar else sidecar_path(self.dir)
+        self.r_max = r_max
+        self.sample = sample_neighbors and r_max is not None
+        self.stride = 1
+        self.neighbors: dict[int, tuple[int, int]] = {}  # frame → (edges, atoms with edges)
+        self.pending: list[FrameBatch] = []
+        self.n_pending = 0
+        self.n = 0  # frames handed to workers
+        self.futures: deque = deque()
+        self.shard = 0
+        if fmt == "h5":
+            import mace.data.utils  # noqa: F401  (imported once, before workers fork)
+
+    def add(self, batch: FrameBatch) -> None:
+        if batch.n_frames == 0:
+            return
+        self.pending.append(batch)
+        self.n_pending += batch.n_frames
+        if self.n_pending >= self.shard_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        ext = "h5" if self.fmt == "h5" else "aselmdb"
+        path = self.dir / f"{self.prefix}_{self.shard}.{ext}"
+        fn = _write_h5_shard if self.fmt == "h5" else _write_lmdb_shard
+        if self.sample:
+            while self.n + self.n_pending > self.stride * NEIGHBOR_SAMPLE:
+                self.stride *= 2
+        stride = self.stride if self.sample else 0
+        fut = self.executor.submit(fn, str(path), self.pending, self.n, self.keys,
+                                   self.weights, stride, self.r_max)
+        self.futures.append(fut)
+        self.n += self.n_pending
+        self.shard += 1
+        self.pending, self.n_pending = [], 0
+        self._collect(block=False)
+
+    def _collect(self, block: bool) -> None:
+        while self.futures and (block or self.futures[0].done()):
+            res = self.futures.popleft().result()
+            self.neighbors.update(res["neighbors"])
+            if len(self.neighbors) > 2 * NEIGHBOR_SAMPLE:
+                self._prune()
+
+    def _prune(self) -> None:
+        self.neighbors = {k: v for k, v in self.neighbors.items() if k % self.stride == 0}
+
+    def close(self) -> int:
+        """Write what is pending, wait for the workers; returns the frames written."""
+        self._flush()
+        self._collect(block=True)
+        self._prune()
+        if self.fmt == "h5":
+            parts = [self.dir / f".{self.prefix}_{k}.meta.part" for k in range(self.shard)]
+            with open(self.sidecar, "wb") as out:
+                for part in parts:
+                    with open(part, "rb") as fh:
+                        while chunk := fh.read(1 << 22):
+                            out.write(chunk)
+                    part.unlink()
+        return self.n
+
+    def avg_num_neighbors(self) -> float | None:
+        """Mean neighbour count over sampled atoms that have neighbours (mace-torch's
+        definition in ``compute_statistics``); None without a sample."""
+        edges = sum(v[0] for v in self.neighbors.values())
+        atoms = sum(v[1] for v in self.neighbors.values())
+        return edges / atoms if atoms else None
+
+
+def _neighbor_counts(batch: FrameBatch, frame0: int, stride: int, r_max: float) -> dict:
+    from mace.data.neighborhood import get_neighborhood
+
+    out = {}
+    if not stride:
+        return out
+    first = (-frame0) % stride
+    for i in range(first, batch.n_frames, stride):
+        a, b = batch.offsets[i], batch.offsets[i + 1]
+        edge_index, *_ = get_neighborhood(
+            positions=np.asarray(batch.positions[a:b], dtype=float), cutoff=r_max,
+            pbc=tuple(bool(x) for x in batch.pbc[i]), cell=np.array(batch.cell[i], float))
+        receivers = edge_index[1]
+        out[frame0 + i] = (int(receivers.size), int(np.unique(receivers).size))
+    return out
+
+
+def _write_h5_shard(path: str, batches: list[FrameBatch], frame0: int, keys: dict,
+                    weights: dict, stride: int, r_max: float | None) -> dict:
+    """One MACE HDF5 shard through mace-torch's writer, and its sidecar part."""
+    import json
+
+    import h5py
+    from mace.data.utils import save_configurations_as_HDF5
+
+    from tealign.io.mace_h5 import _config, _jsonable
+
+    mace_info = {keys["energy"], keys["stress"], keys["virials"], "config_type",
+                 "config_weight"} | {f"config_{n}_weight" for n in keys}
+    mace_arrays = {keys["forces"]}
+    p = Path(path)
+    configs, lines, neighbors = [], [], {}
+    n = frame0
+    for batch in batches:
+        if stride:
+            neighbors.update(_neighbor_counts(batch, n, stride, r_max))
+        for i in range(batch.n_frames):
+            rec = batch.record(i)
+            configs.append(_config(rec, keys, weights))
+            extra_info = {k: _jsonable(v) for k, v in rec.info.items() if k not in mace_info}
+            extra_arrays = {k: _jsonable(np.asarray(v)) for k, v in rec.arrays.items()
+                            if k not in mace_arrays}
+            lines.append(json.dumps({"frame": n, "info": extra_info, "arrays": extra_arrays}))
+            n += 1
+    with h5py.File(p, "w") as f:
+        f.attrs["drop_last"] = False
+        save_configurations_as_HDF5(configs, 0, f)
+    part = p.with_name(f".{p.stem}.meta.part")
+    part.write_text("".join(line + "\n" for line in lines))
+    return {"frames": n - frame0, "neighbors": neighbors}
+
+
+def _write_lmdb_shard(path: str, batches: list[FrameBatch], frame0: int, keys: dict,
+                      weights: dict, stride: int, r_max: float | None) -> dict:
+    """One fairchem ASE-LMDB shard through ``ase-db-backends`` (one transaction)."""
+    from ase import Atoms
+    from ase_db_backends.aselmdb import LMDBDatabase
+
+    from tealign.io.lmdb import row_data
+
+    p = Path(path)
+    for stale in (p, p.with_name(p.name + "-lock")):
+        if stale.exists():
+            stale.unlink()
+    neighbors = {}
+    n = frame0
+    with LMDBDatabase(p, use_lock_file=False) as db:
+        for batch in batches:
+            if stride:
+                neighbors.update(_neighbor_counts(batch, n, stride, r_max))
+            for i in range(batch.n_frames):
+                rec = batch.record(i)
+                atoms = Atoms(numbers=rec.numbers, positions=rec.positions, cell=rec.cell,
+                              pbc=rec.pbc)
+                db.write(atoms, data=row_data(rec, keys, weights))
+                n += 1
+    lock = p.with_name(p.name + "-lock")
+    if lock.exists():  # mace-torch's reader globs the directory: only shards may be there
+        lock.unlink()
+    return {"frames": n - frame0, "neighbors": neighbors}
+
+
+def write_extxyz_on(executor: Executor, path: str | os.PathLike, batches,
+                    rounded: frozenset = frozenset()) -> int:
+    """Like :func:`tealign.io.extxyz.write_extxyz`, with the formatting done by ``executor``
+    (e.g. a Dask cluster) and the text written here in input order; returns frames written."""
+    from tealign.io.atomic import atomic_path
+    from tealign.io.extxyz import format_batch
+
+    n = 0
+    pending: deque = deque()
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        for batch in batches:
+            pending.append((executor.submit(format_batch, batch, frozenset(rounded)),
+                            batch.n_frames))
+            while pending and pending[0][0].done():
+                fut, k = pending.popleft()
+                fh.write(fut.result())
+                n += k
+        while pending:
+            fut, k = pending.popleft()
+            fh.write(fut.result())
+            n += k
+    return n
