@@ -95,58 +95,31 @@ def write_mace_h5(
     weights: dict[str, float] | None = None,
     prefix: str | None = None,
     shard_size: int = SHARD_SIZE,
+    workers: int = 1,
+    scheduler=None,
 ) -> int:
     """Write frames as MACE sharded HDF5 into ``shard_dir`` (atomically); returns frames written.
 
     Keys name where each MACE property lives in the frames; a frame lacking one gets weight
     0 for it (as mace-torch's ``config_from_atoms`` does). ``weights`` gives default property
     weights (e.g. ``{"stress": 0.0}`` for molecules); ``config_<name>_weight`` in a frame's
-    info overrides them. Memory is bounded by ``shard_size`` frames.
+    info overrides them. Shards are written by ``workers`` processes (or on a Dask
+    ``scheduler``), each with mace-torch's ``save_configurations_as_HDF5``; memory is
+    bounded by a few shards of ``shard_size`` frames.
     """
-    import h5py
-    from mace.data.utils import save_configurations_as_HDF5
+    from tealign.io.shards import Executor, ShardWriter
 
     keys = {"energy": energy_key, "forces": forces_key, "stress": stress_key,
             "virials": virials_key}
-    mace_info = {energy_key, stress_key, virials_key, "config_type", "config_weight"} | {
-        f"config_{n}_weight" for n in keys
-    }
-    mace_arrays = {forces_key}
-    weights = weights or {}
     shard_dir = Path(shard_dir)
-    prefix = prefix or shard_dir.name
-    n = 0
-    shard = 0
-    pending = []
-    with atomic_path(shard_dir) as tmp, atomic_path(sidecar_path(shard_dir)) as side_tmp:
-        tmp.mkdir(parents=True)
-        with open(side_tmp, "w") as side:
-
-            def flush():
-                nonlocal shard, pending
-                if not pending:
-                    return
-                with h5py.File(tmp / f"{prefix}_{shard}.h5", "w") as f:
-                    f.attrs["drop_last"] = False
-                    save_configurations_as_HDF5(pending, shard, f)
-                shard += 1
-                pending = []
-
-            for batch in batches:
-                for i in range(batch.n_frames):
-                    rec = batch.record(i)
-                    pending.append(_config(rec, keys, weights))
-                    extra_info = {k: _jsonable(v) for k, v in rec.info.items()
-                                  if k not in mace_info}
-                    extra_arrays = {k: _jsonable(np.asarray(v)) for k, v in rec.arrays.items()
-                                    if k not in mace_arrays}
-                    side.write(json.dumps({"frame": n, "info": extra_info,
-                                           "arrays": extra_arrays}) + "\n")
-                    n += 1
-                    if len(pending) >= shard_size:
-                        flush()
-            flush()
-    return n
+    with atomic_path(shard_dir) as tmp, atomic_path(sidecar_path(shard_dir)) as side_tmp, \
+            Executor(workers, scheduler) as ex:
+        w = ShardWriter(tmp, "h5", ex, keys=keys, weights=weights,
+                        prefix=prefix or shard_dir.name, shard_size=shard_size,
+                        sidecar=side_tmp)
+        for batch in batches:
+            w.add(batch)
+        return w.close()
 
 
 def _shard_files(path: Path) -> list[Path]:

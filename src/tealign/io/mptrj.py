@@ -125,22 +125,30 @@ class _Bad(Exception):
         self.field, self.reason = field, reason
 
 
+def _element(species: list) -> str:
+    """The site's element: the only species, or the one of highest occupancy."""
+    if len(species) == 1:
+        return species[0]["element"]
+    return max(species, key=lambda sp: sp.get("occu", 1))["element"]
+
+
 def _record(entry: dict, mp_id: str, frame_id: str, index: int) -> FrameRecord:
     try:
         s = entry["structure"]
         cell = np.array(s["lattice"]["matrix"], dtype=float)
         sites = s["sites"]
-        symbols = [max(site["species"], key=lambda sp: sp.get("occu", 1))["element"]
-                   for site in sites]
-        positions = np.array([site["xyz"] for site in sites], dtype=float)
-    except (KeyError, TypeError, ValueError) as exc:
+        symbols = [_element(site["species"]) for site in sites]
+        positions = np.array([site["xyz"] for site in sites], dtype=float).reshape(-1, 3)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise _Bad("structure", f"malformed pymatgen structure ({exc})") from None
-    numbers = []
-    for sym in symbols:
-        if sym not in atomic_numbers:
-            raise _Bad("structure", f"unknown element symbol {sym!r}")
-        numbers.append(atomic_numbers[sym])
+    try:
+        numbers = [atomic_numbers[sym] for sym in symbols]
+    except (KeyError, TypeError):
+        bad = next(sym for sym in symbols if sym not in atomic_numbers)
+        raise _Bad("structure", f"unknown element symbol {bad!r}") from None
     n = len(numbers)
+    if positions.shape != (n, 3):
+        raise _Bad("structure", f"{positions.shape[0]} positions for {n} sites")
     if "uncorrected_total_energy" not in entry:
         raise _Bad("uncorrected_total_energy", "missing")
     energy = entry["uncorrected_total_energy"]
