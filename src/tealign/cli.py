@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -63,6 +64,7 @@ def command(fn):
 
         warnings.showwarning = show
         _stdout[0] = sys.stdout
+        previous = _terminate_as_exit()
         try:
             # libraries that print (mace-torch, pyscf) must not pollute --json output
             with contextlib.redirect_stdout(sys.stderr):
@@ -70,13 +72,55 @@ def command(fn):
         except SetupError as exc:
             print(f"tealign: error: {exc.line()}", file=sys.stderr)
             raise typer.Exit(2) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 
 
+def _terminate_as_exit():
+    """SIGTERM raises SystemExit(143) in the main process, so that temporary outputs are
+    removed on the way out (SIGKILL cannot be caught: the next run removes those)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        return signal.signal(signal.SIGTERM, _sigterm_to_exit)
+    except ValueError:
+        return None
+
+
+def _sigterm_to_exit(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def _default_sigterm_in_child() -> None:
+    # forked workers (multiprocessing pools) keep the default action: the pool's terminate()
+    # must kill them even where they never run Python code again
+    if signal.getsignal(signal.SIGTERM) is _sigterm_to_exit:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_default_sigterm_in_child)
+
+
 def emit_json(obj: dict) -> None:
-    _stdout[0].write(json.dumps(obj, indent=2) + "\n")
+    """Print ``obj`` as strict JSON (NaN and Infinity become null)."""
+    from tealign.io.atomic import dumps
+
+    _stdout[0].write(dumps(obj, indent=2) + "\n")
     _stdout[0].flush()
+
+
+def check_output(output: Path, inputs=(), kind: str = "file") -> None:
+    """Before any work: the output must not be an input, and a file output must not be an
+    existing directory (DESIGN 4.6: outputs never destroy what tealign did not write)."""
+    from tealign.io.atomic import check_not_input, check_replaceable
+
+    check_not_input(output, inputs)
+    target = Path(os.path.abspath(output))
+    check_replaceable(target, shown=str(output), writing_dir=(kind == "dir"))
 
 
 def progress_bar(total: int | None = None, description: str = "") -> Progress:
@@ -183,6 +227,7 @@ def convert(
     target = to or ("extxyz" if output.suffix in (".xyz", ".extxyz") else "mace-h5")
     if target not in ("extxyz", "mace-h5"):
         raise SetupError(f"--to must be extxyz or mace-h5, not {to!r}", field="--to")
+    check_output(output, [data, e0], kind="file" if target == "extxyz" else "dir")
     table = load_table(e0) if e0 else None
     rejects = []
     present: set[int] = set()
@@ -263,12 +308,18 @@ def fit(
     from tealign.io.atomic import write_rejects
     from tealign.methods import load_table
 
-    src, tgt = load_table(source_e0), load_table(target_e0)
-    tea = TotalEnergyAlignment(src, tgt, model=model, n_bootstrap=bootstrap, cv_folds=folds,
-                               random_state=seed)
     if model not in ("scale", "scale+elements", "icea", "auto"):
         raise SetupError(f"unknown model {model!r}; choose scale, scale+elements, icea or auto",
                          field="--model")
+    check_output(output, [calib, source_e0, target_e0])
+    if plot is not None:
+        from tealign.io.atomic import check_not_input
+
+        check_not_input(plot, [calib, source_e0, target_e0], field="--plot")
+    src, tgt = load_table(source_e0), load_table(target_e0)
+    tea = TotalEnergyAlignment(src, tgt, model=model, n_bootstrap=bootstrap, cv_folds=folds,
+                               random_state=seed)
+    tea.check_params()
     tea.fit(calib, source_key=source_key, target_key=target_key, split=split, strict=strict)
     sha = tea.save(output)
     rpath = write_rejects(output, tea.rejects_)
@@ -345,11 +396,15 @@ def align(
     from tealign.io.atomic import write_rejects
     from tealign.io.extxyz import write_extxyz
 
+    check_output(output, [data, alignment])
+    if workers < 0:
+        raise SetupError(f"--workers must be ≥ 0 (got {workers})", field="--workers")
     tea = TotalEnergyAlignment.load(alignment)
     name = source_name or Path(data).name.split(".")[0]
     rejects = []
-    counts = {"in": 0, "seen_key": False}
+    counts = {"in": 0, "seen_key": False, "forces": False, "stress": False}
     needed = "REF_energy" if inverse else energy_key
+    others = {"forces": set(), "stress": set()}
 
     def batches():
         with progress_bar() as bar:
@@ -357,6 +412,8 @@ def align(
             for batch in iter_batches(data, fmt):
                 counts["in"] += batch.n_frames + len(batch.rejects)
                 counts["seen_key"] |= bool(batch.has(needed).any())
+                if not inverse:
+                    _watch_keys(batch, forces_key, stress_key, counts, others)
                 if inverse:
                     res = tea.inverse_transform(batch, energy_key, forces_key, stress_key,
                                                 virials_key, file=data, add_d3=remove_d3)
@@ -370,6 +427,8 @@ def align(
                 yield res
             if not counts["seen_key"]:
                 raise SetupError("no frame has this energy key", file=data, field=needed)
+            if not inverse:
+                _check_unused_keys(data, forces_key, stress_key, counts, others)
 
     # computed forces (a·F) may be rounded at 1e-12 eV/Å; copied columns stay exact
     computed = frozenset({forces_key} if inverse else {"REF_forces"})
@@ -390,6 +449,31 @@ def align(
     else:
         err.print(f"wrote {n} frames to {output}"
                   + (f"; {len(rejects)} rejected, see {rpath}" if rejects else ""))
+
+
+def _watch_keys(batch, forces_key, stress_key, counts, others) -> None:
+    from tealign.io.frames import forces_like, tensor_kind
+
+    counts["forces"] |= bool(batch.has(forces_key).any())
+    counts["stress"] |= bool(batch.has(stress_key).any())
+    others["forces"].update(k for k in batch.arrays if forces_like(k) and k != forces_key)
+    others["stress"].update(k for k in batch.info if tensor_kind(k) == "stress"
+                            and k != stress_key)
+    if batch.n_frames:
+        _check_unused_keys(None, forces_key, stress_key, counts, others, final=False)
+
+
+def _check_unused_keys(data, forces_key, stress_key, counts, others, final=True) -> None:
+    """A --forces-key/--stress-key that no frame has, while frames carry forces or stress
+    under another key, would leave them unscaled beside aligned energies: a setup error."""
+    for kind, key, option in (("forces", forces_key, "--forces-key"),
+                              ("stress", stress_key, "--stress-key")):
+        found = sorted(k for k in others[kind] if not k.startswith(("REF_", "orig_", "d3_")))
+        if not counts[kind] and found:
+            raise SetupError(f"no frame has {kind} key '{key}', but frames carry {kind} under "
+                             f"{', '.join(repr(k) for k in found)}; pass {option} "
+                             f"{found[0]} (they would stay unscaled beside aligned energies)",
+                             file=data, field=option)
 
 
 # ----------------------------------------------------------------------------- merge
@@ -419,8 +503,18 @@ def merge(
 
     Example: tealign merge sources.toml -o merged
     """
-    from tealign.merge import DEFAULT_FORMAT, run_merge
+    from tealign.merge import DEFAULT_FORMAT, load_config, run_merge
 
+    cfg = load_config(config)  # validated before any work
+    inputs = [config]
+    for src in cfg.sources:
+        inputs += [cfg.base / src.path, src.path]
+        if src.alignment != "target":
+            inputs += [cfg.base / src.alignment, src.alignment]
+        if src.e0:
+            inputs.append(cfg.base / src.e0)
+    inputs += cfg.e0 if isinstance(cfg.e0, list) else [cfg.e0]
+    check_output(output, inputs, kind="dir")
     with progress_bar() as bar:
         bar.add_task(f"merging {config}", total=None)
         report = run_merge(config, output, per_source=per_source, strict=strict,

@@ -42,6 +42,7 @@ sub-directory per source (for MACE multi-head training).
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections import deque
 from collections.abc import Iterator
@@ -108,12 +109,44 @@ def load_config(path: str | Path) -> MergeConfig:
     except tomllib.TOMLDecodeError as exc:
         raise SetupError(f"not valid TOML: {exc}", file=str(p)) from None
     target = doc.get("target", {})
+    unknown_top = set(doc) - {"target", "source"}
+    if unknown_top:
+        raise SetupError(f"unknown tables or keys {sorted(unknown_top)}; a merge config has "
+                         "[target] and [[source]]", file=str(p), field=sorted(unknown_top)[0])
+    if not isinstance(target, dict):
+        raise SetupError("[target] must be a table", file=str(p), field="target")
+    unknown_target = set(target) - {"e0", "r_max", "seed", "fractions"}
+    if unknown_target:
+        first = sorted(unknown_target)[0]
+        raise SetupError(f"unknown keys {sorted(unknown_target)} in [target] (known: e0, "
+                         "r_max, seed, fractions)", file=str(p), field=f"target.{first}")
     if "e0" not in target:
         raise SetupError("[target] needs e0 (the target scale's isolated-atom table)",
                          file=str(p), field="target.e0")
+    e0_ok = isinstance(target["e0"], str) or (
+        isinstance(target["e0"], list) and target["e0"]
+        and all(isinstance(e, str) for e in target["e0"]))
+    if not e0_ok:
+        raise SetupError("e0 must be a table name or file, or a list of them", file=str(p),
+                         field="target.e0")
+    r_max = target.get("r_max", 4.5)
+    if isinstance(r_max, bool) or not isinstance(r_max, (int, float)) \
+            or not math.isfinite(r_max) or r_max <= 0:
+        raise SetupError(f"r_max must be a number of Å > 0, not {r_max!r}", file=str(p),
+                         field="target.r_max")
+    seed = target.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise SetupError(f"seed must be an integer, not {seed!r}", file=str(p),
+                         field="target.seed")
+    fractions = target.get("fractions", {"train": 0.8, "valid": 0.1, "test": 0.1})
+    _check_fractions(fractions, str(p))
     sources = []
     known = set(SourceConfig.__dataclass_fields__)
-    for i, src in enumerate(doc.get("source", [])):
+    types = {"weights": dict, "d3_keys": bool}
+    src_list = doc.get("source", [])
+    if not isinstance(src_list, list):
+        raise SetupError("sources are [[source]] tables", file=str(p), field="source")
+    for i, src in enumerate(src_list):
         unknown = set(src) - known
         if unknown:
             raise SetupError(f"unknown keys {sorted(unknown)}", file=str(p),
@@ -122,6 +155,18 @@ def load_config(path: str | Path) -> MergeConfig:
             if req not in src:
                 raise SetupError(f"source needs '{req}'", file=str(p),
                                  field=f"source[{i}].{req}")
+        for key, value in src.items():
+            want = types.get(key, str)
+            if not isinstance(value, want) or (want is str and not value):
+                what = "a non-empty string" if want is str else want.__name__
+                raise SetupError(f"must be {what}, not {value!r}", file=str(p),
+                                 field=f"source[{i}].{key}")
+        for prop, w in src.get("weights", {}).items():
+            if prop not in ("energy", "forces", "stress", "virials") or isinstance(w, bool) \
+                    or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+                raise SetupError(f"weights are energy/forces/stress/virials = number ≥ 0, "
+                                 f"not {prop} = {w!r}", file=str(p),
+                                 field=f"source[{i}].weights.{prop}")
         sources.append(SourceConfig(**src))
     if not sources:
         raise SetupError("no [[source]] entries", file=str(p), field="source")
@@ -134,10 +179,31 @@ def load_config(path: str | Path) -> MergeConfig:
         e0 = [str(base / e) if (base / e).exists() else e for e in e0]
     elif (base / e0).exists():
         e0 = str(base / e0)
-    return MergeConfig(e0=e0, sources=sources, r_max=float(target.get("r_max", 4.5)),
-                       seed=int(target.get("seed", 0)),
-                       fractions=target.get("fractions", {"train": 0.8, "valid": 0.1,
-                                                           "test": 0.1}), base=base)
+    return MergeConfig(e0=e0, sources=sources, r_max=float(r_max), seed=seed,
+                       fractions=dict(fractions), base=base)
+
+
+def _check_fractions(fractions, file: str) -> None:
+    """Split fractions: train/valid/test (others unknown), each ≥ 0, summing to 1."""
+    if not isinstance(fractions, dict) or not fractions:
+        raise SetupError("fractions must be a table such as { train = 0.8, valid = 0.1, "
+                         "test = 0.1 }", file=file, field="target.fractions")
+    unknown = set(fractions) - set(SPLITS)
+    if unknown:
+        raise SetupError(f"fractions name unknown splits {sorted(unknown)}; use train, valid, "
+                         "test", file=file, field="target.fractions")
+    for k, v in fractions.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                or not 0 <= v <= 1:
+            raise SetupError(f"fractions.{k} must be a number in [0, 1], not {v!r}", file=file,
+                             field="target.fractions")
+    total = sum(fractions.values())
+    if abs(total - 1.0) > 1e-9:
+        raise SetupError(f"fractions sum to {total:g}, not 1", file=file,
+                         field="target.fractions")
+    if fractions.get("train", 0) <= 0:
+        raise SetupError("fractions.train must be > 0 (a training set is needed)", file=file,
+                         field="target.fractions")
 
 
 def _resolve(cfg: MergeConfig, rel: str) -> str:

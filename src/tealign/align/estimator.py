@@ -128,6 +128,48 @@ class TotalEnergyAlignment:
         if not hasattr(self, "a_"):
             raise RuntimeError("this TotalEnergyAlignment is not fitted yet; call fit() or load()")
 
+    def check_params(self) -> None:
+        """Ranges of the settings, checked before any work (DESIGN 4.6 setup errors)."""
+        if self.model not in ("auto", "icea", *MODELS):
+            raise SetupError(f"unknown model {self.model!r}; choose scale, scale+elements, "
+                             "icea or auto", field="--model")
+        if not isinstance(self.n_bootstrap, (int, np.integer)) or self.n_bootstrap < 1:
+            raise SetupError(f"--bootstrap must be at least 1 (got {self.n_bootstrap})",
+                             field="--bootstrap")
+        if not isinstance(self.cv_folds, (int, np.integer)) or self.cv_folds < 2:
+            raise SetupError(f"--folds must be at least 2 (got {self.cv_folds})",
+                             field="--folds")
+        if not (isinstance(self.alpha, (int, float)) and np.isfinite(self.alpha)
+                and self.alpha >= 0):
+            raise SetupError(f"alpha must be a finite number ≥ 0 (got {self.alpha})",
+                             field="alpha")
+
+    def _check_enough(self, n: int, n_elements: int, groups, fname: str) -> None:
+        """Too few structures for the model, its interval or its folds is a setup error."""
+        need = {"icea": 2, "scale": 2, "scale+elements": n_elements + 2}
+        if self.model == "auto":
+            n_groups = len(np.unique(groups)) if groups is not None else n
+            if n_groups < self.cv_folds:
+                raise SetupError(
+                    f"--model auto needs at least --folds={self.cv_folds} calibration "
+                    f"structures (molecules) to cross-validate, but only {n_groups} are "
+                    "usable; add structures, lower --folds or pick a model",
+                    file=fname, field="calibration")
+            need["auto"] = need["scale+elements"]
+        k = need[self.model]
+        if n >= k:
+            return
+        if self.model in ("icea", "scale"):
+            raise SetupError(
+                f"model '{self.model}' needs at least {k} calibration structures (for an R² "
+                f"and a bootstrap interval) but only {n} structure{'s' if n != 1 else ''} "
+                "usable; add calibration structures", file=fname, field="calibration")
+        raise SetupError(
+            f"model '{self.model}' has {n_elements + 1} parameters but only {n} calibration "
+            f"structure{'s' if n != 1 else ''} usable; it needs at least {k} (parameters, an "
+            "R² and an interval): add calibration structures or use --model scale",
+            file=fname, field="calibration")
+
     # ------------------------------------------------------------------ fitting
     def collect(self, calibration, source_key: str, target_key: str,
                 file: str | None = None, split: str | None = None,
@@ -163,23 +205,15 @@ class TotalEnergyAlignment:
                                               "missing energy (the other method has one)"))
                 keep &= has
                 if key in batch.info:
-                    col = np.asarray(batch.info[key])
-                    if col.dtype.kind not in "fi":
-                        raise SetupError(f"energy key {key!r} is not numeric", file=fname,
-                                         field=key)
-                    bad = keep & ~np.isfinite(col.astype(float))
-                    for i in np.flatnonzero(bad):
-                        rejects.append(FrameError(fname, int(batch.index[i]), key,
-                                                  "NaN or inf energy"))
-                    keep &= ~bad
+                    keep = _check_energies(batch, key, keep, fname, rejects)
             keep = self._reject_charged(batch, keep, fname, rejects)
             sub = batch.select(keep)
             if sub.n_frames == 0:
                 continue
             src_t.check_covers(sub.numbers, file=fname)
             tgt_t.check_covers(sub.numbers, file=fname)
-            e_src.append(np.asarray(sub.info[source_key], dtype=float))
-            e_tgt.append(np.asarray(sub.info[target_key], dtype=float))
+            e_src.append(np.array([float(v) for v in sub.info[source_key]]))
+            e_tgt.append(np.array([float(v) for v in sub.info[target_key]]))
             numbers_list.append(sub.numbers)
             offsets_list.append(sub.n_atoms)
             groups.append(np.asarray(sub.info[group_key]).astype(str)
@@ -223,9 +257,13 @@ class TotalEnergyAlignment:
         ``calibration``: a path (any format tealign reads), a FrameBatch or a list of Atoms;
         energies must be dispersion-free (DESIGN 2).
         """
+        self.check_params()
         data = self.collect(calibration, source_key, target_key, file=file, split=split)
         if strict and data.rejects:
             raise data.rejects[0].as_setup_error()
+        fname = file or (str(calibration) if isinstance(calibration, (str, os.PathLike))
+                         else "<calibration>")
+        self._check_enough(len(data.source_energy), len(data.elements), data.groups, fname)
         src_t, tgt_t = _as_table(self.source), _as_table(self.target)
         e_src_atoms = np.array([src_t.energy(s) for s in data.elements])
         e_tgt_atoms = np.array([tgt_t.energy(s) for s in data.elements])
@@ -330,10 +368,10 @@ class TotalEnergyAlignment:
                 continue
             out.info.pop(key, None)
             out.arrays.pop(key, None)
-            out.missing.pop(key, None)
-            if key in out.missing:
-                out.missing[ORIG_KEYS[kind]] = out.missing[key]
-                out.missing[ALIGNED_KEYS[kind]] = out.missing[key]
+            mask = out.missing.pop(key, None)
+            if mask is not None:
+                out.missing[ORIG_KEYS[kind]] = mask
+                out.missing[ALIGNED_KEYS[kind]] = mask
         if source_name is not None:
             out.info["source"] = np.array([source_name] * out.n_frames, dtype=object)
         out.info["alignment_sha256"] = np.array([self.sha256()] * out.n_frames, dtype=object)
@@ -389,6 +427,12 @@ class TotalEnergyAlignment:
         rejects = list(batch.rejects)
         for i in np.flatnonzero(~keep):
             rejects.append(FrameError(fname, int(batch.index[i]), key, reason))
+        if key in batch.info:
+            keep = _check_energies(batch, key, keep, fname, rejects)
+            if keep.any() and batch.info[key].dtype.kind not in "f":
+                batch = batch.copy()
+                batch.info[key] = np.array([float(v) if k else np.nan
+                                            for v, k in zip(batch.info[key], keep)])
         if forward:
             keep = self._reject_charged(batch, keep, fname, rejects)
         out = batch.select(keep)
@@ -494,9 +538,10 @@ class TotalEnergyAlignment:
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "<dict>") -> TotalEnergyAlignment:
-        if d.get("format") != FORMAT:
-            raise SetupError(f"not a tealign alignment (format {d.get('format')!r})",
-                             file=source, field="format")
+        """Build a fitted alignment from its saved form, validated against the schema
+        (:func:`validate_alignment`): required fields and types, a finite a > 0, both
+        isolated-atom tables, and a ``sha256`` that matches the content."""
+        validate_alignment(d, source)
         src = IsolatedAtomTable.from_json_dict(d["source_table"], source=source)
         tgt = IsolatedAtomTable.from_json_dict(d["target_table"], source=source)
         settings = d.get("settings", {})
@@ -513,9 +558,9 @@ class TotalEnergyAlignment:
         out.cv_rmse_ = m.get("cv_rmse_eV")
         out.calibration_ = d.get("calibration", {})
         out.chain_ = d.get("chain", [])
-        if "sha256" in d and d["sha256"] != out.sha256():
+        if d["sha256"] != out.sha256():
             raise SetupError("alignment file was edited after saving (sha256 mismatch); "
-                             "refit it", file=source, field="sha256")
+                             + _HOW_TO_GET_ONE, file=source, field="sha256")
         return out
 
     @classmethod
@@ -525,9 +570,103 @@ class TotalEnergyAlignment:
         except OSError as exc:
             raise SetupError(f"cannot read alignment: {exc.strerror}", file=str(path)) from None
         except json.JSONDecodeError as exc:
-            raise SetupError(f"not valid JSON (line {exc.lineno}: {exc.msg})",
-                             file=str(path)) from None
+            raise SetupError(f"not valid JSON (line {exc.lineno}: {exc.msg}); "
+                             + _HOW_TO_GET_ONE, file=str(path)) from None
+        except UnicodeDecodeError:
+            raise SetupError("not a text file; " + _HOW_TO_GET_ONE, file=str(path)) from None
         return cls.from_dict(d, source=str(path))
+
+
+_HOW_TO_GET_ONE = ("get a valid alignment with `tealign fit CALIB ... -o alignment.json` "
+                   "(alignment files are never edited by hand)")
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+
+
+def validate_alignment(d, source: str = "<dict>") -> None:
+    """Raise :class:`SetupError` (naming the field) unless ``d`` is a well-formed saved
+    alignment: a JSON object of format tealign-alignment/1 with ``model`` {``name``: str,
+    ``a``: finite > 0, ``offsets_eV``: {element: finite}}, ``source_table`` and
+    ``target_table`` objects, ``sha256`` (64 hex digits), and, where present, ``a_ci95``
+    ([lo, hi] finite or null), ``settings`` (n_bootstrap ≥ 1, cv_folds ≥ 2,
+    random_state int), ``metrics``/``calibration``/``units`` objects and ``chain`` a list."""
+    def bad(field, why):
+        return SetupError(f"{why}; " + _HOW_TO_GET_ONE, file=source, field=field)
+
+    if not isinstance(d, dict):
+        raise bad(None, f"an alignment is a JSON object, not a {type(d).__name__}")
+    if d.get("format") != FORMAT:
+        raise bad("format", f"not a tealign alignment (format {d.get('format')!r}, expected "
+                  f"{FORMAT!r})")
+    for key in ("model", "source_table", "target_table"):
+        if key not in d:
+            raise bad(key, "required field is missing")
+        if not isinstance(d[key], dict):
+            raise bad(key, f"must be a JSON object, not {type(d[key]).__name__}")
+    if "sha256" not in d:
+        raise bad("sha256", "required field is missing, so the file cannot be checked")
+    sha = d["sha256"]
+    if not (isinstance(sha, str) and len(sha) == 64
+            and all(c in "0123456789abcdef" for c in sha)):
+        raise bad("sha256", "must be 64 lower-case hex digits")
+    model = d["model"]
+    if not isinstance(model.get("name"), str):
+        raise bad("model.name", "required string is missing")
+    if "requested" in model and not isinstance(model["requested"], str):
+        raise bad("model.requested", "must be a string")
+    if "a" not in model:
+        raise bad("model.a", "required number is missing")
+    a = model["a"]
+    if not _finite(a) or a <= 0:
+        raise bad("model.a", f"must be a finite number > 0, not {a!r}")
+    offsets = model.get("offsets_eV", {})
+    if not isinstance(offsets, dict):
+        raise bad("model.offsets_eV", "must be an object of element → eV")
+    for el, v in offsets.items():
+        if el not in atomic_numbers:
+            raise bad(f"model.offsets_eV.{el}", "not an element symbol")
+        if not _finite(v):
+            raise bad(f"model.offsets_eV.{el}", f"must be a finite number, not {v!r}")
+    if "alpha" in model and (not _finite(model["alpha"]) or model["alpha"] < 0):
+        raise bad("model.alpha", "must be a finite number ≥ 0")
+    ci = d.get("a_ci95")
+    if ci is not None and not (isinstance(ci, list) and len(ci) == 2
+                               and all(_finite(v) for v in ci)):
+        raise bad("a_ci95", "must be [lo, hi] (finite numbers) or null")
+    settings = d.get("settings", {})
+    if not isinstance(settings, dict):
+        raise bad("settings", "must be a JSON object")
+    for key, v in settings.items():
+        rule = {"n_bootstrap": 1, "cv_folds": 2, "random_state": None}.get(key, "unknown")
+        if rule == "unknown":
+            raise bad(f"settings.{key}", "unknown setting")
+        if not isinstance(v, int) or isinstance(v, bool) or (rule is not None and v < rule):
+            raise bad(f"settings.{key}", "must be an integer"
+                      + (f" ≥ {rule}" if rule is not None else ""))
+    for key in ("metrics", "calibration", "units"):
+        if key in d and not isinstance(d[key], dict):
+            raise bad(key, "must be a JSON object")
+    if "chain" in d and not isinstance(d["chain"], list):
+        raise bad("chain", "must be a list")
+
+
+def _check_energies(batch: FrameBatch, key: str, keep: np.ndarray, fname: str,
+                    rejects: list) -> np.ndarray:
+    """Frames whose ``key`` is not a finite real number become frame errors."""
+    col = batch.info[key]
+    if col.dtype.kind in "iuf" and col.ndim == 1:
+        bad = keep & ~np.isfinite(col.astype(float))
+        why = ["NaN or inf energy"] * len(col)
+    else:
+        why = [None if _finite(v.item() if isinstance(v, np.generic) else v)
+               else ("NaN or inf energy" if isinstance(v, (float, np.floating))
+                     else f"energy is not a number ({str(v)[:30]!r})") for v in col]
+        bad = keep & np.array([w is not None for w in why], dtype=bool)
+    for i in np.flatnonzero(bad):
+        rejects.append(FrameError(fname, int(batch.index[i]), key, why[i]))
+    return keep & ~bad
 
 
 def _single_batch(frames) -> FrameBatch:

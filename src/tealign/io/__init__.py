@@ -76,7 +76,22 @@ def detect_format(path: str | os.PathLike) -> str:
 def iter_batches(
     path: str | os.PathLike, fmt: str | None = None, batch_size: int = 2048
 ) -> Iterator[FrameBatch]:
-    """Stream any supported dataset as batches; frame errors ride along in ``rejects``."""
+    """Stream any supported dataset as batches; frame errors ride along in ``rejects``.
+
+    Every batch passes :func:`~tealign.io.frames.validate_batch` (the boundary checks of
+    DESIGN 4.6: finite positions and energies, forces n × 3, stress/virials 3×3, 6 or 9
+    values, no empty frames) whatever the reader.
+    """
+    from tealign.io.frames import validate_batch
+
+    fname = str(path)
+    fmt = fmt or detect_format(path)
+    if fmt == "extxyz":  # the extxyz reader validates its own batches
+        return _reader(path, fmt, batch_size)
+    return (validate_batch(b, fname) for b in _reader(path, fmt, batch_size))
+
+
+def _reader(path, fmt, batch_size) -> Iterator[FrameBatch]:
     fmt = fmt or detect_format(path)
     if fmt == "extxyz":
         from tealign.io.extxyz import iter_extxyz

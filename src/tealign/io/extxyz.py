@@ -17,10 +17,14 @@ The comment line follows ASE's conventions: ``key=value`` pairs, ``Lattice="9 nu
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gzip
 import io
+import json
 import os
 import re
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,106 +34,206 @@ from ase.data import chemical_symbols as _SYMBOLS
 
 from tealign.errors import FrameError, SetupError
 from tealign.io.atomic import atomic_path
-from tealign.io.frames import FrameBatch, FrameRecord, stack_info_dicts
+from tealign.io.frames import FrameBatch, FrameRecord, stack_info_dicts, validate_batch
 
 DEFAULT_PROPERTIES = "species:S:1:pos:R:3"
-BLOCK_BYTES = 32 << 20
+BLOCK_BYTES = 8 << 20
 
-_KV = re.compile(
-    r"""([A-Za-z_][\w\-.:]*)        # key
-        (?:\s*=\s*
-          ("(?:[^"\\]|\\.)*"        # "quoted"
-          |\{[^}]*\}|\[[^\]]*\]     # {..} or [..]
-          |[^\s"]+))?               # bare
-    """,
-    re.X,
-)
-_TRUE = {"T", "True", "true", "TRUE"}
-_FALSE = {"F", "False", "false", "FALSE"}
 
 
 # ----------------------------------------------------------------------------- header
-def parse_comment(line: str) -> dict:
-    """Parse an extxyz comment line into a dict of Python values.
+_DELIMITERS = {"'": "'", '"': '"', "{": "}", "[": "]"}
+_BOOL_WORDS = {"T": True, "F": False, "true": True, "false": False, "True": True,
+               "False": False, "TRUE": True, "FALSE": False}
+_TRUE = {k for k, v in _BOOL_WORDS.items() if v}
+_FALSE = {k for k, v in _BOOL_WORDS.items() if not v}
+#: keys ASE keeps as the raw string, and keys ASE reads as 3x3 matrices (Fortran order)
+_UNPROCESSED = {"uid"}
+_SPECIAL_3X3 = {"Lattice", "virial", "stress"}
+_SIMPLE_LINE = re.compile(r"""[^\\'{}\[\]]*""")
+_TOKENS = re.compile(r'\s+|=|(?:[^\s="]|"[^"]*")+')
+_VALUE_SPLIT = re.compile(r"[^\s,]+")
+_INT = re.compile(r"[+-]?[0-9]+\Z")
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
+_I64 = (-(2**63), 2**63 - 1)
 
-    Numbers become int/float, ``T``/``F`` bools, quoted or bracketed lists of numbers
-    numpy arrays, anything else a string. ``Lattice`` becomes a (3, 3) array.
+
+class CommentError(ValueError):
+    """A comment line that cannot be read; ``field`` names the key at fault."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(reason)
+        self.field = field
+
+
+def split_comment(line: str) -> list[tuple[str, str | None]]:
+    """Split an extxyz comment line into ``(key, raw value or None)`` pairs, in order.
+
+    Follows ASE's ``key_val_str_to_dict`` exactly: values (and keys) may be delimited by
+    ``"…"``, ``'…'``, ``{…}`` or ``[…]``; a backslash takes the next character verbatim;
+    ``key = value`` is allowed; a bare key stands for True; further ``=`` join the value.
     """
-    out: dict = {}
-    for key, raw in _KV.findall(line):
-        out[key] = _convert(key, raw)
+    line = line.strip()
+    pairs: list[list[str]] = [[""]]
+    if _SIMPLE_LINE.fullmatch(line) and line.count('"') % 2 == 0:
+        for m in _TOKENS.finditer(line):
+            tok = m.group()
+            if tok[0].isspace():
+                if pairs == [[""]] or pairs[-1][-1] == "":
+                    continue
+                pairs.append([""])
+            elif tok == "=":
+                _equals(pairs)
+            else:
+                pairs[-1][-1] += tok.replace('"', "")
+    else:
+        closing = None
+        escaped = False
+        for ch in line:
+            if escaped:
+                pairs[-1][-1] += ch
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif closing:
+                if ch == closing:
+                    closing = None
+                else:
+                    pairs[-1][-1] += ch
+            elif ch in _DELIMITERS:
+                closing = _DELIMITERS[ch]
+            elif ch.isspace():
+                if pairs == [[""]] or pairs[-1][-1] == "":
+                    continue
+                pairs.append([""])
+            elif ch == "=":
+                _equals(pairs)
+            else:
+                pairs[-1][-1] += ch
+    out = []
+    for pair in pairs:
+        if not pair:
+            continue
+        if len(pair) == 1:
+            if pair[0] == "":
+                continue
+            out.append((pair[0], None))
+        else:
+            out.append((pair[0], "=".join(pair[1:])))
     return out
 
 
-def _convert(key: str, raw: str):
-    if raw == "":
+def _equals(pairs: list[list[str]]) -> None:
+    if pairs[-1] == [""]:
+        del pairs[-1]
+        if not pairs:
+            raise CommentError("comment", "'=' with no key before it")
+    pairs[-1].append("")
+
+
+def convert_value(key: str, value: str | None):
+    """An extxyz header value as ASE reads it: int / float / bool (or arrays of them), JSON
+    after ``_JSON ``, else the string. Raises :class:`CommentError` where ASE cannot read
+    it (a special 3x3 key without 9 numbers, bad ``_JSON``)."""
+    if value is None:
         return True
-    if raw[0] == '"':
-        text = raw[1:-1].replace('\\"', '"').replace("\\\\", "\\")
-        quoted = True
-    elif raw[0] in "[{":
-        text = raw[1:-1].replace(",", " ")
-        quoted = True
-    else:
-        text = raw
-        quoted = False
-    if key == "Properties":
-        return text
-    tokens = text.split()
-    if not quoted or len(tokens) == 1:
-        value = _scalar(text.strip())
+    if "\x00" in value:
+        raise CommentError(key, "NUL byte in the value")
+    if key.lower() in _UNPROCESSED:
+        return value
+    tokens = _VALUE_SPLIT.findall(value)
+    out = _numbers(tokens)
+    if out is None:
+        out = value
+    if key in _SPECIAL_3X3:
+        nine = isinstance(out, np.ndarray) and out.shape == (9,) and out.dtype.kind in "if"
+        if nine and key == "Lattice":
+            return out.astype(float).reshape(3, 3)  # cell rows (ASE: the F-order matrix, .T)
+        if nine:
+            return out.astype(float).reshape((3, 3), order="F")
         if key == "Lattice":
-            raise ValueError("Lattice needs 9 numbers")
-        if not quoted or not isinstance(value, str):
-            return value
-        return text
-    if all(t in _TRUE or t in _FALSE for t in tokens):
-        return np.array([t in _TRUE for t in tokens])
+            raise CommentError(key, "Lattice needs 9 numbers")
+        return out  # stress/virial of another shape: validated with the other values
+    if isinstance(out, str):
+        if tokens and all(t in _BOOL_WORDS for t in tokens):
+            flags = [_BOOL_WORDS[t] for t in tokens]
+            return flags[0] if len(flags) == 1 else np.array(flags)
+        if out.startswith("_JSON "):
+            try:
+                d = json.loads(out[6:])
+            except ValueError as exc:
+                raise CommentError(key, f"_JSON value is not JSON ({exc.msg})") from None
+            arr = np.array(d)
+            return arr if arr.dtype.kind in "ifb" else d
+    return out
+
+
+def _numbers(tokens: list[str]):
+    """ASE's number parsing: all ints → int(s); else all floats → float(s); else None."""
+    if not tokens:
+        return np.zeros(0, dtype=np.int64)
+    if all(_INT.match(t) for t in tokens):
+        ints = [int(t) for t in tokens]
+        if all(_I64[0] <= i <= _I64[1] for i in ints):
+            return ints[0] if len(ints) == 1 else np.array(ints, dtype=np.int64)
+        floats = [float(i) for i in ints]
+        return floats[0] if len(floats) == 1 else np.array(floats)
+    if all(_FLOAT.match(t) for t in tokens):
+        floats = [float(t) for t in tokens]
+        return floats[0] if len(floats) == 1 else np.array(floats)
+    # anything unusual: let numpy decide, exactly as ASE does
     try:
-        if all(_is_int(t) for t in tokens):
-            arr = np.array([int(t) for t in tokens], dtype=np.int64)
-        else:
-            arr = np.array([float(t) for t in tokens])
-    except ValueError:
-        if key == "Lattice":
-            raise
-        return text
-    if key == "Lattice":
-        return arr.astype(float).reshape(3, 3)
-    if arr.size == 9:  # stress, virials and other 3x3 tensors (row-major)
-        return arr.reshape(3, 3)
+        try:
+            arr = np.array(tokens, dtype=int)
+        except (ValueError, OverflowError):
+            arr = np.array(tokens, dtype=float)
+    except (ValueError, OverflowError):
+        return None
+    if len(arr) == 1:
+        return arr[0].item()
     return arr
 
 
-def _is_int(t: str) -> bool:
-    return t.lstrip("+-").isdigit()
+def parse_comment(line: str) -> dict:
+    """Parse an extxyz comment line into a dict of Python values (ASE's semantics).
 
-
-def _scalar(t: str):
-    if _is_int(t):
-        return int(t)
-    try:
-        return float(t)
-    except ValueError:
-        pass
-    if t in _TRUE:
-        return True
-    if t in _FALSE:
-        return False
-    return t
+    Numbers become int/float, ``T``/``F`` bools, lists of numbers numpy arrays, ``_JSON``
+    values their JSON, anything else a string. ``Lattice`` becomes a (3, 3) array of cell
+    rows. A key given twice raises :class:`CommentError` (ASE would keep the last silently).
+    """
+    out: dict = {}
+    for key, raw in split_comment(line):
+        if key in out:
+            raise CommentError(key, f"key {key!r} appears twice in the header")
+        out[key] = raw if key == "Properties" else convert_value(key, raw)
+    if "Properties" in out and out["Properties"] is None:
+        raise CommentError("Properties", "Properties has no value")
+    return out
 
 
 def parse_properties(spec: str) -> list[tuple[str, str, int]]:
     """``species:S:1:pos:R:3`` → ``[("species", "S", 1), ("pos", "R", 3)]``."""
     parts = spec.split(":")
     if len(parts) % 3:
-        raise ValueError(f"Properties {spec!r} is not a list of name:type:ncols triples")
+        raise CommentError("Properties",
+                           f"Properties {spec!r} is not a list of name:type:ncols triples")
     props = []
+    seen = set()
     for i in range(0, len(parts), 3):
         name, kind, ncols = parts[i], parts[i + 1].upper(), parts[i + 2]
-        if kind not in "SRIL" or not ncols.isdigit():
-            raise ValueError(f"Properties entry {name}:{kind}:{ncols} is not valid")
+        if not name or kind not in ("S", "R", "I", "L") or not ncols.isdigit() \
+                or int(ncols) < 1:
+            raise CommentError("Properties", f"Properties entry {name}:{kind}:{ncols} is not "
+                               "valid (type S, R, I or L; at least one column)")
+        if name in seen:
+            raise CommentError("Properties", f"Properties names {name!r} twice")
+        seen.add(name)
         props.append((name, kind, int(ncols)))
+    names = [p[0] for p in props]
+    if "species" not in names and "Z" not in names:
+        raise CommentError("Properties", f"Properties={spec} has neither species nor Z")
+    if "pos" not in names or dict((p[0], p[2]) for p in props)["pos"] != 3:
+        raise CommentError("Properties", f"Properties={spec} has no pos:R:3 column")
     return props
 
 
@@ -140,13 +244,39 @@ class _Pending:
     def __init__(self, spec: str):
         self.spec = spec
         self.props = parse_properties(spec)
+        self.ncols = sum(p[2] for p in self.props)
         self.headers: list[dict] = []
         self.counts: list[int] = []
         self.index: list[int] = []
         self.chunks: list[bytes] = []
+        self.lines: list[int] = []
 
     def __len__(self) -> int:
         return len(self.counts)
+
+
+def _line_tokens(buf: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Newline positions (a virtual one at the end for a last line without one) and the
+    number of whitespace-separated fields on each line."""
+    arr = np.frombuffer(buf, dtype=np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    if len(nl) == 0 or nl[-1] != len(buf) - 1:
+        nl = np.append(nl, len(buf))
+    ws = (arr == 32) | (arr == 9) | (arr == 10) | (arr == 13) | (arr == 11) | (arr == 12)
+    starts = ~ws
+    starts[1:] &= ws[:-1]
+    line_start = np.concatenate([[0], nl[:-1] + 1])
+    padded = np.append(starts.view(np.uint8), 0)
+    counts = np.add.reduceat(padded, np.minimum(line_start, len(buf)), dtype=np.int64)
+    counts[line_start >= nl] = 0  # empty lines
+    return nl, counts
+
+
+def _int_line(text: bytes) -> int | None:
+    t = text.strip()
+    if not t or not (t.isdigit() or (t[:1] in b"+" and t[1:].isdigit())):
+        return None
+    return int(t)
 
 
 def iter_extxyz(
@@ -154,10 +284,14 @@ def iter_extxyz(
 ) -> Iterator[FrameBatch]:
     """Stream an extxyz file as :class:`FrameBatch` chunks of at most ``batch_size`` frames.
 
-    Memory stays bounded by the block size and the batch size, whatever the file size.
-    Frames that cannot be parsed are reported in each batch's ``rejects``.
+    Every frame the reader can delimit is counted: parsed, or reported in a batch's
+    ``rejects`` with its reason (a count line that is not a count, atom lines that do not
+    match the count or the Properties, bad values). After a broken frame the reader
+    resynchronises on the next atom-count line. Memory stays bounded by the block size and
+    the batch size, whatever the file size.
 
-    Raises :class:`SetupError` if the file cannot be opened or is not extxyz at all.
+    Raises :class:`SetupError` if the file cannot be opened, is not extxyz at all, holds no
+    frame, or its compressed stream breaks (naming the line reached).
     """
     path = Path(path)
     fname = str(path)
@@ -166,129 +300,281 @@ def iter_extxyz(
     except OSError as exc:
         raise SetupError(f"cannot open file: {exc.strerror}", file=fname) from None
     with fh:
-        frame = 0
-        pending: _Pending | None = None
-        rejects: list[FrameError] = []
+        for batch in _Reader(fh, fname, batch_size).run():
+            yield validate_batch(batch, fname)
+
+
+class _Reader:
+    """The framing state machine of :func:`iter_extxyz`."""
+
+    def __init__(self, fh, fname: str, batch_size: int):
+        self.fh = fh
+        self.fname = fname
+        self.batch_size = batch_size
+        self.frame = 0
+        self.line0 = 0  # file line number of the buffer's first line (0-based)
+        self.pending: _Pending | None = None
+        self.rejects: list[FrameError] = []
+        self.skipping = False  # inside the debris of a broken frame
+
+    def reject(self, field: str, reason: str) -> None:
+        self.rejects.append(FrameError(self.fname, self.frame, field, reason))
+        self.frame += 1
+
+    def read_block(self) -> bytes:
+        try:
+            return self.fh.read(BLOCK_BYTES)
+        except EOFError:
+            raise SetupError(
+                f"compressed stream is truncated after line {self.line0 + 1}; the frames "
+                "after it cannot be delimited", file=self.fname, frame=self.frame) from None
+        except (OSError, zlib.error) as exc:
+            kind = "not a gzip file" if "gzip" in str(exc).lower() else "cannot read"
+            raise SetupError(f"{kind}: {exc} (at line {self.line0 + 1})", file=self.fname,
+                             frame=self.frame) from None
+
+    def run(self) -> Iterator[FrameBatch]:
         buf = b""
         eof = False
         first = True
         while True:
-            # -- fill the buffer with whole lines
             if not eof:
-                block = fh.read(BLOCK_BYTES)
-                if not block:
-                    eof = True
+                block = self.read_block()
+                eof = not block
                 buf += block
-                if first and buf:
-                    _check_looks_like_xyz(buf, fname)
+                if first and (buf.strip() or eof):
+                    self._check_start(buf, eof)
                     first = False
             if not buf:
                 break
-            view = memoryview(buf)
-            nl = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 10)
-            if eof and (len(nl) == 0 or nl[-1] != len(buf) - 1):
-                nl = np.append(nl, len(buf))
-            n_lines = len(nl)
-            line = 0
-            consumed = 0
-
-            def line_bytes(k: int, nl=nl, view=view) -> bytes:
-                s = 0 if k == 0 else nl[k - 1] + 1
-                return bytes(view[s : nl[k]])
-
-            while line < n_lines:
-                head = line_bytes(line).strip()
-                if not head:
-                    line += 1
-                    consumed = int(nl[line - 1]) + 1
-                    continue
-                try:
-                    natoms = int(head)
-                    if natoms < 0:
-                        raise ValueError
-                except ValueError:
-                    rejects.append(
-                        FrameError(
-                            fname,
-                            frame,
-                            "natoms",
-                            f"line {head[:40]!r} is not an atom count; the rest of the file "
-                            "cannot be framed and was not read",
-                        )
-                    )
-                    consumed = len(buf)
-                    eof = True
-                    line = n_lines
-                    break
-                end = line + 2 + natoms
-                if end > n_lines:
-                    if not eof:
-                        break  # need more data
-                    got = max(0, n_lines - line - 2)
-                    rejects.append(
-                        FrameError(
-                            fname,
-                            frame,
-                            "atoms",
-                            f"truncated frame: file ends after {got} of {natoms} atom lines",
-                        )
-                    )
-                    consumed = len(buf)
-                    line = n_lines
-                    break
-                comment = line_bytes(line + 1).decode("utf-8", errors="replace")
-                try:
-                    header = parse_comment(comment)
-                    spec = header.pop("Properties", DEFAULT_PROPERTIES)
-                    if not isinstance(spec, str):
-                        raise ValueError("Properties must be a name:type:ncols list")
-                    if pending is not None and spec != pending.spec:
-                        yield from _flush(pending, fname, rejects)
-                        rejects = []
-                        pending = None
-                    if pending is None:
-                        pending = _Pending(spec)
-                except ValueError as exc:
-                    rejects.append(FrameError(fname, frame, "comment", str(exc)))
-                else:
-                    a = int(nl[line + 1]) + 1
-                    b = int(nl[end - 1]) + 1 if natoms else a
-                    pending.headers.append(header)
-                    pending.counts.append(natoms)
-                    pending.index.append(frame)
-                    chunk = bytes(view[a:b])
-                    if chunk and not chunk.endswith(b"\n"):
-                        chunk += b"\n"
-                    pending.chunks.append(chunk)
-                frame += 1
-                line = end
-                consumed = int(nl[end - 1]) + 1 if end > 0 else 0
-                if pending is not None and len(pending) >= batch_size:
-                    yield from _flush(pending, fname, rejects)
-                    rejects = []
-                    pending = _Pending(pending.spec)
-            del view
+            consumed, lines_done = yield from self._frames(buf, eof)
+            self.line0 += lines_done
             buf = buf[consumed:]
             if eof:
                 break
+        if self.pending is not None and len(self.pending):
+            yield from self._flush()
+        elif self.rejects:
+            yield _empty_batch(self.rejects)
+            self.rejects = []
+
+    def _check_start(self, buf: bytes, eof: bool) -> None:
+        if not buf.strip():
+            raise SetupError("empty file: no frames", file=self.fname)
+        first = buf.lstrip().split(b"\n", 1)[0].strip()
+        if _int_line(first) is None:
+            if b"\x00" in buf[:4096]:
+                raise SetupError("not a text extxyz file (binary content)", file=self.fname)
+            raise SetupError(
+                f"not an extxyz file: first line {first[:40]!r} is not an atom count",
+                file=self.fname, frame=0)
+
+    def _frames(self, buf: bytes, eof: bool):
+        """Frame what the buffer holds; returns (bytes consumed, lines consumed)."""
+        nl, tok = _line_tokens(buf)
+        n_lines = len(nl)
+        if not eof:
+            n_lines -= 1  # the last line may be incomplete
+        starts = np.concatenate([[0], nl[:-1] + 1])
+        ones = np.flatnonzero(tok[:n_lines] == 1)
+
+        def text(k: int) -> bytes:
+            return buf[starts[k]: nl[k]]
+
+        def header_at(k: int) -> int | None:
+            return _int_line(text(k)) if tok[k] == 1 else None
+
+        def next_header(k: int) -> int | None:
+            """The first line ≥ k that is an atom count, or None in this buffer."""
+            pos = int(np.searchsorted(ones, k))
+            while pos < len(ones):
+                j = int(ones[pos])
+                if header_at(j) is not None:
+                    return j
+                pos += 1
+            return None
+
+        line = 0
+        while line < n_lines:
+            if self.skipping:
+                j = next_header(line)
+                if j is None:
+                    line = n_lines
+                    break
+                self.skipping = False
+                line = j
+            if tok[line] == 0:
+                line += 1
+                continue
+            where = self.line0 + line + 1
+            natoms = header_at(line)
+            if natoms is None:
+                head = text(line).strip()[:40]
+                self.reject("natoms", f"line {where}: {head!r} is not an atom count; skipped "
+                            "to the next frame")
+                self.skipping = True
+                line += 1
+                continue
+            if line + 1 >= n_lines:
+                if not eof:
+                    break
+                self.reject("atoms", f"truncated frame: file ends after the atom-count line "
+                            f"{where}")
+                line = n_lines
+                break
+            # comment line: Properties decides the column count that frames the atom lines
+            error = None
+            header: dict = {}
+            spec = DEFAULT_PROPERTIES
+            ncols = None
+            try:
+                comment = text(line + 1).decode("utf-8")
+            except UnicodeDecodeError:
+                error = ("comment", "comment line is not UTF-8 text")
+            else:
+                try:
+                    header = parse_comment(comment)
+                    spec = header.pop("Properties", DEFAULT_PROPERTIES)
+                    ncols = _spec_columns(spec)
+                except CommentError as exc:
+                    error = (exc.field, str(exc))
+                    with contextlib.suppress(CommentError, KeyError):
+                        ncols = _spec_columns(_properties_of(comment))
+            end = line + 2 + natoms
+            avail = min(end, n_lines)
+            rows = tok[line + 2: avail]
+            bad = np.flatnonzero(rows <= 1 if ncols is None else rows != ncols)
+            if len(bad):
+                j = line + 2 + int(bad[0])
+                if tok[j] == 1 and header_at(j) is not None:
+                    self.reject("natoms", f"line {where} declares {natoms} atoms but the next "
+                                f"frame starts after {int(bad[0])} atom lines (line "
+                                f"{self.line0 + j + 1})")
+                    line = j
+                    continue
+                if tok[j] == 0:
+                    self.reject("natoms", f"blank line {self.line0 + j + 1} inside the atom "
+                                f"lines of a frame declaring {natoms} atoms")
+                    self.skipping = True
+                    line = j
+                    continue
+                if end > n_lines:
+                    if not eof:
+                        break
+                    self.reject("atoms", f"truncated frame: file ends after "
+                                f"{n_lines - line - 2} of {natoms} atom lines")
+                    line = n_lines
+                    break
+                if ncols is not None and not self._delimited(tok, text, end, n_lines, eof,
+                                                             ncols):
+                    self.reject("natoms", f"atom line {self.line0 + j + 1} has {tok[j]} "
+                                f"fields, Properties needs {ncols}; the frame cannot be "
+                                "delimited")
+                    self.skipping = True
+                    line = j
+                    continue
+                if ncols is not None and error is None:
+                    error = ("atoms", f"atom line {self.line0 + j + 1} has {tok[j]} fields, "
+                             f"Properties={spec} needs {ncols} columns")
+            if end > n_lines:
+                if not eof:
+                    break
+                self.reject("atoms", f"truncated frame: file ends after {n_lines - line - 2} "
+                            f"of {natoms} atom lines")
+                line = n_lines
+                break
+            # VEC lines (ASE's vec_cell) follow the atoms
+            nvec = 0
+            while end < n_lines and nvec < 3 and text(end).lstrip().startswith(b"VEC"):
+                nvec += 1
+                end += 1
+            if end >= n_lines and not eof:
+                break
+            if end < n_lines and ncols is not None and tok[end] == ncols \
+                    and header_at(end) is None:
+                self.reject("natoms", f"line {where} declares {natoms} atoms but more atom "
+                            f"lines follow (line {self.line0 + end + 1})")
+                self.skipping = True
+                line = end
+                continue
+            if error is None and natoms == 0:
+                error = ("natoms", "frame has no atoms")
+            if error is None and nvec:
+                error = self._vec_header(header, text, line, natoms, nvec, comment)
+            if error is not None:
+                self.reject(*error)
+                line = end
+                continue
+            if self.pending is not None and spec != self.pending.spec:
+                yield from self._flush()
+            if self.pending is None:
+                self.pending = _Pending(spec)
+            a = int(starts[line + 2])
+            b = int(nl[line + 1 + natoms]) + 1
+            chunk = buf[a:b]
+            if not chunk.endswith(b"\n"):
+                chunk += b"\n"
+            p = self.pending
+            p.headers.append(header)
+            p.counts.append(natoms)
+            p.index.append(self.frame)
+            p.lines.append(self.line0 + line + 3)
+            p.chunks.append(chunk)
+            self.frame += 1
+            line = end
+            if len(p) >= self.batch_size:
+                yield from self._flush()
+        line = min(line, n_lines)
+        consumed = int(starts[line]) if line < len(starts) else len(buf)
+        return consumed, line
+
+    @staticmethod
+    def _delimited(tok, text, end, n_lines, eof, ncols) -> bool:
+        """Does a frame that ends at line ``end`` end there (next line a count, blank, VEC,
+        or the end of the file)?"""
+        if end >= n_lines:
+            return eof
+        return tok[end] == 0 or (tok[end] == 1 and _int_line(text(end)) is not None) \
+            or text(end).lstrip().startswith(b"VEC")
+
+    def _vec_header(self, header, text, line, natoms, nvec, comment):
+        """ASE's vec_cell frames: cell rows as VEC1..VEC3 lines; the comment is kept whole."""
+        cell = np.zeros((3, 3))
+        for k in range(nvec):
+            parts = text(line + 2 + natoms + k).split()
+            if parts[0] != f"VEC{k + 1}".encode() or len(parts) != 4:
+                return ("Lattice", f"expected VEC{k + 1} and 3 numbers, got {parts[:1]}")
+            try:
+                cell[k] = [float(x) for x in parts[1:]]
+            except ValueError:
+                return ("Lattice", f"VEC{k + 1} holds a value that is not a number")
+        header.clear()
+        header["comment"] = comment.strip()
+        header["Lattice"] = cell
+        header["pbc"] = np.array([k < nvec for k in range(3)])
+        return None
+
+    def _flush(self) -> Iterator[FrameBatch]:
+        pending, self.pending = self.pending, None
+        rejects, self.rejects = self.rejects, []
         if pending is not None and len(pending):
-            yield from _flush(pending, fname, rejects)
+            yield from _flush(pending, self.fname, rejects)
         elif rejects:
             yield _empty_batch(rejects)
 
 
-def _check_looks_like_xyz(buf: bytes, fname: str) -> None:
-    first = buf.lstrip().split(b"\n", 1)[0].strip()
-    if b"\x00" in buf[:4096]:
-        raise SetupError("not a text extxyz file (binary content)", file=fname)
-    try:
-        int(first)
-    except ValueError:
-        raise SetupError(
-            f"not an extxyz file: first line {first[:40]!r} is not an atom count",
-            file=fname,
-            frame=0,
-        ) from None
+def _properties_of(comment: str) -> str:
+    for key, raw in split_comment(comment):
+        if key == "Properties" and raw:
+            return raw
+    return DEFAULT_PROPERTIES
+
+
+@functools.lru_cache(maxsize=256)
+def _spec_columns(spec) -> int:
+    if not isinstance(spec, str):
+        raise CommentError("Properties", "Properties must be a name:type:ncols list")
+    return sum(p[2] for p in parse_properties(spec))
 
 
 def _empty_batch(rejects: list[FrameError]) -> FrameBatch:
@@ -297,47 +583,37 @@ def _empty_batch(rejects: list[FrameError]) -> FrameBatch:
 
 def _flush(pending: _Pending, fname: str, rejects: list[FrameError]) -> Iterator[FrameBatch]:
     """Parse the pending frames' atom lines in one go; fall back per frame on trouble."""
-    ncols = sum(p[2] for p in pending.props)
     blob = b"".join(pending.chunks)
     total = sum(pending.counts)
-    table = _parse_table(blob, pending.props, ncols, total)
+    table = _parse_table(blob, pending.props, pending.ncols, total)
     if table is not None:
-        batch = _build(pending, table, list(range(len(pending))), fname, rejects)
-        if batch is not None:
-            yield batch
-            return
-    # slow path: one frame at a time, to name the bad ones
+        yield _build(pending, table, list(range(len(pending))), fname, rejects)
+        return
+    # slow path: one frame at a time, exactly as ASE converts values, naming the bad ones
     good: list[int] = []
     tables = []
     for k, chunk in enumerate(pending.chunks):
-        t = _parse_table(chunk, pending.props, ncols, pending.counts[k])
+        t = _parse_table(chunk, pending.props, pending.ncols, pending.counts[k])
         if t is None:
-            rejects.append(
-                FrameError(
-                    fname,
-                    pending.index[k],
-                    "atoms",
-                    f"atom lines do not match Properties={pending.spec} "
-                    f"({pending.counts[k]} lines of {ncols} columns expected)",
-                )
-            )
-            continue
+            t, why = _parse_rows_exactly(chunk, pending.props, pending.counts[k])
+            if t is None:
+                rejects.append(FrameError(fname, pending.index[k], why[0],
+                                          f"line {pending.lines[k] + why[2]}: {why[1]}"))
+                continue
         good.append(k)
         tables.append(t)
     table = {}
     if tables:
         for name in tables[0]:
             table[name] = np.concatenate([t[name] for t in tables])
-    batch = _build(pending, table, good, fname, rejects)
-    yield batch if batch is not None else _empty_batch(rejects)
+    yield _build(pending, table, good, fname, rejects)
 
 
 def _parse_table(blob: bytes, props, ncols: int, expected_rows: int) -> dict | None:
-    """Parse whitespace-separated atom lines into named columns, or None if malformed."""
+    """Parse whitespace-separated atom lines into named columns, or None if any value is
+    not what its column type needs (the caller then goes frame by frame)."""
     import pandas as pd
 
-    if expected_rows == 0:
-        return {name: np.zeros((0, n)) for name, _, n in props}
     dtypes = {}
     col = 0
     for _, kind, n in props:
@@ -355,8 +631,10 @@ def _parse_table(blob: bytes, props, ncols: int, expected_rows: int) -> dict | N
             na_values={j: ["nan", "NaN", "NAN", "-nan"] for j, t in dtypes.items()
                        if t == "float64"},
             comment=None,
+            quoting=3,
         )
-    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):
+    except (ValueError, OverflowError, UnicodeDecodeError, pd.errors.ParserError,
+            pd.errors.EmptyDataError):
         return None
     if df.shape != (expected_rows, ncols):
         return None
@@ -366,12 +644,13 @@ def _parse_table(blob: bytes, props, ncols: int, expected_rows: int) -> dict | N
         block = df.iloc[:, col : col + n]
         if kind == "L":
             vals = block.to_numpy(dtype=str)
-            ok = np.isin(vals, list(_TRUE | _FALSE))
-            if not ok.all():
+            if not np.isin(vals, _L_WORDS).all():
                 return None
-            arr = np.isin(vals, list(_TRUE))
+            arr = np.isin(vals, _L_TRUE)
         elif kind == "S":
             arr = block.to_numpy(dtype=object)
+            if any(("\x00" in s) for s in arr.ravel().tolist()):
+                return None
         else:
             arr = block.to_numpy()
         out[name] = arr[:, 0] if n == 1 else arr
@@ -379,33 +658,83 @@ def _parse_table(blob: bytes, props, ncols: int, expected_rows: int) -> dict | N
     return out
 
 
+_L_WORDS = ["T", "F", "True", "False"]
+_L_TRUE = ["T", "True"]
+
+
+def _parse_rows_exactly(chunk: bytes, props, natoms: int):
+    """One frame's atom lines converted value by value the way ASE does (Python ``float``,
+    ``int``, ``T``/``F``), plus Fortran ``d`` exponents; returns (columns, None) or
+    (None, (field, reason, line offset))."""
+    cols: dict[str, list] = {name: [] for name, _, _ in props}
+    for r, raw in enumerate(chunk.split(b"\n")[:natoms]):
+        try:
+            fields = raw.decode("utf-8").split()
+        except UnicodeDecodeError:
+            return None, ("atoms", "atom line is not UTF-8 text", r)
+        c = 0
+        for name, kind, n in props:
+            vals = fields[c: c + n]
+            c += n
+            try:
+                if kind == "R":
+                    conv = [_real(v) for v in vals]
+                elif kind == "I":
+                    conv = [int(v) for v in vals]
+                    if any(not (_I64[0] <= v <= _I64[1]) for v in conv):
+                        return None, (name, "integer beyond the int64 range", r)
+                elif kind == "L":
+                    if any(v not in _L_WORDS for v in vals):
+                        return None, (name, "logical value is not T or F", r)
+                    conv = [v in _L_TRUE for v in vals]
+                else:
+                    if any("\x00" in v for v in vals):
+                        return None, (name, "NUL byte in a string value", r)
+                    conv = vals
+            except ValueError:
+                what = {"R": "a real number", "I": "an integer"}[kind]
+                return None, (name, f"value is not {what}", r)
+            cols[name].append(conv)
+    out = {}
+    for name, kind, n in props:
+        dtype = {"R": float, "I": np.int64, "L": bool, "S": object}[kind]
+        arr = np.array(cols[name], dtype=dtype).reshape(natoms, n)
+        out[name] = arr[:, 0] if n == 1 else arr
+    return out, None
+
+
+def _real(v: str) -> float:
+    try:
+        return float(v)
+    except ValueError:
+        if "d" in v or "D" in v:  # Fortran double exponent, 1.0d-3
+            return float(v.replace("d", "e").replace("D", "e"))
+        raise
+
+
 def _build(
     pending: _Pending, table: dict, keep: list[int], fname: str, rejects: list[FrameError]
-) -> FrameBatch | None:
+) -> FrameBatch:
     """Assemble a batch from parsed columns; per-frame checks become frame errors."""
     counts_all = np.array(pending.counts, dtype=np.int64)
     counts = counts_all[keep]
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    names = [p[0] for p in pending.props]
-    if "species" not in names and "Z" not in names:
-        raise SetupError(
-            f"Properties={pending.spec} has neither species nor Z", file=fname,
-            frame=pending.index[0], field="Properties",
-        )
-    if "pos" not in names:
-        raise SetupError(
-            f"Properties={pending.spec} has no pos column", file=fname,
-            frame=pending.index[0], field="Properties",
-        )
     bad = np.zeros(len(keep), dtype=bool)
     reasons: dict[int, tuple[str, str]] = {}
     atom_frame = np.repeat(np.arange(len(keep)), counts)
-    if "Z" in table:
+    if not keep:
+        numbers = np.zeros(0, dtype=np.int64)
+    elif "Z" in table:
         numbers = np.asarray(table["Z"], dtype=np.int64)
+        wrong = (numbers < 0) | (numbers >= len(_SYMBOLS))
+        for f in np.unique(atom_frame[wrong]):
+            bad[f] = True
+            reasons.setdefault(int(f), ("Z", "atomic number out of range"))
+        numbers = np.where(wrong, 0, numbers)
     else:
         species = table["species"]
         uniq, inverse = np.unique(species.astype(str), return_inverse=True)
-        lut = np.array([_ATOMIC_NUMBERS.get(s, -1) for s in uniq], dtype=np.int64)
+        lut = np.array([_ATOMIC_NUMBERS.get(s.capitalize(), -1) for s in uniq], dtype=np.int64)
         numbers = lut[inverse] if len(uniq) else np.zeros(0, dtype=np.int64)
         for u, z in zip(uniq, lut):
             if z < 0:
@@ -414,19 +743,13 @@ def _build(
                     bad[f] = True
                     reasons.setdefault(int(f), ("species", f"unknown element symbol {u!r}"))
     arrays = {}
-    for name, _kind, _ in pending.props:
+    for name, _kind, n in pending.props:
         if name in ("species", "pos", "Z"):
             continue
-        arrays[name] = table[name]
-    positions = np.asarray(table["pos"], dtype=float).reshape(-1, 3)
-    # non-finite per-atom values
-    for name, arr in [("pos", positions), *arrays.items()]:
-        if arr.dtype.kind == "f":
-            nonfinite = ~np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
-            if nonfinite.any():
-                for f in np.unique(atom_frame[nonfinite]):
-                    bad[f] = True
-                    reasons.setdefault(int(f), (name, "NaN or inf value"))
+        arrays[_ARRAY_NAMES.get(name, name)] = (table[name] if keep else
+                                                np.zeros((0, n) if n > 1 else (0,)))
+    positions = (np.asarray(table["pos"], dtype=float).reshape(-1, 3) if keep
+                 else np.zeros((0, 3)))
     headers = [pending.headers[k] for k in keep]
     cells = np.zeros((len(keep), 3, 3))
     pbcs = np.zeros((len(keep), 3), dtype=bool)
@@ -437,22 +760,16 @@ def _build(
             cells[i] = lat
             pbcs[i] = True
         if pbc is not None:
-            pbc_arr = np.atleast_1d(np.asarray(pbc, dtype=bool))
+            pbc_arr = np.atleast_1d(np.asarray(pbc))
             if pbc_arr.shape == (1,):
                 pbc_arr = np.repeat(pbc_arr, 3)
-            if pbc_arr.shape != (3,):
+            if pbc_arr.shape != (3,) or pbc_arr.dtype.kind != "b":
                 bad[i] = True
-                reasons.setdefault(i, ("pbc", "pbc must hold 3 booleans"))
+                reasons.setdefault(i, ("pbc", "pbc must hold 3 booleans (T/F)"))
             else:
                 pbcs[i] = pbc_arr
-        for key, value in h.items():
-            if isinstance(value, float) and not np.isfinite(value) or (
-                isinstance(value, np.ndarray)
-                and value.dtype.kind == "f"
-                and not np.isfinite(value).all()
-            ):
-                bad[i] = True
-                reasons.setdefault(i, (key, "NaN or inf value"))
+        if "Lattice" in h or "pbc" in h:
+            pass
     info, missing = stack_info_dicts(headers)
     batch = FrameBatch(
         numbers=numbers,
@@ -475,6 +792,11 @@ def _build(
     return batch
 
 
+#: per-atom property names that ASE maps to other array names when reading (and back)
+_ARRAY_NAMES = {"charge": "charges"}
+_COLUMN_NAMES = {v: k for k, v in _ARRAY_NAMES.items()}
+
+
 def read_extxyz(path: str | os.PathLike) -> FrameBatch:
     """Read a whole (small) extxyz file into one batch."""
     from tealign.io.frames import concat_batches
@@ -483,30 +805,102 @@ def read_extxyz(path: str | os.PathLike) -> FrameBatch:
 
 
 # ----------------------------------------------------------------------------- writing
-def _fmt_scalar(value) -> str:
+_PLAIN_TEXT = re.compile(r"[^\s\"'{}\[\]\\=,]+\Z")
+
+
+def _ase_reads_as_string(key: str, text: str) -> bool:
+    """Would ASE read ``text`` (written quoted) under ``key`` back as this very string?"""
+    if key.lower() in _UNPROCESSED:
+        return True
+    if text == "" or text.startswith("_JSON ") or "\n" in text or "\r" in text:
+        return False
+    tokens = _VALUE_SPLIT.findall(text)
+    if _numbers(tokens) is not None:
+        return False
+    return not (tokens and all(t in _BOOL_WORDS for t in tokens))
+
+
+def _quote(text: str) -> str:
+    """``text`` as one extxyz key or value: bare if plain, else double-quoted with ``\\`` and
+    ``"`` escaped (ASE's reader takes the character after a backslash verbatim)."""
+    if _PLAIN_TEXT.match(text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _json_value(key: str, value) -> str:
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise SetupError(f"info value cannot be written to extxyz ({exc})", field=key) from None
+    return _quote("_JSON " + text)
+
+
+def _fmt_value(key: str, value) -> str:
+    """One header value, written so that ASE (and tealign) read back the same value and kind."""
     if isinstance(value, (bool, np.bool_)):
         return "T" if value else "F"
     if isinstance(value, (int, np.integer)):
-        return str(int(value))
+        v = int(value)
+        return str(v) if _I64[0] <= v <= _I64[1] else _json_value(key, v)
     if isinstance(value, (float, np.floating)):
         return repr(float(value))
+    if isinstance(value, (list, tuple)):
+        arr = np.asarray(value) if value else np.zeros(0)
+        if arr.dtype.kind in "biuf" and arr.ndim == 1:
+            value = arr
+        else:
+            return _json_value(key, _jsonable(value))
     if isinstance(value, np.ndarray):
-        flat = value.ravel()
-        if flat.dtype.kind == "b":
+        kind = value.dtype.kind
+        if kind not in "biuf":
+            return _json_value(key, _jsonable(value.tolist()))
+        if value.ndim == 2 and (key in _SPECIAL_3X3 or _is_tensor_key(key)) \
+                and value.shape == (3, 3):
+            # ASE reads its special keys in Fortran order; MACE reads REF_stress row-major
+            flat = value.ravel(order="F" if key in _SPECIAL_3X3 else "C")
+        elif value.ndim == 1 and len(value) > 1:
+            flat = value
+        else:
+            return _json_value(key, _jsonable(value.tolist()))
+        if kind == "b":
             text = " ".join("T" if v else "F" for v in flat)
-        elif flat.dtype.kind in "iu":
+        elif kind in "iu":
+            if not all(_I64[0] <= int(v) <= _I64[1] for v in flat):
+                return _json_value(key, _jsonable(value.tolist()))
             text = " ".join(str(int(v)) for v in flat)
         else:
             text = " ".join(repr(float(v)) for v in flat)
         return f'"{text}"'
+    if isinstance(value, str):
+        if _ase_reads_as_string(key, value):
+            return _quote(value)
+        return _json_value(key, value)
+    if value is None:
+        return _json_value(key, None)
+    return _json_value(key, _jsonable(value))
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return _fmt_scalar(np.asarray(value))
-    text = str(value)
-    if text == "" or re.search(r'[\s"=\\]', text) or text in _TRUE or text in _FALSE or (
-        _scalar(text) is not text
-    ):
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return text
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _is_tensor_key(key: str) -> bool:
+    from tealign.io.frames import tensor_kind
+
+    return tensor_kind(key) is not None
+
+
+def _fmt_scalar(value, key: str = "value") -> str:
+    return _fmt_value(key, value)
 
 
 def _column_kind(arr: np.ndarray) -> tuple[str, int]:
@@ -523,12 +917,13 @@ def _column_kind(arr: np.ndarray) -> tuple[str, int]:
 
 def _format_info_column(key: str, col: np.ndarray) -> list[str]:
     """``key=value`` strings of one per-frame column, formatted column-wise (fast path)."""
+    qkey = _quote(key)
     if col.ndim == 1 and col.dtype.kind == "f":
-        return [f"{key}={v!r}" for v in col.tolist()]
+        return [f"{qkey}={v!r}" for v in col.tolist()]
     if col.ndim == 1 and col.dtype.kind in "iu":
-        return [f"{key}={v}" for v in col.tolist()]
+        return [f"{qkey}={_fmt_value(key, v)}" for v in col.tolist()]
     if col.ndim == 1 and col.dtype.kind == "b":
-        return [f"{key}=T" if v else f"{key}=F" for v in col.tolist()]
+        return [f"{qkey}=T" if v else f"{qkey}=F" for v in col.tolist()]
     cache: dict = {}
     out = []
     for v in col:
@@ -537,7 +932,7 @@ def _format_info_column(key: str, col: np.ndarray) -> list[str]:
         except TypeError:
             text = None
         if text is None:
-            text = f"{key}={_fmt_scalar(v)}"
+            text = f"{qkey}={_fmt_value(key, v)}"
             if isinstance(v, str):
                 cache[v] = text
         out.append(text)
@@ -557,13 +952,13 @@ def _headers(batch: FrameBatch, cols) -> list[str]:
         spec = spec_cache.get(present)
         if spec is None:
             parts = ["species:S:1", "pos:R:3"]
-            parts += [f"{name}:{kind}:{arr.shape[1]}" for name, arr, kind in cols[2:]
-                      if name in present]
+            parts += [f"{_COLUMN_NAMES.get(name, name)}:{kind}:{arr.shape[1]}"
+                      for name, arr, kind in cols[2:] if name in present]
             spec = spec_cache[present] = "Properties=" + ":".join(parts)
         specs.append(spec)
     periodic = batch.pbc.any(axis=1) | batch.cell.reshape(n, 9).any(axis=1)
-    lattice = ["Lattice=" + _fmt_scalar(batch.cell[i]) if periodic[i] else None
-               for i in range(n)]
+    lattice = ['Lattice="' + " ".join(repr(float(v)) for v in batch.cell[i].ravel()) + '"'
+               if periodic[i] else None for i in range(n)]
     columns = []
     for key, values in batch.info.items():
         strs = _format_info_column(key, values)
@@ -571,7 +966,7 @@ def _headers(batch: FrameBatch, cols) -> list[str]:
             strs = [None if m else t for t, m in zip(strs, batch.missing[key])]
         columns.append(strs)
     pbc_text = {(False, False, False): 'pbc="F F F"', (True, True, True): 'pbc="T T T"'}
-    pbcs = [pbc_text.get(t) or "pbc=" + _fmt_scalar(np.array(t))
+    pbcs = [pbc_text.get(t) or "pbc=" + _fmt_value("pbc", np.array(t))
             for t in map(tuple, batch.pbc.tolist())]
     counts = np.diff(batch.offsets).tolist()
     out = []
@@ -643,7 +1038,7 @@ def _format_batch_per_value(batch: FrameBatch, cols, headers: list[str]) -> str:
     table = np.empty((len(batch.numbers), width), dtype=object)
     fmt_parts = []
     col = 0
-    for _, arr, kind in cols:
+    for name, arr, kind in cols:
         n = arr.shape[1]
         if kind == "L":
             table[:, col : col + n] = np.where(arr, "T", "F")
@@ -655,6 +1050,11 @@ def _format_batch_per_value(batch: FrameBatch, cols, headers: list[str]) -> str:
             table[:, col : col + n] = arr
             fmt_parts += ["%d"] * n
         else:
+            flat = arr.ravel().tolist()
+            if any(not isinstance(v, str) or not v or any(c.isspace() for c in v)
+                   for v in flat):
+                raise SetupError("per-atom strings must be non-empty words without spaces "
+                                 "to be written to extxyz", field=name)
             table[:, col : col + n] = arr
             fmt_parts += ["%s"] * n
         col += n

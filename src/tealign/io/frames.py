@@ -174,6 +174,9 @@ class FrameBatch:
             for key, value in rec.info.items():
                 atoms.info[key] = value.copy() if isinstance(value, np.ndarray) else value
             for key, value in rec.arrays.items():
+                if key == "move_mask":
+                    _set_constraints(atoms, np.asarray(value, dtype=bool))
+                    continue
                 atoms.arrays[key] = np.array(value)
             out.append(atoms)
         return out
@@ -195,7 +198,12 @@ class FrameBatch:
                     if key in CALC_ARRAY_KEYS:
                         arrays.setdefault(key, np.asarray(value))
                     elif key in CALC_INFO_KEYS:
+                        if key == "stress" and np.shape(value) == (6,):
+                            value = as_tensor(value)  # ASE's Voigt form → tealign's 3×3
                         info.setdefault(key, value)
+            mask = _move_mask(atoms)
+            if mask is not None:
+                arrays.setdefault("move_mask", mask)
             records.append(
                 FrameRecord(
                     numbers=atoms.numbers.copy(),
@@ -255,6 +263,163 @@ class FrameBatch:
         )
 
 
+def _move_mask(atoms: Atoms) -> np.ndarray | None:
+    """ASE's ``move_mask`` column for FixAtoms / FixCartesian constraints (True = free)."""
+    if not atoms.constraints:
+        return None
+    from ase.constraints import FixAtoms, FixCartesian
+
+    mask = np.ones((len(atoms), 3), dtype=bool)
+    for c in atoms.constraints:
+        if isinstance(c, FixAtoms):
+            mask[c.index] = False
+        elif isinstance(c, FixCartesian):
+            mask[c.index] &= ~np.asarray(c.mask, dtype=bool)
+    if mask.all():
+        return None
+    if (mask == mask[:, :1]).all():
+        return mask[:, 0].copy()
+    return mask
+
+
+def _set_constraints(atoms: Atoms, move_mask: np.ndarray) -> None:
+    """``move_mask`` back into constraints, as ``ase.io.read`` does."""
+    from ase.constraints import FixAtoms, FixCartesian
+
+    if move_mask.ndim == 1:
+        atoms.set_constraint(FixAtoms(mask=~move_mask))
+    else:
+        atoms.set_constraint([FixCartesian(a, mask=~move_mask[a]) for a in range(len(atoms))])
+
+
+# ----------------------------------------------------------------------------- validation
+_ENERGY_NAMES = {"energy", "free_energy"}
+_ENERGY_PREFIXES = ("REF_energy", "orig_energy", "energy_", "d3_energy")
+_FORCE_NAMES = {"forces"}
+_FORCE_PREFIXES = ("REF_forces", "orig_forces", "forces_", "d3_forces")
+
+
+def energy_like(key: str) -> bool:
+    """Keys that hold a total energy in eV (ASE's and DESIGN 4.3's names)."""
+    return key in _ENERGY_NAMES or key.startswith(_ENERGY_PREFIXES)
+
+
+def forces_like(key: str) -> bool:
+    """Per-atom keys that hold forces (n × 3, eV/Å)."""
+    return key in _FORCE_NAMES or key.startswith(_FORCE_PREFIXES)
+
+
+def tensor_kind(key: str) -> str | None:
+    """'stress' or 'virials' for keys holding a 3×3 tensor (3×3, 6 Voigt or 9 values)."""
+    base = key.removeprefix("REF_").removeprefix("orig_").removeprefix("d3_")
+    if base == "stress" or base.startswith("stress_"):
+        return "stress"
+    if base in ("virial", "virials") or base.startswith(("virial_", "virials_")):
+        return "virials"
+    return None
+
+
+def as_tensor(value) -> np.ndarray | None:
+    """A 3×3 float tensor from 3×3, 6 (Voigt xx yy zz yz xz xy) or 9 (row-major) numbers;
+    None if ``value`` is none of these or not all numbers."""
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError):
+        return None
+    if arr.dtype.kind not in "iuf" or arr.size not in (6, 9):
+        return None
+    arr = arr.astype(float)
+    if arr.shape == (3, 3) or arr.shape == (9,):
+        return arr.reshape(3, 3)
+    if arr.shape == (6,):
+        xx, yy, zz, yz, xz, xy = arr
+        return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+    return None
+
+
+def validate_batch(batch: FrameBatch, file: str, energy_keys=(), forces_keys=(),
+                   tensor_keys=()) -> FrameBatch:
+    """Boundary checks (DESIGN 4.6): reject, with reason, frames whose physical values are
+    unusable; return the batch of the others (rejects appended).
+
+    Checked: positions finite, at least one atom; energies (ASE's and DESIGN 4.3's keys, and
+    ``energy_keys``) finite real numbers; forces (and ``forces_keys``) n × 3 finite numbers;
+    stress and virials (and ``tensor_keys``) 3×3, 6 or 9 finite numbers, which are stored as
+    (n_frames, 3, 3). Other keys are carried as they are (ASE's values, NaN included).
+    """
+    n = batch.n_frames
+    if n == 0:
+        return batch
+    bad = np.zeros(n, dtype=bool)
+    rejects = list(batch.rejects)
+
+    def mark(frames, field_name, reason):
+        for i in np.flatnonzero(frames & ~bad):
+            rejects.append(FrameError(file, int(batch.index[i]), field_name, reason))
+        bad[:] |= frames
+
+    fa = batch.frame_of_atom()
+    mark(batch.n_atoms == 0, "natoms", "frame has no atoms")
+    nonfinite = np.zeros(n, dtype=bool)
+    np.logical_or.at(nonfinite, fa, ~np.isfinite(batch.positions).all(axis=1))
+    mark(nonfinite, "pos", "NaN or inf position")
+    mark(~np.isfinite(batch.cell.reshape(n, 9)).all(axis=1), "Lattice", "NaN or inf in the cell")
+    for key, col in list(batch.arrays.items()):
+        if not (forces_like(key) or key in forces_keys):
+            continue
+        present = batch.has(key)
+        shape_ok = col.ndim == 2 and col.shape[1] == 3 and col.dtype.kind in "iuf"
+        if not shape_ok:
+            ncols = 1 if col.ndim == 1 else int(np.prod(col.shape[1:]))
+            mark(present, key, f"forces need 3 columns (n × 3 numbers), found {ncols}")
+            continue
+        fin = np.ones(n, dtype=bool)
+        np.logical_and.at(fin, fa, np.isfinite(col.astype(float)).all(axis=1))
+        mark(present & ~fin, key, "NaN or inf value")
+    for key, col in list(batch.info.items()):
+        present = batch.has(key)
+        if energy_like(key) or key in energy_keys:
+            if col.dtype.kind in "iuf" and col.ndim == 1:
+                mark(present & ~np.isfinite(col.astype(float)), key, "NaN or inf energy")
+                continue
+            ok = np.array([_is_real(v) for v in col])
+            mark(present & ~ok, key, "energy is not a number")
+            fin = np.array([_is_real(v) and np.isfinite(float(v)) for v in col])
+            mark(present & ok & ~fin, key, "NaN or inf energy")
+            batch.info[key] = np.array([float(v) if _is_real(v) else np.nan for v in col])
+            continue
+        kind = tensor_kind(key) or ("stress" if key in tensor_keys else None)
+        if kind is None:
+            continue
+        tensors = np.full((n, 3, 3), np.nan)
+        for i in np.flatnonzero(present):
+            t = as_tensor(col[i])
+            if t is None:
+                mark(_one(n, i), key, f"{kind} needs 3×3, 6 or 9 numbers")
+            elif not np.isfinite(t).all():
+                mark(_one(n, i), key, "NaN or inf value")
+            else:
+                tensors[i] = t
+        batch.info[key] = tensors
+    if not bad.any():
+        batch.rejects = rejects
+        return batch
+    out = batch.select(~bad)
+    out.rejects = rejects
+    return out
+
+
+def _one(n: int, i: int) -> np.ndarray:
+    m = np.zeros(n, dtype=bool)
+    m[i] = True
+    return m
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
+        v, (bool, np.bool_))
+
+
 def stack_info_dicts(dicts: list[dict]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Per-frame dicts → (columns, missing masks for keys some frames lack)."""
     keys: dict[str, None] = {}
@@ -285,16 +450,26 @@ def _stack_info(values: list, present: np.ndarray) -> np.ndarray:
     ):
         return np.array([float(v) if p else np.nan for v, p in zip(values, present)])
     if real and all(
-        isinstance(v, np.ndarray) and v.dtype.kind in "fiu" for v in real
+        isinstance(v, np.ndarray) and v.dtype.kind in "fiub" for v in real
     ):
         shapes = {v.shape for v in real}
-        if len(shapes) == 1:
+        kinds = {v.dtype.kind for v in real}
+        if len(shapes) == 1 and (present.all() or kinds <= {"f"}):
             shape = shapes.pop()
-            out = np.full((len(values),) + shape, np.nan)
-            for i, (v, p) in enumerate(zip(values, present)):
-                if p:
-                    out[i] = v
-            return out
+            if kinds == {"b"}:
+                dtype, fill = bool, False
+            elif kinds <= {"i", "u"}:
+                dtype, fill = np.int64, 0
+            elif "b" in kinds:
+                dtype = None
+            else:
+                dtype, fill = float, np.nan
+            if dtype is not None:
+                out = np.full((len(values),) + shape, fill, dtype=dtype)
+                for i, (v, p) in enumerate(zip(values, present)):
+                    if p:
+                        out[i] = v
+                return out
     out = np.empty(len(values), dtype=object)
     for i, v in enumerate(values):
         out[i] = v

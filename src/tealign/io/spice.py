@@ -78,7 +78,22 @@ def iter_spice(path: str | Path, batch_size: int = 2048) -> Iterator[FrameBatch]
             smiles = _text(grp["smiles"][()]) if "smiles" in grp else ""
             subset = _text(grp["subset"][()]) if "subset" in grp else ""
             charge = smiles_charge(smiles) if smiles else 0
+            if conf.ndim != 3 or energy.ndim != 1:
+                raise SetupError(f"conformations {conf.shape} / dft_total_energy "
+                                 f"{energy.shape} are not (n, atoms, 3) / (n,)", file=fname,
+                                 field=f"{name}/conformations")
             for k in range(conf.shape[0]):
+                short = [(key, len(arr)) for key, arr in (("dft_total_energy", energy),
+                                                          ("dft_total_gradient", grad),
+                                                          ("dispersion_correction_energy", d3))
+                         if arr is not None and k >= len(arr)]
+                if short:
+                    key, n_have = short[0]
+                    rejects.append(FrameError(fname, frame, key,
+                                              f"conformation {k} of {name} has no value: {key} "
+                                              f"holds {n_have} of {conf.shape[0]}"))
+                    frame += 1
+                    continue
                 info = {
                     "energy": float(energy[k]),
                     "charge": charge,
