@@ -139,8 +139,9 @@ def test_recompute_three_crystals():
 
     inorg = read_batch(need("inorganic-mini")["inorganic-mini"]).to_atoms()
     gpaw = parse_spec(recorded_spec("inorganic-mini", "pbe"))
-    for a in sorted(inorg, key=lambda x: np.prod(parse_mesh(x.info["kpts"])))[:3]:
-        e = run_calculation(gpaw, a.copy(), forces=False, kpts=parse_mesh(a.info["kpts"])).energy
+    for a in inorg[:3]:
+        mesh = parse_mesh(a.info.get("kpts"))  # the 400 eV version has no fixed mesh yet
+        e = run_calculation(gpaw, a.copy(), forces=False, kpts=mesh).energy
         assert e == pytest.approx(a.info["energy_pbe"], abs=1e-3), a.info["mol_id"]
 
 

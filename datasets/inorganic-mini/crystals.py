@@ -10,14 +10,20 @@ from ase.build import bulk
 
 CRYSTALS = {  # name: (ase structure, a in Å)
     "Si": ("diamond", 5.421), "C": ("diamond", 3.553), "Ge": ("diamond", 5.644),
-    "SiC": ("zincblende", 4.346), "GaAs": ("zincblende", 5.637), "Al": ("fcc", 4.019),
-    "Cu": ("fcc", 3.595), "Li": ("bcc", 3.451), "Na": ("bcc", 4.207),
+    "SiC": ("zincblende", 4.346), "GaAs": ("zincblende", 5.637),
     "NaCl": ("rocksalt", 5.565), "LiF": ("rocksalt", 3.972), "MgO": ("rocksalt", 4.188),
 }
+#: Left out of the target-scale data for now (the first inorganic-mini had them at a k-point
+#: density of 2.5 Å⁻¹): at 0.1 eV Fermi-Dirac smearing their energy is not within 1 meV/atom
+#: of the densest mesh before ~10×19×19 points per 2-atom cell (Al: −3.7528, −3.7187, −3.7353,
+#: −3.7365, −3.7358 eV/atom at densities 2.5–7.0; kpoint_convergence.py, GPAW PW800), which
+#: costs tens of minutes per strained, symmetry-free cell on one core.
+METALS = {"Al": ("fcc", 4.019), "Cu": ("fcc", 3.595), "Li": ("bcc", 3.451),
+          "Na": ("bcc", 4.207)}
 
 
 def equilibrium_cell(name: str):
-    structure, a = CRYSTALS[name]
+    structure, a = {**CRYSTALS, **METALS}[name]
     if structure in ("fcc", "bcc"):
         return bulk(name, structure, a=a, cubic=False).repeat((2, 1, 1))
     return bulk(name, structure, a=a)

@@ -11,6 +11,7 @@ energy and that of every denser mesh lie within 1 meV/atom of the densest one. T
 """
 
 import argparse
+import json
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -35,36 +36,51 @@ def energy(args):
     return name, density, mesh, res.energy / len(atoms)
 
 
+def choose(by_density: dict[float, dict]) -> dict:
+    """The smallest density whose energy, and that of every denser mesh, is within TOL of the
+    densest mesh's; with the evidence."""
+    ref = by_density[DENSITIES[-1]]["energy_per_atom_eV"]
+    chosen = DENSITIES[-1]
+    for d in reversed(DENSITIES[:-1]):
+        if abs(by_density[d]["energy_per_atom_eV"] - ref) <= TOL:
+            chosen = d
+        else:
+            break
+    return {"density": chosen, "mesh": by_density[chosen]["mesh"],
+            "error_vs_densest_meV_per_atom": {
+                str(d): 1e3 * (by_density[d]["energy_per_atom_eV"] - ref) for d in DENSITIES},
+            "energy_per_atom_eV": {str(d): by_density[d]["energy_per_atom_eV"]
+                                   for d in DENSITIES},
+            "meshes": {str(d): by_density[d]["mesh"] for d in DENSITIES}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spec", default="pbe=gpaw:pbe/pw800;vacuum=5.0;smearing=0.1")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--crystals", default=",".join(CRYSTALS),
+                    help="comma-separated; crystals already in the output are kept (resume)")
     ap.add_argument("-o", default="kpoints.json")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    tasks = [(args.spec, n, d) for n in CRYSTALS for d in DENSITIES]
+    out = {"spec": args.spec, "tolerance_eV_per_atom": TOL, "densities": list(DENSITIES),
+           "crystals": {}}
+    if os.path.exists(args.o):
+        with open(args.o) as fh:
+            old = json.load(fh)
+        if old.get("spec") == args.spec:
+            out["crystals"] = old["crystals"]
+    todo = [n for n in args.crystals.split(",") if n not in out["crystals"]]
+    tasks = [(args.spec, n, d) for n in todo for d in DENSITIES]
     rows: dict[str, dict] = {}
     with ProcessPoolExecutor(args.workers) as pool:
         for name, d, mesh, e in pool.map(energy, tasks):
             rows.setdefault(name, {})[d] = {"mesh": list(mesh), "energy_per_atom_eV": e}
             print(f"{name:5s} density {d:4.1f} mesh {mesh} E/atom {e:.6f}", flush=True)
-    out = {"spec": args.spec, "tolerance_eV_per_atom": TOL, "densities": list(DENSITIES),
-           "crystals": {}}
-    for name, by_d in rows.items():
-        ref = by_d[DENSITIES[-1]]["energy_per_atom_eV"]
-        chosen = DENSITIES[-1]
-        for d in reversed(DENSITIES[:-1]):
-            if abs(by_d[d]["energy_per_atom_eV"] - ref) <= TOL:
-                chosen = d
-            else:
-                break
-        out["crystals"][name] = {
-            "density": chosen, "mesh": by_d[chosen]["mesh"],
-            "error_vs_densest_meV_per_atom": {
-                str(d): 1e3 * (by_d[d]["energy_per_atom_eV"] - ref) for d in DENSITIES},
-            "meshes": {str(d): by_d[d]["mesh"] for d in DENSITIES}}
-    write_json(args.o, out)
-    print(f"wrote {args.o}")
+            if len(rows[name]) == len(DENSITIES):
+                out["crystals"][name] = choose(rows[name])
+                write_json(args.o, out)  # after every crystal: a rerun resumes
+    print(f"wrote {args.o}: " + ", ".join(f"{n} {c['mesh']}" for n, c in out["crystals"].items()))
 
 
 if __name__ == "__main__":

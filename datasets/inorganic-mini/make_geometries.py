@@ -1,16 +1,18 @@
 """Geometries of inorganic-mini: strained and rattled small cells of the lattice-benchmark
 crystals (the MPtrj stand-in). ``mol_id`` groups five configurations of one crystal.
 
-12 crystals (Si, C, Ge, SiC, GaAs, Al, Cu, Li, Na, NaCl, LiF, MgO), 25 configurations each,
+8 crystals (Si, C, Ge, SiC, GaAs, NaCl, LiF, MgO; crystals.py says why the metals are out),
+25 configurations each,
 built with ASE at their experimental lattice constants (cubic_crystals.csv figures, package
 data of tealign): 2-atom cells (primitive diamond/zincblende/rocksalt; fcc/bcc metals as a
 2-atom cell) under random strain (±4 % normal, ±2 % shear) with thermal-like Gaussian
 displacements of 0.00–0.12 Å. Energies, forces and stress are computed with tealign.
 
-    python make_geometries.py   # writes geometries.extxyz
+    python make_geometries.py   # writes geometries.extxyz, si_ev_ and stress_check_geometries
+    python add_md_snapshots.py  # appends the MD frames
+    python kpoint_convergence.py && python set_meshes.py   # one k-mesh per crystal
 """
 
-import json
 import os
 import sys
 
@@ -22,9 +24,6 @@ from tealign.io.frames import FrameBatch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crystals import CRYSTALS, equilibrium_cell  # noqa: E402
 
-# one k-point mesh per crystal, chosen from its equilibrium cell (kpoint_convergence.py)
-with open("kpoints.json") as fh:
-    MESHES = {n: c["mesh"] for n, c in json.load(fh)["crystals"].items()}
 N_PER_CRYSTAL = 25
 rng = np.random.default_rng(0)
 frames = []
@@ -44,8 +43,7 @@ for name, (structure, _a) in CRYSTALS.items():
         # five groups of five configurations per crystal: splits by group, not by crystal
         atoms.info.update({"mol_id": f"{name}_{structure}_{k // 5}", "config_type": "inorganic",
                            "crystal": name, "structure": structure,
-                           "sampling": "equilibrium" if k == 0 else "strained_rattled",
-                           "kpts": np.array(MESHES[name], dtype=int)})
+                           "sampling": "equilibrium" if k == 0 else "strained_rattled"})
         frames.append(atoms)
 write_extxyz("geometries.extxyz", [FrameBatch.from_atoms(frames)])
 print(f"wrote {len(frames)} configurations of {len(CRYSTALS)} crystals")
@@ -56,32 +54,35 @@ from tealign.bench.eos import GRID, si  # noqa: E402
 
 ev = [si(a) for a in GRID]
 for a, atoms in zip(GRID, ev):
-    # one mesh for the whole curve: Si's, from its equilibrium cell (never from the strained one)
     atoms.info.update({"mol_id": f"Si_ev_{a:.2f}", "config_type": "si_eos", "a": float(a),
-                       "kpts": np.array(MESHES["Si"], dtype=int)})
+                       "crystal": "Si"})
 write_extxyz("si_ev_geometries.extxyz", [FrameBatch.from_atoms(ev)])
 print(f"wrote {len(ev)} Si E–V cells")
 
-# Stress check: each crystal's equilibrium frame and its first strained+rattled frame, strained
-# by ±0.5 % (isotropic, uniaxial zz, shear xy; fractional coordinates fixed). Their energies
-# (energy-only jobs) give −dE/dε by central differences, which tests/test_bundled_datasets.py
-# compares with the stress labels of the two centre frames in inorganic-mini.extxyz.
+# Stress check: each crystal's equilibrium frame and its first strained+rattled frame (copied
+# here as "centre" frames, so the file stands alone), strained by ±0.5 % (isotropic, uniaxial
+# zz, shear xy; fractional coordinates fixed). −dE/dε by central differences of their
+# energies is compared with the centre frames' stress labels (tests/test_target_scale_physics).
 DELTA = 0.005
 STRAINS = {"iso": np.eye(3), "zz": np.diag([0.0, 0.0, 1.0]),
            "xy": np.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])}
 checks = []
 for centre_index, centre in enumerate(frames):
-    if centre.info["sampling"] == "md_600K" or centre_index % N_PER_CRYSTAL > 1:
+    if centre_index % N_PER_CRYSTAL > 1:
         continue
+    group = f"{centre.info['crystal']}_stresscheck_{centre_index}"
+    c = centre.copy()
+    c.info = {"mol_id": group, "config_type": "stress_check", "crystal": centre.info["crystal"],
+              "sampling": centre.info["sampling"], "strain": "none", "strain_delta": 0.0}
+    checks.append(c)
     for kind, direction in STRAINS.items():
         for sign in (+1, -1):
             c = centre.copy()
             c.set_cell(centre.cell[:] @ (np.eye(3) + sign * DELTA * direction),
                        scale_atoms=True)
-            c.info = {"mol_id": f"{centre.info['crystal']}_stresscheck_{centre_index}",
-                      "config_type": "stress_check", "crystal": centre.info["crystal"],
-                      "centre_frame": centre_index, "strain": kind,
-                      "strain_delta": sign * DELTA, "kpts": centre.info["kpts"]}
+            c.info = {"mol_id": group, "config_type": "stress_check",
+                      "crystal": centre.info["crystal"], "sampling": centre.info["sampling"],
+                      "strain": kind, "strain_delta": sign * DELTA}
             checks.append(c)
 write_extxyz("stress_check_geometries.extxyz", [FrameBatch.from_atoms(checks)])
 print(f"wrote {len(checks)} stress-check cells")

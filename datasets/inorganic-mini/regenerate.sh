@@ -12,12 +12,14 @@ cd "$(dirname "$0")"
 SPEC="pbe=gpaw:pbe/pw800;vacuum=5.0;smearing=0.1"
 # resume from the committed snapshot of the job store when there is no live store
 [ -d store ] || { [ -f jobs.snapshot.sqlite ] && mkdir -p store && cp jobs.snapshot.sqlite store/jobs.sqlite; } || true
-[ -f kpoints.json ] || ../../.venv/bin/python kpoint_convergence.py --spec "$SPEC" --workers "${WORKERS:-2}"
 [ -f geometries.extxyz ] || { ../../.venv/bin/python make_geometries.py && ../../.venv/bin/python add_md_snapshots.py; }
+[ -f kpoints.json ] || ../../.venv/bin/python kpoint_convergence.py --spec "$SPEC" --workers "${WORKERS:-2}"
+../../.venv/bin/python set_meshes.py
 # the Si E–V reference curve for `tealign bench eos --reference-file si_ev.extxyz` (one mesh)
-../../.venv/bin/tealign compute calib --molecules si_ev_geometries.extxyz --seed 0 --no-forces \
+../../.venv/bin/tealign compute calib --molecules si_ev_geometries.extxyz --seed 0 \
   --method "$SPEC" --store store --workers "${WORKERS:-2}" -o si_ev.extxyz
 ../../.venv/bin/tealign compute calib --molecules geometries.extxyz --seed 0 \
   --method "$SPEC" --store store --workers "${WORKERS:-2}" -o inorganic-mini.extxyz
-../../.venv/bin/tealign compute calib --molecules stress_check_geometries.extxyz --seed 0 --no-forces \
+# ±0.5 % strained copies of two frames per crystal: −dE/dε against the stress labels (tests)
+../../.venv/bin/tealign compute calib --molecules stress_check_geometries.extxyz --seed 0 \
   --method "$SPEC" --store store --workers "${WORKERS:-2}" -o stress_check.extxyz

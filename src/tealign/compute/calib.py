@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from tealign.compute import pulay
 from tealign.compute.atoms import atom_jobs, table_from_store
 from tealign.compute.runner import Job, run_jobs
 from tealign.compute.spec import MethodSpec
@@ -201,7 +202,11 @@ def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], o
         for spec in specs:
             jobs_by_method[spec.label] = [None if k in bad_keys else j for k, j in
                                           enumerate(jobs_by_method[spec.label])]
+    # Pulay probes: two energy-only jobs per (formula, k-mesh) for GPAW stress
+    probes = {spec.label: pulay.probe_jobs(spec, jobs_by_method[spec.label]) for spec in specs}
+    # atoms and probes first: no frame's stress can be written without its group's probes
     all_jobs = [j for js in atom_jobs_by_method.values() for j in js] + [
+        j for pr in probes.values() for pair in pr.values() for j in pair] + [
         j for js in jobs_by_method.values() for j in js if j is not None]
     with JobStore(store_dir) as store:
         stats = run_jobs(all_jobs, store, workers=workers, scheduler=scheduler,
@@ -239,6 +244,20 @@ def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], o
                     arrays[f"forces_{spec.label}"] = r.forces
                 if r.stress is not None:
                     info[f"stress_{spec.label}"] = r.stress
+                    job = jobs_by_method[spec.label][k]
+                    pair = probes[spec.label].get(pulay.group_key(job.atoms, job.kpts))
+                    if pair is not None:
+                        got = [store.get(p.key) for p in pair]
+                        if any(g is None or g.result is None for g in got):
+                            bad = (f"stress_{spec.label}", "Pulay probe failed: "
+                                   + "; ".join(str(g.error if g else "not run") for g in got))
+                            break
+                        de = pulay.dedecut(spec, got[0].result.energy, got[1].result.energy)
+                        info[f"stress_{spec.label}"] = pulay.corrected_stress(
+                            r.stress, spec, de, job.atoms.get_volume())
+                        info[f"pulay_dedecut_{spec.label}"] = de  # eV per eV of cutoff
+                    elif "dedecut" in r.info:  # pulay_stress=fd: corrected by the backend
+                        info[f"pulay_dedecut_{spec.label}"] = float(r.info["dedecut"])
                 if r.d3_energy is not None:
                     info[f"d3_energy_{spec.label}"] = r.d3_energy
                     arrays[f"d3_forces_{spec.label}"] = r.d3_forces

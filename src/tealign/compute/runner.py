@@ -28,12 +28,14 @@ class Job:
     forces: bool = True
     kpts: tuple[int, int, int] | None = None  # fixed Monkhorst–Pack mesh of a periodic cell
     structure: str = field(init=False)
+    settings: str = field(init=False)  # the settings hash for this structure (periodic or not)
     key: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.structure = structure_hash(self.atoms, self.charge, self.multiplicity,
                                         self.isolated_atom, self.kpts)
-        self.key = job_key(self.structure, self.spec.settings_key()
+        self.settings = self.spec.settings_key(periodic=bool(self.atoms.pbc.any()))
+        self.key = job_key(self.structure, self.settings
                            + ("" if self.forces or self.isolated_atom else ":energy-only"))
 
 
@@ -77,7 +79,7 @@ def run_jobs(jobs: Sequence[Job], store: JobStore, workers: int = 1,
     def record(key, res, err, seconds):
         nonlocal done
         job = unique[key]
-        store.put(key, job.structure, job.spec.settings_key(), job.spec.label, job.name,
+        store.put(key, job.structure, job.settings, job.spec.label, job.name,
                   res, err, seconds)
         done += 1
         stats["computed"] += 1

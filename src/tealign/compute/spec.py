@@ -41,10 +41,11 @@ DEFAULTS: dict[str, dict] = {
         "energy_tol": 5e-6,     # eV per valence electron (GPAW 'energy' convergence)
         "density_tol": 1e-6,    # GPAW 'density' convergence
         "setups": "paw",
-        # stress of periodic cells: "fd" adds the Pulay term (2/3)·E_cut·(∂E/∂E_cut)/V with
-        # ∂E/∂E_cut from two extra SCFs at E_cut ± pulay_step eV; "none" keeps GPAW's
-        # fixed-basis stress (wrong by tens of GPa for O/F crystals at 400 eV)
-        "pulay_stress": "fd",
+        # stress of periodic cells (tealign.compute.pulay): "formula" adds the Pulay term
+        # (2/3)·E_cut·(∂E/∂E_cut)/V with ∂E/∂E_cut from two energy-only probes at
+        # E_cut ± pulay_step eV, once per (formula, k-mesh); "fd" probes every frame; "none"
+        # keeps GPAW's fixed-basis stress (60 GPa off for MgO at 400 eV)
+        "pulay_stress": "formula",
         "pulay_step": 25.0,
     },
     "xtb": {
@@ -55,6 +56,8 @@ DEFAULTS: dict[str, dict] = {
 }
 
 CODES = tuple(DEFAULTS)
+#: Settings that act on periodic cells only (left out of molecules' and atoms' store keys).
+PERIODIC_ONLY = frozenset({"kpt_density", "pulay_stress", "pulay_step"})
 
 
 @dataclass(frozen=True)
@@ -78,10 +81,17 @@ class MethodSpec:
                       dispersion="none" if self.d3 is None else f"d3bj({self.d3}) stored apart",
                       settings=dict(self.settings))
 
-    def settings_key(self) -> str:
-        """SHA-256 of everything that changes the energy (the store key's method part)."""
+    def settings_key(self, periodic: bool = True) -> str:
+        """SHA-256 of everything that changes the energy (the store key's method part).
+
+        For a non-periodic structure the settings that act only on periodic cells (k-points,
+        the Pulay stress) are left out: a molecule or an isolated atom is the same calculation
+        whatever they say, and stores share it.
+        """
+        settings = self.settings if periodic else {
+            k: v for k, v in self.settings.items() if k not in PERIODIC_ONLY}
         payload = {"code": self.code, "functional": self.functional, "basis": self.basis,
-                   "d3": self.d3, "settings": self.settings}
+                   "d3": self.d3, "settings": settings}
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -162,9 +172,9 @@ def parse_spec(text: str) -> MethodSpec:
             raise SetupError("gpaw needs a plane-wave cutoff in eV: gpaw:pbe/pw400",
                              field="--method")
         settings["ecut"] = float(m.group(1))
-        if settings["pulay_stress"] not in ("fd", "none"):
-            raise SetupError("gpaw pulay_stress is 'fd' (correct the stress) or 'none'",
-                             field="--method")
+        if settings["pulay_stress"] not in ("formula", "fd", "none"):
+            raise SetupError("gpaw pulay_stress is 'formula' (Pulay term once per formula), "
+                             "'fd' (every frame) or 'none'", field="--method")
     elif code == "xtb" and functional not in ("gfn2", "gfn1", "ipea1"):
         raise SetupError("xtb methods: gfn2, gfn1, ipea1", field="--method")
     spec_text = raw
