@@ -458,24 +458,21 @@ class _Reader:
                     self.skipping = True
                     line = j
                     continue
-                if end > n_lines:
+                if end > n_lines and j == n_lines - 1:  # the last line, cut short
                     if not eof:
                         break
                     self.reject("atoms", f"truncated frame: file ends after "
                                 f"{n_lines - line - 2} of {natoms} atom lines")
                     line = n_lines
                     break
-                if ncols is not None and not self._delimited(tok, text, end, n_lines, eof,
-                                                             ncols):
-                    self.reject("natoms", f"atom line {self.line0 + j + 1} has {tok[j]} "
-                                f"fields, Properties needs {ncols}; the frame cannot be "
-                                "delimited")
-                    self.skipping = True
-                    line = j
-                    continue
-                if ncols is not None and error is None:
-                    error = ("atoms", f"atom line {self.line0 + j + 1} has {tok[j]} fields, "
-                             f"Properties={spec} needs {ncols} columns")
+                # a line that is not an atom line of this frame: its count cannot be
+                # trusted past it, so resynchronise on the next count line from there
+                self.reject("atoms", f"atom line {self.line0 + j + 1} has {tok[j]} fields, "
+                            f"Properties={spec} needs {ncols} columns" if ncols is not None
+                            else f"line {self.line0 + j + 1} is not an atom line")
+                self.skipping = True
+                line = j
+                continue
             if end > n_lines:
                 if not eof:
                     break
@@ -527,15 +524,6 @@ class _Reader:
         line = min(line, n_lines)
         consumed = int(starts[line]) if line < len(starts) else len(buf)
         return consumed, line
-
-    @staticmethod
-    def _delimited(tok, text, end, n_lines, eof, ncols) -> bool:
-        """Does a frame that ends at line ``end`` end there (next line a count, blank, VEC,
-        or the end of the file)?"""
-        if end >= n_lines:
-            return eof
-        return tok[end] == 0 or (tok[end] == 1 and _int_line(text(end)) is not None) \
-            or text(end).lstrip().startswith(b"VEC")
 
     def _vec_header(self, header, text, line, natoms, nvec, comment):
         """ASE's vec_cell frames: cell rows as VEC1..VEC3 lines; the comment is kept whole."""

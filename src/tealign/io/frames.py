@@ -440,12 +440,14 @@ def _stack_info(values: list, present: np.ndarray) -> np.ndarray:
     if real and all(isinstance(v, (bool, np.bool_)) for v in real):
         return np.array([bool(v) if p else False for v, p in zip(values, present)])
     if real and all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in real
+        isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+        and -(2**63) <= int(v) < 2**63 for v in real
     ):
         return np.array([int(v) if p else 0 for v, p in zip(values, present)], dtype=np.int64)
     if real and all(
-        isinstance(v, (int, float, np.integer, np.floating))
-        and not isinstance(v, (bool, np.bool_))
+        isinstance(v, (float, np.floating)) or (
+            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+            and -(2**63) <= int(v) < 2**63)
         for v in real
     ):
         return np.array([float(v) if p else np.nan for v, p in zip(values, present)])
