@@ -5,6 +5,10 @@ in its own subprocess so peak RSS is per task:
   - tealign_read:   stream the file with tealign.io.extxyz.iter_extxyz (columnar batches)
   - tealign_to_mace: stream it into MACE sharded HDF5 (mace-torch's writer)
   - ase_read:       ase.io.read(path, ":")
+  - libatoms_extxyz_read: the libAtoms ``extxyz`` package's C parser (if installed), which
+    tealign does not use: it holds integers as int32, stops at the first broken frame
+    instead of resynchronising, reads no .gz, and read 30 of 65 files of tealign's
+    ASE-derived corpus (tests/test_ase_corpus.py) as ase.io.read does (tealign: 65)
 Prints a table and writes JSON (default benchmarks/results/io_throughput.json).
 
     python benchmarks/io_throughput.py --frames 100000
@@ -66,6 +70,11 @@ n = write_mace_h5(iter_extxyz(PATH), OUT, energy_key="energy", forces_key="force
 import ase.io
 n = len(ase.io.read(PATH, ":"))
 """,
+    # the libAtoms reference implementation (C parser; PyPI `extxyz`), when installed
+    "libatoms_extxyz_read": """
+import extxyz
+n = sum(1 for _ in extxyz.iread_dicts(PATH))
+""",
 }
 
 
@@ -103,8 +112,12 @@ def main() -> None:
         print(f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in "
               f"{time.perf_counter() - t:.1f} s", file=sys.stderr)
     results = {}
+    import importlib.util
+
     for name in TASKS:
         if name == "ase_read" and args.skip_ase:
+            continue
+        if name == "libatoms_extxyz_read" and importlib.util.find_spec("extxyz") is None:
             continue
         results[name] = run_task(name, path, work / "mace_shards")
         r = results[name]

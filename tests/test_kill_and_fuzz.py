@@ -164,8 +164,8 @@ def corrupted(draw):
     return frames, chosen
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(corrupted())
 def test_fuzzed_extxyz_never_crashes_and_counts_every_frame(tmp_path, case):
     frames, chosen = case
@@ -180,7 +180,8 @@ def test_fuzzed_extxyz_never_crashes_and_counts_every_frame(tmp_path, case):
     kept = {}
     for b in batches:
         for i in range(b.n_frames):
-            kept[int(b.info["id"][i])] = float(b.info["energy"][i])
+            if b.has("id")[i] and b.has("energy")[i]:  # a broken comment may lose them
+                kept[int(b.info["id"][i])] = float(b.info["energy"][i])
     n_rejected = sum(len(b.rejects) for b in batches)
     for b in batches:
         for r in b.rejects:
@@ -193,5 +194,4 @@ def test_fuzzed_extxyz_never_crashes_and_counts_every_frame(tmp_path, case):
     indices = [int(i) for b in batches for i in b.index] + [r.frame for b in batches
                                                               for r in b.rejects]
     assert sorted(indices) == list(range(len(indices))), indices
-    assert len(indices) >= len(untouched)
-    assert n_rejected >= 0
+    assert len(indices) >= len(untouched) and n_rejected <= len(indices)

@@ -51,6 +51,7 @@ _FALSE = {k for k, v in _BOOL_WORDS.items() if not v}
 _UNPROCESSED = {"uid"}
 _SPECIAL_3X3 = {"Lattice", "virial", "stress"}
 _SIMPLE_LINE = re.compile(r"""[^\\'{}\[\]]*""")
+_FAST_KV = re.compile(r'(([^\s="]+)(?:(=)("[^"]+"|[^\s"=]+))?(\s+|$))')
 _TOKENS = re.compile(r'\s+|=|(?:[^\s="]|"[^"]*")+')
 _VALUE_SPLIT = re.compile(r"[^\s,]+")
 _INT = re.compile(r"[+-]?[0-9]+\Z")
@@ -74,6 +75,11 @@ def split_comment(line: str) -> list[tuple[str, str | None]]:
     ``key = value`` is allowed; a bare key stands for True; further ``=`` join the value.
     """
     line = line.strip()
+    if _SIMPLE_LINE.fullmatch(line):
+        found = _FAST_KV.findall(line)
+        if sum(len(m[0]) for m in found) == len(line):  # plain key=value / key="…" / key
+            return [(key, None if not eq else value[1:-1] if value[:1] == '"' else value)
+                    for _, key, eq, value, _ws in found]
     pairs: list[list[str]] = [[""]]
     if _SIMPLE_LINE.fullmatch(line) and line.count('"') % 2 == 0:
         for m in _TOKENS.finditer(line):
