@@ -198,3 +198,7 @@ def test_merge_counts_d3_once(tmp_path, run_cli):
     code, out, err = run_cli("merge", tmp_path / "d3.toml", "-o", tmp_path / "m2", "--json")
     assert code == 2 and "energy_wb97m" in err and "D3" in err, err
     assert not (tmp_path / "m2").exists()
+    code, out, err = run_cli("align", organic, "--alignment", tmp_path / "al.json",
+                             "--energy-key", "energy_wb97m", "--forces-key", "forces_wb97m",
+                             "--remove-d3", "wb97m", "-o", tmp_path / "a.extxyz")
+    assert code == 2 and "energy_wb97m" in err and "organic-mini.extxyz" in err, err

@@ -352,8 +352,9 @@ class TotalEnergyAlignment:
             if key is not None and key in store:
                 store[ORIG_KEYS[kind]] = np.asarray(store[key], dtype=float).copy()
         if remove_d3:
-            from tealign.dispersion import apply_d3
+            from tealign.dispersion import apply_d3, check_d3_removable
 
+            check_d3_removable(out, energy_key, file=fname)  # D3 is never removed twice
             out = apply_d3(out, remove_d3, energy_key, forces_key, stress_key, sign=-1.0)
         e = np.asarray(out.info[energy_key], dtype=float)
         out.info[ALIGNED_KEYS["energy"]] = sum_tgt - (self.a_ * (sum_src - e) + off)
