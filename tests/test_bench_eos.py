@@ -42,3 +42,27 @@ def test_rmse_relative_to_own_minimum(tmp_path):
     write_extxyz(tmp_path / "si_ev.extxyz", [FrameBatch.from_atoms(shuffled)])
     ref = eos.load_reference(tmp_path / "si_ev.extxyz")
     assert eos.rmse_relative(e, ref) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_gpaw_reference_curve_uses_one_mesh(monkeypatch, tmp_path):
+    """Every point of a plane-wave reference curve is computed on the same k-point mesh (a
+    mesh chosen per cell changes inside the grid and makes the curve jump)."""
+    from tealign.compute import runner
+
+    seen = []
+
+    def fake_run_jobs(jobs, store, **kw):
+        seen.extend(jobs)
+        for j in jobs:
+            store.put(j.key, j.structure, j.settings, j.spec.label, j.name,
+                      runner.Result(energy=-10.0 * len(j.atoms)), None, 0.0)
+        return {}
+
+    monkeypatch.setattr(runner, "run_jobs", fake_run_jobs)
+    eos.reference_curve("gpaw:pbe/pw400;kpt_density=2.5", tmp_path / "store")
+    meshes = {j.kpts for j in seen}
+    assert len(seen) == len(eos.GRID) and len(meshes) == 1 and None not in meshes
+    # a per-cell mesh would not be one mesh: at this density it changes inside the grid
+    from tealign.compute.kpoints import mesh_from_density
+
+    assert len({mesh_from_density(eos.si(a).cell[:], 2.5) for a in eos.GRID}) > 1
