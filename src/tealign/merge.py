@@ -23,8 +23,18 @@ A TOML file lists the target's isolated-atom table and the sources::
     energy_key = "energy_wb97m"
     forces_key = "forces_wb97m"
     alignment = "alignment.json"    # from `tealign fit`
-    d3_keys = true                  # subtract stored d3_energy_<label>/d3_forces_<label>
+    # no D3 option: tealign's energy_<label> is already the DFT energy without D3(BJ)
     weights = { energy = 1.0, forces = 1.0 }
+
+Dispersion (D3(BJ) is removed at most once; DESIGN 7):
+
+- tealign's own compute output (``energy_<label>`` beside ``d3_energy_<label>``, flagged
+  ``d3_in_energy_<label> = F``) is dispersion-free already: use neither option. merge refuses
+  either on such a key.
+- totals that include D3 with the D3 part stored beside them (``energy_<label>`` + ``d3_energy_
+  <label>``, both from elsewhere): ``d3_keys = true`` subtracts the stored part.
+- totals that include D3 with nothing stored (SPICE ``dft_total_energy``, OFF23):
+  ``remove_d3 = "wb97m"`` computes D3(BJ) with dftd3 and subtracts it.
 
 Per source: ``reader`` (format), ``remove_d3`` (functional: compute and subtract D3(BJ)),
 ``head`` (default: the name), ``weights`` (MACE per-config property weights), ``split_key``,
@@ -32,11 +42,23 @@ and, with ``--per-source`` only, ``e0`` (that head's own isolated-atom table: a 
 model whose heads keep their sources' own scales).
 Molecules (non-periodic frames) get zero stress and virial weight.
 
-Output directory: ``train/``, ``valid/``, ``test/`` shard directories (MACE HDF5, with
-``*.meta.jsonl`` sidecars), ``statistics.json``, ``merged.extxyz`` (DESIGN 4.3 keys),
-``report.json`` (every input frame counted, written or rejected with its reason) and
-``merged.rejects.jsonl``. With ``per_source`` the same layout is written under one
-sub-directory per source (for MACE multi-head training).
+Output directory: ``train/``, ``valid/``, ``test/`` shard directories (``--format h5``: MACE
+sharded HDF5 with ``*.meta.jsonl`` sidecars; ``--format lmdb``: ASE-LMDB ``.aselmdb`` shards,
+metadata inside each row; both train with mace-torch 0.3.16), ``statistics.json``,
+``merged.extxyz`` (DESIGN 4.3 keys; skipped with ``--no-extxyz``), ``report.json`` (every
+input frame counted, written or rejected with its reason) and ``merged.extxyz.rejects.jsonl``.
+With ``per_source`` the same layout is written under one sub-directory per source (for MACE
+multi-head training).
+
+Streaming: each source is read once (twice when it carries a ``split_key`` column: a first
+pass checks that every frame has one), batch by batch; frames go to per-split shard writers
+run by ``--workers`` processes or a Dask ``--scheduler``, so peak memory is a few batches and
+shards whatever the number of frames. Splits without a ``split_key`` are drawn per
+``mol_id``, else per ``mp_id`` (an MPtrj material's frames stay together), else per frame.
+``statistics.json`` is accumulated on the way over every training frame (``mean``: E − ΣE0
+per atom; ``std``: RMS force component, as mace-torch's ``compute_statistics``), except
+``avg_num_neighbors``, counted with mace-torch's neighbour list on at most ~2,000 training
+frames spread evenly over the split.
 """
 
 from __future__ import annotations
@@ -283,7 +305,15 @@ def _to_reference(batch: FrameBatch, src: SourceConfig) -> FrameBatch:
 
 
 def _subtract_stored_d3(batch: FrameBatch, src: SourceConfig) -> FrameBatch:
-    """Subtract d3_energy_<label>/d3_forces_<label> stored beside energy_<label>."""
+    """Subtract d3_energy_<label>/d3_forces_<label> stored beside energy_<label>.
+
+    Only for files whose ``energy_<label>`` INCLUDES D3 and that store the D3 part beside it.
+    tealign's own compute output marks its keys dispersion-free (``d3_in_energy_<label> = F``):
+    merge refuses to subtract from those (SetupError naming the key).
+    """
+    from tealign.dispersion import check_d3_removable
+
+    check_d3_removable(batch, src.energy_key, file=src.path)
     label = src.energy_key.removeprefix("energy_")
     out = batch.copy()
     ek, fk = f"d3_energy_{label}", f"d3_forces_{label}"
