@@ -1017,6 +1017,69 @@ def bench_water(
     out().print(t)
 
 
+@bench_app.command("cross")
+@command
+def bench_cross(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for results.json "
+                                         "and figures.")],
+    calculator: Annotated[str | None, typer.Option(help="Model level: MACE model file, xtb "
+                                                   "or chgnet.")] = None,
+    alignment: Annotated[Path | None, typer.Option(help="Label level, no model: align the "
+                                                   "molecules' source energies with this "
+                                                   "alignment.json; solids at the target "
+                                                   "level.")] = None,
+    data: Annotated[list[Path] | None, typer.Option(help="Bridge-set extxyz (repeatable; "
+                                                    "default: datasets/bridge-mini/"
+                                                    "bridge-mini.extxyz).")] = None,
+    definition: Annotated[Path | None, typer.Option(help="Items JSON (default: bridge.json "
+                                                    "beside the data).")] = None,
+    target_key: Annotated[str, typer.Option(help="Target-level energy key (the truth).")]
+    = "energy_pbe",
+    source_key: Annotated[str, typer.Option(help="Source-level energy key of the molecules "
+                                            "(--alignment).")] = "energy_wb97m",
+    aligned_domain: Annotated[str, typer.Option(help="config_type of the frames that "
+                                                "--alignment maps.")] = "organic",
+    d3: Annotated[str, typer.Option(help="Add D3(BJ) of this functional, or none.")] = "none",
+    dtype: Annotated[str | None, typer.Option(help="MACE models: float32 or float64.")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Cross-domain consistency: gas–solid reaction, adsorption and molecular-crystal lattice
+    energies against target-level truth (DESIGN 8).
+
+    Example: tealign bench cross --alignment alignment.json -o bench_cross
+    """
+    from tealign.bench import cross
+
+    if alignment is not None and not alignment.exists():
+        raise SetupError("no such file", file=str(alignment), field="--alignment")
+    with progress_bar() as bar:
+        task = bar.add_task("single points", total=None)
+        res = cross.run(output, data=data, definition=definition, calculator=calculator,
+                        alignment=alignment, target_key=target_key, source_key=source_key,
+                        aligned_domain=aligned_domain, d3=d3, dtype=dtype,
+                        progress=lambda n: bar.update(task, completed=n))
+    keys = ("mode", "n", "mae_eV", "rmse_eV", "reaction_mae_eV", "adsorption_mae_eV",
+            "lattice_mae_eV", "skipped")
+    if as_json:
+        emit_json({k: res[k] for k in keys} | {"results": str(output / "results.json")})
+        return
+    for s in res["skipped"]:
+        err.print(f"[yellow]skipped {s['id']}:[/] {s['reason']}", highlight=False)
+    who = calculator if calculator is not None else f"aligned labels ({alignment})"
+    t = Table("kind", "N", "MAE (eV)", "RMSE (eV)", "max |error| (eV)",
+              title=f"Cross-domain quantities: {who}")
+    for kind in cross.KINDS:
+        s = res["by_kind"][kind]
+        if s["n"]:
+            t.add_row(cross.KIND_TITLES[kind], str(s["n"]), f"{s['mae_eV']:.3f}",
+                      f"{s['rmse_eV']:.3f}", f"{s['max_abs_eV']:.3f}")
+    if res["n"]:
+        t.add_row("[bold]all[/]", str(res["n"]), f"{res['mae_eV']:.3f}", f"{res['rmse_eV']:.3f}",
+                  f"{res['max_abs_eV']:.3f}")
+    out().print(t)
+
+
 # ----------------------------------------------------------------------------- e0
 @e0_app.command("list")
 @command

@@ -76,6 +76,19 @@ REGISTRY: dict[str, Dataset] = {
             "Apache-2.0", "mlipaudit 0.1.8 TIP4P reference run",
             "8438ed9d029d76478b8f13671ca73877978334bda73d45d59ba8b5e1bc88229c",
             "arrays r_OO, g_OO", "O–O RDF, 500 ps TIP4P"),
+        # computed by tealign itself and shipped in the repository (datasets/bridge-mini):
+        # `tealign bench cross` also finds it in the source checkout. sha256 stays empty
+        # (`data verify` says "no") until the computed file is committed and pinned here.
+        Dataset(
+            "bridge-mini", "bridge-mini/bridge-mini.extxyz",
+            "datasets/bridge-mini in the tealign repository (no download)", "MIT",
+            "tealign bridge-mini: geometries from the experimental crystal structures cited "
+            "in datasets/bridge-mini/make_geometries.py",
+            "",
+            "datasets/bridge-mini/regenerate.sh: make_geometries.py, `tealign compute calib` "
+            "(molecules at target and source level, periodic frames at target level), "
+            "make_geometries.py --combine; bridge.json beside it defines the items",
+            "cross-domain reactions, adsorption and molecular-crystal lattice energies"),
     ]
 }
 

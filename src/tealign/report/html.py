@@ -504,6 +504,38 @@ def _bench(page: Page) -> None:
             page.num(rel, "rmsd_vs_exp", ".3f")]])
         s += _bench_figures(page, "water", d, "O–O RDF")
         parts.append(s + _commands(page, ["bench_water"]))
+    rel = "bench/cross/results.json"
+    d = page.load(rel)
+    if d:
+        from tealign.bench.cross import KIND_TITLES, KINDS
+
+        who = (f"aligned labels, no model ({E(Path(str(d.get('alignment'))).name)}, "
+               f"a = {page.num(rel, 'a', '.4f')})" if d.get("mode") == "alignment"
+               else E(Path(str(d.get("calculator"))).name))
+        s = "<h3>Cross-domain consistency</h3>"
+        s += (f"<p class='muted'>Quantities that mix molecules and crystals, against the "
+              f"target level ({E(str(d.get('target_key')))}): {who}. Errors are predicted − "
+              "reference.</p>")
+        rows = [[E(KIND_TITLES[k]), page.num(rel, ["by_kind", k, "n"], "d"),
+                 page.num(rel, ["by_kind", k, "mae_eV"], ".3f"),
+                 page.num(rel, ["by_kind", k, "max_abs_eV"], ".3f")]
+                for k in KINDS if d.get("by_kind", {}).get(k, {}).get("n")]
+        rows.append(["all", page.num(rel, "n", "d"), page.num(rel, "mae_eV", ".3f"),
+                     page.num(rel, "max_abs_eV", ".3f")])
+        s += _table(["kind", "N", "MAE (eV)", "max |error| (eV)"], rows)
+        irow = [[E(it["id"]), E(it["kind"]), page.num(rel, ["items", i, "reference_eV"], ".3f"),
+                 page.num(rel, ["items", i, "predicted_eV"], ".3f"),
+                 page.num(rel, ["items", i, "error_eV"], "+.3f")]
+                for i, it in enumerate(d.get("items", []))]
+        if irow:
+            s += _table(["item", "kind", "reference (eV)", "predicted (eV)", "error (eV)"],
+                        irow, numeric_from=2)
+        if d.get("skipped"):
+            s += ("<p>Items left out:</p><ul>" + "".join(
+                f"<li>{E(str(k['id']))}: {E(str(k['reason']))}</li>" for k in d["skipped"])
+                + "</ul>")
+        s += _bench_figures(page, "cross", d, "cross-domain parity and per-item errors")
+        parts.append(s + _commands(page, ["bench_cross"]))
     demo = page.load("demo.json") or {}
     skipped = [s for s in demo.get("steps", []) if s.get("status") in ("skipped", "failed")
                and s["name"].startswith("bench_")]
