@@ -52,7 +52,11 @@ def run_calculation(spec: MethodSpec, atoms: Atoms, charge: int = 0,
     ``multiplicity`` (2S+1) defaults to the lowest allowed (1 or 2). ``isolated_atom`` marks a
     single atom: spin-polarised with that multiplicity, GPAW in a slightly anisotropic box,
     no forces. ``kpts`` is the fixed Γ-centred mesh of a periodic cell (GPAW); without it the
-    mesh comes from the SPEC's ``kpt_density`` applied to this cell.
+    mesh comes from the SPEC's ``kpt_density`` applied to this cell. Stress comes with forces
+    (``forces=True``); for GPAW it includes the Pulay term only with ``pulay_stress=fd``: with
+    the default ``formula`` the backend returns GPAW's fixed-basis stress and
+    :func:`tealign.compute.calib.compute_calibration` adds the term per (formula, mesh) group
+    (:mod:`tealign.compute.pulay`).
     """
     _log_call(spec, atoms)
     if spec.code == "pyscf":
