@@ -806,6 +806,20 @@ def data_verify(
 
 
 # ----------------------------------------------------------------------------- bench
+ThreadsOpt = Annotated[int | None, typer.Option(
+    "--threads", help="torch threads (default: $TEALIGN_THREADS, $OMP_NUM_THREADS, else the "
+    "cores this process may use).")]
+
+
+def _bench_threads(threads: int | None) -> int:
+    """Set torch's threads for a benchmark and say so on stderr."""
+    from tealign.bench.runaway import torch_threads
+
+    n, src = torch_threads(threads)
+    err.print(f"torch threads: {n} ({src})", highlight=False)
+    return n
+
+
 @bench_app.command("reactions")
 @command
 def bench_reactions(
@@ -820,6 +834,7 @@ def bench_reactions(
     dtype: Annotated[str | None, typer.Option(help="MACE models: run in float32 (about 2x "
                                               "faster on CPU, ~1e-4 eV per molecule) or "
                                               "float64; default: the model file's.")] = None,
+    threads: ThreadsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Forward reaction barriers (RDB7) against CCSD(T)-F12 references.
@@ -828,6 +843,7 @@ def bench_reactions(
     """
     from tealign.bench import reactions, registry
 
+    _bench_threads(threads)
     path = registry.locate("reactions", data)
     with progress_bar() as bar:
         task = bar.add_task("single points", total=None)
@@ -856,6 +872,7 @@ def bench_lattice(
     d3: Annotated[str, typer.Option(help="Add D3(BJ) of this functional, or none.")] = "none",
     data: Annotated[Path | None, typer.Option(help="Another lattice CSV (same columns).")]
     = None,
+    threads: ThreadsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Lattice constants of cubic crystals (cell relaxation) vs PBE and experiment.
@@ -864,6 +881,7 @@ def bench_lattice(
     """
     from tealign.bench import lattice
 
+    _bench_threads(threads)
     with progress_bar() as bar:
         task = bar.add_task("relaxing crystals", total=None)
         res = lattice.run(calculator, output, limit=limit, d3=d3, r_max=r_max, data=data,
@@ -883,6 +901,8 @@ def bench_lattice(
     out().print(t)
     for e in res["excluded"]:
         err.print(f"excluded {e['name']}: {e['reason']} (error {e['error_vs_pbe_A']:+.3f} Å)")
+    for s in res["skipped"]:
+        err.print(f"[yellow]skipped {s['name']}:[/] {s['reason']}", highlight=False)
 
 
 @bench_app.command("eos")
@@ -898,6 +918,7 @@ def bench_eos(
     store: Annotated[Path | None, typer.Option(help="Job store for --reference (resumes).")]
     = None,
     workers: Annotated[int, typer.Option(help="Worker processes for --reference.")] = 1,
+    threads: ThreadsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Si E–V curve (a = 5.00 … 6.00 Å): a0, B0 and RMSE against a reference curve.
@@ -906,6 +927,7 @@ def bench_eos(
     """
     from tealign.bench import eos
 
+    _bench_threads(threads)
     with progress_bar() as bar:
         task = bar.add_task("Si E–V", total=len(eos.GRID))
         res = eos.run(calculator, output, reference=reference, reference_file=reference_file,
@@ -940,7 +962,16 @@ def bench_torsion(
     max_steps: Annotated[int, typer.Option(help="BFGS step limit per constrained relaxation; "
                                            "points that reach it are kept and flagged "
                                            "unconverged.")] = 500,
+    max_force_calls: Annotated[int, typer.Option(
+        help="Cap on force calls (one per structure evaluated) for the whole benchmark, "
+        "shared among the scan points; points it cuts short are kept, flagged, and listed "
+        "under cap_bit in results.json.")] = 100_000,
+    batched: Annotated[bool | None, typer.Option(
+        "--batched/--one-by-one", help="Relax the scan points of all molecules together in "
+        "batched MACE passes (default for MACE model files; other calculators go one by "
+        "one).")] = None,
     d3: Annotated[str, typer.Option(help="Add D3(BJ) of this functional, or none.")] = "none",
+    threads: ThreadsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Relaxed biaryl torsion scans against OpenFF B3LYP-D3(BJ) profiles.
@@ -949,19 +980,25 @@ def bench_torsion(
     """
     from tealign.bench import registry, torsion
 
+    _bench_threads(threads)
     csv_path = registry.locate("biaryl-csv", data)
     sdf_path = registry.locate("biaryl-sdf", geometries)
     with progress_bar() as bar:
         task = bar.add_task("constrained relaxations", total=None)
         res = torsion.run(calculator, output, csv_path, sdf_path, limit=limit, step=step,
-                          d3=d3, steps=max_steps, progress=lambda: bar.advance(task))
+                          d3=d3, steps=max_steps, progress=lambda: bar.advance(task),
+                          max_force_calls=max_force_calls, batched=batched)
     keys = ("n", "barrier_mae_kcal_mol", "profile_mae_kcal_mol", "unconverged_points",
-            "skipped")
+            "skipped", "force_calls", "max_force_calls", "cap_reached", "cap_bit")
     if as_json:
         emit_json({k: res[k] for k in keys} | {"results": str(output / "results.json")})
         return
     for s in res["skipped"]:
         err.print(f"[yellow]skipped {s['molid']}:[/] {s['reason']}")
+    for c in res["cap_bit"]:
+        err.print(f"[yellow]force-call cap ({res['max_force_calls']}) bit {c['molid']}:[/] "
+                  f"{c['points_cut_short']} points cut short, {c['points_not_run']} not run",
+                  highlight=False)
     t = Table("model", "barrier MAE (kcal/mol)", "profile MAE (kcal/mol)", "data")
     t.add_row(f"[bold]{calculator}[/]", f"{res['barrier_mae_kcal_mol']:.3f}",
               f"{res['profile_mae_kcal_mol']:.3f}", f"B3LYP-D3(BJ) refs, N = {res['n']}")
@@ -982,6 +1019,7 @@ def bench_water(
     seed: Annotated[int, typer.Option(help="Seed of the starting box and thermostat.")] = 0,
     data: Annotated[Path | None, typer.Option(help="Experimental RDF .npz (default: "
                                               "registry 'water-exp').")] = None,
+    threads: ThreadsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Liquid water NVT at 300 K: O–O RDF vs X-ray experiment and TIP3P/TIP4P.
@@ -992,6 +1030,7 @@ def bench_water(
 
     from tealign.bench import registry, water
 
+    _bench_threads(threads)
     d3 = d3 if d3 is not None else ("none" if calculator == "xtb" else "pbe")
     refs = {}
     exp = np.load(registry.locate("water-exp", data))
@@ -1007,9 +1046,13 @@ def bench_water(
         task = bar.add_task("water NVT", total=n_steps)
         res = water.run(calculator, output, ps=ps, d3=d3, seed=seed, references=refs,
                         progress=lambda n: bar.update(task, completed=n))
-    keys = ("peak_r_A", "peak_g", "rmsd_vs_exp", "mean_temperature_K")
+    keys = ("peak_r_A", "peak_g", "rmsd_vs_exp", "mean_temperature_K", "skipped")
     if as_json:
         emit_json({k: res[k] for k in keys} | {"results": str(output / "results.json")})
+        return
+    for s in res["skipped"]:
+        err.print(f"[yellow]skipped {s['name']}:[/] {s['reason']}", highlight=False)
+    if res["peak_r_A"] is None:
         return
     t = Table("model", "peak r (Å)", "peak g", "RMSD vs exp", "T (K)")
     t.add_row(calculator, f"{res['peak_r_A']:.3f}", f"{res['peak_g']:.3f}",
@@ -1164,6 +1207,11 @@ def demo(
     = None,
     quick: Annotated[bool, typer.Option(help="Smoke-test sizes: 1 epoch, 1 torsion, 20 "
                                         "reactions.")] = False,
+    torsion_max_force_calls: Annotated[int, typer.Option(
+        help="Force-call cap of the torsion benchmark.")] = 6000,
+    threads: Annotated[int | None, typer.Option(
+        help="torch threads of every step (default: $TEALIGN_THREADS, else the cores this "
+        "process may use).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Run the whole pipeline on the bundled mini datasets and write the HTML report.
@@ -1179,7 +1227,8 @@ def demo(
     from tealign.report.html import build_report
 
     opts = DemoOptions(quick=quick, water=water, water_ps=water_ps, reactions=reactions,
-                       torsions=torsions, epochs=epochs)
+                       torsions=torsions, epochs=epochs, threads=threads,
+                       torsion_max_force_calls=torsion_max_force_calls)
     state = run_demo(output, datasets, opts, log=lambda m: err.print(m, highlight=False))
     path = build_report(output)
     rows = summary_rows(output)

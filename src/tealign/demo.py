@@ -98,7 +98,10 @@ class DemoOptions:
     reactions: int = 100
     torsions: int = 3
     torsion_max_steps: int = 100  # BFGS steps per scan point (the benchmark's default: 500)
+    # force calls for all torsion scans together (40 per scan point at 3 molecules, 15°)
+    torsion_max_force_calls: int = 6000
     epochs: int | None = None
+    threads: int | None = None  # torch threads of every step (default: the available cores)
 
 
 def merge_config(ds: Path) -> str:
@@ -158,7 +161,8 @@ def plan(ds: Path, opts: DemoOptions) -> list[Step]:
     steps.append(Step("bench_torsion", "benchmark: biaryl torsion scans",
                       ["bench", "torsion", "--calculator", model, "--limit",
                        str(1 if opts.quick else opts.torsions), "--max-steps",
-                       str(opts.torsion_max_steps), "-o", "bench/torsion", "--json"],
+                       str(opts.torsion_max_steps), "--max-force-calls",
+                       str(opts.torsion_max_force_calls), "-o", "bench/torsion", "--json"],
                       "bench/torsion/bench.json", required=False))
     steps.append(Step("bench_reactions", "benchmark: RDB7 reaction barriers",
                       ["bench", "reactions", "--calculator", model, "--limit",
@@ -189,6 +193,19 @@ def data_missing(step: Step) -> str | None:
     return None
 
 
+def demo_threads(threads: int | None = None) -> dict[str, str]:
+    """Environment that gives every step's torch ``threads`` threads (default: the cores this
+    process may use, not torch's count of every core of the machine): ``TEALIGN_THREADS`` for
+    the benchmarks, ``OMP_NUM_THREADS`` (unless set) for training and evaluation."""
+    from tealign.bench.runaway import available_cores
+
+    n = threads or int(os.environ.get("TEALIGN_THREADS") or 0) or available_cores()
+    env = {"TEALIGN_THREADS": str(n)}
+    if not os.environ.get("OMP_NUM_THREADS"):
+        env["OMP_NUM_THREADS"] = str(n)
+    return env
+
+
 def _load_state(path: Path) -> dict:
     if path.exists():
         try:
@@ -211,6 +228,9 @@ def run_demo(run_dir: str | Path, datasets: str | Path | None = None,
     state = {"tealign_demo": 1, "datasets": str(ds), "run_dir": str(run_dir.resolve()),
              "quick": opts.quick, "python": sys.executable, "steps": []}
     steps = plan(ds, opts)
+    threads_env = demo_threads(opts.threads)
+    state["torch_threads"] = int(threads_env["TEALIGN_THREADS"])
+    log(f"torch threads per step: {threads_env['TEALIGN_THREADS']} (--threads to change)")
     t_start = time.perf_counter()
     for k, step in enumerate(steps, 1):
         rec = {"name": step.name, "title": step.title, "command": step.command(),
@@ -234,7 +254,8 @@ def run_demo(run_dir: str | Path, datasets: str | Path | None = None,
         out.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "tealign", *step.args], cwd=run_dir,
-                              stdout=subprocess.PIPE, text=True, env={**os.environ, **step.env})
+                              stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, **threads_env, **step.env})
         rec["wall_s"] = time.perf_counter() - t0
         if proc.returncode != 0:
             rec.update(status="failed", exit_code=proc.returncode)

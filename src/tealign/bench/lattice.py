@@ -51,12 +51,20 @@ def build(row: dict, a: float):
 
 
 def relax_lattice_constant(atoms, structure: str, calc, fmax: float = 0.01,
-                           steps: int = 300) -> tuple[float, bool]:
-    """Relax the volume; returns (cubic a in Å, converged)."""
+                           steps: int = 300, cutoff: float | None = None) -> tuple[float, bool]:
+    """Relax the volume; returns (cubic a in Å, converged).
+
+    Every geometry passes the runaway guard (``tealign.bench.runaway``) before the calculator
+    sees it: a cell whose volume leaves [V0/3, 3·V0] of the start (or whose neighbour count
+    triples, or that turns non-finite) raises :class:`~tealign.bench.runaway.Runaway`.
+    ``cutoff``: the model's r_max for the neighbour count (default 5 Å).
+    """
     from ase.filters import FrechetCellFilter
     from ase.optimize import BFGS
 
-    atoms.calc = calc
+    from tealign.bench.runaway import GuardedCalculator, RunawayGuard
+
+    atoms.calc = GuardedCalculator(calc, RunawayGuard(atoms, cutoff=cutoff))
     filt = FrechetCellFilter(atoms, hydrostatic_strain=True)
     opt = BFGS(filt, logfile=None)
     converged = bool(opt.run(fmax=fmax, steps=steps))
@@ -69,6 +77,7 @@ def run(calculator, outdir: Path, limit: int | None = None, d3: str | None = Non
     from ase.data import atomic_numbers
 
     from tealign.bench.calculators import get_calculator, model_elements, model_r_max
+    from tealign.bench.runaway import Runaway
 
     calc = get_calculator(calculator, d3=d3)
     r_max = r_max if r_max is not None else model_r_max(calculator)
@@ -84,7 +93,11 @@ def run(calculator, outdir: Path, limit: int | None = None, d3: str | None = Non
         # start 2 % off the reference so the fmax criterion cannot stop on it
         start = 1.02 * (row["a_pbe"] or row["a_exp_zpae"])
         try:
-            a, converged = relax_lattice_constant(build(row, start), row["structure"], calc)
+            a, converged = relax_lattice_constant(build(row, start), row["structure"], calc,
+                                                  cutoff=r_max)
+        except Runaway as exc:
+            skipped.append({"name": row["name"], "reason": f"runaway: {exc.reason}"})
+            continue
         except Exception as exc:  # a calculator failure is this crystal's, not the run's
             skipped.append({"name": row["name"], "reason": f"{type(exc).__name__}: {exc}"})
             continue

@@ -69,18 +69,53 @@ def run(calculator, outdir: Path, ps: float = 2.0, d3: str | None = "pbe",
     """Run the MD and write ``results.json`` and ``water_rdf.png`` into ``outdir``.
 
     The starting box is relaxed (FIRE, fixed cell, to ``prerelax_fmax`` eV/Å or
-    ``prerelax_steps`` steps) before the velocities are drawn.
+    ``prerelax_steps`` steps) before the velocities are drawn. Relaxation and MD pass every
+    geometry through the runaway guard (``tealign.bench.runaway``: non-finite values, a
+    neighbour count over 3 × the start's) before the calculator sees it; a box that runs away
+    is listed under ``skipped`` with the reason and no RDF is computed.
     """
+    from tealign.bench.calculators import get_calculator, model_r_max
+    from tealign.bench.runaway import GuardedCalculator, Runaway, RunawayGuard
+
+    atoms = water_box(seed)
+    r_cut = model_r_max(calculator)
+    atoms.calc = GuardedCalculator(get_calculator(calculator, d3=d3),
+                                   RunawayGuard(atoms, cutoff=r_cut))
+    res = {"benchmark": "water", "calculator": str(calculator), "d3": d3 or "none",
+           "ps": ps, "timestep_fs": timestep_fs, "steps": int(round(ps * 1000 / timestep_fs)),
+           "skipped": []}
+    try:
+        res.update(_simulate(atoms, ps, timestep_fs, seed, progress, prerelax_fmax,
+                             prerelax_steps))
+    except Runaway as exc:
+        res["skipped"].append({"name": "water box", "reason": f"runaway: {exc.reason}"})
+        res.update({"peak_r_A": None, "peak_g": None, "rmsd_vs_exp": None,
+                    "mean_temperature_K": None, "r_A": [], "g_OO": []})
+        outdir.mkdir(parents=True, exist_ok=True)
+        _plot(None, None, references or {}, str(calculator), outdir / "water_rdf.png")
+        res["figures"] = ["water_rdf.png"]
+        (outdir / "results.json").write_text(json.dumps(res, indent=2) + "\n")
+        return res
+    r, g = np.array(res["r_A"]), np.array(res["g_OO"])
+    refs = references or {}
+    for name, (rr, gg) in refs.items():
+        res[f"rmsd_vs_{name}"] = compare(r, g, rr, gg)
+    res["rmsd_vs_exp"] = res.get("rmsd_vs_exp")
+    outdir.mkdir(parents=True, exist_ok=True)
+    _plot(r, g, refs, str(calculator), outdir / "water_rdf.png")
+    res["figures"] = ["water_rdf.png"]
+    (outdir / "results.json").write_text(json.dumps(res, indent=2) + "\n")
+    return res
+
+
+def _simulate(atoms, ps, timestep_fs, seed, progress, prerelax_fmax, prerelax_steps) -> dict:
+    """Pre-relaxation, NVT run and RDF (raises ``Runaway``)."""
     from ase import units as ase_units  # ASE's MD integrator works in its own time unit
     from ase.constraints import FixCom
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import thermalize_momenta
     from ase.optimize import FIRE
 
-    from tealign.bench.calculators import get_calculator
-
-    atoms = water_box(seed)
-    atoms.calc = get_calculator(calculator, d3=d3)
     # the lattice start sits far above the liquid's potential energy: relaxing it first keeps
     # that energy from turning into heat faster than the thermostat removes it
     relax = FIRE(atoms, logfile=None)
@@ -107,22 +142,12 @@ def run(calculator, outdir: Path, ps: float = 2.0, d3: str | None = "pbe",
     r, g = rdf_oo(frames, BOX_A, BOX_A / 2)
     m = (r >= R_RANGE[0]) & (r <= R_RANGE[1])
     peak = int(np.argmax(np.where(m, g, -np.inf)))
-    res = {"benchmark": "water", "calculator": str(calculator), "d3": d3 or "none",
-           "ps": ps, "timestep_fs": timestep_fs, "steps": n_steps, "frames_in_rdf": len(frames),
-           "prerelax_steps": int(relax.nsteps), "prerelax_fmax_eV_per_A": prerelax_fmax,
-           "prerelaxed_energy_eV_per_molecule": e_relaxed_per_molecule,
-           "mean_temperature_K": float(np.mean(temps)) if temps else None,
-           "peak_r_A": float(r[peak]), "peak_g": float(g[peak]),
-           "r_A": r.tolist(), "g_OO": g.tolist()}
-    refs = references or {}
-    for name, (rr, gg) in refs.items():
-        res[f"rmsd_vs_{name}"] = compare(r, g, rr, gg)
-    res["rmsd_vs_exp"] = res.get("rmsd_vs_exp")
-    outdir.mkdir(parents=True, exist_ok=True)
-    _plot(r, g, refs, str(calculator), outdir / "water_rdf.png")
-    res["figures"] = ["water_rdf.png"]
-    (outdir / "results.json").write_text(json.dumps(res, indent=2) + "\n")
-    return res
+    return {"frames_in_rdf": len(frames),
+            "prerelax_steps": int(relax.nsteps), "prerelax_fmax_eV_per_A": prerelax_fmax,
+            "prerelaxed_energy_eV_per_molecule": e_relaxed_per_molecule,
+            "mean_temperature_K": float(np.mean(temps)) if temps else None,
+            "peak_r_A": float(r[peak]), "peak_g": float(g[peak]),
+            "r_A": r.tolist(), "g_OO": g.tolist()}
 
 
 def _plot(r, g, refs, label, path: Path) -> None:
@@ -137,10 +162,14 @@ def _plot(r, g, refs, label, path: Path) -> None:
     for name, (rr, gg) in refs.items():
         st, lab = styles.get(name, ("--", name))
         ax.plot(rr, gg, st, lw=1.2, label=lab)
-    ax.plot(r, g, "C0-", lw=1.8, label=Path(label).name)
+    if r is not None:
+        ax.plot(r, g, "C0-", lw=1.8, label=Path(label).name)
+    else:
+        ax.set_title(f"{Path(label).name}: stopped (runaway)", fontsize=9)
     ax.set_xlim(*R_RANGE)
     ax.set_xlabel("r (Å)")
     ax.set_ylabel("g$_{OO}$(r)")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     fig.savefig(path, dpi=130)
     plt.close(fig)
