@@ -61,8 +61,8 @@ def test_merge_train_eval(sources, run_cli):
     assert code == 0, stderr
     r = json.loads(stdout)
     assert r["frames_in"] == 66 and r["frames_out"] == 66 and r["frames_rejected"] == 0
-    for split in ("train", "valid", "test"):
-        assert list((out / split).glob("*.h5"))
+    for split in ("train", "valid", "test"):  # merge's default format: ASE-LMDB shards
+        assert list((out / split).glob("*.aselmdb"))
     stats = json.loads((out / "statistics.json").read_text())
     assert stats["atomic_numbers"] == "[1, 6, 7, 8, 29]"
     merged = read_batch(out / "merged.extxyz")
