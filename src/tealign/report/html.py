@@ -412,6 +412,14 @@ def _pub_rows(mapping: dict, fmt: str) -> tuple[list[list[str]], list[str]]:
     return rows, ["pub"] * len(rows)
 
 
+def _left_out(what: str, skipped: list[dict] | None, id_key: str) -> str:
+    """The benchmark's ``skipped`` entries as an HTML list (empty when there are none)."""
+    if not skipped:
+        return ""
+    return (f"<p>{what} left out:</p><ul>" + "".join(
+        f"<li>{E(str(k[id_key]))}: {E(str(k['reason']))}</li>" for k in skipped) + "</ul>")
+
+
 def _bench_figures(page: Page, name: str, results: dict, caption: str) -> str:
     """The figures a benchmark's results.json lists, embedded side by side."""
     return '<div class="figs">' + "".join(
@@ -475,10 +483,7 @@ def _bench(page: Page) -> None:
             s += (f"<p class='muted'>{page.num(rel, 'unconverged_points', 'd')} scan points "
                   f"reached the step limit ({page.num(rel, 'max_steps', 'd')} BFGS steps) "
                   "before fmax 0.01 eV/Å; they are kept (flagged in results.json).</p>")
-        if d.get("skipped"):
-            s += ("<p>Molecules left out:</p><ul>" + "".join(
-                f"<li>{E(str(k['molid']))}: {E(str(k['reason']))}</li>" for k in d["skipped"])
-                + "</ul>")
+        s += _left_out("Molecules", d.get("skipped"), "molid")
         s += _bench_figures(page, "torsion", d, "torsion profiles vs reference")
         parts.append(s + _commands(page, ["bench_torsion"]))
     rel = "bench/reactions/results.json"
@@ -530,10 +535,7 @@ def _bench(page: Page) -> None:
         if irow:
             s += _table(["item", "kind", "reference (eV)", "predicted (eV)", "error (eV)"],
                         irow, numeric_from=2)
-        if d.get("skipped"):
-            s += ("<p>Items left out:</p><ul>" + "".join(
-                f"<li>{E(str(k['id']))}: {E(str(k['reason']))}</li>" for k in d["skipped"])
-                + "</ul>")
+        s += _left_out("Items", d.get("skipped"), "id")
         s += _bench_figures(page, "cross", d, "cross-domain parity and per-item errors")
         parts.append(s + _commands(page, ["bench_cross"]))
     demo = page.load("demo.json") or {}
