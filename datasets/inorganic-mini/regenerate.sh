@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Regenerates datasets/inorganic-mini with tealign's own compute command (resumes from the store).
 # Target scale: GPAW PBE, PW 800 eV, 0.1 eV Fermi-Dirac: energy, forces, stress. The stress carries
-# the Pulay term (pulay_stress=fd, tealign's default: two extra SCFs at 800 ± 25 eV per frame),
-# since GPAW's plane-wave stress is the fixed-basis derivative and GPAW 26.7 ignores dedecut.
+# the Pulay term (pulay_stress=formula, tealign's default: two energy-only SCFs at 800 ± 25 eV
+# per crystal and mesh give dE/dE_cut, applied to every frame of that crystal with its own
+# volume), since GPAW's plane-wave stress is the fixed-basis derivative and GPAW 26.7 ignores
+# dedecut.
 # k-points: one Γ-centred mesh per crystal, chosen once from its equilibrium cell at the density
 # that converges its energy to 1 meV/atom (kpoint_convergence.py → kpoints.json), stored as the
 # frame info `kpts` of every configuration (make_geometries.py) and never recomputed from a
@@ -12,6 +14,7 @@ cd "$(dirname "$0")"
 SPEC="pbe=gpaw:pbe/pw800;vacuum=5.0;smearing=0.1"
 # resume from the committed snapshot of the job store when there is no live store
 [ -d store ] || { [ -f jobs.snapshot.sqlite ] && mkdir -p store && cp jobs.snapshot.sqlite store/jobs.sqlite; } || true
+# 80 strained/rattled + 24 MD frames (8 crystals); the CHGNet MD is not rerun when the file exists
 [ -f geometries.extxyz ] || { ../../.venv/bin/python make_geometries.py && ../../.venv/bin/python add_md_snapshots.py; }
 [ -f kpoints.json ] || ../../.venv/bin/python kpoint_convergence.py --spec "$SPEC" --workers "${WORKERS:-2}"
 ../../.venv/bin/python set_meshes.py

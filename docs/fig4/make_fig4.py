@@ -3,8 +3,8 @@
     .venv/bin/python docs/fig4/make_fig4.py      # reads datasets/calib-qm9, writes docs/fig4/
 
 Pairs (source → target), all on the calib-qm9 molecules:
-  ωB97M/def2-SVP (PySCF, all-electron, D3(BJ) apart)  → PBE/PW400 (GPAW, valence PAW)
-  B3LYP/6-31G(2df,p) (QM9's own, Gaussian09)           → PBE/PW400 (GPAW)
+  ωB97M/def2-SVP (PySCF, all-electron, D3(BJ) apart)  → PBE/PW800 (GPAW, valence PAW)
+  B3LYP/6-31G(2df,p) (QM9's own, Gaussian09)           → PBE/PW800 (GPAW)
   ωB97M/def2-SVP (PySCF)                               → B3LYP/6-31G(2df,p) (QM9)
 For each: a with its bootstrap 95 % interval, RMSE and R² after ICEA and after ICEA+AEC, parity
 plots; an 80/20 held-out split by molecule for every correction model; a learning curve of a
@@ -36,7 +36,15 @@ DATA = CALIB / "calib-qm9.extxyz"
 TABLES = {"wb97m": str(CALIB / "calib-qm9.atoms_wb97m.json"),
           "pbe": str(CALIB / "calib-qm9.atoms_pbe.json"),
           "qm9_b3lyp": "b3lyp-6-31g2dfp"}
-NAMES = {"wb97m": "ωB97M/def2-SVP (PySCF)", "pbe": "PBE/PW400 (GPAW)",
+
+
+def _pbe_name() -> str:
+    """"PBE/PW800 (GPAW)": the target's plane-wave cutoff as its atom table records it."""
+    basis = load_table(TABLES["pbe"]).provenance.get("settings", {}).get("basis", "pw")
+    return f"PBE/{basis.upper()} (GPAW)"
+
+
+NAMES = {"wb97m": "ωB97M/def2-SVP (PySCF)", "pbe": _pbe_name(),
          "qm9_b3lyp": "B3LYP/6-31G(2df,p) (QM9)"}
 PAIRS = [("wb97m", "pbe"), ("qm9_b3lyp", "pbe"), ("wb97m", "qm9_b3lyp")]
 MODELS = ("icea", "scale", "scale+elements")
@@ -155,14 +163,27 @@ def plot_learning(curves: dict, path: Path) -> None:
 
 
 def cost() -> dict:
-    """DFT calls and CPU seconds per method, from the job store's own timings."""
+    """DFT calls and CPU seconds per method, from the job store's own timings: only the jobs
+    of this dataset (its molecules and isolated atoms, at the settings its atom tables record;
+    the store also keeps jobs of earlier settings and of molecules not in the file)."""
+    from tealign.compute.spec import parse_spec
+    from tealign.io import read_batch
+
     store = CALIB / "store" / "jobs.sqlite"
     if not store.exists():
         store = CALIB / "jobs.snapshot.sqlite"
+    names = {str(m) for m in read_batch(DATA).info["mol_id"]}
     con = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
     out = {}
-    for label, n, secs in con.execute(
-            "SELECT label, COUNT(*), SUM(seconds) FROM jobs WHERE status='done' GROUP BY label"):
+    for label in ("pbe", "wb97m"):
+        table = load_table(TABLES[label])
+        settings = parse_spec(table.provenance["settings"]["spec"]).settings_key(periodic=False)
+        wanted = names | set(table.energies)
+        n, secs = 0, 0.0
+        for name, sec in con.execute("SELECT name, seconds FROM jobs WHERE status='done' AND "
+                                     "label=? AND settings_hash=?", (label, settings)):
+            if name in wanted:
+                n, secs = n + 1, secs + float(sec)
         out[label] = {"calls": n, "wall_s": secs}
     con.close()
     return out

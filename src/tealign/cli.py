@@ -336,6 +336,7 @@ def fit(
         "rmse_tea_eV": tea.rmse_tea_, "r2_icea": tea.r2_icea_, "r2_tea": tea.r2_tea_,
         "offsets_eV": tea.offsets_, "alignment": str(output), "sha256": sha,
         "rejects_file": str(rpath) if rpath else None, "plots": plots,
+        "source_method": src.method_description, "target_method": tgt.method_description,
     }
     if tea.cv_rmse_ is not None:
         result["cv_rmse_eV"] = tea.cv_rmse_

@@ -104,13 +104,24 @@ class DemoOptions:
     threads: int | None = None  # torch threads of every step (default: the available cores)
 
 
+def _method(table_path: str) -> str:
+    """Code and method of an isolated-atom table file ("gpaw pbe/pw800"), for step texts."""
+    from tealign.methods import load_table
+
+    try:
+        return load_table(table_path).method_description
+    except (OSError, ValueError, SetupError):
+        return Path(table_path).name
+
+
 def merge_config(ds: Path) -> str:
     """The merge TOML: organic-mini aligned with the fitted alignment, inorganic-mini as is."""
     f = {k: str(ds / v) for k, v in DATASET_FILES.items()}
     return (
         "# written by tealign demo: organic-mini (ωB97M/def2-SVP; energy_wb97m is the DFT energy\n"
         "# without D3(BJ), which tealign stores apart: nothing to subtract) aligned\n"
-        "# onto GPAW PBE/PW400 with the alignment fitted on calib-qm9; inorganic-mini is already\n"
+        f"# onto {_method(f['calib_e0_target'])} with the alignment fitted on calib-qm9; "
+        "inorganic-mini is already\n"
         "# on that scale. One isolated-atom table for the target scale: the GPAW atoms of both\n"
         "# datasets (same atom settings), joined (merge checks they agree where they overlap).\n"
         f'[target]\ne0 = ["{f["calib_e0_target"]}", "{f["inorganic_e0"]}"]\nr_max = 4.5\n'
@@ -134,7 +145,8 @@ def plan(ds: Path, opts: DemoOptions) -> list[Step]:
         for name, (key, ekey) in INFO_KEYS.items()
     ]
     steps.append(Step(
-        "fit", "fit the alignment ωB97M/def2-SVP → GPAW PBE/PW400 on calib-qm9",
+        "fit", f"fit the alignment {_method(f['calib_e0_source'])} → "
+               f"{_method(f['calib_e0_target'])} on calib-qm9",
         ["fit", f["calib"], "--source-key", "energy_wb97m", "--target-key", "energy_pbe",
          "--source-e0", f["calib_e0_source"], "--target-e0", f["calib_e0_target"],
          "--model", "auto", "--plot", "fit", "-o", "fit/alignment.json", "--json"],

@@ -88,6 +88,13 @@ class IsolatedAtomTable:
     provenance: dict = field(default_factory=dict)
     charged: dict = field(default_factory=dict)
 
+    @property
+    def method_description(self) -> str:
+        """Code and method of the table as its provenance records them (``"gpaw pbe/pw800"``),
+        or its name when the provenance does not say."""
+        parts = [str(self.provenance[k]) for k in ("code", "method") if self.provenance.get(k)]
+        return " ".join(parts) if parts else self.name
+
     # -- lookup ---------------------------------------------------------------------------
     def energy(self, symbol: str) -> float:
         """Isolated-atom energy of ``symbol`` in eV; :class:`SetupError` if the table lacks it."""

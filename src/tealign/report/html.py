@@ -222,8 +222,9 @@ def _datasets(page: Page) -> None:
                      page.num(rel, ["energy_per_atom_eV", "mean"], ".4f"),
                      E(d.get("units_verdict", ""))])
     body = ("<p class='lead'>The mini datasets tealign computed itself with its own compute "
-            "commands (GPAW PBE/PW400 plane-wave PAW; PySCF ωB97M-D3(BJ)/def2-SVP, "
-            "all-electron, D3(BJ) stored apart). Energies per atom are the dataset's own "
+            "commands (GPAW PBE plane-wave PAW, valence-only; PySCF ωB97M-D3(BJ)/def2-SVP, "
+            "all-electron, D3(BJ) stored apart; datasets/README.md gives the settings). "
+            "Energies per atom are the dataset's own "
             "energy key, in eV.</p>"
             + _table(["dataset", "frames", "atoms", "periodic", "elements (atoms)",
                       "mean E/atom (eV)", "units check"], rows, text_cols=(4, 6))
@@ -248,10 +249,11 @@ def _alignment(page: Page) -> None:
         ["R² after ICEA / after ICEA + AEC",
          f"{page.num(rel, 'r2_icea', '.6f')} / {page.num(rel, 'r2_tea', '.6f')}"],
     ]
-    body = ("<p class='lead'>Total Energy Alignment of the source (PySCF ωB97M/def2-SVP, "
-            "all-electron, dispersion-free) onto the target (GPAW PBE/PW400, valence-only PAW) "
-            "on the calib-qm9 molecules computed with both: ICEA shifts by isolated-atom "
-            "differences, AEC scales atomization energies by a.</p>"
+    source = E(str(fit.get("source_method", "source method")))
+    target = E(str(fit.get("target_method", "target method")))
+    body = (f"<p class='lead'>Total Energy Alignment of the source ({source}) onto the target "
+            f"({target}) on the calibration molecules computed with both: ICEA shifts by "
+            "isolated-atom differences, AEC scales atomization energies by a.</p>"
             + _table(["", ""], rows, numeric_from=9))
     cv = fit.get("cv_rmse_eV") or {}
     if cv:
@@ -269,7 +271,7 @@ def _alignment(page: Page) -> None:
              "heavy atoms); ours uses def2-SVP and the calib-qm9 molecules, so absolute "
              "numbers differ — the drop from ICEA to ICEA+AEC is the comparison.</p>")
     prow = [[E(k), f"{v['icea']:.3f}", f"{v['tea']:.3f}"] for k, v in FIG4_RMSE_EV.items()]
-    prow.append(["this run: ωB97M/def2-SVP (PySCF) → PBE/PW400 (GPAW)",
+    prow.append([f"this run: {source} → {target}",
                  page.num(rel, "rmse_icea_eV", ".3f"), page.num(rel, "rmse_tea_eV", ".3f")])
     body += _table(["pair", "RMSE after ICEA (eV)", "after ICEA+AEC (eV)"], prow,
                    classes=["pub"] * len(FIG4_RMSE_EV) + [""])
