@@ -7,7 +7,7 @@ on organic-mini and inorganic-mini mixed in the ways people mix datasets today.
     .venv/bin/python experiments/multidomain/run.py --report-only    # README from results.json
 
 Variants (one MACE model each, same preset):
-  a   inorganic-mini only (GPAW PBE/PW400 scale)
+  a   inorganic-mini only (the GPAW PBE target scale of datasets/README.md)
   b   organic-mini only (its own ωB97M/def2-SVP scale, D3(BJ) removed)
   c   both, no alignment: organic energies as they are, the target's isolated atoms as E0s
   d   both, ICEA only (tealign fit --model icea)
@@ -306,7 +306,7 @@ READING = [
 
 def alignment_lines(runs: Path) -> list[str]:
     """The alignments the variants used, as fitted on calib-qm9 (runs/alignments/*.json)."""
-    out = ["The alignments (ωB97M/def2-SVP → GPAW PBE/PW400, `tealign fit` on calib-qm9, "
+    out = ["The alignments (ωB97M/def2-SVP → GPAW PBE, `tealign fit` on calib-qm9, "
            "130 molecules):", "", "| variant | `--model` | chosen | a (95 % CI) | "
            "element offsets (eV) | RMSE ICEA → fitted (eV) |", "|---|---|---|---|---|---|"]
     for v, name in (("d", "icea"), ("e", "scale"), ("e2", "auto")):
@@ -415,7 +415,8 @@ def write_readme(results: dict, path: Path, runs: Path = HERE / "runs") -> None:
              "number is in `runs/results.json`, and the commands it ran, with their wall times "
              "on this 2-core CPU, are listed at the end.", "",
              "Test-split errors in each domain's original units (organic: ωB97M/def2-SVP "
-             "without D3(BJ); inorganic: GPAW PBE/PW400).", "",
+             "without D3(BJ); inorganic: GPAW PBE at the target settings of "
+             "datasets/README.md).", "",
              "| variant | organic E MAE (meV/atom) | organic relative E MAE (meV) | organic F MAE "
              "(meV/Å) | inorganic E MAE (meV/atom) | inorganic F MAE (meV/Å) | train wall (s) |",
              "|---|---|---|---|---|---|---|"]
@@ -451,7 +452,7 @@ def write_readme(results: dict, path: Path, runs: Path = HERE / "runs") -> None:
     if si:
         lines += ["", "Inorganic sanity check (the paper's \"integrating organic data does not "
                   "deteriorate inorganic accuracy\"): bulk Si relaxed with FrechetCellFilter.", "",
-                  "| variant | seed | a model (Å) | a GPAW PBE/PW400 (Å, BM fit of si_ev) | "
+                  "| variant | seed | a model (Å) | a GPAW PBE (Å, BM fit of si_ev) | "
                   "difference (Å) |", "|---|---|---|---|---|"]
         for v, seed, r in si:
             lines.append(f"| ({v}) {TITLES[v]} | {seed} | {r['a_model_A']:.4f} | "
