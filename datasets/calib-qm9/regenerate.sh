@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 # resume from the committed snapshot of the job store when there is no live store
 [ -d store ] || { [ -f jobs.snapshot.sqlite ] && mkdir -p store && cp jobs.snapshot.sqlite store/jobs.sqlite; } || true
-../../.venv/bin/tealign compute calib --molecules "qm9:${N_MOLECULES:-130}" --seed 0 --no-forces \
+../../.venv/bin/tealign compute calib --molecules "qm9:${N_MOLECULES:-90}" --seed 0 --no-forces \
   --method "pbe=gpaw:pbe/pw800;vacuum=5.0;smearing=0.1" \
   --method "wb97m=pyscf:wb97m-d3bj/def2-svp" \
   --store store --workers "${WORKERS:-2}" -o calib-qm9.extxyz
