@@ -136,6 +136,15 @@ def test_per_source_heads_and_distributed_command(sources, run_cli):
     assert cmd.count("--seed") == 1
 
 
+def test_merge_reports_progress_in_frames(sources):
+    from tealign.merge import run_merge
+
+    seen = []
+    report = run_merge(sources / "sources.toml", sources / "p", progress=seen.append,
+                       extxyz=False)
+    assert seen and seen == sorted(seen) and seen[-1] == report["frames_in"] == 66
+
+
 def test_osaka24_large_preset_is_the_published_recipe():
     args = preset_args("osaka24-large")
     text = " ".join(args)

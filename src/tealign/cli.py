@@ -123,7 +123,7 @@ def check_output(output: Path, inputs=(), kind: str = "file") -> None:
     check_replaceable(target, shown=str(output), writing_dir=(kind == "dir"))
 
 
-def progress_bar(total: int | None = None, description: str = "") -> Progress:
+def progress_bar() -> Progress:
     """A rich progress bar on stderr (hidden when stderr is not a terminal and CI is quiet)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
@@ -517,8 +517,9 @@ def merge(
     inputs += cfg.e0 if isinstance(cfg.e0, list) else [cfg.e0]
     check_output(output, inputs, kind="dir")
     with progress_bar() as bar:
-        bar.add_task(f"merging {config}", total=None)
+        task = bar.add_task(f"merging {config}", total=None)
         report = run_merge(config, output, per_source=per_source, strict=strict,
+                           progress=lambda n: bar.update(task, completed=n),
                            fmt=fmt or DEFAULT_FORMAT, extxyz=extxyz, scheduler=scheduler,
                            workers=workers or min(4, os.cpu_count() or 1))
     result = {k: report[k] for k in ("frames_in", "frames_out", "frames_rejected",

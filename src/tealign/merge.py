@@ -524,7 +524,8 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
     Sources stream through (:func:`prepare_source`) into per-split shard writers
     (``fmt``: ``h5`` or ``lmdb``) run by ``workers`` local processes or a Dask
     ``scheduler``; peak memory is a few batches and shards whatever the number of frames.
-    ``extxyz=False`` skips ``merged.extxyz``.
+    ``extxyz=False`` skips ``merged.extxyz``. ``progress``, if given, is called with the
+    number of frames read so far (all sources) after each batch.
     """
     if fmt not in FORMATS:
         raise SetupError(f"output format must be one of {', '.join(FORMATS)}", field="--format")
@@ -546,6 +547,7 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
         layout = {}
         shared = None if per_source else _OutputDir(tmp, fmt, ex, target, cfg.r_max, extxyz,
                                                     shard_size)
+        done = 0
         try:
             for src in cfg.sources:
                 rep = reports[src.name] = SourceReport(src.name, log=log, strict=strict)
@@ -553,6 +555,9 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
                                            cfg.r_max, extxyz, shard_size)
                 for batch in prepare_source(cfg, src, tables[src.name], rep):
                     out.add(batch)
+                    if progress:
+                        progress(done + rep.frames_in)
+                done += rep.frames_in
                 if per_source:
                     if out.n:
                         layout[src.name] = out.close()
@@ -560,7 +565,7 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
                         out.abort()
                         shutil.rmtree(tmp / src.name, ignore_errors=True)
                 if progress:
-                    progress(src.name, rep)
+                    progress(done)
             if shared is not None:
                 layout["merged"] = shared.close()
         finally:
@@ -589,7 +594,3 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
                 raise AssertionError(f"frame accounting broken for {name}: {s}")
         write_json(tmp / "report.json", report)
     return report
-
-
-def read_report(outdir: str | Path) -> dict:
-    return json.loads((Path(outdir) / "report.json").read_text())

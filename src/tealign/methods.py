@@ -59,16 +59,6 @@ class Method:
         if self.core not in CORE_TREATMENTS:
             raise ValueError(f"core must be one of {CORE_TREATMENTS}, not {self.core!r}")
 
-    def as_dict(self) -> dict:
-        return {
-            "functional": self.functional,
-            "code": self.code,
-            "basis": self.basis,
-            "core": self.core,
-            "dispersion": self.dispersion,
-            "settings": dict(sorted(self.settings.items())),
-        }
-
     @classmethod
     def from_dict(cls, d: dict) -> Method:
         return cls(**{k: d[k] for k in ("functional", "code", "basis", "core", "dispersion",

@@ -46,15 +46,6 @@ ENERGY_UNITS: dict[str, float] = {
 }
 
 
-def energy_to_ev(value, unit: str):
-    """Convert an energy (scalar or array) from ``unit`` to eV.
-
-    ``unit`` is one of ``eV``, ``hartree`` (``Ha``), ``kcal/mol``, ``kJ/mol``
-    (case-insensitive). Raises ``ValueError`` naming the accepted units otherwise.
-    """
-    return value * energy_factor(unit)
-
-
 def energy_factor(unit: str) -> float:
     """Factor that converts an energy in ``unit`` to eV."""
     try:

@@ -50,7 +50,7 @@ def _as_table(t) -> IsolatedAtomTable:
     return t if isinstance(t, IsolatedAtomTable) else load_table(t)
 
 
-def _as_batches(data, file: str | None = None):
+def _as_batches(data):
     """Accept a path, a FrameBatch, or a list of ase.Atoms; yield batches."""
     from ase import Atoms
 

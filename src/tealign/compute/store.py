@@ -151,12 +151,6 @@ class JobStore:
                             info=json.loads(info or "{}"))
         return StoredJob(key, label, name, status, result, error, seconds)
 
-    def forget_failed(self) -> int:
-        """Delete failed jobs so the next run retries them; returns how many."""
-        cur = self._db.execute("DELETE FROM jobs WHERE status='failed'")
-        self._db.commit()
-        return cur.rowcount
-
     def count(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
         return {s: n for s, n in rows}

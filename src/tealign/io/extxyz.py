@@ -34,7 +34,7 @@ from ase.data import chemical_symbols as _SYMBOLS
 
 from tealign.errors import FrameError, SetupError
 from tealign.io.atomic import atomic_path
-from tealign.io.frames import FrameBatch, FrameRecord, stack_info_dicts, validate_batch
+from tealign.io.frames import FrameBatch, stack_info_dicts, validate_batch
 
 DEFAULT_PROPERTIES = "species:S:1:pos:R:3"
 BLOCK_BYTES = 8 << 20
@@ -791,13 +791,6 @@ _ARRAY_NAMES = {"charge": "charges"}
 _COLUMN_NAMES = {v: k for k, v in _ARRAY_NAMES.items()}
 
 
-def read_extxyz(path: str | os.PathLike) -> FrameBatch:
-    """Read a whole (small) extxyz file into one batch."""
-    from tealign.io.frames import concat_batches
-
-    return concat_batches(list(iter_extxyz(path)))
-
-
 # ----------------------------------------------------------------------------- writing
 _PLAIN_TEXT = re.compile(r"[^\s\"'{}\[\]\\=,]+\Z")
 
@@ -1120,7 +1113,3 @@ def _write_stream(fh, batches, rounded: frozenset, workers: int) -> int:
             fh.write(text)
             n += k
     return n
-
-
-def records_to_batch(records: list[FrameRecord]) -> FrameBatch:
-    return FrameBatch.from_records(records)

@@ -140,8 +140,8 @@ def _gpu_count() -> int:
 
 
 def train(preset: str, data: str | Path, run_dir: str | Path, *, distributed: bool = False,
-          nproc: int | None = None, device: str = "auto", overrides: dict | None = None,
-          log=None) -> dict:
+          nproc: int | None = None, device: str = "auto",
+          overrides: dict | None = None) -> dict:
     """Run training to completion; returns a summary (command, wall time, model path)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
