@@ -72,7 +72,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import tomllib
 from ase.data import chemical_symbols
 
 from tealign.align import TotalEnergyAlignment
@@ -84,6 +83,11 @@ from tealign.io.frames import FrameBatch
 from tealign.io.shards import FORMATS, SHARD_SIZE, Executor, ShardWriter
 from tealign.io.splits import assign_splits
 from tealign.methods import IsolatedAtomTable, load_table, union_tables
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib
 
 SPLITS = ("train", "valid", "test")
 PROPS = ("energy", "forces", "stress", "virials")
