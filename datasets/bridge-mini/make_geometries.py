@@ -66,20 +66,29 @@ def _hexagonal(a, c):
     return [a, a, c, 90, 90, 120]
 
 
+def _oh_length() -> float:
+    """O-H length (Å) of ASE's gas-phase H2O (0.969 Å): where experiment leaves a hydroxide H
+    poorly fixed, it is put at this distance from its O, as in the ice."""
+    w = gas("H2O_g")
+    return float(np.linalg.norm(w.positions[1] - w.positions[0]))
+
+
 def solid(species: str) -> Atoms:
     """The crystal of an inorganic species id (primitive cell), from experimental data."""
     if species == "MgO_s":
         # rocksalt; a = 4.188 Å, experiment corrected for zero-point anharmonic expansion
-        # (Haas, Tran, Blaha, PRB 79, 085104 (2009); tealign's cubic_crystals.csv, as
-        # inorganic-mini)
+        # (Sol58LC set of Haas, Tran, Blaha, PRB 79, 085104 (2009), zero-point corrected
+        # values of Hao, Fang, Sun, Csonka, Philipsen, Perdew, PRB 85, 014111 (2012);
+        # tealign's cubic_crystals.csv, as inorganic-mini)
         return crystal(["Mg", "O"], [(0, 0, 0), (0.5, 0.5, 0.5)], spacegroup=225,
                        cellpar=_cubic(4.188), primitive_cell=True)
     if species == "LiF_s":
-        # rocksalt; a = 3.974 Å (Haas, Tran, Blaha 2009, zero-point corrected; cubic_crystals.csv)
+        # rocksalt; a = 3.974 Å (zero-point corrected: Hao et al. 2012, as MgO; cubic_crystals.csv)
         return crystal(["Li", "F"], [(0, 0, 0), (0.5, 0.5, 0.5)], spacegroup=225,
                        cellpar=_cubic(3.974), primitive_cell=True)
     if species == "NaF_s":
-        # rocksalt; a = 4.570 Å (Haas, Tran, Blaha 2009, zero-point corrected; cubic_crystals.csv)
+        # rocksalt; a = 4.570 Å (zero-point corrected: Hao et al. 2012, as MgO; cubic_crystals.csv;
+        # room temperature 4.63 Å, V. T. Deshpande, Acta Cryst. 14, 794 (1961))
         return crystal(["Na", "F"], [(0, 0, 0), (0.5, 0.5, 0.5)], spacegroup=225,
                        cellpar=_cubic(4.570), primitive_cell=True)
     if species == "Li2O_s":
@@ -94,16 +103,24 @@ def solid(species: str) -> Atoms:
                        cellpar=_cubic(5.55), primitive_cell=True)
     if species == "MgF2_s":
         # rutile P4_2/mnm, Mg 2a, F 4f (x, x, 0); a = 4.6213 Å, c = 3.0519 Å, x = 0.30293
-        # (W. H. Baur, Acta Cryst. B32, 2200 (1976))
+        # (W. H. Baur, Acta Cryst. B32, 2200 (1976); x = 0.3028 in W. H. Baur, A. A. Khan,
+        # Acta Cryst. B27, 2133 (1971)); Mg-F 1.98 Å
         return crystal(["Mg", "F"], [(0, 0, 0), (0.30293, 0.30293, 0)], spacegroup=136,
                        cellpar=[4.6213, 4.6213, 3.0519, 90, 90, 90])
     if species == "MgOH2_s":
         # brucite P-3m1, Mg 1a, O and H 2d (1/3, 2/3, z); a = 3.149 Å, c = 4.769 Å,
-        # z(O) = 0.2205, z(H) = 0.43 (A. P. Zhukhlistov et al., Kristallografiya 42, 841 (1997),
-        # electron diffraction; as tabulated in the MINCRYST database)
-        return crystal(["Mg", "O", "H"], [(0, 0, 0), (1 / 3, 2 / 3, 0.2205),
-                                          (1 / 3, 2 / 3, 0.43)], spacegroup=164,
-                       cellpar=_hexagonal(3.149, 4.769))
+        # z(O) = 0.2205 (A. P. Zhukhlistov et al., Kristallografiya 42, 841 (1997), electron
+        # diffraction; as tabulated in the MINCRYST database; neutron at 1 bar: a = 3.1498 Å,
+        # c = 4.7702 Å, z(O) = 0.2203, M. Catti et al., Phys. Chem. Miner. 22, 200 (1995)).
+        # H is poorly fixed by experiment (z(H) = 0.43 in Zhukhlistov: O-H 1.00 Å; single-site
+        # neutron z(D) = 0.413: O-H 0.92 Å, shortened by the H libration, B. C. Chakoumakos
+        # et al., J. Phys. Chem. B 101, 9458 (1997)): H on the 3-fold axis above O at the O-H
+        # length of ASE's gas-phase H2O (0.969 Å), as in the ice below; Mg-O 2.10 Å
+        c = 4.769
+        z_o = 0.2205
+        return crystal(["Mg", "O", "H"], [(0, 0, 0), (1 / 3, 2 / 3, z_o),
+                                          (1 / 3, 2 / 3, z_o + _oh_length() / c)],
+                       spacegroup=164, cellpar=_hexagonal(3.149, c))
     if species == "MgCO3_s":
         # magnesite R-3c (hexagonal axes), Mg 6b, C 6a, O 18e (x, 0, 1/4); a = 4.6328 Å,
         # c = 15.0129 Å, x = 0.27762 (S. A. Markgraf, R. J. Reeder, Am. Mineral. 70, 590
@@ -112,11 +129,16 @@ def solid(species: str) -> Atoms:
                        spacegroup=167, cellpar=_hexagonal(4.6328, 15.0129), primitive_cell=True)
     if species == "LiOH_s":
         # P4/nmm (origin choice 2), Li 2a (3/4, 1/4, 0), O and H 2c (1/4, 1/4, z); a = 3.549 Å,
-        # c = 4.334 Å, z(O) = 0.1934, z(H) = 0.4084 (H. Dachs, Z. Kristallogr. 112, 60 (1959),
-        # neutron diffraction); Z = 2
-        return crystal(["Li", "O", "H"], [(0.75, 0.25, 0), (0.25, 0.25, 0.1934),
-                                          (0.25, 0.25, 0.4084)], spacegroup=129, setting=2,
-                       cellpar=[3.549, 3.549, 4.334, 90, 90, 90])
+        # c = 4.334 Å, z(O) = 0.1934 (H. Dachs, Z. Kristallogr. 112, 60 (1959), neutron
+        # diffraction); Z = 2. Dachs' z(H) = 0.4084 gives O-H 0.93 Å, shortened by the H
+        # libration (no H bond in LiOH; the OH stretch is that of a free hydroxide): H on the
+        # 4-fold axis above O at the O-H length of ASE's gas-phase H2O (0.969 Å), as in the ice
+        # below (z(H) = 0.4170); Li-O 1.96 Å
+        c = 4.334
+        z_o = 0.1934
+        return crystal(["Li", "O", "H"], [(0.75, 0.25, 0), (0.25, 0.25, z_o),
+                                          (0.25, 0.25, z_o + _oh_length() / c)],
+                       spacegroup=129, setting=2, cellpar=[3.549, 3.549, c, 90, 90, 90])
     if species == "Li3N_s":
         # alpha-Li3N P6/mmm, N 1a, Li 1b, Li 2c; a = 3.648 Å, c = 3.875 Å (H. Rabenau,
         # H. Schulz, J. Less-Common Met. 50, 155 (1976))
