@@ -642,7 +642,7 @@ def compute_progress() -> Progress:
 @command
 def compute_atoms(
     method: Annotated[str, typer.Option(help="[LABEL=]SPEC, e.g. pyscf:wb97m-d3bj/def2-tzvppd "
-                                        "or gpaw:pbe/pw400.")],
+                                        "or gpaw:pbe/pw800.")],
     elements: Annotated[str, typer.Option(help="Comma-separated symbols, e.g. H,C,N,O.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Isolated-atom table JSON "
                                          "(DESIGN 4.4) to write.")] = Path("atoms.json"),
@@ -712,7 +712,7 @@ def compute_calib(
 ) -> None:
     """Compute a calibration set: every method on every molecule, plus isolated atoms.
 
-    Example: tealign compute calib --molecules qm9:120 --method pbe=gpaw:pbe/pw400
+    Example: tealign compute calib --molecules qm9:90 --method pbe=gpaw:pbe/pw800
     --method wb97m=pyscf:wb97m-d3bj/def2-svp -o calib.extxyz
     """
     from tealign.compute.calib import compute_calibration, load_molecules
@@ -914,7 +914,7 @@ def bench_eos(
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory for results.json "
                                          "and figures.")],
     reference: Annotated[str | None, typer.Option(help="Compute the reference curve with this "
-                                                  "SPEC, e.g. gpaw:pbe/pw400.")] = None,
+                                                  "SPEC, e.g. gpaw:pbe/pw800.")] = None,
     reference_file: Annotated[Path | None, typer.Option(help="results.json of an earlier "
                                                         "curve to compare with.")] = None,
     store: Annotated[Path | None, typer.Option(help="Job store for --reference (resumes).")]
@@ -925,7 +925,7 @@ def bench_eos(
 ) -> None:
     """Si E–V curve (a = 5.00 … 6.00 Å): a0, B0 and RMSE against a reference curve.
 
-    Example: tealign bench eos --calculator chgnet --reference gpaw:pbe/pw400 -o bench_eos
+    Example: tealign bench eos --calculator chgnet --reference gpaw:pbe/pw800 -o bench_eos
     """
     from tealign.bench import eos
 

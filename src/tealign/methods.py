@@ -41,7 +41,7 @@ class Method:
     ----------
     functional : exchange-correlation functional or wavefunction method, e.g. ``"pbe"``.
     code : program, e.g. ``"gpaw"``, ``"pyscf"``, ``"vasp"``, ``"psi4"``, ``"xtb"``.
-    basis : Gaussian basis set or plane-wave cutoff, e.g. ``"def2-svp"``, ``"pw400"``.
+    basis : Gaussian basis set or plane-wave cutoff, e.g. ``"def2-svp"``, ``"pw800"``.
     core : ``"all-electron"``, ``"paw"``, ``"ecp"`` or ``"unknown"``.
     dispersion : dispersion included in the stored energies (``"none"``, ``"d3bj"``...).
     settings : every other setting that changes the energy, defaults written out

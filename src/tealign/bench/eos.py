@@ -3,7 +3,7 @@ in 0.01 Å steps, compared with a reference curve relative to each curve's own m
 energy zeros differ). Equilibrium a and bulk modulus from a Birch–Murnaghan fit.
 
 The reference is computed with a tealign compute backend (``--reference SPEC``, e.g.
-``gpaw:pbe/pw400``; resumable job store) or read from a results.json of an earlier run.
+``gpaw:pbe/pw800``; resumable job store) or read from a results.json of an earlier run.
 """
 
 from __future__ import annotations

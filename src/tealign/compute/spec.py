@@ -3,7 +3,7 @@
     [LABEL=]code:functional/basis-or-cutoff[;key=value...]
 
 Examples: ``pyscf:wb97m-d3bj/def2-svp``, ``pyscf:b3lyp/6-31g(2df,p)``,
-``gpaw:pbe/pw400;vacuum=5.0;smearing=0.1``, ``xtb:gfn2``, ``pbe=gpaw:pbe/pw400``.
+``gpaw:pbe/pw800;vacuum=5.0;smearing=0.1``, ``xtb:gfn2``, ``pbe=gpaw:pbe/pw800``.
 
 A ``-d3bj`` suffix on the functional means the D3(BJ) term is computed separately (dftd3,
 that functional's rational-damping parameters) and stored beside the DFT energy, never folded
@@ -137,7 +137,7 @@ def parse_spec(text: str) -> MethodSpec:
     main, options = parts[0].strip(), parts[1:]
     if ":" not in main:
         raise SetupError(f"method {text!r} is not code:functional/basis (e.g. "
-                         "pyscf:wb97m-d3bj/def2-svp, gpaw:pbe/pw400, xtb:gfn2)",
+                         "pyscf:wb97m-d3bj/def2-svp, gpaw:pbe/pw800, xtb:gfn2)",
                          field="--method")
     code, rest = main.split(":", 1)
     code = code.strip().lower()
@@ -169,7 +169,7 @@ def parse_spec(text: str) -> MethodSpec:
     elif code == "gpaw":
         m = re.fullmatch(r"pw(\d+(?:\.\d+)?)", basis)
         if not m:
-            raise SetupError("gpaw needs a plane-wave cutoff in eV: gpaw:pbe/pw400",
+            raise SetupError("gpaw needs a plane-wave cutoff in eV: gpaw:pbe/pw800",
                              field="--method")
         settings["ecut"] = float(m.group(1))
         if settings["pulay_stress"] not in ("formula", "fd", "none"):
