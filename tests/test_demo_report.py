@@ -246,3 +246,25 @@ def test_report_of_an_empty_directory_is_one_line(run_cli, tmp_path):
 def test_demo_without_datasets_says_how_to_get_them(run_cli, tmp_path):
     code, _, stderr = run_cli("demo", "-o", tmp_path / "run", "--datasets", tmp_path)
     assert code == 2 and "run_all.sh" in stderr and "--datasets" in stderr
+
+
+def test_report_says_where_the_torsion_force_call_cap_bit(tmp_path, run_cli):
+    """A torsion run whose shared force-call cap bit: the report names the molecule and how
+    many of its points were cut short or never run, with the cap and the calls used."""
+    res = {"benchmark": "torsion", "calculator": "m", "n": 1, "step_deg": 15,
+           "barrier_mae_kcal_mol": 1.5, "profile_mae_kcal_mol": 0.7, "unconverged_points": 2,
+           "unconverged_by_cap": 2, "max_steps": 100, "max_force_calls": 500,
+           "force_calls": 500, "cap_reached": True, "skipped": [], "results": [],
+           "cap_bit": [{"molid": "biaryl_7", "points_cut_short": 2, "points_not_run": 1,
+                        "angles_deg": [0, 15, 30]}]}
+    (tmp_path / "bench/torsion").mkdir(parents=True)
+    (tmp_path / "bench/torsion/results.json").write_text(json.dumps(res))
+    code, _, err = run_cli("report", tmp_path)
+    assert code == 0, err
+    text = re.sub(r"<[^>]+>", "", (tmp_path / "report.html").read_text())
+    assert ("The cap of 500 force calls for all scans together bit (500 used): biaryl_7: "
+            "2 points cut short, 1 not run") in text
+    res["cap_bit"] = []
+    (tmp_path / "bench/torsion/results.json").write_text(json.dumps(res))
+    assert run_cli("report", tmp_path)[0] == 0
+    assert "force calls for all scans together bit" not in (tmp_path / "report.html").read_text()

@@ -485,6 +485,14 @@ def _bench(page: Page) -> None:
             s += (f"<p class='muted'>{page.num(rel, 'unconverged_points', 'd')} scan points "
                   f"reached the step limit ({page.num(rel, 'max_steps', 'd')} BFGS steps) "
                   "before fmax 0.01 eV/Å; they are kept (flagged in results.json).</p>")
+        if d.get("cap_bit"):
+            where = "; ".join(
+                f"{E(str(c['molid']))}: {int(c['points_cut_short'])} points cut short, "
+                f"{int(c['points_not_run'])} not run" for c in d["cap_bit"])
+            s += (f"<p class='muted'>The cap of {page.num(rel, 'max_force_calls', 'd')} force "
+                  f"calls for all scans together bit ({page.num(rel, 'force_calls', 'd')} "
+                  f"used): {where}. Points cut short keep the energy they had reached (flagged in "
+                  "results.json).</p>")
         s += _left_out("Molecules", d.get("skipped"), "molid")
         s += _bench_figures(page, "torsion", d, "torsion profiles vs reference")
         parts.append(s + _commands(page, ["bench_torsion"]))
