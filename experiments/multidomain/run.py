@@ -8,7 +8,7 @@ on organic-mini and inorganic-mini mixed in the ways people mix datasets today.
 
 Variants (one MACE model each, same preset):
   a   inorganic-mini only (the GPAW PBE target scale of datasets/README.md)
-  b   organic-mini only (its own ωB97M/def2-SVP scale, D3(BJ) removed)
+  b   organic-mini only (its own ωB97M/def2-SVP scale; energies without D3(BJ), as stored)
   c   both, no alignment: organic energies as they are, the target's isolated atoms as E0s
   d   both, ICEA only (tealign fit --model icea)
   e   both, TEA with the single factor (tealign fit --model scale)
