@@ -1,5 +1,6 @@
-"""DESIGN 4.6: setup errors stop with one line naming file/frame/field and exit code 2;
-frame errors are rejected, counted, written to a rejects file, and the rest goes on."""
+"""docs/architecture.md §6.1-6.2: setup errors stop with one line naming file/frame/field
+and exit code 2; frame errors are rejected, counted, written to a rejects file, and the rest
+goes on."""
 
 import json
 

@@ -162,7 +162,8 @@ def test_label_level_numbers_equal_an_independent_computation(tiny_bridge):
                          "--source-key", "energy_src", "--json", "-o", tmp / "label"))
     res = json.loads((tmp / "label" / "results.json").read_text())
     assert (tmp / "label" / "cross.png").stat().st_size > 10_000
-    # independent: the frames through ASE, the alignment's formula (DESIGN 2) by hand
+    # independent: the frames through ASE, the alignment's formula
+    # (docs/architecture.md §1.1) by hand
     frames = {a.info["species"]: a for a in read(tmp / "bridge.extxyz", ":")}
     al = json.loads((tmp / "alignment.json").read_text())
     a = al["model"]["a"]

@@ -102,7 +102,7 @@ def test_inorganic_mini_contents():
     _check_splits(b)
     atoms = json.loads((DATASETS / "inorganic-mini/inorganic-mini.atoms_pbe.json").read_text())
     calib = DATASETS / "calib-qm9/calib-qm9.atoms_pbe.json"
-    if calib.exists():  # one isolated-atom table for the target scale (DESIGN 4.3)
+    if calib.exists():  # one isolated-atom table for the target scale (docs/architecture.md §4.3)
         shared = json.loads(calib.read_text())["energies"]
         for el in set(shared) & set(atoms["energies"]):
             assert atoms["energies"][el] == pytest.approx(shared[el], abs=1e-6), el

@@ -184,7 +184,7 @@ def test_per_source_heads_keep_their_own_e0s(sources, run_cli):
     org = json.loads((out / "organic" / "statistics.json").read_text())
     inorg = json.loads((out / "inorganic" / "statistics.json").read_text())
     wb = load_table("wb97m-d3bj-def2-tzvppd")
-    def e0s(stats):  # statistics.json holds Python literals (DESIGN 7)
+    def e0s(stats):  # statistics.json holds Python literals (docs/architecture.md §7.6)
         e = eval(stats["atomic_energies"])
         return e if isinstance(e, dict) else dict(zip(eval(stats["atomic_numbers"]), e))
 

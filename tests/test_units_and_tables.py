@@ -12,7 +12,7 @@ def test_codata_2018_constants():
     assert units.HARTREE_TO_EV == 27.211386245988
     assert units.BOHR_TO_ANGSTROM == 0.529177210903
     assert units.EV_PER_A3_TO_GPA == 160.2176634
-    assert units.KCAL_PER_MOL_TO_EV == 0.0433641043  # DESIGN 3's figure
+    assert units.KCAL_PER_MOL_TO_EV == 0.0433641043  # the figure of docs/architecture.md §4.1
     assert pytest.approx(4184 / 6.02214076e23 / 1.602176634e-19,
                                                      rel=2e-9) == units.KCAL_PER_MOL_TO_EV
 

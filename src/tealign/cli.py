@@ -2,7 +2,7 @@
 
 Every command prints a human summary, or with ``--json`` exactly one JSON object on stdout;
 progress bars, logs and warnings go to stderr. Setup errors print one line naming file,
-frame and field and exit with code 2 (DESIGN 4.6).
+frame and field and exit with code 2 (docs/architecture.md §5.1, §6.1).
 """
 
 from __future__ import annotations
@@ -115,7 +115,8 @@ def emit_json(obj: dict) -> None:
 
 def check_output(output: Path, inputs=(), kind: str = "file") -> None:
     """Before any work: the output must not be an input, and a file output must not be an
-    existing directory (DESIGN 4.6: outputs never destroy what tealign did not write)."""
+    existing directory (docs/architecture.md §6.4: outputs never destroy what tealign did not
+    write)."""
     from tealign.io.atomic import check_not_input, check_replaceable
 
     check_not_input(output, inputs)
@@ -496,7 +497,8 @@ def merge(
                                                   "written by its workers (they must see "
                                                   "the output directory).")] = None,
     extxyz: Annotated[bool, typer.Option("--extxyz/--no-extxyz", help="Also write "
-                                         "merged.extxyz (every frame, DESIGN 4.3 keys).")]
+                                         "merged.extxyz (every frame, keys of "
+                                         "docs/architecture.md §4.3).")]
     = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -645,7 +647,8 @@ def compute_atoms(
                                         "or gpaw:pbe/pw800.")],
     elements: Annotated[str, typer.Option(help="Comma-separated symbols, e.g. H,C,N,O.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Isolated-atom table JSON "
-                                         "(DESIGN 4.4) to write.")] = Path("atoms.json"),
+                                         "(docs/architecture.md §4.4) to write.")]
+    = Path("atoms.json"),
     store: Annotated[Path | None, typer.Option(help="Job store directory (default: beside "
                                                "the output). Rerunning resumes.")] = None,
     workers: Annotated[int, typer.Option(help="Local worker processes.")] = 1,
@@ -1091,7 +1094,7 @@ def bench_cross(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Cross-domain consistency: gas–solid reaction, adsorption and molecular-crystal lattice
-    energies against target-level truth (DESIGN 8).
+    energies against target-level truth (docs/architecture.md §8.3).
 
     Example: tealign bench cross --alignment alignment.json -o bench_cross
     """

@@ -1,8 +1,8 @@
 """D3(BJ) dispersion: energy, forces and (periodic) stress through the ``dftd3`` library.
 
-tealign fits, aligns and trains on dispersion-free DFT energies (DESIGN 2). This module
-computes the D3(BJ) term for a named functional's rational-damping parameters (``wb97m``,
-``pbe``, ``b3lyp``, ...) so it can be removed from a dispersion-corrected source
+tealign fits, aligns and trains on dispersion-free DFT energies (docs/architecture.md §1.2).
+This module computes the D3(BJ) term for a named functional's rational-damping parameters
+(``wb97m``, ``pbe``, ``b3lyp``, ...) so it can be removed from a dispersion-corrected source
 (:func:`remove_d3`) or added back at simulation time.
 
 Units: input positions and cells in Å; energy in eV, forces in eV/Å, stress in eV/Å³ with

@@ -1,4 +1,4 @@
-"""The two kinds of bad input (DESIGN 4.6) and how they read.
+"""The two kinds of bad input (docs/architecture.md §6.1, §6.2) and how they read.
 
 A :class:`SetupError` stops a command before anything is written (exit code 2). A
 :class:`FrameError` rejects one frame: it is counted, written with its reason to a rejects

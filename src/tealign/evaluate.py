@@ -152,7 +152,8 @@ def evaluate(model_path: str | Path, data: str | Path, energy_key: str = "REF_en
              forces_key: str = "REF_forces", stress_key: str = "REF_stress",
              head: str | None = None, batch_size: int = 32, device: str = "cpu",
              split: str | None = None) -> dict:
-    """DESIGN 4.5 ``eval`` JSON: ``{"overall": {...}, "by_config_type": {name: {...}}}``."""
+    """The ``eval`` JSON of docs/architecture.md §5.1:
+    ``{"overall": {...}, "by_config_type": {name: {...}}}``."""
     model = load_model(model_path, device)
     parts = []
     rejects = 0

@@ -26,7 +26,7 @@ A TOML file lists the target's isolated-atom table and the sources::
     # no D3 option: tealign's energy_<label> is already the DFT energy without D3(BJ)
     weights = { energy = 1.0, forces = 1.0 }
 
-Dispersion (D3(BJ) is removed at most once; DESIGN 7):
+Dispersion (D3(BJ) is removed at most once; docs/architecture.md §1.2):
 
 - tealign's own compute output (``energy_<label>`` beside ``d3_energy_<label>``, flagged
   ``d3_in_energy_<label> = F``) is dispersion-free already: use neither option. merge refuses
@@ -45,8 +45,9 @@ Molecules (non-periodic frames) get zero stress and virial weight.
 Output directory: ``train/``, ``valid/``, ``test/`` shard directories (``--format h5``: MACE
 sharded HDF5 with ``*.meta.jsonl`` sidecars; ``--format lmdb``: ASE-LMDB ``.aselmdb`` shards,
 metadata inside each row; both train with mace-torch 0.3.16), ``statistics.json``,
-``merged.extxyz`` (DESIGN 4.3 keys; skipped with ``--no-extxyz``), ``report.json`` (every
-input frame counted, written or rejected with its reason) and ``merged.extxyz.rejects.jsonl``.
+``merged.extxyz`` (docs/architecture.md §4.3 keys; skipped with ``--no-extxyz``),
+``report.json`` (every input frame counted, written or rejected with its reason) and
+``merged.extxyz.rejects.jsonl``.
 With ``per_source`` the same layout is written under one sub-directory per source (for MACE
 multi-head training).
 
@@ -382,7 +383,8 @@ def prepare_source(cfg: MergeConfig, src: SourceConfig, target: IsolatedAtomTabl
         if diff:
             raise SetupError(
                 f"alignment targets a different isolated-atom table than [target] e0 (differs "
-                f"for {', '.join(diff)}); one target scale has one table (DESIGN 4.3)",
+                f"for {', '.join(diff)}); one target scale has one table "
+                "(docs/architecture.md §4.3)",
                 file=src.alignment, field="target_table")
     elif src.remove_d3:
         raise SetupError("remove_d3 needs an alignment (target-scale data are "
@@ -539,7 +541,7 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
     own = [s.name for s in cfg.sources if s.e0]
     if own and not per_source:
         raise SetupError(f"sources {own} name their own e0: that needs --per-source (one "
-                         "merged set has one isolated-atom table, DESIGN 4.3)",
+                         "merged set has one isolated-atom table, docs/architecture.md §4.3)",
                          file=str(config_path), field="source.e0")
     tables = {s.name: load_table(str(cfg.base / s.e0) if (cfg.base / s.e0).exists() else s.e0)
               if s.e0 else target for s in cfg.sources}

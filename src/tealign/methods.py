@@ -4,7 +4,7 @@ A :class:`Method` names everything that changes a total energy: functional, code
 plane-wave cutoff, core treatment (all-electron / PAW / ECP), dispersion, and the numerical
 settings (vacuum, smearing, k-point density, grids). An :class:`IsolatedAtomTable` holds the
 energies of neutral, spin-polarised isolated atoms at one such method, in eV, with the
-provenance of where they came from (DESIGN 4.4).
+provenance of where they came from (docs/architecture.md §4.4).
 
 Built-in tables (published figures, with their citations inside each JSON file):
 ``vasp-pbe-mp``, ``wb97m-d3bj-def2-tzvppd``, ``wb97x-6-31gd``, ``b3lyp-6-31g2dfp``.
@@ -25,7 +25,7 @@ from tealign import units
 from tealign.errors import SetupError
 
 #: Elements whose isolated-atom energy is sensitive to spin state and smearing (3d-5d metals
-#: and lanthanides): public tables disagree by 0.1-0.4 eV for them (DESIGN 7).
+#: and lanthanides): public tables disagree by 0.1-0.4 eV for them (docs/architecture.md §7.4).
 TRANSITION_METALS = frozenset(
     chemical_symbols[z] for z in [*range(21, 31), *range(39, 49), *range(57, 81)]
 )
@@ -129,14 +129,15 @@ class IsolatedAtomTable:
         if risky:
             warnings.warn(
                 f"isolated-atom table '{self.name}' has unknown spin/smearing settings; its "
-                f"energies for {', '.join(risky)} may be off by 0.1-0.4 eV (DESIGN 7)",
+                f"energies for {', '.join(risky)} may be off by 0.1-0.4 eV "
+                "(docs/architecture.md §7.4)",
                 stacklevel=2,
             )
         return risky
 
     # -- (de)serialisation ----------------------------------------------------------------
     def to_json_dict(self) -> dict:
-        """The DESIGN 4.4 JSON object, energies in eV."""
+        """The isolated-atom table JSON object (docs/architecture.md §4.4), energies in eV."""
         d = {"name": self.name, "units": "eV", "energies": dict(self.energies)}
         if self.charged:
             d["charged"] = self.charged
@@ -154,7 +155,8 @@ class IsolatedAtomTable:
 
     @classmethod
     def from_json_dict(cls, d: dict, source: str = "<dict>") -> IsolatedAtomTable:
-        """Build a table from a DESIGN 4.4 object; energies are converted to eV."""
+        """Build a table from an isolated-atom table JSON object (docs/architecture.md §4.4);
+        energies are converted to eV."""
         for key in ("units", "energies"):
             if key not in d:
                 raise SetupError(
@@ -203,7 +205,8 @@ def builtin_tables() -> list[str]:
 
 
 def load_table(name_or_path: str | Path) -> IsolatedAtomTable:
-    """Load a built-in table by name, or a DESIGN 4.4 JSON file by path.
+    """Load a built-in table by name, or an isolated-atom table JSON file
+    (docs/architecture.md §4.4) by path.
 
     Raises :class:`SetupError` (one line, naming the file and field) for unknown names,
     unreadable files and malformed tables.
@@ -241,7 +244,8 @@ def union_tables(tables: list[IsolatedAtomTable], tol_eV: float = 1e-6) -> Isola
             if sym in energies and abs(energies[sym] - e) > tol_eV:
                 raise SetupError(
                     f"tables '{origin[sym]}' and '{t.name}' disagree for {sym} "
-                    f"({energies[sym]:.6f} vs {e:.6f} eV): not one target scale (DESIGN 4.3)",
+                    f"({energies[sym]:.6f} vs {e:.6f} eV): not one target scale "
+                    "(docs/architecture.md §4.3)",
                     file=t.name, field=f"e0[{sym}]")
             energies.setdefault(sym, e)
             origin.setdefault(sym, t.name)

@@ -22,8 +22,9 @@ EV_PER_A3_TO_GPA = 160.2176634
 #: Avogadro constant (1/mol) and elementary charge (C), exact in SI 2019.
 AVOGADRO = 6.02214076e23
 ELEMENTARY_CHARGE = 1.602176634e-19
-#: 1 kcal/mol in eV, the figure of DESIGN 3 (4184 J / N_A / e = 0.04336410424, so this
-#: is 5.8e-11 eV high per kcal/mol: far below any energy tealign reports).
+#: 1 kcal/mol in eV, the figure of docs/architecture.md §4.1 (4184 J / N_A / e =
+#: 0.04336410424, so this is 5.8e-11 eV high per kcal/mol: far below any energy tealign
+#: reports).
 KCAL_PER_MOL_TO_EV = 0.0433641043
 #: 1 kJ/mol in eV.
 KJ_PER_MOL_TO_EV = KCAL_PER_MOL_TO_EV / 4.184

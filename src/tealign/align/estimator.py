@@ -129,7 +129,7 @@ class TotalEnergyAlignment:
             raise RuntimeError("this TotalEnergyAlignment is not fitted yet; call fit() or load()")
 
     def check_params(self) -> None:
-        """Ranges of the settings, checked before any work (DESIGN 4.6 setup errors)."""
+        """Ranges of the settings, checked before any work (docs/architecture.md §6.1)."""
         if self.model not in ("auto", "icea", *MODELS):
             raise SetupError(f"unknown model {self.model!r}; choose scale, scale+elements, "
                              "icea or auto", field="--model")
@@ -255,7 +255,7 @@ class TotalEnergyAlignment:
         """Fit ICEA + AEC on calibration structures carrying both methods' total energies.
 
         ``calibration``: a path (any format tealign reads), a FrameBatch or a list of Atoms;
-        energies must be dispersion-free (DESIGN 2).
+        energies must be dispersion-free (docs/architecture.md §1.2).
         """
         self.check_params()
         data = self.collect(calibration, source_key, target_key, file=file, split=split)

@@ -1,5 +1,5 @@
-"""Cross-domain consistency (DESIGN 8): quantities that mix molecules and crystals, against
-target-level truth.
+"""Cross-domain consistency (docs/architecture.md §8.3): quantities that mix molecules and
+crystals, against target-level truth.
 
 A bridge set (``datasets/bridge-mini``) is an extxyz of frames, one per species (``species``
 info, else ``mol_id``), with the target-level energy (``--target-key``) of every frame and the

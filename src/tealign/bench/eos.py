@@ -54,7 +54,8 @@ def reference_curve(spec: str, store_dir: Path, grid=GRID, workers: int = 1,
 
     s = parse_spec(spec)
     mesh = None
-    if s.code == "gpaw":  # one mesh for the whole curve, from the equilibrium cell (DESIGN 7)
+    # one mesh for the whole curve, from the equilibrium cell (docs/architecture.md §7.5)
+    if s.code == "gpaw":
         from tealign.compute.kpoints import mesh_from_density
 
         mesh = mesh_from_density(si(A_EQUILIBRIUM).cell[:], float(s.settings["kpt_density"]))

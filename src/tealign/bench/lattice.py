@@ -7,11 +7,12 @@ stop on the reference itself), its volume relaxed with
 cubic lattice constant read back from the volume. Errors vs all-electron PBE (``a_pbe``) and
 vs experiment (``a_exp_zpae``); MAE per structure type.
 
-Cutoff analysis (DESIGN 5): a model with cutoff r_max sees no neighbour at all once the
-nearest-neighbour distance exceeds r_max (bcc: a·√3/2 > r_max, i.e. a > 2·r_max/√3), and a
-bcc crystal misses its second shell (at a) once a > r_max. Crystals beyond the first-shell
-limit are excluded from ``mae_A`` and listed under ``excluded`` with their errors; r_max comes
-from the model (MACE) or ``--r-max``; without either nothing is excluded.
+Cutoff analysis (docs/architecture.md §8.2): a model with cutoff r_max sees no neighbour at
+all once the nearest-neighbour distance exceeds r_max (bcc: a·√3/2 > r_max, i.e.
+a > 2·r_max/√3), and a bcc crystal misses its second shell (at a) once a > r_max. Crystals
+beyond the first-shell limit are excluded from ``mae_A`` and listed under ``excluded`` with
+their errors; r_max comes from the model (MACE) or ``--r-max``; without either nothing is
+excluded.
 """
 
 from __future__ import annotations

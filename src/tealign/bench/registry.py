@@ -1,6 +1,6 @@
 """The benchmark dataset registry: name → source, licence, citation, prepared file and sha256.
 
-Lookup order for a dataset's prepared file (DESIGN 5): ``--data PATH``, then
+Lookup order for a dataset's prepared file (docs/architecture.md §8.1): ``--data PATH``, then
 ``$TEALIGN_DATA_DIR/<file>`` (a directory of prepared files; CI and tests point it at
 ``../shared/data``), then the user cache (``$XDG_CACHE_HOME/tealign/data/<file>``), filled by
 ``tealign data fetch``, which downloads, prepares and records the download's own sha256.

@@ -59,7 +59,8 @@ def atom_jobs(spec: MethodSpec, elements: list[str]) -> list[Job]:
 
 def table_from_store(spec: MethodSpec, jobs: list[Job], store: JobStore) -> tuple[
         IsolatedAtomTable, list[str]]:
-    """Build the DESIGN 4.4 table from finished atom jobs; returns (table, failed elements)."""
+    """Build the isolated-atom table (docs/architecture.md §4.4) from finished atom jobs;
+    returns (table, failed elements)."""
     energies, failed = {}, []
     for job in jobs:
         stored = store.get(job.key)

@@ -1,4 +1,5 @@
-"""Calibration sets: the same geometries computed with several methods (DESIGN 4.3 keys).
+"""Calibration sets: the same geometries computed with several methods (keys of
+docs/architecture.md §4.3).
 
 Molecules come from QM9 (``qm9:N``, picked reproducibly and spread over sizes and elements)
 or from any file tealign reads. Every method runs on every molecule and on the isolated atoms

@@ -1,4 +1,4 @@
-"""Method SPEC strings (DESIGN 4.2) parsed into complete, provenance-ready settings.
+"""Method SPEC strings (docs/architecture.md §4.2) parsed into complete, provenance-ready settings.
 
     [LABEL=]code:functional/basis-or-cutoff[;key=value...]
 
@@ -30,7 +30,7 @@ DEFAULTS: dict[str, dict] = {
         "grid_level": 3,        # PySCF's default DFT grid
         "conv_tol": 1e-10,      # Ha, SCF energy convergence
         "max_cycle": 200,
-        "nlc": False,           # VV10 off (ωB97M-D3(BJ) as in SPICE/OFF23, DESIGN 7)
+        "nlc": False,           # VV10 off, as SPICE/OFF23 (docs/architecture.md §7.5)
         "spin_restricted": "auto",  # RKS for closed shells, UKS otherwise
     },
     "gpaw": {

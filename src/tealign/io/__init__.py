@@ -79,8 +79,8 @@ def iter_batches(
     """Stream any supported dataset as batches; frame errors ride along in ``rejects``.
 
     Every batch passes :func:`~tealign.io.frames.validate_batch` (the boundary checks of
-    DESIGN 4.6: finite positions and energies, forces n × 3, stress/virials 3×3, 6 or 9
-    values, no empty frames) whatever the reader.
+    docs/architecture.md §6.3: finite positions and energies, forces n × 3, stress/virials
+    3×3, 6 or 9 values, no empty frames) whatever the reader.
     """
     from tealign.io.frames import validate_batch
 

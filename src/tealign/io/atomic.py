@@ -1,6 +1,6 @@
 """Safe output: write to a temporary sibling, rename over the target when complete.
 
-Guarantees (DESIGN 4.6, README "Outputs"):
+Guarantees (docs/architecture.md §6.4, README "Outputs"):
 
 - a crash, Ctrl-C, SIGTERM or SIGKILL mid-write leaves the previous output (or nothing) in
   place, never a truncated one;

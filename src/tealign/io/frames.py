@@ -57,7 +57,7 @@ class FrameBatch:
     arrays : per-atom columns, each of length ``n_atoms_total``
     missing : for keys some frames of the batch lack: (n_frames,) bool, True where absent
     index : (n_frames,) int, each frame's position in its source file (0-based)
-    rejects : frames the reader could not parse (DESIGN 4.6 frame errors)
+    rejects : frames the reader could not parse (frame errors, docs/architecture.md §6.2)
     """
 
     numbers: np.ndarray
@@ -300,7 +300,7 @@ _FORCE_PREFIXES = ("REF_forces", "orig_forces", "forces_", "d3_forces")
 
 
 def energy_like(key: str) -> bool:
-    """Keys that hold a total energy in eV (ASE's and DESIGN 4.3's names)."""
+    """Keys that hold a total energy in eV (ASE's names and those of docs/architecture.md §4.3)."""
     return key in _ENERGY_NAMES or key.startswith(_ENERGY_PREFIXES)
 
 
@@ -339,13 +339,14 @@ def as_tensor(value) -> np.ndarray | None:
 
 def validate_batch(batch: FrameBatch, file: str, energy_keys=(), forces_keys=(),
                    tensor_keys=()) -> FrameBatch:
-    """Boundary checks (DESIGN 4.6): reject, with reason, frames whose physical values are
-    unusable; return the batch of the others (rejects appended).
+    """Boundary checks (docs/architecture.md §6.3): reject, with reason, frames whose physical
+    values are unusable; return the batch of the others (rejects appended).
 
-    Checked: positions finite, at least one atom; energies (ASE's and DESIGN 4.3's keys, and
-    ``energy_keys``) finite real numbers; forces (and ``forces_keys``) n × 3 finite numbers;
-    stress and virials (and ``tensor_keys``) 3×3, 6 or 9 finite numbers, which are stored as
-    (n_frames, 3, 3). Other keys are carried as they are (ASE's values, NaN included).
+    Checked: positions finite, at least one atom; energies (ASE's keys and those of
+    docs/architecture.md §4.3, and ``energy_keys``) finite real numbers; forces (and
+    ``forces_keys``) n × 3 finite numbers; stress and virials (and ``tensor_keys``) 3×3, 6 or
+    9 finite numbers, which are stored as (n_frames, 3, 3). Other keys are carried as they are
+    (ASE's values, NaN included).
     """
     n = batch.n_frames
     if n == 0:

@@ -1,4 +1,4 @@
-"""MPtrj JSON reader (``MPtrj_2022.9_full.json`` layout, DESIGN 7).
+"""MPtrj JSON reader (``MPtrj_2022.9_full.json`` layout, docs/architecture.md §7.1).
 
 ``{mp_id: {frame_id: {"structure": <pymatgen Structure dict>, "uncorrected_total_energy",
 "force", "stress", "magmom", ...}}}``. The energy is ``uncorrected_total_energy`` (eV, the

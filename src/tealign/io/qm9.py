@@ -2,10 +2,10 @@
 
 ``qm9pack`` cannot be imported with current setuptools and loads all 130k rows through
 pandas, so its CSV files are located without importing it and streamed row by row
-(DESIGN 7). Geometries are the B3LYP/6-31G(2df,p) minima in Å. The B3LYP electronic energy
-is ``InternalEnergy_0K_au`` − ``ZPVE_au`` (U0 contains the zero-point energy), converted
-from hartree to eV, under the key ``energy_qm9_b3lyp`` (its isolated-atom table is the
-built-in ``b3lyp-6-31g2dfp``).
+(docs/architecture.md §7.3). Geometries are the B3LYP/6-31G(2df,p) minima in Å. The B3LYP
+electronic energy is ``InternalEnergy_0K_au`` − ``ZPVE_au`` (U0 contains the zero-point
+energy), converted from hartree to eV, under the key ``energy_qm9_b3lyp`` (its isolated-atom
+table is the built-in ``b3lyp-6-31g2dfp``).
 """
 
 from __future__ import annotations

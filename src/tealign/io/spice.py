@@ -1,4 +1,4 @@
-"""SPICE HDF5 reader (one group per molecule, DESIGN 7).
+"""SPICE HDF5 reader (one group per molecule, docs/architecture.md §7.2).
 
 Conversions: ``conformations`` bohr → Å; ``dft_total_energy`` hartree → eV (it INCLUDES
 D3(BJ), so frames are labelled with ``dispersion="d3bj-included"``); forces =
