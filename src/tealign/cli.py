@@ -489,8 +489,8 @@ def merge(
                                              "(multi-head training).")] = False,
     strict: Annotated[bool, typer.Option(help="Treat frame errors as setup errors.")] = False,
     fmt: Annotated[str | None, typer.Option("--format", help="Shards MACE trains from: h5 "
-                                            "(sharded HDF5) or lmdb (ASE-LMDB, .aselmdb); "
-                                            "default h5.")] = None,
+                                            "(sharded HDF5) or lmdb (ASE-LMDB, .aselmdb; "
+                                            "the default, written 4-6x faster).")] = None,
     workers: Annotated[int, typer.Option(help="Processes writing shards while the sources "
                                          "are read (default: CPU count, at most 4).")] = 0,
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address: shards are "
