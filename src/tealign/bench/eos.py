@@ -15,6 +15,7 @@ import numpy as np
 from ase.build import bulk
 
 from tealign import units
+from tealign.io.atomic import write_json
 
 GRID = np.round(np.arange(5.00, 6.0001, 0.01), 2)
 ATOMS_PER_CONVENTIONAL_CELL = 8
@@ -143,7 +144,7 @@ def run(calculator, outdir: Path, reference: str | None = None, reference_file: 
         result["rmse_vs_reference_meV_per_atom"] = None
     _plot(e, ref, str(calculator), result.get("reference", ""), outdir / "eos.png")
     result["figures"] = ["eos.png"]
-    (outdir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(outdir / "results.json", result)
     return result
 
 

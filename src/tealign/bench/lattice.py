@@ -18,13 +18,13 @@ excluded.
 from __future__ import annotations
 
 import csv
-import json
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from tealign.bench.published import LABEL, LATTICE_MAE_A, LATTICE_MAE_BY_STRUCTURE_A
+from tealign.io.atomic import write_json
 
 #: primitive-cell volume → conventional cubic a: a = (factor · V)^(1/3)
 VOLUME_FACTOR = {"fcc": 4.0, "diamond": 4.0, "zincblende": 4.0, "rocksalt": 4.0, "bcc": 2.0}
@@ -140,7 +140,7 @@ def run(calculator, outdir: Path, limit: int | None = None, d3: str | None = Non
     outdir.mkdir(parents=True, exist_ok=True)
     _plot(rows, r_max, str(calculator), outdir / "lattice_errors.png")
     result["figures"] = ["lattice_errors.png"]
-    (outdir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(outdir / "results.json", result)
     return result
 
 

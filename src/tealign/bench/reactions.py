@@ -4,7 +4,6 @@ and product of each RDB7 reaction; forward barrier E_TS − E_R against the CCSD
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from tealign import units
 from tealign.bench.published import LABEL, TRANSITION1X_MAE_EV
 from tealign.errors import SetupError
 from tealign.io import read_batch
+from tealign.io.atomic import write_json
 
 
 def load_reactions(path: str | Path, limit: int | None = None):
@@ -70,7 +70,7 @@ def run(calculator: str, data: Path, outdir: Path, limit: int | None = None,
     outdir.mkdir(parents=True, exist_ok=True)
     _violin(err, calculator, outdir / "reactions_violin.png")
     result["figures"] = ["reactions_violin.png"]
-    (outdir / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    write_json(outdir / "results.json", result)
     return result
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from ase.data import atomic_numbers
 from tealign import units
 from tealign.bench.published import LABEL, TORSION_BARRIER_MAE_KCAL
 from tealign.errors import SetupError
+from tealign.io.atomic import write_json
 
 
 def read_sdf(path: str | Path) -> dict[str, tuple[Atoms, list[int]]]:
@@ -551,7 +551,7 @@ def run(calculator, outdir: Path, csv_path: Path, sdf_path: Path, limit: int | N
     outdir.mkdir(parents=True, exist_ok=True)
     _plot(results, str(calculator), outdir / "torsion_profiles.png")
     res["figures"] = ["torsion_profiles.png"]
-    (outdir / "results.json").write_text(json.dumps(res, indent=2) + "\n")
+    write_json(outdir / "results.json", res)
     return res
 
 

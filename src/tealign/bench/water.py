@@ -9,11 +9,12 @@ run is compared for r in [2, 6] Å (half the box) with the X-ray experiment (Ski
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
+
+from tealign.io.atomic import write_json
 
 BOX_A = 12.42
 N_WATER = 64
@@ -94,7 +95,7 @@ def run(calculator, outdir: Path, ps: float = 2.0, d3: str | None = "pbe",
         outdir.mkdir(parents=True, exist_ok=True)
         _plot(None, None, references or {}, str(calculator), outdir / "water_rdf.png")
         res["figures"] = ["water_rdf.png"]
-        (outdir / "results.json").write_text(json.dumps(res, indent=2) + "\n")
+        write_json(outdir / "results.json", res)
         return res
     r, g = np.array(res["r_A"]), np.array(res["g_OO"])
     refs = references or {}
@@ -104,7 +105,7 @@ def run(calculator, outdir: Path, ps: float = 2.0, d3: str | None = "pbe",
     outdir.mkdir(parents=True, exist_ok=True)
     _plot(r, g, refs, str(calculator), outdir / "water_rdf.png")
     res["figures"] = ["water_rdf.png"]
-    (outdir / "results.json").write_text(json.dumps(res, indent=2) + "\n")
+    write_json(outdir / "results.json", res)
     return res
 
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from tealign.errors import SetupError
+from tealign.io.atomic import write_json
 from tealign.train.presets import preset_args
 
 KEYS = ["--energy_key", "REF_energy", "--forces_key", "REF_forces", "--stress_key",
@@ -165,5 +166,5 @@ def train(preset: str, data: str | Path, run_dir: str | Path, *, distributed: bo
         shutil.copy(cands[0], model)
     summary = {"preset": preset, "data": str(data), "command": cmd, "wall_s": wall,
                "model": str(model), "distributed": distributed}
-    (run_dir / "tealign_train.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(run_dir / "tealign_train.json", summary)
     return summary
