@@ -306,8 +306,10 @@ READING = [
 
 def alignment_lines(runs: Path) -> list[str]:
     """The alignments the variants used, as fitted on calib-qm9 (runs/alignments/*.json)."""
+    fitted = [json.loads(f.read_text()) for f in sorted((runs / "alignments").glob("*.json"))]
+    n = sorted({str(d.get("calibration", {}).get("n", "?")) for d in fitted}) or ["?"]
     out = ["The alignments (ωB97M/def2-SVP → GPAW PBE, `tealign fit` on calib-qm9, "
-           "130 molecules):", "", "| variant | `--model` | chosen | a (95 % CI) | "
+           f"{'/'.join(n)} molecules):", "", "| variant | `--model` | chosen | a (95 % CI) | "
            "element offsets (eV) | RMSE ICEA → fitted (eV) |", "|---|---|---|---|---|---|"]
     for v, name in (("d", "icea"), ("e", "scale"), ("e2", "auto")):
         f = runs / "alignments" / f"{name}.json"
