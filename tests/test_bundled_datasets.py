@@ -44,7 +44,7 @@ def _check_splits(b):
 
 def test_calib_qm9_contents():
     b = read_batch(need("calib-qm9")["calib-qm9"])
-    assert b.n_frames >= 120
+    assert b.n_frames >= 80  # recomputed at 800 eV: at least 80 molecules over all sizes
     assert set(np.unique(b.numbers)) <= {1, 6, 7, 8, 9}
     heavy = np.add.reduceat((b.numbers > 1).astype(int), np.r_[0, np.cumsum(b.n_atoms)[:-1]])
     assert heavy.max() == 9 and (heavy >= 7).sum() >= 10
@@ -95,7 +95,10 @@ def test_organic_mini_contents():
 def test_inorganic_mini_contents():
     got = need("inorganic-mini", "si_ev")
     b = read_batch(got["inorganic-mini"])
-    assert b.n_frames >= 300 and b.pbc.all()
+    assert b.n_frames >= 60 and b.pbc.all()
+    # every crystal of the stress check is in the training data, off equilibrium too
+    crystals, counts = np.unique(np.asarray(b.info["crystal"]).astype(str), return_counts=True)
+    assert len(crystals) == 8 and counts.min() >= 8, dict(zip(crystals, counts))
     assert np.isfinite(np.asarray(b.info["energy_pbe"], float)).all()
     assert b.arrays["forces_pbe"].shape == (b.numbers.size, 3)
     assert np.asarray(b.info["stress_pbe"]).shape == (b.n_frames, 3, 3)
