@@ -98,7 +98,20 @@ def test_inorganic_mini_contents():
     assert b.n_frames >= 60 and b.pbc.all()
     # every crystal of the stress check is in the training data, off equilibrium too
     crystals, counts = np.unique(np.asarray(b.info["crystal"]).astype(str), return_counts=True)
-    assert len(crystals) == 8 and counts.min() >= 8, dict(zip(crystals, counts))
+    assert len(crystals) == 8 and counts.min() >= 7, dict(zip(crystals, counts))
+    # no near-copies: two frames of one crystal on the same cell differ by ≥ 0.02 Å RMSD of
+    # their displacements (common translation removed); an MD snapshot of SiC used to sit
+    # 0.010 Å from the equilibrium cell, in another split
+    frames = b.to_atoms()
+    for x in range(len(frames)):
+        for y in range(x + 1, len(frames)):
+            p, q = frames[x], frames[y]
+            if p.info["crystal"] != q.info["crystal"] or not np.allclose(p.cell, q.cell):
+                continue
+            d = p.positions - q.positions
+            d -= d.mean(axis=0)
+            rmsd = float(np.sqrt((d ** 2).sum(axis=1).mean()))
+            assert rmsd >= 0.02, (p.info["mol_id"], x, y, rmsd)
     assert np.isfinite(np.asarray(b.info["energy_pbe"], float)).all()
     assert b.arrays["forces_pbe"].shape == (b.numbers.size, 3)
     assert np.asarray(b.info["stress_pbe"]).shape == (b.n_frames, 3, 3)

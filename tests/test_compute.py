@@ -107,3 +107,34 @@ def test_gpaw_si_lattice_constant_near_pbe():
     c2, c1, _ = np.polyfit(grid, e, 2)
     a0 = -c1 / (2 * c2)
     assert abs(a0 - 5.47) < 0.03, a0
+
+
+def test_frames_without_kpts_share_one_mesh_per_composition():
+    """Strained copies of Si without a 'kpts' info get one mesh (their median cell's), where
+    meshes from their own cells would differ; another crystal gets its own; a warning names
+    both groups."""
+    import warnings
+
+    from ase.build import bulk
+
+    from tealign.compute.calib import _fixed_meshes
+    from tealign.compute.kpoints import mesh_from_density
+    from tealign.io.frames import FrameBatch
+
+    spec = parse_spec("gpaw:pbe/pw800")
+    density = float(spec.settings["kpt_density"])
+    si = [bulk("Si", "diamond", a=a) for a in (5.0, 5.47, 6.0)]
+    own = {mesh_from_density(a.cell, density) for a in si}
+    assert len(own) > 1  # the per-cell meshes this replaces would jump
+    from ase.build import molecule
+
+    frames = si + [bulk("MgO", "rocksalt", a=4.2), molecule("H2O")]  # a molecule: no mesh
+    batch = FrameBatch.from_atoms(frames)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        meshes, bad = _fixed_meshes([batch.record(i) for i in range(5)], [spec], "f.extxyz")
+    assert bad == [] and meshes[4] is None
+    assert meshes[0] == meshes[1] == meshes[2] == mesh_from_density(si[1].cell, density)
+    assert meshes[3] == mesh_from_density(frames[3].cell, density)
+    text = str(caught[0].message)
+    assert "3 frames of Si2" in text and "MgO" in text

@@ -2,7 +2,8 @@
 
 For each crystal, the unstrained 2-atom cell of geometries.extxyz is run for 400 steps of
 Langevin MD at 600 K (1 fs, CHGNet's MPtrj-trained weights as the force field, seeded), and
-the snapshots after 200, 300 and 400 steps are kept (GPAW then computes them: regenerate.sh).
+the snapshots after 200, 300 and 400 steps are kept unless within 0.02 Å RMSD of the
+equilibrium cell (GPAW then computes them: regenerate.sh).
 Run after make_geometries.py:
 
     python add_md_snapshots.py   # appends 'md_600K' frames to geometries.extxyz
@@ -17,6 +18,18 @@ from tealign.bench.calculators import get_calculator
 from tealign.io import read_batch
 from tealign.io.extxyz import write_extxyz
 from tealign.io.frames import FrameBatch
+
+#: snapshots closer than this (Å, RMSD of the displacements from the equilibrium cell, the
+#: common translation removed) add no information: SiC's step-300 frame was 0.010 Å away
+MIN_RMSD = 0.02
+
+
+def displacement_rmsd(a, ref) -> float:
+    """RMSD (Å) of ``a``'s positions from ``ref``'s, same cell, common translation removed."""
+    d = a.positions - ref.positions
+    d -= d.mean(axis=0)
+    return float(np.sqrt((d ** 2).sum(axis=1).mean()))
+
 
 frames = read_batch("geometries.extxyz").to_atoms()
 if any(a.info.get("sampling") == "md_600K" for a in frames):
@@ -37,6 +50,9 @@ for a in frames:
         snap.calc = None
         snap.info = {**a.info, "sampling": "md_600K", "md_step": step,
                      "mol_id": f"{a.info['crystal']}_{a.info['structure']}_md"}
+        if displacement_rmsd(snap, a) < MIN_RMSD:  # a near-copy of the equilibrium cell
+            print(f"{a.info['crystal']} step {step}: skipped, within {MIN_RMSD} Å RMSD")
+            continue
         added.append(snap)
     print(a.info["crystal"], flush=True)
 write_extxyz("geometries.extxyz", [FrameBatch.from_atoms(frames + added)])

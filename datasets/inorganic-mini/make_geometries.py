@@ -4,7 +4,8 @@ crystals (the MPtrj stand-in). ``mol_id`` groups five configurations of one crys
 8 crystals (Si, C, Ge, SiC, GaAs, NaCl, LiF, MgO; crystals.py says why the metals are out),
 5 configurations each (25 are drawn, so the seeded stream and the stress-check frames stay
 those of the first design; the first 5, mol_id group 0, are kept: a rattled, symmetry-free
-2-atom cell on its converged 10³–11³ mesh costs 5–15 minutes of one core at 800 eV),
+2-atom cell on its converged mesh costs 1 (NaCl, 5³) to 8 (GaAs, 11³) minutes of one core at
+800 eV),
 built with ASE at their experimental lattice constants (cubic_crystals.csv figures, package
 data of tealign): 2-atom cells (primitive diamond/zincblende/rocksalt; fcc/bcc metals as a
 2-atom cell) under random strain (±4 % normal, ±2 % shear) with thermal-like Gaussian

@@ -14,7 +14,7 @@ cd "$(dirname "$0")"
 SPEC="pbe=gpaw:pbe/pw800;vacuum=5.0;smearing=0.1"
 # resume from the committed snapshot of the job store when there is no live store
 [ -d store ] || { [ -f jobs.snapshot.sqlite ] && mkdir -p store && cp jobs.snapshot.sqlite store/jobs.sqlite; } || true
-# 40 equilibrium/strained/rattled + 24 MD frames (8 crystals); the CHGNet MD is not rerun when the file exists
+# 40 equilibrium/strained/rattled + 23 MD frames (8 crystals); the CHGNet MD is not rerun when the file exists
 [ -f geometries.extxyz ] || { ../../.venv/bin/python make_geometries.py && ../../.venv/bin/python add_md_snapshots.py; }
 [ -f kpoints.json ] || ../../.venv/bin/python kpoint_convergence.py --spec "$SPEC" --workers "${WORKERS:-2}"
 ../../.venv/bin/python set_meshes.py

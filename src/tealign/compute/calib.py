@@ -125,9 +125,11 @@ def _fixed_meshes(molecules: list[FrameRecord], specs: list[MethodSpec], source_
     ``kpts`` info is malformed (index, reason).
 
     A frame's own ``kpts`` (fixed per crystal from its equilibrium cell, see
-    :mod:`tealign.compute.kpoints`) is used as given. A periodic frame without one gets a mesh
-    from its own cell at the GPAW SPEC's ``kpt_density``; a warning says how many did, since
-    strained copies of one crystal should share the mesh of its equilibrium cell.
+    :mod:`tealign.compute.kpoints`) is used as given. Periodic frames without one are grouped
+    by composition (the same elements and atom counts: one crystal and its strained, rattled
+    or MD copies) and every frame of a group gets one mesh, chosen at the GPAW SPEC's
+    ``kpt_density`` from the group's median-volume cell: a mesh is never recomputed from each
+    strained cell (that made E(V) jump where the mesh changed). A warning names the groups.
     """
     import warnings
 
@@ -136,27 +138,41 @@ def _fixed_meshes(molecules: list[FrameRecord], specs: list[MethodSpec], source_
     gpaw = [s for s in specs if s.code == "gpaw"]
     meshes: list[tuple[int, int, int] | None] = []
     bad: list[tuple[int, str]] = []
-    own_cell = 0
+    missing: dict[tuple, list[int]] = {}
     for k, rec in enumerate(molecules):
+        meshes.append(None)
         if not np.asarray(rec.pbc).any():
-            meshes.append(None)
             continue
         try:
-            mesh = parse_mesh(rec.info.get("kpts"))
+            meshes[k] = parse_mesh(rec.info.get("kpts"))
         except ValueError as exc:
             bad.append((k, str(exc)))
-            meshes.append(None)
             continue
-        if mesh is None and gpaw:
-            mesh = mesh_from_density(rec.cell, float(gpaw[0].settings["kpt_density"]))
-            own_cell += 1
-        meshes.append(mesh)
-    if own_cell:
-        warnings.warn(f"{source_name}: {own_cell} periodic frames have no 'kpts' info; each got a "
-                      "mesh from its own cell. Give every frame of a crystal the mesh of its "
-                      "equilibrium cell (tealign.compute.kpoints.assign_fixed_meshes) so strained "
-                      "copies share one mesh", stacklevel=2)
+        if meshes[k] is None and gpaw:
+            z, n = np.unique(np.asarray(rec.numbers), return_counts=True)
+            missing.setdefault((tuple(z.tolist()), tuple(n.tolist())), []).append(k)
+    chosen = []
+    for members in missing.values():
+        volumes = [abs(np.linalg.det(np.asarray(molecules[k].cell, float))) for k in members]
+        median = members[int(np.argsort(volumes)[len(volumes) // 2])]
+        mesh = mesh_from_density(molecules[median].cell,
+                                 float(gpaw[0].settings["kpt_density"]))
+        for k in members:
+            meshes[k] = mesh
+        chosen.append(f"{len(members)} frames of {_formula(molecules[median].numbers)} → "
+                      f"{'×'.join(map(str, mesh))}")
+    if chosen:
+        warnings.warn(f"{source_name}: periodic frames without 'kpts' info share one mesh per "
+                      f"composition, from its median-volume cell ({'; '.join(chosen)}); set "
+                      "'kpts' per frame (tealign.compute.kpoints.assign_fixed_meshes) to choose "
+                      "the mesh of each crystal's equilibrium cell yourself", stacklevel=2)
     return meshes, bad
+
+
+def _formula(numbers) -> str:
+    from ase.symbols import Symbols
+
+    return Symbols(np.asarray(numbers)).get_chemical_formula()
 
 
 @dataclass
