@@ -762,8 +762,6 @@ def _build(
                 reasons.setdefault(i, ("pbc", "pbc must hold 3 booleans (T/F)"))
             else:
                 pbcs[i] = pbc_arr
-        if "Lattice" in h or "pbc" in h:
-            pass
     info, missing = stack_info_dicts(headers)
     batch = FrameBatch(
         numbers=numbers,
