@@ -133,6 +133,8 @@ def _fixed_meshes(molecules: list[FrameRecord], specs: list[MethodSpec], source_
     """
     import warnings
 
+    from ase.symbols import Symbols
+
     from tealign.compute.kpoints import mesh_from_density, parse_mesh
 
     gpaw = [s for s in specs if s.code == "gpaw"]
@@ -148,31 +150,24 @@ def _fixed_meshes(molecules: list[FrameRecord], specs: list[MethodSpec], source_
         except ValueError as exc:
             bad.append((k, str(exc)))
             continue
-        if meshes[k] is None and gpaw:
-            z, n = np.unique(np.asarray(rec.numbers), return_counts=True)
-            missing.setdefault((tuple(z.tolist()), tuple(n.tolist())), []).append(k)
+        if meshes[k] is None and gpaw:  # grouped like the Pulay term (pulay.group_key)
+            formula = Symbols(np.asarray(rec.numbers)).get_chemical_formula(mode="hill")
+            missing.setdefault(formula, []).append(k)
     chosen = []
-    for members in missing.values():
+    for formula, members in missing.items():
         volumes = [abs(np.linalg.det(np.asarray(molecules[k].cell, float))) for k in members]
         median = members[int(np.argsort(volumes)[len(volumes) // 2])]
         mesh = mesh_from_density(molecules[median].cell,
                                  float(gpaw[0].settings["kpt_density"]))
         for k in members:
             meshes[k] = mesh
-        chosen.append(f"{len(members)} frames of {_formula(molecules[median].numbers)} → "
-                      f"{'×'.join(map(str, mesh))}")
+        chosen.append(f"{len(members)} frames of {formula} → {'×'.join(map(str, mesh))}")
     if chosen:
         warnings.warn(f"{source_name}: periodic frames without 'kpts' info share one mesh per "
                       f"composition, from its median-volume cell ({'; '.join(chosen)}); set "
                       "'kpts' per frame (tealign.compute.kpoints.assign_fixed_meshes) to choose "
                       "the mesh of each crystal's equilibrium cell yourself", stacklevel=2)
     return meshes, bad
-
-
-def _formula(numbers) -> str:
-    from ase.symbols import Symbols
-
-    return Symbols(np.asarray(numbers)).get_chemical_formula()
 
 
 @dataclass
