@@ -45,6 +45,29 @@ def test_calib_end_to_end(tmp_path, run_cli):
     assert len(set(b.n_atoms.tolist())) > 1
 
 
+def test_a_split_the_frames_bring_is_kept(tmp_path, run_cli):
+    """Frames that arrive with a split keep it (a test split recomputed at another level,
+    species meant for training); a frame without one gets the drawn split of its mol_id."""
+    from ase.build import molecule
+    from ase.io import write
+
+    from tealign.io.splits import split_of
+
+    frames = []
+    for name, split in (("H2O", "test"), ("NH3", "train"), ("CH4", None)):
+        a = molecule(name)
+        a.info["mol_id"] = name
+        if split:
+            a.info["split"] = split
+        frames.append(a)
+    write(tmp_path / "in.extxyz", frames)
+    code, _, stderr = run_cli("compute", "calib", "--molecules", tmp_path / "in.extxyz",
+                              "--no-forces", "--method", "xtb:gfn2", "-o", tmp_path / "o.extxyz")
+    assert code == 0, stderr
+    b = read_batch(tmp_path / "o.extxyz")
+    assert b.info["split"].tolist() == ["test", "train", split_of("CH4", 0, None)]
+
+
 def _keys_in_store(store: Path) -> set[str]:
     with sqlite3.connect(store / "jobs.sqlite") as db:
         return {k for (k,) in db.execute("SELECT key FROM jobs")}

@@ -16,6 +16,8 @@ SPEC="pbe=gpaw:pbe/pw800;vacuum=5.0;smearing=0.1"
 [ -d store ] || { [ -f jobs.snapshot.sqlite ] && mkdir -p store && cp jobs.snapshot.sqlite store/jobs.sqlite; } || true
 # 40 equilibrium/strained/rattled + 23 MD frames (8 crystals); the CHGNet MD is not rerun when the file exists
 [ -f geometries.extxyz ] || { ../../.venv/bin/python make_geometries.py && ../../.venv/bin/python add_md_snapshots.py; }
+# bridge-mini's solids and clean slabs as training frames (split=train, their own meshes)
+grep -q 'mol_id=bridge_' geometries.extxyz || ../../.venv/bin/python add_bridge_species.py
 [ -f kpoints.json ] || ../../.venv/bin/python kpoint_convergence.py --spec "$SPEC" --workers "${WORKERS:-2}"
 ../../.venv/bin/python set_meshes.py
 # the Si E–V reference curve for `tealign bench eos --reference-file si_ev.extxyz` (one mesh)

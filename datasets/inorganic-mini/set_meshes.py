@@ -21,6 +21,10 @@ with open("kpoints.json") as fh:
 for path in ("geometries.extxyz", "si_ev_geometries.extxyz", "stress_check_geometries.extxyz"):
     frames = read_batch(path).to_atoms()
     for a in frames:
-        a.info["kpts"] = np.array(MESHES[a.info["crystal"]], dtype=int)
+        if a.info["crystal"] in MESHES:
+            a.info["kpts"] = np.array(MESHES[a.info["crystal"]], dtype=int)
+        elif "kpts" not in a.info:  # bridge-mini species bring their own (add_bridge_species)
+            raise SystemExit(f"{path}: crystal {a.info['crystal']} has no mesh in kpoints.json "
+                             "and the frame none of its own")
     write_extxyz(path, [FrameBatch.from_atoms(frames)])
     print(f"{path}: {len(frames)} frames, meshes set")

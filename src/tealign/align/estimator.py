@@ -124,6 +124,21 @@ class TotalEnergyAlignment:
     def target_table_(self) -> IsolatedAtomTable:
         return _as_table(self.target)
 
+    @classmethod
+    def icea_only(cls, source, target, note: str = "") -> TotalEnergyAlignment:
+        """The alignment that shifts by isolated-atom differences alone (a = 1, no offsets):
+        it needs no calibration set, so it is built fitted. ``note`` says where the two
+        tables came from (saved as the calibration record)."""
+        out = cls(source, target, model="icea")
+        _as_table(source), _as_table(target)  # validated now, not at the first transform
+        out.a_, out.offsets_, out.model_, out.a_ci95_ = 1.0, {}, "icea", [1.0, 1.0]
+        out.n_ = out.n_rejected_ = 0
+        out.rmse_icea_ = out.rmse_tea_ = out.r2_icea_ = out.r2_tea_ = out.cv_rmse_ = None
+        out.calibration_ = {"note": note or "isolated-atom differences only; no calibration"}
+        out.chain_ = []
+        out.rejects_ = []
+        return out
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "a_"):
             raise RuntimeError("this TotalEnergyAlignment is not fitted yet; call fit() or load()")

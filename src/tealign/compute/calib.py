@@ -282,7 +282,14 @@ def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], o
                                        index=k))
         batch = FrameBatch.from_records(records)
         if batch.n_frames:
-            batch.info["split"] = assign_splits(batch.info["mol_id"], seed)
+            # a frame that arrives with a split keeps it (a test split recomputed at another
+            # level, species meant for training); the others get one drawn per molecule
+            split = assign_splits(batch.info["mol_id"], seed)
+            if "split" in batch.info:
+                given = batch.has("split")
+                split[given] = batch.info["split"][given]
+                batch.missing.pop("split", None)
+            batch.info["split"] = split
         write_extxyz(output, [batch])
         write_rejects(output, rejects)
     return CalibResult(frames=batch.n_frames, rejects=rejects, stats=stats, tables=tables,

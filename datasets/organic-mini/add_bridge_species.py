@@ -1,0 +1,55 @@
+"""The gas molecules of datasets/bridge-mini, appended to geometries.extxyz as training data.
+
+bridge-mini's cross-domain items (gas–solid reactions, adsorption, molecular crystals) use
+seven small molecules: H2O, CO2, HF, H2, CH4, NH3, CH3OH. A model scored on those items has to
+have seen each molecule in its own domain, so each gets the five configurations every
+organic-mini molecule has (the minimum as bridge-mini builds it, three GFN2-xTB Langevin MD
+snapshots at 300/600/600 K, one 0.05 Å rattle), ``mol_id`` ``bridge_<species>`` and
+``split=train`` (never validation or test: these species are there to be learned). Rerunning
+replaces the frames it added:
+
+    python add_bridge_species.py   # after make_geometries.py and add_dihedrals.py
+"""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+from ase import units
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from tblite.ase import TBLite
+
+from tealign.io import read_batch
+from tealign.io.extxyz import write_extxyz
+from tealign.io.frames import FrameBatch
+
+HERE = Path(__file__).resolve().parent
+spec = importlib.util.spec_from_file_location(
+    "bridge_geometries", HERE.parent / "bridge-mini" / "make_geometries.py")
+bridge = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bridge)
+
+rng = np.random.default_rng(7)
+frames = [a for a in read_batch(HERE / "geometries.extxyz").to_atoms()
+          if not str(a.info.get("mol_id", "")).startswith("bridge_")]
+added = []
+for species in bridge.MOLECULES:
+    base = bridge.gas(species)
+    confs = [("bridge_minimum", base.positions.copy())]
+    for temp, steps in ((300, 200), (600, 200), (600, 400)):
+        a = base.copy()
+        a.calc = TBLite(method="GFN2-xTB", verbosity=0)
+        MaxwellBoltzmannDistribution(a, temperature_K=temp, rng=rng)
+        Langevin(a, 0.5 * units.fs, temperature_K=temp, friction=0.02, rng=rng).run(steps)
+        confs.append((f"xtb_md_{temp}K", a.positions.copy()))
+    confs.append(("rattled", base.positions + rng.normal(scale=0.05, size=base.positions.shape)))
+    for kind, pos in confs:
+        a = base.copy()
+        a.positions = pos
+        a.info = {"mol_id": f"bridge_{species}", "config_type": "organic", "sampling": kind,
+                  "split": "train"}
+        added.append(a)
+write_extxyz(HERE / "geometries.extxyz", [FrameBatch.from_atoms(frames + added)])
+print(f"appended {len(added)} configurations of {len(bridge.MOLECULES)} bridge molecules "
+      f"({len(frames)} others kept)")
