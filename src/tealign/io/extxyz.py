@@ -243,6 +243,143 @@ def parse_properties(spec: str) -> list[tuple[str, str, int]]:
     return props
 
 
+# ----------------------------------------------------------------------------- header fast path
+#: a number token of a comment line (ASE's int, then float, syntax) standing as a whole
+#: word: after the line start, whitespace, ``=`` or ``"``; before whitespace, ``"`` or the end
+_NUM_SLOT = re.compile(r'(?<![^\s="])(?:([+-]?[0-9]+)|([+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)'
+                       r'(?:[eE][+-]?[0-9]+)?))(?![^\s"])')
+_PLAN_CACHE_MAX = 512
+
+
+class _CommentPlans:
+    """Comment lines parsed through templates: the numbers of a line are cut out, and the
+    rest (keys, strings, the Properties spec, ``pbc``) is parsed once per distinct template
+    with :func:`parse_comment`. A new line of a known template only converts its numbers,
+    with the very conversions :func:`convert_value` applies (``int``/``float`` per token,
+    ``Lattice``/``stress``/``virial`` as 3x3). Lines outside the simple ``key=value`` form,
+    templates whose plan does not reproduce :func:`parse_comment` on their first line, and
+    integers that could leave the int64 range go through :func:`parse_comment` itself."""
+
+    def __init__(self):
+        self.plans: dict = {}
+        self.hits = 0
+        self.misses = 0
+
+    def parse(self, line: str) -> dict:
+        if self.misses > 256 and self.misses > 4 * self.hits:
+            return parse_comment(line)  # templates do not repeat: plans would not pay
+        parts = _NUM_SLOT.split(line)
+        ints = parts[1::3]
+        key = (tuple(parts[0::3]), tuple(map(bool, ints)))
+        plan = self.plans.get(key, 0)
+        if plan == 0:
+            self.misses += 1
+            if len(self.plans) >= _PLAN_CACHE_MAX:
+                self.plans.clear()
+            plan = self.plans[key] = _make_plan(line, key[1])
+        else:
+            self.hits += 1
+        if plan is None:
+            return parse_comment(line)
+        slots = [i if i is not None else f for i, f in zip(ints, parts[2::3])]
+        if plan[1] and any(len(slots[j]) > 18 for j in plan[1]):
+            return parse_comment(line)  # may pass the int64 range: ASE's own rules
+        return _apply_plan(plan[0], slots)
+
+
+def _apply_plan(steps, slots: list[str]) -> dict:
+    out = {}
+    for key, how, arg in steps:
+        if how == 0:  # literal: the value parse_comment gave the template
+            # (pbc is only read, by _build, which recognises the shared value)
+            out[key] = arg.copy() if isinstance(arg, np.ndarray) and key != "pbc" else arg
+        elif how == 1:
+            out[key] = int(slots[arg])
+        elif how == 2:
+            out[key] = float(slots[arg])
+        elif how == 3:
+            out[key] = np.array([int(slots[j]) for j in arg], dtype=np.int64)
+        elif how == 4:
+            out[key] = np.array([float(slots[j]) for j in arg])
+        elif how == 5:  # Lattice: cell rows
+            out[key] = np.array([float(slots[j]) for j in arg]).reshape(3, 3)
+        else:  # stress / virial: ASE's Fortran order
+            out[key] = np.array([float(slots[j]) for j in arg]).reshape((3, 3), order="F")
+    return out
+
+
+def _make_plan(line: str, is_int: tuple):
+    """The steps that rebuild ``parse_comment(line)`` from the line's number slots, the
+    indices of integer slots, or None where the template needs the full parser."""
+    try:
+        ref = parse_comment(line)
+    except CommentError:
+        return None
+    s = line.strip()
+    lead = len(line) - len(line.lstrip())
+    if not _SIMPLE_LINE.fullmatch(s):
+        return None
+    found = list(_FAST_KV.finditer(s))
+    if sum(len(m.group(0)) for m in found) != len(s):
+        return None
+    slot_spans = [(m.start() - lead, m.end() - lead) for m in _NUM_SLOT.finditer(line)]
+    if len(slot_spans) != len(is_int):
+        return None
+    steps = []
+    used = 0
+    for m in found:
+        key, eq, value = m.group(2), m.group(3), m.group(4)
+        if key not in ref:
+            return None
+        inside = [j for j, (a, b) in enumerate(slot_spans)
+                  if eq and m.start(4) <= a and b <= m.end(4)]
+        if any(a < m.end(2) and b > m.start(2) for a, b in slot_spans):
+            return None  # a number as a key
+        used += len(inside)
+        if not inside:
+            steps.append((key, 0, ref[key]))
+            continue
+        raw = value[1:-1] if value[:1] == '"' else value
+        if key == "Properties" or key.lower() in _UNPROCESSED \
+                or len(_VALUE_SPLIT.findall(raw)) != len(inside):
+            return None
+        all_int = all(is_int[j] for j in inside)
+        if key in _SPECIAL_3X3 and len(inside) == 9:
+            how = 5 if key == "Lattice" else 6
+        elif key in _SPECIAL_3X3 and key == "Lattice":
+            return None
+        elif len(inside) == 1:
+            how = 1 if all_int else 2
+        else:
+            how = 3 if all_int else 4
+        steps.append((key, how, inside[0] if how in (1, 2) else tuple(inside)))
+    if used != len(slot_spans) or len(steps) != len(ref):
+        return None
+    int_slots = tuple(j for j, f in enumerate(is_int) if f)
+    parts = _NUM_SLOT.split(line)
+    slots = [i if i is not None else f for i, f in zip(parts[1::3], parts[2::3])]
+    if any(len(slots[j]) > 18 for j in int_slots):
+        return None
+    if not _same_header(_apply_plan(steps, slots), ref):
+        return None
+    return steps, int_slots
+
+
+def _same_header(a: dict, b: dict) -> bool:
+    if list(a) != list(b):
+        return False
+    for k, va in a.items():
+        vb = b[k]
+        if type(va) is not type(vb):
+            return False
+        if isinstance(va, np.ndarray):
+            if va.dtype != vb.dtype or va.shape != vb.shape or not np.array_equal(va, vb):
+                return False
+        elif va != vb:
+            return False
+    return True
+
+
 # ----------------------------------------------------------------------------- reading
 class _Pending:
     """Frames framed but not yet parsed, sharing one Properties spec."""
@@ -268,14 +405,17 @@ def _line_tokens(buf: bytes) -> tuple[np.ndarray, np.ndarray]:
     nl = np.flatnonzero(arr == 10)
     if len(nl) == 0 or nl[-1] != len(buf) - 1:
         nl = np.append(nl, len(buf))
-    ws = (arr == 32) | (arr == 9) | (arr == 10) | (arr == 13) | (arr == 11) | (arr == 12)
-    starts = ~ws
-    starts[1:] &= ws[:-1]
-    line_start = np.concatenate([[0], nl[:-1] + 1])
-    padded = np.append(starts.view(np.uint8), 0)
-    counts = np.add.reduceat(padded, np.minimum(line_start, len(buf)), dtype=np.int64)
-    counts[line_start >= nl] = 0  # empty lines
+    ws = _WHITESPACE[arr]
+    first = np.flatnonzero(ws[:-1] & ~ws[1:]) + 1  # where a field starts
+    if len(buf) and not ws[0]:
+        first = np.concatenate([[0], first])
+    # a field starting at p lies on the first line whose newline is at or after p
+    counts = np.bincount(np.searchsorted(nl, first), minlength=len(nl)).astype(np.int64)
     return nl, counts
+
+
+_WHITESPACE = np.zeros(256, dtype=bool)
+_WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
 
 
 def _int_line(text: bytes) -> int | None:
@@ -322,6 +462,7 @@ class _Reader:
         self.pending: _Pending | None = None
         self.rejects: list[FrameError] = []
         self.skipping = False  # inside the debris of a broken frame
+        self.comments = _CommentPlans()
 
     def reject(self, field: str, reason: str) -> None:
         self.rejects.append(FrameError(self.fname, self.frame, field, reason))
@@ -400,8 +541,13 @@ class _Reader:
                 pos += 1
             return None
 
+        lists = (starts.tolist(), nl.tolist(), tok.tolist(), {})
         line = 0
         while line < n_lines:
+            if not self.skipping:
+                line = yield from self._plain_frames(buf, line, n_lines, tok, lists)
+                if line >= n_lines:
+                    break
             if self.skipping:
                 j = next_header(line)
                 if j is None:
@@ -439,7 +585,7 @@ class _Reader:
                 error = ("comment", "comment line is not UTF-8 text")
             else:
                 try:
-                    header = parse_comment(comment)
+                    header = self.comments.parse(comment)
                     spec = header.pop("Properties", DEFAULT_PROPERTIES)
                     ncols = _spec_columns(spec)
                 except CommentError as exc:
@@ -530,6 +676,51 @@ class _Reader:
         line = min(line, n_lines)
         consumed = int(starts[line]) if line < len(starts) else len(buf)
         return consumed, line
+
+    def _plain_frames(self, buf: bytes, line: int, n_lines: int, tok: np.ndarray, lists):
+        """Frame the plain frames from ``line`` on (a count, a comment line that parses, exactly
+        ``natoms`` lines of the Properties' column count, then the next count line) in Python
+        lists, without the checks the general loop runs; returns the first line of the first
+        frame that is anything else, for the general loop to judge."""
+        starts, nl, ntok, same = lists
+        comments = self.comments
+        while line < n_lines:
+            if ntok[line] != 1:
+                return line
+            natoms = _int_line(buf[starts[line]: nl[line]])
+            if not natoms:
+                return line
+            end = line + 2 + natoms
+            if end >= n_lines or ntok[end] != 1 \
+                    or _int_line(buf[starts[end]: nl[end]]) is None:
+                return line
+            try:
+                header = comments.parse(buf[starts[line + 1]: nl[line + 1]].decode("utf-8"))
+                spec = header.pop("Properties", DEFAULT_PROPERTIES)
+                ncols = _spec_columns(spec)
+            except (UnicodeDecodeError, CommentError):
+                return line
+            cum = same.get(ncols)
+            if cum is None:  # lines before k with exactly ncols fields
+                cum = same[ncols] = np.concatenate(
+                    [[0], np.cumsum(tok == ncols)]).tolist()
+            if cum[end] - cum[line + 2] != natoms:
+                return line
+            if self.pending is not None and spec != self.pending.spec:
+                yield from self._flush()
+            if self.pending is None:
+                self.pending = _Pending(spec)
+            p = self.pending
+            p.headers.append(header)
+            p.counts.append(natoms)
+            p.index.append(self.frame)
+            p.lines.append(self.line0 + line + 3)
+            p.chunks.append(buf[starts[line + 2]: nl[end - 1] + 1])
+            self.frame += 1
+            line = end
+            if len(p) >= self.batch_size:
+                yield from self._flush()
+        return line
 
     def _vec_header(self, header, text, line, natoms, nvec, comment):
         """ASE's vec_cell frames: cell rows as VEC1..VEC3 lines; the comment is kept whole."""
@@ -634,6 +825,7 @@ def _parse_table(blob: bytes, props, ncols: int, expected_rows: int) -> dict | N
         return None
     out = {}
     col = 0
+    nul = b"\x00" in blob  # no string value can hold a NUL byte the blob lacks
     for name, kind, n in props:
         block = df.iloc[:, col : col + n]
         if kind == "L":
@@ -643,7 +835,7 @@ def _parse_table(blob: bytes, props, ncols: int, expected_rows: int) -> dict | N
             arr = np.isin(vals, _L_TRUE)
         elif kind == "S":
             arr = block.to_numpy(dtype=object)
-            if any(("\x00" in s) for s in arr.ravel().tolist()):
+            if nul and any(("\x00" in s) for s in arr.ravel().tolist()):
                 return None
         else:
             arr = block.to_numpy()
@@ -747,21 +939,27 @@ def _build(
     headers = [pending.headers[k] for k in keep]
     cells = np.zeros((len(keep), 3, 3))
     pbcs = np.zeros((len(keep), 3), dtype=bool)
+    last_pbc, last_row = None, None  # frames of one comment template share their pbc value
     for i, h in enumerate(headers):
         lat = h.pop("Lattice", None)
         pbc = h.pop("pbc", None)
         if lat is not None:
             cells[i] = lat
             pbcs[i] = True
-        if pbc is not None:
+        if pbc is None:
+            continue
+        if pbc is not last_pbc:
+            last_pbc = pbc
             pbc_arr = np.atleast_1d(np.asarray(pbc))
             if pbc_arr.shape == (1,):
                 pbc_arr = np.repeat(pbc_arr, 3)
-            if pbc_arr.shape != (3,) or pbc_arr.dtype.kind != "b":
-                bad[i] = True
-                reasons.setdefault(i, ("pbc", "pbc must hold 3 booleans (T/F)"))
-            else:
-                pbcs[i] = pbc_arr
+            ok = pbc_arr.shape == (3,) and pbc_arr.dtype.kind == "b"
+            last_row = pbc_arr if ok else None
+        if last_row is None:
+            bad[i] = True
+            reasons.setdefault(i, ("pbc", "pbc must hold 3 booleans (T/F)"))
+        else:
+            pbcs[i] = last_row
     info, missing = stack_info_dicts(headers)
     batch = FrameBatch(
         numbers=numbers,
