@@ -275,3 +275,7 @@ def test_committed_bridge_set_label_level_equals_an_independent_computation(tmp_
         assert got[k]["error_eV"] == pytest.approx(pred - ref, abs=1e-6)
     # adsorption and lattice items involve one molecule's label; a reaction a few
     assert max(abs(p - r) for r, p in expected.values()) < 5.0
+    # the registry pins the committed file
+    from tealign.bench import registry
+
+    assert registry.get("bridge-mini").sha256 == registry.sha256_file(COMMITTED)

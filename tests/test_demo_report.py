@@ -137,6 +137,9 @@ def test_demo_runs_every_step_and_fits_the_known_factor(demo_run):
         else:  # otherwise the demo says how to get it
             assert state[name]["status"] == "skipped"
             assert "tealign data fetch" in state[name]["reason"]
+    for name in ("bench_cross_labels", "bench_cross_labels_icea", "bench_cross"):  # no bridge set
+        assert state[name]["status"] == "skipped", state[name]
+        assert "bridge-mini/regenerate.sh" in state[name]["reason"]
     fit = json.loads((run / "fit/fit.json").read_text())
     assert fit["a_ci95"][0] - 0.01 < A_TRUE < fit["a_ci95"][1] + 0.01
     eos = json.loads((run / "bench/eos/results.json").read_text())

@@ -4,7 +4,8 @@ bridge-mini's cross-domain items (gas–solid reactions, adsorption, molecular c
 seven small molecules: H2O, CO2, HF, H2, CH4, NH3, CH3OH. A model scored on those items has to
 have seen each molecule in its own domain, so each gets the five configurations every
 organic-mini molecule has (the minimum as bridge-mini builds it, three GFN2-xTB Langevin MD
-snapshots at 300/600/600 K, one 0.05 Å rattle), ``mol_id`` ``bridge_<species>`` and
+snapshots at 300/600/600 K, one 0.05 Å rattle; a configuration within 0.02 Å RMSD of an
+earlier one after superposition is left out as a near-copy), ``mol_id`` ``bridge_<species>`` and
 ``split=train`` (never validation or test: these species are there to be learned). Rerunning
 replaces the frames it added:
 
@@ -20,6 +21,7 @@ from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
 from tblite.ase import TBLite
 
+from tealign.bonds import kabsch_rmsd
 from tealign.io import read_batch
 from tealign.io.extxyz import write_extxyz
 from tealign.io.frames import FrameBatch
@@ -30,6 +32,7 @@ spec = importlib.util.spec_from_file_location(
 bridge = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bridge)
 
+MIN_RMSD = 0.02  # Å after superposition: closer configurations of one molecule are near-copies
 rng = np.random.default_rng(7)
 frames = [a for a in read_batch(HERE / "geometries.extxyz").to_atoms()
           if not str(a.info.get("mol_id", "")).startswith("bridge_")]
@@ -44,7 +47,11 @@ for species in bridge.MOLECULES:
         Langevin(a, 0.5 * units.fs, temperature_K=temp, friction=0.02, rng=rng).run(steps)
         confs.append((f"xtb_md_{temp}K", a.positions.copy()))
     confs.append(("rattled", base.positions + rng.normal(scale=0.05, size=base.positions.shape)))
-    for kind, pos in confs:
+    kept = []
+    for kind, pos in confs:  # no near-copies: a diatomic's rattle can be mostly a rotation
+        if all(kabsch_rmsd(pos, q) >= MIN_RMSD for _, q in kept):
+            kept.append((kind, pos))
+    for kind, pos in kept:
         a = base.copy()
         a.positions = pos
         a.info = {"mol_id": f"bridge_{species}", "config_type": "organic", "sampling": kind,

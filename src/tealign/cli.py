@@ -41,6 +41,20 @@ app.add_typer(compute_app, name="compute")
 data_app = typer.Typer(help="Benchmark datasets: registry, download, verification.",
                        no_args_is_help=True)
 app.add_typer(data_app, name="data")
+CALCULATOR_HELP = ("MACE model file, tealign-mini (the model that ships with tealign), xtb "
+                   "or chgnet.")
+
+
+def _pretrained(value: str | None) -> str | None:
+    """--calculator: a shipped model's name becomes its file path."""
+    from tealign.train.pretrained import resolve
+
+    try:
+        return resolve(value)
+    except SetupError as exc:
+        raise typer.BadParameter(exc.line()) from None
+
+
 bench_app = typer.Typer(help="Benchmarks of any calculator (paper section IV).",
                         no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
@@ -828,7 +842,7 @@ def _bench_threads(threads: int | None) -> int:
 @bench_app.command("reactions")
 @command
 def bench_reactions(
-    calculator: Annotated[str, typer.Option(help="MACE model file, xtb or chgnet.")],
+    calculator: Annotated[str, typer.Option(help=CALCULATOR_HELP, callback=_pretrained)],
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory for results.json "
                                          "and figures.")],
     data: Annotated[Path | None, typer.Option(help="Reaction extxyz (default: registry "
@@ -868,7 +882,7 @@ def bench_reactions(
 @bench_app.command("lattice")
 @command
 def bench_lattice(
-    calculator: Annotated[str, typer.Option(help="MACE model file, xtb or chgnet.")],
+    calculator: Annotated[str, typer.Option(help=CALCULATOR_HELP, callback=_pretrained)],
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory for results.json "
                                          "and figures.")],
     limit: Annotated[int | None, typer.Option(help="First N crystals of the table.")] = None,
@@ -913,7 +927,7 @@ def bench_lattice(
 @bench_app.command("eos")
 @command
 def bench_eos(
-    calculator: Annotated[str, typer.Option(help="MACE model file, xtb or chgnet.")],
+    calculator: Annotated[str, typer.Option(help=CALCULATOR_HELP, callback=_pretrained)],
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory for results.json "
                                          "and figures.")],
     reference: Annotated[str | None, typer.Option(help="Compute the reference curve with this "
@@ -955,7 +969,7 @@ def bench_eos(
 @bench_app.command("torsion")
 @command
 def bench_torsion(
-    calculator: Annotated[str, typer.Option(help="MACE model file, xtb or chgnet.")],
+    calculator: Annotated[str, typer.Option(help=CALCULATOR_HELP, callback=_pretrained)],
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory for results.json "
                                          "and figures.")],
     data: Annotated[Path | None, typer.Option(help="Profiles CSV (default: registry "
@@ -1016,7 +1030,7 @@ def bench_torsion(
 @bench_app.command("water")
 @command
 def bench_water(
-    calculator: Annotated[str, typer.Option(help="MACE model file, xtb or chgnet.")],
+    calculator: Annotated[str, typer.Option(help=CALCULATOR_HELP, callback=_pretrained)],
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory for results.json "
                                          "and figures.")],
     ps: Annotated[float, typer.Option(help="Run length in ps (paper: 100).")] = 2.0,
@@ -1071,8 +1085,8 @@ def bench_water(
 def bench_cross(
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory for results.json "
                                          "and figures.")],
-    calculator: Annotated[str | None, typer.Option(help="Model level: MACE model file, xtb "
-                                                   "or chgnet.")] = None,
+    calculator: Annotated[str | None, typer.Option(help="Model level: " + CALCULATOR_HELP,
+                                                   callback=_pretrained)] = None,
     alignment: Annotated[Path | None, typer.Option(help="Label level, no model: align the "
                                                    "molecules' source energies with this "
                                                    "alignment.json; solids at the target "

@@ -14,7 +14,10 @@ Run directory layout (``tealign report`` reads the same layout)::
     merge.toml, merged/           `tealign merge` of organic-mini (aligned) + inorganic-mini
     train/model.model             `tealign train --preset tiny`
     eval/eval.json                `tealign eval` on the test split, per domain
-    bench/<name>/results.json     `tealign bench lattice|eos|torsion|reactions|water`
+    fit/icea_alignment.json       `tealign fit --model icea` (ICEA only, for comparison)
+    bench/cross_labels*/          `tealign bench cross --alignment` (labels, no model: TEA, ICEA)
+    bench/<name>/results.json     `tealign bench cross|lattice|eos|torsion|reactions|water`
+    bench_mini/<name>/            the same benchmarks of the shipped model tealign-mini
     report.html                   `tealign report`
 
 The demo needs no DFT code and no network: the reference energies were computed once by
@@ -45,6 +48,10 @@ DATASET_FILES = {
     "inorganic_e0": "inorganic-mini/inorganic-mini.atoms_pbe.json",
     "si_ev": "inorganic-mini/si_ev.extxyz",
 }
+#: The shipped model the demo benchmarks beside its own (tealign.train.pretrained).
+PRETRAINED = "tealign-mini"
+#: Files the demo uses when they are there (a step that needs a missing one is skipped).
+OPTIONAL_FILES = {"bridge": "bridge-mini/bridge-mini.extxyz"}
 #: Energy key of each dataset summarised by `tealign info`.
 INFO_KEYS = {"calib-qm9": ("calib", "energy_pbe"), "organic-mini": ("organic", "energy_wb97m"),
              "inorganic-mini": ("inorganic", "energy_pbe")}
@@ -137,7 +144,7 @@ def merge_config(ds: Path) -> str:
 def plan(ds: Path, opts: DemoOptions) -> list[Step]:
     """The demo's steps, in order (benchmarks whose data is not available are left out by
     :func:`run_demo`, which says how to get it)."""
-    f = {k: str(ds / v) for k, v in DATASET_FILES.items()}
+    f = {k: str(ds / v) for k, v in {**DATASET_FILES, **OPTIONAL_FILES}.items()}
     model = "train/model.model"
     steps = [
         Step(f"info_{name}", f"dataset summary: {name}",
@@ -163,6 +170,26 @@ def plan(ds: Path, opts: DemoOptions) -> list[Step]:
     steps.append(Step("eval", "evaluate it per domain on the test split",
                       ["eval", model, "merged/merged.extxyz", "--split", "test", "--json"],
                       "eval/eval.json"))
+    # TEA's claim first: molecules and crystals on one surface (bridge-mini), for the
+    # aligned labels alone (TEA, and ICEA only beside it) and for the model
+    steps.append(Step("bench_cross_labels",
+                      "cross-domain items from the TEA-aligned labels (no model)",
+                      ["bench", "cross", "--alignment", "fit/alignment.json", "--data",
+                       f["bridge"], "-o", "bench/cross_labels", "--json"],
+                      "bench/cross_labels/bench.json"))
+    steps.append(Step(
+        "fit_icea", "the ICEA-only alignment (isolated atoms, no AEC), for comparison",
+        ["fit", f["calib"], "--source-key", "energy_wb97m", "--target-key", "energy_pbe",
+         "--source-e0", f["calib_e0_source"], "--target-e0", f["calib_e0_target"],
+         "--model", "icea", "-o", "fit/icea_alignment.json", "--json"], "fit/fit_icea.json"))
+    steps.append(Step("bench_cross_labels_icea",
+                      "cross-domain items from the ICEA-only labels (no model)",
+                      ["bench", "cross", "--alignment", "fit/icea_alignment.json", "--data",
+                       f["bridge"], "-o", "bench/cross_labels_icea", "--json"],
+                      "bench/cross_labels_icea/bench.json"))
+    steps.append(Step("bench_cross", "cross-domain items from the model",
+                      ["bench", "cross", "--calculator", model, "--data", f["bridge"],
+                       "-o", "bench/cross", "--json"], "bench/cross/bench.json"))
     # crystals with an element the model lacks are skipped (and listed) by the benchmark
     steps.append(Step("bench_lattice", "benchmark: lattice constants of cubic crystals",
                       ["bench", "lattice", "--calculator", model, "-o", "bench/lattice",
@@ -185,17 +212,48 @@ def plan(ds: Path, opts: DemoOptions) -> list[Step]:
                           ["bench", "water", "--calculator", model, "--ps", str(opts.water_ps),
                            "-o", "bench/water", "--json"], "bench/water/bench.json",
                           required=False))
+    # the same benchmarks of the model that ships with tealign (trained to a plateau on the
+    # same data), beside the demo's minutes-old one, when this install has it
+    from tealign.train.pretrained import model_path
+
+    try:
+        model_path(PRETRAINED)
+    except SetupError:
+        return steps
+    mini = PRETRAINED
+    steps.append(Step("mini_bench_cross", f"{mini}: cross-domain items",
+                      ["bench", "cross", "--calculator", mini, "--data", f["bridge"],
+                       "-o", "bench_mini/cross", "--json"], "bench_mini/cross/bench.json",
+                      required=False))
+    steps.append(Step("mini_bench_lattice", f"{mini}: lattice constants",
+                      ["bench", "lattice", "--calculator", mini, "-o", "bench_mini/lattice",
+                       "--json"], "bench_mini/lattice/bench.json", required=False))
+    steps.append(Step("mini_bench_eos", f"{mini}: Si E–V curve",
+                      ["bench", "eos", "--calculator", mini, "--reference-file", f["si_ev"],
+                       "-o", "bench_mini/eos", "--json"], "bench_mini/eos/bench.json",
+                      required=False))
+    steps.append(Step("mini_bench_reactions", f"{mini}: RDB7 reaction barriers",
+                      ["bench", "reactions", "--calculator", mini, "--limit",
+                       str(20 if opts.quick else opts.reactions), "-o", "bench_mini/reactions",
+                       "--json"], "bench_mini/reactions/bench.json", required=False))
     return steps
 
 
 #: Registry datasets each optional benchmark needs.
 BENCH_DATA = {"bench_torsion": ("biaryl-csv", "biaryl-sdf"), "bench_reactions": ("reactions",),
-              "bench_water": ("water-exp",)}
+              "mini_bench_reactions": ("reactions",), "bench_water": ("water-exp",)}
 
 
 def data_missing(step: Step) -> str | None:
-    """None when the step's benchmark data is found through the registry, else how to get it."""
+    """None when the step's benchmark data is found (its ``--data`` file, the registry's
+    datasets), else how to get it."""
     from tealign.bench import registry
+
+    if step.args[0] == "bench" and "--data" in step.args:  # absolute dataset paths
+        path = Path(step.args[step.args.index("--data") + 1])
+        if not path.exists():
+            return (f"{path} not found; it ships with the tealign repository, or compute it "
+                    "with datasets/bridge-mini/regenerate.sh")
 
     for name in BENCH_DATA.get(step.name, ()):
         try:

@@ -9,6 +9,9 @@ import numpy as np
 
 from tealign.io.frames import FrameBatch
 
+#: vacuum (Å) on each side of a molecule boxed for a calculator that needs a cell (CHGNet)
+MOLECULE_VACUUM = 10.0
+
 
 def single_points(calculator: str, batch: FrameBatch, d3: str | None = None,
                   batched: bool = True, batch_size: int = 16, progress=None,
@@ -43,6 +46,13 @@ def single_points(calculator: str, batch: FrameBatch, d3: str | None = None,
         calc = get_calculator(calculator)
         energies = np.empty(batch.n_frames)
         for i, atoms in enumerate(batch.to_atoms()):
+            if calculator == "chgnet" and not atoms.pbc.any():
+                # CHGNet works on periodic structures only: a molecule goes into a cubic box
+                # with MOLECULE_VACUUM on each side, far beyond its 6 Å graph cutoff
+                atoms.center(vacuum=MOLECULE_VACUUM)
+                atoms.cell = np.eye(3) * atoms.cell.lengths().max()
+                atoms.center()
+                atoms.pbc = True
             atoms.calc = calc
             energies[i] = atoms.get_potential_energy()
             if progress:

@@ -77,14 +77,13 @@ REGISTRY: dict[str, Dataset] = {
             "8438ed9d029d76478b8f13671ca73877978334bda73d45d59ba8b5e1bc88229c",
             "arrays r_OO, g_OO", "O–O RDF, 500 ps TIP4P"),
         # computed by tealign itself and shipped in the repository (datasets/bridge-mini):
-        # `tealign bench cross` also finds it in the source checkout. sha256 stays empty
-        # (`data verify` says "no") until the computed file is committed and pinned here.
+        # `tealign bench cross` also finds it in the source checkout; sha256 of that file.
         Dataset(
             "bridge-mini", "bridge-mini/bridge-mini.extxyz",
             "datasets/bridge-mini in the tealign repository (no download)", "MIT",
             "tealign bridge-mini: geometries from the experimental crystal structures cited "
             "in datasets/bridge-mini/make_geometries.py",
-            "",
+            "eafc09dc17736eedc130db3a913f334f5c6d2e758b6d7c1ba242eeb80f2262f3",
             "datasets/bridge-mini/regenerate.sh: make_geometries.py, `tealign compute calib` "
             "(molecules at target and source level, periodic frames at target level), "
             "make_geometries.py --combine; bridge.json beside it defines the items",
