@@ -140,15 +140,19 @@ def bridge_energies(model, v: str, bridge: Path, tea_path: Path, linref_inorgani
 
 
 def target_errors(model, v: str, path: Path, tea_path: Path, linref_inorganic: Path,
-                  split: str | None = None, forces: bool = True) -> dict:
+                  split: str | None = None, forces: bool = True,
+                  exclude_mol_ids: set[str] | None = None) -> dict:
     """Target-scale errors of the model on frames carrying GPAW labels (energy_pbe,
-    forces_pbe): energy MAE per atom, conformer-relative energy MAE, force MAE."""
+    forces_pbe): energy MAE per atom, conformer-relative energy MAE, force MAE. Frames whose
+    mol_id is in ``exclude_mol_ids`` (molecules the model was trained on) are left out."""
     from tealign.evaluate import predict
     from tealign.io import read_batch
 
     b = read_batch(path)
     if split is not None:
         b = b.select(np.asarray(b.info["split"]).astype(str) == split)
+    if exclude_mol_ids:
+        b = b.select(~np.isin(np.asarray(b.info["mol_id"]).astype(str), list(exclude_mol_ids)))
     head = TARGET_HEAD if v == "g" else None
     p = predict(model, b, head=head, compute_stress=False, compute_forces=forces)
     e, f = to_target(v, b, np.asarray(p.energy, float),
