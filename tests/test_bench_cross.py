@@ -279,3 +279,23 @@ def test_committed_bridge_set_label_level_equals_an_independent_computation(tmp_
     from tealign.bench import registry
 
     assert registry.get("bridge-mini").sha256 == registry.sha256_file(COMMITTED)
+
+
+def test_chgnet_scores_molecules_in_a_box():
+    """CHGNet needs a cell: a molecule goes into a box with 10 Å of vacuum, beyond its 6 Å
+    cutoff, so the energy equals that of the same molecule in a bigger box."""
+    pytest.importorskip("chgnet")
+    from ase.build import molecule
+
+    from tealign.bench.calculators import get_calculator
+    from tealign.bench.energies import single_points
+    from tealign.io.frames import FrameBatch
+
+    water = molecule("H2O")
+    e = single_points("chgnet", FrameBatch.from_atoms([water]))
+    assert np.isfinite(e).all()
+    big = water.copy()
+    big.center(vacuum=15.0)
+    big.pbc = True
+    big.calc = get_calculator("chgnet")
+    assert e[0] == pytest.approx(big.get_potential_energy(), abs=1e-4)
