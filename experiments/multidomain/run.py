@@ -212,8 +212,16 @@ class Run:
         d = self.out / v
         run_dir = d / ("train" if seed == 1 else f"train_seed{seed}")
         model = run_dir / "model.model"
+        asked = {"preset": preset, "epochs": epochs}
+        marker = run_dir / "requested.json"
         if model.exists():
+            had = json.loads(marker.read_text()) if marker.exists() else None
+            if had != asked:  # never reuse a model trained to other settings
+                raise SystemExit(f"{model} was trained with {had}, not {asked}: move "
+                                 f"{run_dir} away to retrain it")
             return model
+        run_dir.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(asked))
         d.mkdir(parents=True, exist_ok=True)
         text, per_source = self.toml(v, al, lr)
         if not (d / "merged" / "report.json").exists() or \
