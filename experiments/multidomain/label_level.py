@@ -292,11 +292,15 @@ def verdict_lines(res: dict) -> list[str]:
             (wins if lo > 0 else losses if hi < 0 else ties).append(text)
         line = f"- **{label}** (MAE, {unit}): TEA {mae(REFERENCE):.1f}"
         line += "; best of all" if best == REFERENCE else f"; best {TITLES[best]} {mae(best):.1f}"
-        if wins:
-            line += "; TEA better than " + ", ".join(wins)
-        if losses:
-            line += "; TEA worse than " + ", ".join(losses)
-        if ties:
-            line += "; no difference resolved from " + ", ".join(ties)
-        out.append(line + ".")
+        out.append(line + outcome(wins, losses, ties) + ".")
     return out
+
+
+def outcome(wins: list[str], losses: list[str], ties: list[str]) -> str:
+    """The comparisons against TEA in words: better, worse, not resolved."""
+    text = ""
+    for what, items in (("TEA better than", wins), ("TEA worse than", losses),
+                        ("no difference resolved from", ties)):
+        if items:
+            text += f"; {what} " + "; ".join(items)
+    return text

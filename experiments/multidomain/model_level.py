@@ -318,10 +318,6 @@ def cross_verdict_lines(results: dict, titles: dict[str, str], reference: str = 
         (better if d["lo_eV"] > 0 else worse if d["hi_eV"] < 0 else tied).append(text)
     line = (f"- **cross-domain items, model level** (MAE, meV, {ref['n_items']} items, "
             f"{ref['n_seeds']} seeds): TEA (e) {ref['mae_eV'] * 1000:.0f}")
-    if better:
-        line += "; TEA better than " + "; ".join(better)
-    if worse:
-        line += "; TEA worse than " + "; ".join(worse)
-    if tied:
-        line += "; no difference resolved from " + "; ".join(tied)
-    return [line + "."]
+    from label_level import outcome
+
+    return [line + outcome(better, worse, tied) + "."]
