@@ -452,7 +452,7 @@ def _bench(page: Page) -> None:
               f"{page.num(rel, 'n', 'd')} crystals inside the first-shell limit; r_max "
               f"{page.num(rel, 'r_max_A', '.2f', ' Å')}. Crystals the model has no elements "
               f"for are skipped ({len(d.get('skipped', []))}).</p>")
-        s += _table(["model", "MAE vs PBE (Å)"], rows + pr, classes=[""] + pc)
+        s += _table(["model", "MAE vs PBE (Å)"], rows + pr, classes=[""] * len(rows) + pc)
         by = d.get("mae_by_structure", {})
         if by:
             s += _table(["structure", "MAE vs PBE (Å)"],
@@ -514,6 +514,7 @@ def _bench(page: Page) -> None:
     if d:
         rows = [[DEMO_MODEL + " (RDB7 barriers)", page.num(rel, "mae_eV", ".3f")]]
         rows += _mini_rows(page, "reactions", [("mae_eV", ".3f")])
+        own = [""] * len(rows)
         pub = d.get("published_transition1x_barrier_mae_eV", {})
         rows += [[E(k) + " <span class='badge'>published, Transition1x</span>", f"{v:.3f}"]
                  for k, v in pub.items()]
@@ -521,7 +522,7 @@ def _bench(page: Page) -> None:
         s += (f"<p class='muted'>{page.num(rel, 'n', 'd')} RDB7 reactions, forward barrier "
               f"E(TS) − E(R) against CCSD(T)-F12: MAE "
               f"{page.num(rel, 'mae_kcal_mol', '.2f', ' kcal/mol')}.</p>")
-        s += _table(["model", "barrier MAE (eV)"], rows, classes=[""] + ["pub"] * len(pub))
+        s += _table(["model", "barrier MAE (eV)"], rows, classes=own + ["pub"] * len(pub))
         s += _bench_figures(page, "reactions", d, "barrier errors")
         parts.append(s + _commands(page, ["bench_reactions"]))
     rel = "bench/water/results.json"
