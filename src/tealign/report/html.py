@@ -166,8 +166,19 @@ E = html.escape
 
 
 # ----------------------------------------------------------------------------- sections
+#: the cross-domain results the summary leads with: file, who
+CROSS_CARDS = (("bench/cross_labels/results.json", "TEA labels (no model)"),
+               ("bench/cross_labels_icea/results.json", "ICEA-only labels (no model)"),
+               ("bench/cross/results.json", "demo model"),
+               ("bench_mini/cross/results.json", "tealign-mini"))
+
+
 def _summary(page: Page) -> None:
     items = []
+    for rel, who in CROSS_CARDS:
+        if page.load(rel):
+            items.append((f"{who} · cross-domain MAE ({page.num(rel, 'n', 'd')} items)",
+                          page.num(rel, "mae_eV", ".3f", " eV")))
     if page.load("fit/fit.json"):
         items.append(("alignment factor a", page.num("fit/fit.json", "a", ".5f")))
         items.append(("calib RMSE after ICEA+AEC",
