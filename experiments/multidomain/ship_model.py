@@ -106,6 +106,37 @@ def metrics_on(model_file: Path, spec: dict, root: Path = ROOT) -> dict:
             "forces_mae_meV_per_A": float(np.mean(np.abs(f)) * 1000)}
 
 
+def shipped_epoch(curves: dict) -> dict | None:
+    """The epoch whose checkpoint mace-torch keeps (lowest validation loss) and its errors."""
+    if not curves or not curves.get("loss"):
+        return None
+    k = int(np.argmin(curves["loss"]))
+    return {key: curves[key][k] for key in ("epoch", "loss", "mae_e_per_atom", "mae_f")
+            if key in curves and len(curves[key]) > k}
+
+
+def cross_domain(model: Path) -> dict:
+    """`tealign bench cross` of the model and, for the floor under it, of the labels it was
+    trained on (the single-factor TEA alignment, no model): MAE over the bridge items (eV)."""
+    import subprocess
+    import sys
+    import tempfile
+
+    bridge = ROOT / "datasets" / "bridge-mini" / "bridge-mini.extxyz"
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, opt in (("model", ["--calculator", str(model)]),
+                          ("labels_floor", ["--alignment",
+                                            str(HERE / "runs" / "alignments" / "scale.json")])):
+            r = subprocess.run([sys.executable, "-m", "tealign", "bench", "cross", *opt,
+                                "--data", str(bridge), "-o", f"{tmp}/{name}", "--json"],
+                               check=True, capture_output=True, text=True)
+            d = json.loads(r.stdout)
+            out[name] = {k: d[k] for k in ("n", "mae_eV", "reaction_mae_eV",
+                                           "adsorption_mae_eV", "lattice_mae_eV") if k in d}
+    return out
+
+
 def main() -> None:
     from tealign.report.html import training_curves
 
@@ -127,11 +158,13 @@ def main() -> None:
         "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
         "size_bytes": out.stat().st_size,
         "preset": train.get("preset"),
-        "train_command": train.get("command"),
+        "train_command": [str(c).replace(str(ROOT) + "/", "") for c in train.get("command", [])],
         "merge_config": MERGE_TOML,
         "regenerate": "experiments/multidomain/run.py --label-level (the alignments), then "
                       "experiments/multidomain/ship_model.py (merge, train, ship)",
         "last_epochs": {k: v[-3:] for k, v in curves.items()} if curves else {},
+        "shipped_epoch": shipped_epoch(curves),
+        "cross_domain": cross_domain(out),
         "test_sets": sets,
         "metrics": {name: metrics_on(out, spec) for name, spec in sets.items()},
     }
