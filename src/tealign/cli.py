@@ -237,6 +237,7 @@ def convert(
     from tealign.io.atomic import write_rejects
     from tealign.io.extxyz import write_extxyz
     from tealign.io.mace_h5 import write_mace_h5, write_statistics
+    from tealign.keys import REF
     from tealign.methods import load_table
 
     target = to or ("extxyz" if output.suffix in (".xyz", ".extxyz") else "mace-h5")
@@ -265,8 +266,9 @@ def convert(
     if target == "extxyz":
         n = write_extxyz(output, batches())
     else:
-        n = write_mace_h5(batches(), output, energy_key=energy_key, forces_key=forces_key,
-                          stress_key=stress_key)
+        n = write_mace_h5(batches(), output,
+                          keys=REF.replace(energy=energy_key, forces=forces_key,
+                                           stress=stress_key))
         if table is not None:
             from ase.data import atomic_numbers
 

@@ -40,36 +40,20 @@ from tealign.align.aec import (
 )
 from tealign.align.icea import atom_energy_sums
 from tealign.errors import FrameError, SetupError
+from tealign.io import as_batches
 from tealign.io.atomic import write_json
 from tealign.io.frames import FrameBatch
+from tealign.keys import ORIG, REF
 from tealign.methods import IsolatedAtomTable, load_table
 
 FORMAT = "tealign-alignment/1"
 CHARGE_KEYS = ("charge", "total_charge")
-ALIGNED_KEYS = {"energy": "REF_energy", "forces": "REF_forces", "stress": "REF_stress",
-                "virials": "REF_virials"}
-ORIG_KEYS = {"energy": "orig_energy", "forces": "orig_forces", "stress": "orig_stress",
-             "virials": "orig_virials"}
+ALIGNED_KEYS = REF.as_dict()
+ORIG_KEYS = ORIG.as_dict()
 
 
 def _as_table(t) -> IsolatedAtomTable:
     return t if isinstance(t, IsolatedAtomTable) else load_table(t)
-
-
-def _as_batches(data):
-    """Accept a path, a FrameBatch, or a list of ase.Atoms; yield batches."""
-    from ase import Atoms
-
-    if isinstance(data, FrameBatch):
-        yield data
-    elif isinstance(data, (str, os.PathLike)):
-        from tealign.io import iter_batches
-
-        yield from iter_batches(data)
-    elif isinstance(data, list) and (not data or isinstance(data[0], Atoms)):
-        yield FrameBatch.from_atoms(data)
-    else:
-        yield from data
 
 
 @dataclass
@@ -233,7 +217,7 @@ class TotalEnergyAlignment:
                          else "<calibration>")
         e_src, e_tgt, numbers_list, offsets_list, groups, rejects = [], [], [], [], [], []
         seen_src = seen_tgt = False
-        for batch in _as_batches(calibration):
+        for batch in as_batches(calibration):
             rejects.extend(batch.rejects)
             if batch.n_frames == 0:
                 continue
@@ -773,7 +757,7 @@ def _like(given, out: FrameBatch):
 def _single_batch(frames) -> FrameBatch:
     from tealign.io.frames import concat_batches
 
-    batches = list(_as_batches(frames))
+    batches = list(as_batches(frames))
     return batches[0] if len(batches) == 1 else concat_batches(batches)
 
 

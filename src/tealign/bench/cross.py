@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from tealign.errors import SetupError
+from tealign.keys import REF
 
 KINDS = ("reaction", "adsorption", "lattice")
 KIND_TITLES = {"reaction": "gas–solid reactions", "adsorption": "adsorption",
@@ -202,7 +203,7 @@ def aligned_energies(frames: dict, alignment: str | os.PathLike, source_key: str
         res = tea.transform(batch, energy_key=source_key, forces_key=None, stress_key=None,
                             virials_key=None, file=s)
         if res.n_frames == 1:
-            out[s] = float(res.info["REF_energy"][0])
+            out[s] = float(res.info[REF.energy][0])
         else:
             why[s] = res.rejects[0].reason if res.rejects else f"no {source_key}"
     return out, why, tea

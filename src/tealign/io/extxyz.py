@@ -1281,6 +1281,11 @@ def write_extxyz(path: str | os.PathLike, batches, append: bool = False,
         return _write_stream(fh, batches, frozenset(rounded), workers)
 
 
+def write_batches(batches, path: str | os.PathLike, **options) -> int:
+    """:func:`write_extxyz` with the writer argument order of the format registry."""
+    return write_extxyz(path, batches, **options)
+
+
 def _format_counted(batch: FrameBatch, rounded: frozenset) -> tuple[str, int]:
     return format_batch(batch, rounded), batch.n_frames
 

@@ -25,16 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from tealign.errors import SetupError
-from tealign.io.atomic import atomic_path, write_json
+from tealign.io.atomic import write_json
 from tealign.io.frames import FrameBatch, FrameRecord
+from tealign.keys import REF, Keys
 
 #: MACE property name → default tealign/extxyz key (MACE's REF_* convention).
-MACE_KEYS = {
-    "energy": "REF_energy",
-    "forces": "REF_forces",
-    "stress": "REF_stress",
-    "virials": "REF_virials",
-}
+MACE_KEYS = REF.as_dict()
 _PER_ATOM = {"forces"}
 SHARD_SIZE = 10_000
 
@@ -84,42 +80,15 @@ def _from_jsonable(value):
     return value
 
 
-def write_mace_h5(
-    batches: Iterable[FrameBatch],
-    shard_dir: str | os.PathLike,
-    *,
-    energy_key: str = "REF_energy",
-    forces_key: str = "REF_forces",
-    stress_key: str = "REF_stress",
-    virials_key: str = "REF_virials",
-    weights: dict[str, float] | None = None,
-    prefix: str | None = None,
-    shard_size: int = SHARD_SIZE,
-    workers: int = 1,
-    scheduler=None,
-) -> int:
-    """Write frames as MACE sharded HDF5 into ``shard_dir`` (atomically); returns frames written.
+def write_mace_h5(batches: Iterable[FrameBatch], shard_dir: str | os.PathLike, *,
+                  keys: Keys = REF, **options) -> int:
+    """Write frames as MACE sharded HDF5 into ``shard_dir`` (atomically, each shard by
+    mace-torch's ``save_configurations_as_HDF5``); returns frames written. ``keys`` and
+    ``options`` (weights, prefix, shard_size, workers, scheduler) as in
+    :func:`tealign.io.shards.write_shards`."""
+    from tealign.io.shards import write_shards
 
-    Keys name where each MACE property lives in the frames; a frame lacking one gets weight
-    0 for it (as mace-torch's ``config_from_atoms`` does). ``weights`` gives default property
-    weights (e.g. ``{"stress": 0.0}`` for molecules); ``config_<name>_weight`` in a frame's
-    info overrides them. Shards are written by ``workers`` processes (or on a Dask
-    ``scheduler``), each with mace-torch's ``save_configurations_as_HDF5``; memory is
-    bounded by a few shards of ``shard_size`` frames.
-    """
-    from tealign.io.shards import Executor, ShardWriter
-
-    keys = {"energy": energy_key, "forces": forces_key, "stress": stress_key,
-            "virials": virials_key}
-    shard_dir = Path(shard_dir)
-    with atomic_path(shard_dir) as tmp, atomic_path(sidecar_path(shard_dir)) as side_tmp, \
-            Executor(workers, scheduler) as ex:
-        w = ShardWriter(tmp, "h5", ex, keys=keys, weights=weights,
-                        prefix=prefix or shard_dir.name, shard_size=shard_size,
-                        sidecar=side_tmp)
-        for batch in batches:
-            w.add(batch)
-        return w.close()
+    return write_shards("h5", batches, shard_dir, keys=keys, **options)
 
 
 def _shard_files(path: Path) -> list[Path]:

@@ -21,10 +21,10 @@ from pathlib import Path
 
 from tealign.errors import SetupError
 from tealign.io.atomic import write_json
+from tealign.keys import REF
 from tealign.train.presets import preset_args
 
-KEYS = ["--energy_key", "REF_energy", "--forces_key", "REF_forces", "--stress_key",
-        "REF_stress", "--virials_key", "REF_virials"]
+KEYS = [arg for kind, key in REF.items() for arg in (f"--{kind}_key", key)]
 
 
 def _report(data: Path) -> dict:
