@@ -75,6 +75,7 @@ from pathlib import Path
 import numpy as np
 from ase.data import chemical_symbols
 
+from tealign import rundir as rd
 from tealign.align import TotalEnergyAlignment
 from tealign.errors import FrameError, SetupError
 from tealign.io import iter_batches
@@ -466,7 +467,7 @@ class _OutputDir:
         self.pending_text: deque = deque()
         if extxyz:
             path.mkdir(parents=True, exist_ok=True)
-            self.extxyz = open(path / "merged.extxyz", "w")  # noqa: SIM115 (see close)
+            self.extxyz = open(path / rd.MERGED_EXTXYZ_FILE, "w")  # noqa: SIM115 (see close)
 
     def add(self, batch: FrameBatch) -> None:
         self.n += batch.n_frames
@@ -519,7 +520,7 @@ class _OutputDir:
             "atomic_numbers": str(zs),
             "r_max": float(self.r_max),
         }
-        write_json(self.path / "statistics.json", stats)
+        write_json(self.path / rd.STATISTICS_FILE, stats)
         return {s: written[s] for s in SPLITS if s in written}
 
     def abort(self) -> None:
@@ -555,7 +556,7 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
     reports: dict[str, SourceReport] = {}
     with atomic_path(outdir) as tmp, Executor(workers, scheduler) as ex:
         tmp.mkdir(parents=True)
-        log = _RejectLog(rejects_path(tmp / "merged.extxyz"))
+        log = _RejectLog(rejects_path(tmp / rd.MERGED_EXTXYZ_FILE))
         layout = {}
         shared = None if per_source else _OutputDir(tmp, fmt, ex, target, cfg.r_max, extxyz,
                                                     shard_size)
@@ -604,5 +605,5 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
         for name, s in report["sources"].items():
             if s["frames_in"] != s["frames_out"] + s["frames_rejected"]:
                 raise AssertionError(f"frame accounting broken for {name}: {s}")
-        write_json(tmp / "report.json", report)
+        write_json(tmp / rd.MERGE_REPORT_FILE, report)
     return report

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tealign import rundir as rd
 from tealign.errors import SetupError
 from tealign.keys import REF
 
@@ -319,7 +320,7 @@ def run(outdir: Path, data: Sequence[str | os.PathLike] | None = None,
         result["figures"] = ["cross.png"]
     else:
         result["figures"] = []
-    write_json(outdir / "results.json", result)
+    write_json(outdir / rd.RESULTS_FILE, result)
     return result
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from tealign import rundir as rd
 from tealign.io.atomic import write_json
 
 BOX_A = 12.42
@@ -95,7 +96,7 @@ def run(calculator, outdir: Path, ps: float = 2.0, d3: str | None = "pbe",
         outdir.mkdir(parents=True, exist_ok=True)
         _plot(None, None, references or {}, str(calculator), outdir / "water_rdf.png")
         res["figures"] = ["water_rdf.png"]
-        write_json(outdir / "results.json", res)
+        write_json(outdir / rd.RESULTS_FILE, res)
         return res
     r, g = np.array(res["r_A"]), np.array(res["g_OO"])
     refs = references or {}
@@ -105,7 +106,7 @@ def run(calculator, outdir: Path, ps: float = 2.0, d3: str | None = "pbe",
     outdir.mkdir(parents=True, exist_ok=True)
     _plot(r, g, refs, str(calculator), outdir / "water_rdf.png")
     res["figures"] = ["water_rdf.png"]
-    write_json(outdir / "results.json", res)
+    write_json(outdir / rd.RESULTS_FILE, res)
     return res
 
 
