@@ -95,6 +95,11 @@ def command(fn):
     return wrapper
 
 
+def cmd(group: typer.Typer, name: str | None = None):
+    """Register ``fn`` as command ``name`` of ``group`` under the :func:`command` rules."""
+    return lambda fn: group.command(name)(command(fn))
+
+
 def _terminate_as_exit():
     """SIGTERM raises SystemExit(143) in the main process, so that temporary outputs are
     removed on the way out (SIGKILL cannot be caught: the next run removes those)."""

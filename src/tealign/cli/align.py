@@ -14,7 +14,7 @@ from tealign.cli._common import (
     JsonOpt,
     StrictOpt,
     app,
-    command,
+    cmd,
     emit_json,
     err,
     out,
@@ -27,8 +27,7 @@ WorkersOpt = Annotated[int, typer.Option(help="Processes formatting the output w
                                          "input is read (default: CPU count, at most 4).")]
 
 
-@app.command()
-@command
+@cmd(app)
 def fit(
     calib: Annotated[str, typer.Argument(help="Calibration set: structures with both methods' "
                                          "dispersion-free total energies (eV).")],
@@ -85,8 +84,7 @@ def fit(
         err.print(f"{tea.n_rejected_} calibration frames rejected: see {res.rejects_file}")
 
 
-@app.command()
-@command
+@cmd(app)
 def align(
     data: Annotated[str, typer.Argument(help="Dataset on the source scale (any format).")],
     alignment: Annotated[Path, typer.Option(help="alignment.json from `tealign fit`.")],
@@ -123,8 +121,7 @@ def align(
     emit_json(res.to_json()) if as_json else render_rejects(res)
 
 
-@app.command()
-@command
+@cmd(app)
 def merge(
     config: Annotated[Path, typer.Argument(help="TOML listing [target] e0 and [[source]] "
                                            "entries (see tealign.merge).")],

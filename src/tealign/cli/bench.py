@@ -14,7 +14,7 @@ from tealign.cli._common import (
     CalculatorOpt,
     JsonOpt,
     bench_app,
-    command,
+    cmd,
     emit_json,
     err,
     out,
@@ -38,16 +38,28 @@ def _threads(threads: int | None) -> None:
     err.print(f"torch threads: {n} ({src})", highlight=False)
 
 
+def _run(verb, args: tuple, options: dict, description: str, as_json: bool,
+         total: int | None = None):
+    """Set the threads, run ``verb`` under a progress bar; with ``--json`` print its object
+    and return None, else return the result for the table."""
+    if "threads" in options:  # bench cross runs no torch model of its own choosing
+        _threads(options.pop("threads"))
+    with progress(description, total=total) as update:
+        res = verb(*args, progress=update, **options)
+    if as_json:
+        emit_json(res.to_json())
+        return None
+    return res
+
+
 def _skipped(res, key: str) -> None:
     for s in res.details["skipped"]:
         err.print(f"[yellow]skipped {s[key]}:[/] {s['reason']}", highlight=False)
 
 
-@bench_app.command("reactions")
-@command
+@cmd(bench_app, "reactions")
 def bench_reactions(
-    calculator: CalculatorOpt,
-    output: OutputOpt,
+    calculator: CalculatorOpt, output: OutputOpt,
     data: Annotated[Path | None, typer.Option(help="Reaction extxyz (default: registry "
                                               "'reactions').")] = None,
     limit: Annotated[int | None, typer.Option(help="First N reactions in ascending rxn.")]
@@ -63,12 +75,10 @@ def bench_reactions(
 
     Example: tealign bench reactions --calculator xtb --limit 300 --json -o bench_rxn
     """
-    _threads(threads)
-    with progress("single points") as update:
-        res = api.bench_reactions(calculator, output, data=data, limit=limit, d3=d3,
-                                  dtype=dtype, progress=update)
-    if as_json:
-        emit_json(res.to_json())
+    res = _run(api.bench_reactions, (calculator, output),
+               dict(data=data, limit=limit, d3=d3, dtype=dtype, threads=threads),
+               "single points", as_json)
+    if res is None:
         return
     t = Table("model", "barrier MAE (eV)", "data", title="Reaction barriers")
     t.add_row(f"[bold]{calculator}[/]", f"{res.mae_eV:.3f}", f"RDB7, N = {res.n}")
@@ -77,11 +87,9 @@ def bench_reactions(
     out().print(t)
 
 
-@bench_app.command("lattice")
-@command
+@cmd(bench_app, "lattice")
 def bench_lattice(
-    calculator: CalculatorOpt,
-    output: OutputOpt,
+    calculator: CalculatorOpt, output: OutputOpt,
     limit: Annotated[int | None, typer.Option(help="First N crystals of the table.")] = None,
     r_max: Annotated[float | None, typer.Option(help="Model cutoff (Å) for the bcc analysis "
                                                 "(read from MACE models).")] = None,
@@ -95,12 +103,10 @@ def bench_lattice(
 
     Example: tealign bench lattice --calculator chgnet --json -o bench_lattice
     """
-    _threads(threads)
-    with progress("relaxing crystals") as update:
-        res = api.bench_lattice(calculator, output, limit=limit, r_max=r_max, d3=d3,
-                                data=data, progress=update)
-    if as_json:
-        emit_json(res.to_json())
+    res = _run(api.bench_lattice, (calculator, output),
+               dict(limit=limit, r_max=r_max, d3=d3, data=data, threads=threads),
+               "relaxing crystals", as_json)
+    if res is None:
         return
     d = res.details
     structures = sorted(d["mae_by_structure"])
@@ -117,11 +123,9 @@ def bench_lattice(
     _skipped(res, "name")
 
 
-@bench_app.command("eos")
-@command
+@cmd(bench_app, "eos")
 def bench_eos(
-    calculator: CalculatorOpt,
-    output: OutputOpt,
+    calculator: CalculatorOpt, output: OutputOpt,
     reference: Annotated[str | None, typer.Option(help="Compute the reference curve with this "
                                                   "SPEC, e.g. gpaw:pbe/pw800.")] = None,
     reference_file: Annotated[Path | None, typer.Option(help="results.json of an earlier "
@@ -138,13 +142,10 @@ def bench_eos(
     """
     from tealign.bench.eos import GRID
 
-    _threads(threads)
-    with progress("Si E–V", total=len(GRID)) as update:
-        res = api.bench_eos(calculator, output, reference=reference,
-                            reference_file=reference_file, store=store, workers=workers,
-                            progress=update)
-    if as_json:
-        emit_json(res.to_json())
+    opts = dict(reference=reference, reference_file=reference_file, store=store,
+                workers=workers, threads=threads)
+    res = _run(api.bench_eos, (calculator, output), opts, "Si E–V", as_json, total=len(GRID))
+    if res is None:
         return
     d = res.details
     rmse = d["rmse_vs_reference_meV_per_atom"]
@@ -157,16 +158,14 @@ def bench_eos(
     out().print(t)
 
 
-@bench_app.command("torsion")
-@command
+@cmd(bench_app, "torsion")
 def bench_torsion(
-    calculator: CalculatorOpt,
-    output: OutputOpt,
+    calculator: CalculatorOpt, output: OutputOpt,
     data: Annotated[Path | None, typer.Option(help="Profiles CSV (default: registry "
                                               "'biaryl-csv').")] = None,
+    limit: Annotated[int | None, typer.Option(help="First N molecules of the CSV.")] = None,
     geometries: Annotated[Path | None, typer.Option(help="SDF (default: registry "
                                                     "'biaryl-sdf').")] = None,
-    limit: Annotated[int | None, typer.Option(help="First N molecules of the CSV.")] = None,
     step: Annotated[float, typer.Option(help="Scan step in degrees (paper: 5).")] = 15.0,
     max_steps: Annotated[int, typer.Option(help="BFGS step limit per constrained relaxation; "
                                            "points that reach it are kept and flagged "
@@ -188,14 +187,12 @@ def bench_torsion(
 
     Example: tealign bench torsion --calculator xtb --limit 10 --json -o bench_torsion
     """
-    _threads(threads)
-    with progress("constrained relaxations") as update:
-        res = api.bench_torsion(calculator, output, data=data, geometries=geometries,
-                                limit=limit, step=step, max_steps=max_steps,
-                                max_force_calls=max_force_calls, batched=batched, d3=d3,
-                                progress=update)
-    if as_json:
-        emit_json(res.to_json())
+    opts = dict(data=data, geometries=geometries, limit=limit, step=step,
+                max_steps=max_steps, max_force_calls=max_force_calls, batched=batched, d3=d3,
+                threads=threads)
+    res = _run(api.bench_torsion, (calculator, output), opts, "constrained relaxations",
+               as_json)
+    if res is None:
         return
     d = res.details
     for s in d["skipped"]:
@@ -212,11 +209,9 @@ def bench_torsion(
     out().print(t)
 
 
-@bench_app.command("water")
-@command
+@cmd(bench_app, "water")
 def bench_water(
-    calculator: CalculatorOpt,
-    output: OutputOpt,
+    calculator: CalculatorOpt, output: OutputOpt,
     ps: Annotated[float, typer.Option(help="Run length in ps (paper: 100).")] = 2.0,
     d3: Annotated[str | None, typer.Option(help="D3(BJ) functional or none (default: pbe, "
                                            "none for xtb).")] = None,
@@ -235,12 +230,10 @@ def bench_water(
     def warn(name: str, why: str) -> None:
         err.print(f"[yellow]{name} curve not shown:[/] {why}")
 
-    _threads(threads)
-    with progress("water NVT", total=n_steps(ps)) as update:
-        res = api.bench_water(calculator, output, ps=ps, d3=d3, seed=seed, data=data,
-                              warn=warn, progress=update)
-    if as_json:
-        emit_json(res.to_json())
+    opts = dict(ps=ps, d3=d3, seed=seed, data=data, warn=warn, threads=threads)
+    res = _run(api.bench_water, (calculator, output), opts, "water NVT", as_json,
+               total=n_steps(ps))
+    if res is None:
         return
     _skipped(res, "name")
     if res.peak_r_A is None:
@@ -251,8 +244,7 @@ def bench_water(
     out().print(t)
 
 
-@bench_app.command("cross")
-@command
+@cmd(bench_app, "cross")
 def bench_cross(
     output: OutputOpt,
     calculator: Annotated[str | None, typer.Option(help="Model level: " + CALCULATOR_HELP,
@@ -284,13 +276,11 @@ def bench_cross(
     """
     from tealign.bench.cross import KIND_TITLES, KINDS
 
-    with progress("single points") as update:
-        res = api.bench_cross(output, calculator=calculator, alignment=alignment, data=data,
-                              definition=definition, target_key=target_key,
-                              source_key=source_key, aligned_domain=aligned_domain, d3=d3,
-                              dtype=dtype, progress=update)
-    if as_json:
-        emit_json(res.to_json())
+    opts = dict(calculator=calculator, alignment=alignment, data=data,
+                definition=definition, target_key=target_key, source_key=source_key,
+                aligned_domain=aligned_domain, d3=d3, dtype=dtype)
+    res = _run(api.bench_cross, (output,), opts, "single points", as_json)
+    if res is None:
         return
     _skipped(res, "id")
     d = res.details

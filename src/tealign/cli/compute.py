@@ -9,26 +9,26 @@ import typer
 from rich.table import Table
 
 from tealign import api, units
-from tealign.cli._common import JsonOpt, command, compute_app, emit_json, err, out, progress
+from tealign.cli._common import JsonOpt, cmd, compute_app, emit_json, err, out, progress
 
 StoreOpt = Annotated[Path | None, typer.Option(help="Job store directory (default: beside "
                                                "the output). Rerunning resumes.")]
 WorkersOpt = Annotated[int, typer.Option(help="Local worker processes.")]
+SchedulerOpt = Annotated[str | None, typer.Option(help="Dask scheduler address "
+                                                  "(tcp://host:port).")]
 
 
-@compute_app.command("atoms")
-@command
+@cmd(compute_app, "atoms")
 def compute_atoms(
+    elements: Annotated[str, typer.Option(help="Comma-separated symbols, e.g. H,C,N,O.")],
     method: Annotated[str, typer.Option(help="[LABEL=]SPEC, e.g. pyscf:wb97m-d3bj/def2-tzvppd "
                                         "or gpaw:pbe/pw800.")],
-    elements: Annotated[str, typer.Option(help="Comma-separated symbols, e.g. H,C,N,O.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Isolated-atom table JSON "
                                          "(docs/architecture.md §4.4) to write.")]
     = Path("atoms.json"),
     store: StoreOpt = None,
     workers: WorkersOpt = 1,
-    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address "
-                                                  "(tcp://host:port).")] = None,
+    scheduler: SchedulerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Compute spin-polarised ground-state isolated atoms and write an isolated-atom table.
@@ -50,8 +50,7 @@ def compute_atoms(
     err.print(f"wrote {output} ({res.computed} computed, {res.skipped} from the store)")
 
 
-@compute_app.command("calib")
-@command
+@cmd(compute_app, "calib")
 def compute_calib(
     molecules: Annotated[str, typer.Option(help="qm9:N (seeded pick spread over sizes and "
                                            "elements) or a dataset file.")],
@@ -60,7 +59,7 @@ def compute_calib(
     = Path("calib.extxyz"),
     store: StoreOpt = None,
     workers: WorkersOpt = 1,
-    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address.")] = None,
+    scheduler: SchedulerOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the QM9 pick and of the splits.")] = 0,
     forces: Annotated[bool, typer.Option(help="Compute forces too (--no-forces: energies "
                                          "only, all a calibration needs, much cheaper for "

@@ -14,7 +14,7 @@ from tealign.cli._common import (
     JsonOpt,
     StrictOpt,
     app,
-    command,
+    cmd,
     data_app,
     e0_app,
     emit_json,
@@ -26,8 +26,7 @@ from tealign.cli._common import (
 from tealign.keys import REF
 
 
-@app.command()
-@command
+@cmd(app)
 def info(
     data: Annotated[str, typer.Argument(help="Dataset: .xyz/.extxyz, .db, .h5 (MACE or SPICE), "
                                         "MPtrj .json, MACE shard directory, or qm9:N.")],
@@ -67,8 +66,7 @@ def info(
         err.print(f"rejected: {line}", highlight=False)
 
 
-@app.command()
-@command
+@cmd(app)
 def convert(
     data: Annotated[str, typer.Argument(help="Input dataset (any format tealign reads).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output .extxyz file, or a "
@@ -99,8 +97,7 @@ def convert(
     emit_json(res.to_json()) if as_json else render_rejects(res)
 
 
-@e0_app.command("list")
-@command
+@cmd(e0_app, "list")
 def e0_list(as_json: JsonOpt = False) -> None:
     """List the built-in isolated-atom tables."""
     rows = api.e0_tables().tables
@@ -113,8 +110,7 @@ def e0_list(as_json: JsonOpt = False) -> None:
     out().print(table)
 
 
-@e0_app.command("show")
-@command
+@cmd(e0_app, "show")
 def e0_show(
     table_name: Annotated[str, typer.Argument(metavar="TABLE",
                                               help="Built-in table name or JSON file.")],
@@ -134,8 +130,7 @@ def e0_show(
         out().print(f"[bold]{k}[/]: {v}", highlight=False)
 
 
-@data_app.command("list")
-@command
+@cmd(data_app, "list")
 def data_list(as_json: JsonOpt = False) -> None:
     """List the registered benchmark datasets and where each is found."""
     res = api.datasets()
@@ -148,8 +143,7 @@ def data_list(as_json: JsonOpt = False) -> None:
     out().print(t)
 
 
-@data_app.command("fetch")
-@command
+@cmd(data_app, "fetch")
 def data_fetch(
     name: Annotated[str, typer.Argument(help="Dataset name (tealign data list).")],
     url: Annotated[str | None, typer.Option(help="Download from here instead (https:// or "
@@ -161,8 +155,7 @@ def data_fetch(
     emit_json(res.to_json()) if as_json else err.print(f"fetched {name} → {res.file}")
 
 
-@data_app.command("verify")
-@command
+@cmd(data_app, "verify")
 def data_verify(as_json: JsonOpt = False) -> None:
     """Check the sha256 of every dataset that is found."""
     res = api.verify()

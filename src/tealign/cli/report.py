@@ -9,11 +9,10 @@ import typer
 from rich.table import Table
 
 from tealign import api
-from tealign.cli._common import JsonOpt, app, command, emit_json, err, out
+from tealign.cli._common import JsonOpt, app, cmd, emit_json, err, out
 
 
-@app.command()
-@command
+@cmd(app)
 def report(
     run_dir: Annotated[Path, typer.Argument(help="Run directory (the layout `tealign demo` "
                                             "writes: fit/, merged/, train/, eval/, bench/).")],
@@ -32,8 +31,7 @@ def report(
         err.print(f"report written to {res.report} (open it in a browser)")
 
 
-@app.command()
-@command
+@cmd(app)
 def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="Run directory.")]
     = Path("tealign-demo"),

@@ -9,12 +9,11 @@ import typer
 from rich.table import Table
 
 from tealign import api
-from tealign.cli._common import JsonOpt, app, command, emit_json, err, out, progress
+from tealign.cli._common import JsonOpt, app, cmd, emit_json, err, out, progress
 from tealign.keys import REF
 
 
-@app.command("train")
-@command
+@cmd(app, "train")
 def train_cmd(
     preset: Annotated[str, typer.Option(help="osaka24-small|osaka24-medium|osaka24-large|"
                                         "small-cpu|tiny")],
@@ -49,8 +48,7 @@ def train_cmd(
         err.print(f"model written to {res.model} in {res.wall_s:.0f} s")
 
 
-@app.command("eval")
-@command
+@cmd(app, "eval")
 def eval_cmd(
     model: Annotated[Path, typer.Argument(help="MACE model file.")],
     data: Annotated[str, typer.Argument(help="Dataset with reference values (any format).")],

@@ -23,7 +23,6 @@ parallel by :mod:`tealign.io.shards`.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -80,20 +79,6 @@ def write_lmdb(batches: Iterable[FrameBatch], shard_dir: str | os.PathLike, *,
     return write_shards("lmdb", batches, shard_dir, keys=keys, **options)
 
 
-def lmdb_files(path: str | os.PathLike) -> list[Path]:
-    """The ``.aselmdb``/``.lmdb`` shards of a directory (shard order), or the one file."""
-    p = Path(path)
-    if p.is_file():
-        return [p]
-    files = [f for f in p.iterdir() if f.suffix in SUFFIXES]
-
-    def order(f: Path):
-        m = re.search(r"(\d+)$", f.stem)
-        return (f.stem[: m.start()] if m else f.stem, int(m.group(1)) if m else -1)
-
-    return sorted(files, key=order)
-
-
 def iter_lmdb(path: str | os.PathLike, batch_size: int = 2048,
               keys: dict[str, str] | None = None) -> Iterator[FrameBatch]:
     """Read an ``.aselmdb`` file or shard directory back into frames.
@@ -107,12 +92,10 @@ def iter_lmdb(path: str | os.PathLike, batch_size: int = 2048,
     from ase_db_backends.aselmdb import LMDBDatabase
 
     keys = {**LMDB_KEYS, **(keys or {})}
+    from tealign.io.shards import existing_shards
+
     p = Path(path)
-    if not p.exists():
-        raise SetupError("no such file or directory", file=str(p))
-    files = lmdb_files(p)
-    if not files:
-        raise SetupError("directory holds no .aselmdb shards", file=str(p))
+    files = existing_shards(p, SUFFIXES)
     records: list[FrameRecord] = []
     n = 0
     for file in files:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -91,16 +90,7 @@ def write_mace_h5(batches: Iterable[FrameBatch], shard_dir: str | os.PathLike, *
     return write_shards("h5", batches, shard_dir, keys=keys, **options)
 
 
-def _shard_files(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    files = list(path.glob("*.h5")) + list(path.glob("*.hdf5"))
-
-    def order(p: Path):
-        m = re.search(r"(\d+)$", p.stem)
-        return (p.stem[: m.start()] if m else p.stem, int(m.group(1)) if m else -1)
-
-    return sorted(files, key=order)
+H5_SUFFIXES = (".h5", ".hdf5")
 
 
 def iter_mace_h5(
@@ -118,12 +108,10 @@ def iter_mace_h5(
     from mace.data.hdf5_dataset import unpack_value
 
     keys = {**MACE_KEYS, **(keys or {})}
+    from tealign.io.shards import existing_shards
+
     path = Path(path)
-    if not path.exists():
-        raise SetupError("no such file or directory", file=str(path))
-    files = _shard_files(path)
-    if not files:
-        raise SetupError("directory holds no .h5 shards", file=str(path))
+    files = existing_shards(path, H5_SUFFIXES)
     side = sidecar_path(path) if path.is_dir() else path.with_name(path.name + ".meta.jsonl")
     side_fh = open(side) if side.exists() else None  # noqa: SIM115 (closed in finally)
     records: list[FrameRecord] = []
@@ -204,12 +192,14 @@ def write_statistics(
     from mace.cli.preprocess_data import compute_stats_target
     from mace.tools.utils import AtomicNumberTable
 
+    from tealign.io.shards import shard_files
+
     zs = sorted(int(z) for z in atomic_energies)
     z_table = AtomicNumberTable(zs)
     e0 = np.array([atomic_energies[z] for z in zs])
     results = [
         compute_stats_target(str(f), z_table, r_max, e0, batch_size)
-        for f in _shard_files(Path(shard_dir))
+        for f in shard_files(Path(shard_dir), H5_SUFFIXES)
     ]
     if not results:
         raise SetupError("no training shards to compute statistics from", file=str(shard_dir))

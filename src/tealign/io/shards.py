@@ -113,6 +113,36 @@ class Executor:
         self.close()
 
 
+def shard_files(path: str | os.PathLike, suffixes: tuple[str, ...]) -> list[Path]:
+    """The shard files of a directory (those with one of ``suffixes``) in shard order
+    (``name_0``, ``name_1``, …, ``name_10``), or ``[path]`` for one file."""
+    import re
+
+    p = Path(path)
+    if p.is_file():
+        return [p]
+
+    def order(f: Path):
+        m = re.search(r"(\d+)$", f.stem)
+        return (f.stem[: m.start()] if m else f.stem, int(m.group(1)) if m else -1)
+
+    return sorted((f for f in p.iterdir() if f.suffix in suffixes), key=order)
+
+
+def existing_shards(path: str | os.PathLike, suffixes: tuple[str, ...]) -> list[Path]:
+    """:func:`shard_files`, where a missing path or a directory without shards is a setup
+    error."""
+    from tealign.errors import SetupError
+
+    p = Path(path)
+    if not p.exists():
+        raise SetupError("no such file or directory", file=str(p))
+    files = shard_files(p, suffixes)
+    if not files:
+        raise SetupError(f"directory holds no {suffixes[0]} shards", file=str(p))
+    return files
+
+
 def write_shards(fmt: str, batches, shard_dir: str | os.PathLike, *, keys=None,
                  weights: dict[str, float] | None = None, prefix: str | None = None,
                  shard_size: int | None = None, workers: int = 1, scheduler=None) -> int:

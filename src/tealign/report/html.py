@@ -280,10 +280,10 @@ def _alignment(page: Page) -> None:
 
 
 def _merge(page: Page) -> None:
-    rep = page.load(rd.MERGE_REPORT)
+    rel = rd.MERGE_REPORT
+    rep = page.load(rel)
     if not rep:
         return
-    rel = rd.MERGE_REPORT
     rows = []
     for name in rep.get("sources", {}):
         rows.append([E(name), page.num(rel, ["sources", name, "frames_in"], "d"),
@@ -528,12 +528,13 @@ def _bench(page: Page) -> None:
     rel = rd.bench_results("water")
     d = page.load(rel)
     if d:
-        s = "<h3>Liquid water O–O RDF</h3>"
-        s += _table(["", "first peak r (Å)", "g(r) at peak", "RMSD vs experiment"], [[
-            "this model", page.num(rel, "peak_r_A", ".3f"), page.num(rel, "peak_g", ".3f"),
-            page.num(rel, "rmsd_vs_exp", ".3f")]])
-        s += _bench_figures(page, "water", d, "O–O RDF")
-        parts.append(s + _commands(page, ["bench_water"]))
+        row = ["this model", *(page.num(rel, key, ".3f")
+                               for key in ("peak_r_A", "peak_g", "rmsd_vs_exp"))]
+        parts.append("<h3>Liquid water O–O RDF</h3>"
+                     + _table(["", "first peak r (Å)", "g(r) at peak", "RMSD vs experiment"],
+                              [row])
+                     + _bench_figures(page, "water", d, "O–O RDF")
+                     + _commands(page, ["bench_water"]))
     demo = page.load(rd.DEMO_STATE) or {}
     skipped = [s for s in demo.get("steps", []) if s.get("status") in ("skipped", "failed")
                and s["name"].startswith("bench_")]
