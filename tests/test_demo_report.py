@@ -260,3 +260,24 @@ def test_report_says_where_the_torsion_force_call_cap_bit(tmp_path, run_cli):
     (tmp_path / "bench/torsion/results.json").write_text(json.dumps(res))
     assert run_cli("report", tmp_path)[0] == 0
     assert "force calls for all scans together bit" not in (tmp_path / "report.html").read_text()
+
+
+def test_report_puts_the_shipped_model_beside_the_demo_model(demo_run, tmp_path, run_cli):
+    """Every benchmark table takes a row for tealign-mini (bench_mini/<name>) beside the demo
+    model's row and the published rows, whatever the number of each."""
+    import shutil
+
+    from tealign.report.html import MINI_MODEL
+
+    run, _ = demo_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    names = [n for n in ("lattice", "eos", "reactions") if (copy / "bench" / n).is_dir()]
+    assert names
+    for name in names:
+        if not (copy / "bench_mini" / name).is_dir():
+            shutil.copytree(copy / "bench" / name, copy / "bench_mini" / name)
+    code, _, err = run_cli("report", copy)
+    assert code == 0, err
+    text = (copy / "report.html").read_text()
+    assert text.count(html.escape(MINI_MODEL)) >= len(names)

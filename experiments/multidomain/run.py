@@ -545,6 +545,9 @@ def write_readme(results: dict, path: Path, runs: Path = HERE / "runs") -> None:
               f"family ({HELD_OUT_CRYSTAL}, never trained on). Mean ± SD over seeds; in brackets "
               "the paired difference against TEA (e) over common seeds, 95 % t interval.", "",
               *target_table_lines(results, TITLES)]
+    from frame_errors import section_lines
+
+    lines += ["", *section_lines(runs / "frame_errors.json")]
     lines += ["", "## Where TEA wins and where it does not", "",
               "Computed from the table by `verdict()` in run.py (lower is better; ± is the "
               "seed-to-seed standard deviation where there is more than one seed):", ""]
