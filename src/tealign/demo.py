@@ -32,12 +32,9 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
-from tealign import api
 from tealign import rundir as rd
 from tealign.errors import SetupError
 from tealign.io.atomic import write_json
@@ -87,12 +84,7 @@ def locate_datasets(path: str | Path | None = None) -> Path:
 
 @dataclass
 class Step:
-    """One tealign command of the demo; its ``--json`` output lands in ``output``.
-
-    ``call`` is the same step as a :mod:`tealign.api` call, run in this process (inside the
-    run directory): the light steps (info, fit, the label-level cross benchmark). Steps
-    without one (merge with its worker processes, and those running a torch model, whose
-    threads and output are kept apart) run ``args`` as a child ``tealign`` process."""
+    """One tealign command of the demo; its ``--json`` output lands in ``output``."""
 
     name: str
     title: str
@@ -101,7 +93,6 @@ class Step:
     required: bool = True
     note: str = ""
     env: dict = field(default_factory=dict)
-    call: Callable | None = None
 
     def command(self) -> str:
         return "tealign " + shlex.join(self.args)
@@ -156,12 +147,9 @@ def plan(ds: Path, opts: DemoOptions) -> list[Step]:
     :func:`run_demo`, which says how to get it)."""
     f = {k: str(ds / v) for k, v in {**DATASET_FILES, **OPTIONAL_FILES}.items()}
     model = rd.MODEL
-    calib = (f["calib"], "energy_wb97m", "energy_pbe", f["calib_e0_source"],
-             f["calib_e0_target"])
     steps = [
         Step(f"info_{name}", f"dataset summary: {name}",
-             ["info", f[key], "--energy-key", ekey, "--json"], rd.info_json(name),
-             call=partial(api.info, f[key], energy_key=ekey))
+             ["info", f[key], "--energy-key", ekey, "--json"], rd.info_json(name))
         for name, (key, ekey) in INFO_KEYS.items()
     ]
     steps.append(Step(
@@ -170,8 +158,7 @@ def plan(ds: Path, opts: DemoOptions) -> list[Step]:
         ["fit", f["calib"], "--source-key", "energy_wb97m", "--target-key", "energy_pbe",
          "--source-e0", f["calib_e0_source"], "--target-e0", f["calib_e0_target"],
          "--model", "auto", "--plot", rd.FIT_DIR, "-o", rd.ALIGNMENT, "--json"],
-        rd.FIT_JSON, call=partial(api.fit, *calib, rd.ALIGNMENT, model="auto",
-                                  plot=rd.FIT_DIR)))
+        rd.FIT_JSON))
     steps.append(Step("merge", "align organic-mini and merge it with inorganic-mini",
                       ["merge", rd.MERGE_CONFIG, "-o", rd.MERGED_DIR, "--json"], rd.MERGE_JSON))
     epochs = opts.epochs if opts.epochs is not None else (1 if opts.quick else None)
@@ -187,25 +174,21 @@ def plan(ds: Path, opts: DemoOptions) -> list[Step]:
                       rd.EVAL_JSON))
     # TEA's claim first: molecules and crystals on one surface (bridge-mini), for the
     # aligned labels alone (TEA, and ICEA only beside it) and for the model
-    def label_level(name: str, title: str, alignment: str) -> Step:
-        out = rd.bench_dir(name)
-        return Step(f"bench_{name}", title, ["bench", "cross", "--alignment", alignment,
-                                             "--data", f["bridge"], "-o", out, "--json"],
-                    rd.bench_json(name),
-                    call=partial(api.bench_cross, out, alignment=alignment, data=[f["bridge"]]))
-
-    steps.append(label_level("cross_labels",
-                             "cross-domain items from the TEA-aligned labels (no model)",
-                             rd.ALIGNMENT))
+    steps.append(Step("bench_cross_labels",
+                      "cross-domain items from the TEA-aligned labels (no model)",
+                      ["bench", "cross", "--alignment", rd.ALIGNMENT, "--data",
+                       f["bridge"], "-o", rd.bench_dir("cross_labels"), "--json"],
+                      rd.bench_json("cross_labels")))
     steps.append(Step(
         "fit_icea", "the ICEA-only alignment (isolated atoms, no AEC), for comparison",
         ["fit", f["calib"], "--source-key", "energy_wb97m", "--target-key", "energy_pbe",
          "--source-e0", f["calib_e0_source"], "--target-e0", f["calib_e0_target"],
-         "--model", "icea", "-o", rd.ICEA_ALIGNMENT, "--json"], rd.FIT_ICEA_JSON,
-        call=partial(api.fit, *calib, rd.ICEA_ALIGNMENT, model="icea")))
-    steps.append(label_level("cross_labels_icea",
-                             "cross-domain items from the ICEA-only labels (no model)",
-                             rd.ICEA_ALIGNMENT))
+         "--model", "icea", "-o", rd.ICEA_ALIGNMENT, "--json"], rd.FIT_ICEA_JSON))
+    steps.append(Step("bench_cross_labels_icea",
+                      "cross-domain items from the ICEA-only labels (no model)",
+                      ["bench", "cross", "--alignment", rd.ICEA_ALIGNMENT, "--data",
+                       f["bridge"], "-o", rd.bench_dir("cross_labels_icea"), "--json"],
+                      rd.bench_json("cross_labels_icea")))
     steps.append(Step("bench_cross", "cross-domain items from the model",
                       ["bench", "cross", "--calculator", model, "--data", f["bridge"],
                        "-o", rd.bench_dir("cross"), "--json"], rd.bench_json("cross")))
@@ -346,18 +329,25 @@ def run_demo(run_dir: str | Path, datasets: str | Path | None = None,
         log(f"[{k}/{len(steps)}] {step.title} …\n    $ {rec['command']}")
         out.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        code, result = _run_step(step, run_dir, {**threads_env, **step.env}, log)
+        proc = subprocess.run([sys.executable, "-m", "tealign", *step.args], cwd=run_dir,
+                              stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, **threads_env, **step.env})
         rec["wall_s"] = time.perf_counter() - t0
-        if code != 0:
-            rec.update(status="failed", exit_code=code)
+        if proc.returncode != 0:
+            rec.update(status="failed", exit_code=proc.returncode)
             state["steps"].append(rec)
             write_json(state_path, state)
             if step.required:
-                raise SetupError(f"demo step '{step.name}' failed (exit {code}); "
+                raise SetupError(f"demo step '{step.name}' failed (exit {proc.returncode}); "
                                  f"its message is above; rerun `tealign demo` to resume",
                                  file=str(run_dir), field=step.name)
-            log(f"    failed (exit {code}); going on")
+            log(f"    failed (exit {proc.returncode}); going on")
             continue
+        try:
+            result = json.loads(proc.stdout)
+        except json.JSONDecodeError as exc:
+            raise SetupError(f"demo step '{step.name}' printed no JSON ({exc})",
+                             file=str(run_dir), field=step.name) from None
         write_json(out, result)
         rec["status"] = "done"
         state["steps"].append(rec)
@@ -367,30 +357,6 @@ def run_demo(run_dir: str | Path, datasets: str | Path | None = None,
     state["wall_s_including_resumed"] = sum(s.get("wall_s", 0.0) for s in state["steps"])
     write_json(state_path, state)
     return state
-
-
-def _run_step(step: Step, run_dir: Path, env: dict, log) -> tuple[int, dict | None]:
-    """Run one step: its API call in this process, inside ``run_dir``, or else its command
-    as a child process; returns (exit code, the ``--json`` object)."""
-    if step.call is not None:
-        cwd = os.getcwd()
-        os.chdir(run_dir)
-        try:
-            return 0, step.call().to_json()
-        except SetupError as exc:
-            log(f"tealign: error: {exc.line()}")
-            return 2, None
-        finally:
-            os.chdir(cwd)
-    proc = subprocess.run([sys.executable, "-m", "tealign", *step.args], cwd=run_dir,
-                          stdout=subprocess.PIPE, text=True, env={**os.environ, **env})
-    if proc.returncode != 0:
-        return proc.returncode, None
-    try:
-        return 0, json.loads(proc.stdout)
-    except json.JSONDecodeError as exc:
-        raise SetupError(f"demo step '{step.name}' printed no JSON ({exc})",
-                         file=str(run_dir), field=step.name) from None
 
 
 def summary_rows(run_dir: str | Path) -> list[tuple[str, str]]:
