@@ -1,7 +1,6 @@
 """The README's "Python API" example runs as written, on the bundled mini datasets."""
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -23,11 +22,9 @@ def test_readme_python_api_example_runs(tmp_path, monkeypatch):
     assert len(blocks) >= 4
     (tmp_path / "datasets").symlink_to(ROOT / "datasets")
     monkeypatch.chdir(tmp_path)
-    t0 = time.perf_counter()
     namespace: dict = {}
     for block in blocks:
         exec(compile(block, "README.md (Python API)", "exec"), namespace)
-    assert time.perf_counter() - t0 < 30
     run = tmp_path / "tealign-run"
     assert (run / "fit" / "fit.json").exists() and (run / "fit" / "alignment.json").exists()
     assert (run / "report.html").exists() and (run / "organic_on_pbe.extxyz").exists()

@@ -100,10 +100,11 @@ def convert(
 @cmd(e0_app, "list")
 def e0_list(as_json: JsonOpt = False) -> None:
     """List the built-in isolated-atom tables."""
-    rows = api.e0_tables().tables
+    res = api.e0_tables()
     if as_json:
-        emit_json({"tables": rows})
+        emit_json(res.to_json())
         return
+    rows = res.tables
     table = Table("name", "method", "code", "elements")
     for r in rows:
         table.add_row(r["name"], r["method"], r["code"], str(r["elements"]))
