@@ -64,7 +64,8 @@ for b in iter_extxyz(PATH):
     "tealign_to_mace": """
 from tealign.io.extxyz import iter_extxyz
 from tealign.io.mace_h5 import write_mace_h5
-n = write_mace_h5(iter_extxyz(PATH), OUT, energy_key="energy", forces_key="forces")
+from tealign.keys import Keys
+n = write_mace_h5(iter_extxyz(PATH), OUT, keys=Keys())
 """,
     "ase_read": """
 import ase.io

@@ -78,3 +78,22 @@ def xtb_molecules(n: int, names: list[str], rattle: float, seed: int = 0, groups
         m.info["mol_id"] = f"{name}_{(i // len(names)) % groups}"
         out.append((m, run_calculation(xtb, m)))
     return out
+
+
+def emt_copper(n: int, rng, spread: float, prefix: str = "Cu") -> list:
+    """``n`` rattled 2-atom fcc Cu cells (lattice constant 3.6 Å ± ``spread``) with EMT
+    labels on the target scale: energy_pbe, forces_pbe, stress_pbe, and mol_id."""
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+
+    cells = []
+    for i in range(n):
+        c = bulk("Cu", "fcc", a=3.6 + spread * rng.normal()).repeat((2, 1, 1))
+        c.rattle(0.03, seed=i)
+        c.calc = EMT()
+        c.info.update(energy_pbe=c.get_potential_energy(), stress_pbe=c.get_stress(voigt=False),
+                      mol_id=f"{prefix}_{i}")
+        c.arrays["forces_pbe"] = c.get_forces()
+        c.calc = None
+        cells.append(c)
+    return cells

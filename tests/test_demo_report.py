@@ -14,9 +14,7 @@ import sys
 
 import numpy as np
 import pytest
-from ase.build import bulk
-from ase.calculators.emt import EMT
-from conftest import SHARED_DATA, xtb_molecules
+from conftest import SHARED_DATA, emt_copper, xtb_molecules
 
 from tealign.bench.eos import GRID, si
 from tealign.io.extxyz import write_extxyz
@@ -77,16 +75,7 @@ def bundle(tmp_path_factory):
         m.arrays["d3_forces_wb97m"] = np.zeros((len(m), 3))
         org.append(m)
     write_extxyz(root / "organic-mini/organic-mini.extxyz", [FrameBatch.from_atoms(org)])
-    inorg = []
-    for i in range(30):
-        c = bulk("Cu", "fcc", a=3.6 + 0.03 * rng.normal()).repeat((2, 1, 1))
-        c.rattle(0.03, seed=i)
-        c.calc = EMT()
-        c.info.update(energy_pbe=c.get_potential_energy(), stress_pbe=c.get_stress(voigt=False),
-                      mol_id=f"Cu_{i}")
-        c.arrays["forces_pbe"] = c.get_forces()
-        c.calc = None
-        inorg.append(c)
+    inorg = emt_copper(30, rng, 0.03)
     for i, a in enumerate(np.linspace(5.2, 5.8, 12)):
         # perfect diamond Si on the analytic curve: zero forces, isotropic stress dE/dV
         s = si(a)

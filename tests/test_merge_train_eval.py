@@ -5,9 +5,7 @@ import shlex
 
 import numpy as np
 import pytest
-from ase.build import bulk
-from ase.calculators.emt import EMT
-from conftest import xtb_molecules
+from conftest import emt_copper, xtb_molecules
 from test_alignment import synthetic
 
 from tealign.align import TotalEnergyAlignment
@@ -30,17 +28,7 @@ def sources(tmp_path):
         m.arrays["forces_wb97m"] = r.forces
         org.append(m)
     write_extxyz(tmp_path / "organic.extxyz", [FrameBatch.from_atoms(org)])
-    inorg = []
-    for i in range(30):
-        c = bulk("Cu", "fcc", a=3.6 + 0.02 * rng.normal()).repeat((2, 1, 1))
-        c.rattle(0.03, seed=i)
-        c.calc = EMT()
-        c.info["energy_pbe"] = c.get_potential_energy()
-        c.arrays["forces_pbe"] = c.get_forces()
-        c.info["stress_pbe"] = c.get_stress(voigt=False)
-        c.info["mol_id"] = f"cu_{i}"
-        c.calc = None
-        inorg.append(c)
+    inorg = emt_copper(30, rng, 0.02, prefix="cu")
     write_extxyz(tmp_path / "inorganic.extxyz", [FrameBatch.from_atoms(inorg)])
     wb, pbe = load_table("wb97m-d3bj-def2-tzvppd"), load_table("vasp-pbe-mp")
     TotalEnergyAlignment(wb, pbe).fit(synthetic(40, src=wb, tgt=pbe, seed=3), "e_src",

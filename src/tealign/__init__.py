@@ -2,6 +2,58 @@
 
 Implements TEA (inner-core energy alignment + atomization-energy correction) from
 Shiota et al., arXiv:2412.13088 (MACE-Osaka24), with open reference codes.
+
+The public API (README.md, "Python API"):
+
+- data: :func:`read`, :func:`iread`, :func:`write` over the format registry
+  (:data:`tealign.io.REGISTRY`), :class:`FrameBatch`;
+- keys: :class:`Keys` (energy, forces, stress, virials key names), :data:`REF`;
+- the estimator: :class:`TotalEnergyAlignment`;
+- one function per pipeline verb, each returning a :class:`Result` (``to_json()``, the
+  ``--json`` object; ``save(dir)``): :func:`info`, :func:`convert`, :func:`fit`,
+  :func:`align_file`, :func:`merge_sources`, :func:`train_model`, :func:`evaluate_model`,
+  :func:`bench_reactions`, :func:`bench_lattice`, :func:`bench_eos`, :func:`bench_torsion`,
+  :func:`bench_water`, :func:`bench_cross`, :func:`compute_atoms`, :func:`compute_calib`,
+  :func:`write_report`, :func:`run_demo` (the same functions under the command names in
+  :mod:`tealign.api`: ``api.align``, ``api.merge``, ...; the top-level names differ where
+  a subpackage of that name exists);
+- :mod:`tealign.rundir`: the files of a run directory.
+
+Names are imported on first use, so ``import tealign`` stays light.
 """
 
 __version__ = "0.1.0"
+
+_API = {"align_file": "align", "merge_sources": "merge", "train_model": "train",
+        "evaluate_model": "evaluate", "write_report": "report", "run_demo": "demo",
+        **{verb: verb for verb in (
+            "info", "convert", "fit", "bench_reactions", "bench_lattice", "bench_eos",
+            "bench_torsion", "bench_water", "bench_cross", "compute_atoms", "compute_calib",
+            "Result")}}
+_EXPORTS = {
+    "read": ("tealign.io", "read"), "iread": ("tealign.io", "iread"),
+    "write": ("tealign.io", "write"), "FrameBatch": ("tealign.io.frames", "FrameBatch"),
+    "Keys": ("tealign.keys", "Keys"), "REF": ("tealign.keys", "REF"),
+    "ORIG": ("tealign.keys", "ORIG"),
+    "TotalEnergyAlignment": ("tealign.align.estimator", "TotalEnergyAlignment"),
+    "SetupError": ("tealign.errors", "SetupError"),
+    "FrameError": ("tealign.errors", "FrameError"),
+    **{name: ("tealign.api", attr) for name, attr in _API.items()},
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        module, attr = _EXPORTS[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tealign' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

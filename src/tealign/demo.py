@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tealign import rundir as rd
 from tealign.errors import SetupError
 from tealign.io.atomic import write_json
 
@@ -134,7 +135,7 @@ def merge_config(ds: Path) -> str:
         f'[target]\ne0 = ["{f["calib_e0_target"]}", "{f["inorganic_e0"]}"]\nr_max = 4.5\n'
         'seed = 0\n\n'
         f'[[source]]\nname = "organic"\npath = "{f["organic"]}"\nenergy_key = "energy_wb97m"\n'
-        'forces_key = "forces_wb97m"\nalignment = "fit/alignment.json"\n'
+        f'forces_key = "forces_wb97m"\nalignment = "{rd.ALIGNMENT}"\n'
         'config_type = "organic"\n\n'
         f'[[source]]\nname = "inorganic"\npath = "{f["inorganic"]}"\nenergy_key = "energy_pbe"\n'
         'forces_key = "forces_pbe"\nstress_key = "stress_pbe"\nalignment = "target"\n'
@@ -145,10 +146,10 @@ def plan(ds: Path, opts: DemoOptions) -> list[Step]:
     """The demo's steps, in order (benchmarks whose data is not available are left out by
     :func:`run_demo`, which says how to get it)."""
     f = {k: str(ds / v) for k, v in {**DATASET_FILES, **OPTIONAL_FILES}.items()}
-    model = "train/model.model"
+    model = rd.MODEL
     steps = [
         Step(f"info_{name}", f"dataset summary: {name}",
-             ["info", f[key], "--energy-key", ekey, "--json"], f"data/info_{name}.json")
+             ["info", f[key], "--energy-key", ekey, "--json"], rd.info_json(name))
         for name, (key, ekey) in INFO_KEYS.items()
     ]
     steps.append(Step(
@@ -156,61 +157,62 @@ def plan(ds: Path, opts: DemoOptions) -> list[Step]:
                f"{_method(f['calib_e0_target'])} on calib-qm9",
         ["fit", f["calib"], "--source-key", "energy_wb97m", "--target-key", "energy_pbe",
          "--source-e0", f["calib_e0_source"], "--target-e0", f["calib_e0_target"],
-         "--model", "auto", "--plot", "fit", "-o", "fit/alignment.json", "--json"],
-        "fit/fit.json"))
+         "--model", "auto", "--plot", rd.FIT_DIR, "-o", rd.ALIGNMENT, "--json"],
+        rd.FIT_JSON))
     steps.append(Step("merge", "align organic-mini and merge it with inorganic-mini",
-                      ["merge", "merge.toml", "-o", "merged", "--json"], "merged/merge.json"))
+                      ["merge", rd.MERGE_CONFIG, "-o", rd.MERGED_DIR, "--json"], rd.MERGE_JSON))
     epochs = opts.epochs if opts.epochs is not None else (1 if opts.quick else None)
-    train = ["train", "--preset", "tiny", "--data", "merged", "-o", "train", "--device", "cpu",
+    train = ["train", "--preset", "tiny", "--data", rd.MERGED_DIR, "-o", rd.TRAIN_DIR,
+             "--device", "cpu",
              "--json"]
     if epochs is not None:
         train[-1:-1] = ["--epochs", str(epochs)]
     steps.append(Step("train", "train a tiny MACE model (mace-torch)", train,
-                      "train/train.json"))
+                      rd.TRAIN_JSON))
     steps.append(Step("eval", "evaluate it per domain on the test split",
-                      ["eval", model, "merged/merged.extxyz", "--split", "test", "--json"],
-                      "eval/eval.json"))
+                      ["eval", model, rd.MERGED_EXTXYZ, "--split", "test", "--json"],
+                      rd.EVAL_JSON))
     # TEA's claim first: molecules and crystals on one surface (bridge-mini), for the
     # aligned labels alone (TEA, and ICEA only beside it) and for the model
     steps.append(Step("bench_cross_labels",
                       "cross-domain items from the TEA-aligned labels (no model)",
-                      ["bench", "cross", "--alignment", "fit/alignment.json", "--data",
-                       f["bridge"], "-o", "bench/cross_labels", "--json"],
-                      "bench/cross_labels/bench.json"))
+                      ["bench", "cross", "--alignment", rd.ALIGNMENT, "--data",
+                       f["bridge"], "-o", rd.bench_dir("cross_labels"), "--json"],
+                      rd.bench_json("cross_labels")))
     steps.append(Step(
         "fit_icea", "the ICEA-only alignment (isolated atoms, no AEC), for comparison",
         ["fit", f["calib"], "--source-key", "energy_wb97m", "--target-key", "energy_pbe",
          "--source-e0", f["calib_e0_source"], "--target-e0", f["calib_e0_target"],
-         "--model", "icea", "-o", "fit/icea_alignment.json", "--json"], "fit/fit_icea.json"))
+         "--model", "icea", "-o", rd.ICEA_ALIGNMENT, "--json"], rd.FIT_ICEA_JSON))
     steps.append(Step("bench_cross_labels_icea",
                       "cross-domain items from the ICEA-only labels (no model)",
-                      ["bench", "cross", "--alignment", "fit/icea_alignment.json", "--data",
-                       f["bridge"], "-o", "bench/cross_labels_icea", "--json"],
-                      "bench/cross_labels_icea/bench.json"))
+                      ["bench", "cross", "--alignment", rd.ICEA_ALIGNMENT, "--data",
+                       f["bridge"], "-o", rd.bench_dir("cross_labels_icea"), "--json"],
+                      rd.bench_json("cross_labels_icea")))
     steps.append(Step("bench_cross", "cross-domain items from the model",
                       ["bench", "cross", "--calculator", model, "--data", f["bridge"],
-                       "-o", "bench/cross", "--json"], "bench/cross/bench.json"))
+                       "-o", rd.bench_dir("cross"), "--json"], rd.bench_json("cross")))
     # crystals with an element the model lacks are skipped (and listed) by the benchmark
     steps.append(Step("bench_lattice", "benchmark: lattice constants of cubic crystals",
-                      ["bench", "lattice", "--calculator", model, "-o", "bench/lattice",
-                       "--json"], "bench/lattice/bench.json"))
+                      ["bench", "lattice", "--calculator", model, "-o", rd.bench_dir("lattice"),
+                       "--json"], rd.bench_json("lattice")))
     steps.append(Step("bench_eos", "benchmark: Si E–V curve against the GPAW reference",
                       ["bench", "eos", "--calculator", model, "--reference-file", f["si_ev"],
-                       "-o", "bench/eos", "--json"], "bench/eos/bench.json"))
+                       "-o", rd.bench_dir("eos"), "--json"], rd.bench_json("eos")))
     steps.append(Step("bench_torsion", "benchmark: biaryl torsion scans",
                       ["bench", "torsion", "--calculator", model, "--limit",
                        str(1 if opts.quick else opts.torsions), "--max-steps",
                        str(opts.torsion_max_steps), "--max-force-calls",
-                       str(opts.torsion_max_force_calls), "-o", "bench/torsion", "--json"],
-                      "bench/torsion/bench.json", required=False))
+                       str(opts.torsion_max_force_calls), "-o", rd.bench_dir("torsion"), "--json"],
+                      rd.bench_json("torsion"), required=False))
     steps.append(Step("bench_reactions", "benchmark: RDB7 reaction barriers",
                       ["bench", "reactions", "--calculator", model, "--limit",
-                       str(20 if opts.quick else opts.reactions), "-o", "bench/reactions",
-                       "--json"], "bench/reactions/bench.json", required=False))
+                       str(20 if opts.quick else opts.reactions), "-o", rd.bench_dir("reactions"),
+                       "--json"], rd.bench_json("reactions"), required=False))
     if opts.water:
         steps.append(Step("bench_water", "benchmark: water O–O RDF (NVT)",
                           ["bench", "water", "--calculator", model, "--ps", str(opts.water_ps),
-                           "-o", "bench/water", "--json"], "bench/water/bench.json",
+                           "-o", rd.bench_dir("water"), "--json"], rd.bench_json("water"),
                           required=False))
     # the same benchmarks of the model that ships with tealign (trained to a plateau on the
     # same data), beside the demo's minutes-old one, when this install has it
@@ -221,21 +223,25 @@ def plan(ds: Path, opts: DemoOptions) -> list[Step]:
     except SetupError:
         return steps
     mini = PRETRAINED
+
+    def mini_dir(name: str) -> str:
+        return rd.bench_dir(name, mini=True)
+
     steps.append(Step("mini_bench_cross", f"{mini}: cross-domain items",
                       ["bench", "cross", "--calculator", mini, "--data", f["bridge"],
-                       "-o", "bench_mini/cross", "--json"], "bench_mini/cross/bench.json",
+                       "-o", mini_dir("cross"), "--json"], rd.bench_json("cross", mini=True),
                       required=False))
     steps.append(Step("mini_bench_lattice", f"{mini}: lattice constants",
-                      ["bench", "lattice", "--calculator", mini, "-o", "bench_mini/lattice",
-                       "--json"], "bench_mini/lattice/bench.json", required=False))
+                      ["bench", "lattice", "--calculator", mini, "-o", mini_dir("lattice"),
+                       "--json"], rd.bench_json("lattice", mini=True), required=False))
     steps.append(Step("mini_bench_eos", f"{mini}: Si E–V curve",
                       ["bench", "eos", "--calculator", mini, "--reference-file", f["si_ev"],
-                       "-o", "bench_mini/eos", "--json"], "bench_mini/eos/bench.json",
+                       "-o", mini_dir("eos"), "--json"], rd.bench_json("eos", mini=True),
                       required=False))
     steps.append(Step("mini_bench_reactions", f"{mini}: RDB7 reaction barriers",
                       ["bench", "reactions", "--calculator", mini, "--limit",
-                       str(20 if opts.quick else opts.reactions), "-o", "bench_mini/reactions",
-                       "--json"], "bench_mini/reactions/bench.json", required=False))
+                       str(20 if opts.quick else opts.reactions), "-o", mini_dir("reactions"),
+                       "--json"], rd.bench_json("reactions", mini=True), required=False))
     return steps
 
 
@@ -292,8 +298,8 @@ def run_demo(run_dir: str | Path, datasets: str | Path | None = None,
     ds = locate_datasets(datasets)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "merge.toml").write_text(merge_config(ds))
-    state_path = run_dir / "demo.json"
+    (run_dir / rd.MERGE_CONFIG).write_text(merge_config(ds))
+    state_path = run_dir / rd.DEMO_STATE
     old = {s["name"]: s for s in _load_state(state_path).get("steps", [])}
     state = {"tealign_demo": 1, "datasets": str(ds), "run_dir": str(run_dir.resolve()),
              "quick": opts.quick, "python": sys.executable, "steps": []}
@@ -362,35 +368,35 @@ def summary_rows(run_dir: str | Path) -> list[tuple[str, str]]:
         return json.loads(p.read_text()) if p.exists() else None
 
     rows = []
-    fit = load("fit/fit.json")
+    fit = load(rd.FIT_JSON)
     if fit:
         rows.append(("alignment a (95 % CI)",
                      f"{fit['a']:.5f} ({fit['a_ci95'][0]:.5f}–{fit['a_ci95'][1]:.5f}), "
                      f"model {fit['model']}"))
         rows.append(("calib RMSE ICEA → TEA",
                      f"{fit['rmse_icea_eV']:.3f} → {fit['rmse_tea_eV']:.3f} eV"))
-    ev = load("eval/eval.json")
+    ev = load(rd.EVAL_JSON)
     if ev:
         for dom, m in ev["by_config_type"].items():
             rows.append((f"test {dom}: E / F MAE",
                          f"{m['energy_mae_meV_per_atom']:.1f} meV/atom, "
                          f"{m['forces_mae_meV_per_A']:.0f} meV/Å (n={m['n']})"))
-    lat = load("bench/lattice/results.json")
+    lat = load(rd.bench_results("lattice"))
     if lat and lat.get("mae_A") is not None:
         rows.append(("lattice MAE vs PBE", f"{lat['mae_A']:.3f} Å (n={lat['n']})"))
-    eos = load("bench/eos/results.json")
+    eos = load(rd.bench_results("eos"))
     if eos:
         rows.append(("Si a0 (model / GPAW)",
                      f"{eos['a0_A']:.3f} / {eos.get('reference_a0_A', float('nan')):.3f} Å"))
-    tor = load("bench/torsion/results.json")
+    tor = load(rd.bench_results("torsion"))
     if tor:
         rows.append(("torsion barrier MAE", f"{tor['barrier_mae_kcal_mol']:.2f} kcal/mol "
                      f"(n={tor['n']})"))
-    rxn = load("bench/reactions/results.json")
+    rxn = load(rd.bench_results("reactions"))
     if rxn:
         rows.append(("reaction barrier MAE", f"{rxn['mae_kcal_mol']:.1f} kcal/mol "
                      f"(n={rxn['n']})"))
-    wat = load("bench/water/results.json")
+    wat = load(rd.bench_results("water"))
     if wat:
         rows.append(("water O–O peak", f"{wat['peak_r_A']:.2f} Å, g = {wat['peak_g']:.2f}"))
     return rows

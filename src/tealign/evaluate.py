@@ -17,6 +17,7 @@ import numpy as np
 from tealign.errors import SetupError
 from tealign.io import iter_batches
 from tealign.io.frames import FrameBatch, concat_batches
+from tealign.keys import REF
 
 
 @dataclass
@@ -120,7 +121,7 @@ def _default_dtype(dtype):
 
 
 def metrics(b: FrameBatch, p: Predictions,
-            keys: tuple[str, str, str] = ("REF_energy", "REF_forces", "REF_stress")) -> dict:
+            keys: tuple[str, str, str] = (REF.energy, REF.forces, REF.stress)) -> dict:
     """Errors of predictions ``p`` against the reference ``keys`` (energy, forces, stress) of
     ``b``: energy per atom MAE/RMSE (meV/atom), force component MAE/RMSE (meV/Å), stress
     component MAE (meV/Å³, periodic frames); frames without a reference value are left out."""
@@ -148,8 +149,8 @@ def metrics(b: FrameBatch, p: Predictions,
     return out
 
 
-def evaluate(model_path: str | Path, data: str | Path, energy_key: str = "REF_energy",
-             forces_key: str = "REF_forces", stress_key: str = "REF_stress",
+def evaluate(model_path: str | Path, data: str | Path, energy_key: str = REF.energy,
+             forces_key: str = REF.forces, stress_key: str = REF.stress,
              head: str | None = None, batch_size: int = 32, device: str = "cpu",
              split: str | None = None) -> dict:
     """The ``eval`` JSON of docs/architecture.md §5.1:

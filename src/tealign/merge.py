@@ -75,6 +75,7 @@ from pathlib import Path
 import numpy as np
 from ase.data import chemical_symbols
 
+from tealign import rundir as rd
 from tealign.align import TotalEnergyAlignment
 from tealign.errors import FrameError, SetupError
 from tealign.io import iter_batches
@@ -83,6 +84,7 @@ from tealign.io.extxyz import format_batch
 from tealign.io.frames import FrameBatch
 from tealign.io.shards import FORMATS, SHARD_SIZE, Executor, ShardWriter
 from tealign.io.splits import assign_splits
+from tealign.keys import ORIG, REF, Keys
 from tealign.methods import IsolatedAtomTable, load_table, union_tables
 
 try:
@@ -115,6 +117,11 @@ class SourceConfig:
     weights: dict = field(default_factory=dict)
     split_key: str = "split"
     e0: str | None = None  # this head's own isolated-atom table (only with --per-source)
+
+    @property
+    def keys(self) -> Keys:
+        """The source's four key names as one :class:`~tealign.keys.Keys`."""
+        return Keys(self.energy_key, self.forces_key, self.stress_key, self.virials_key)
 
 
 @dataclass
@@ -295,16 +302,16 @@ def _to_reference(batch: FrameBatch, src: SourceConfig) -> FrameBatch:
         out.rejects.append(FrameError(src.path, int(out.index[i]), src.energy_key,
                                       "missing energy"))
     out = out.select(keep)
-    pairs = [("energy", src.energy_key, out.info), ("forces", src.forces_key, out.arrays),
-             ("stress", src.stress_key, out.info), ("virials", src.virials_key, out.info)]
-    for prop, key, store in pairs:
+    for prop, key in src.keys.items():
+        store = out.arrays if prop == "forces" else out.info
+        ref, orig = getattr(REF, prop), getattr(ORIG, prop)
         if key and key in store:
-            store[f"REF_{prop}"] = np.asarray(store[key], dtype=float)
-            store[f"orig_{prop}"] = np.asarray(store[key], dtype=float).copy()
+            store[ref] = np.asarray(store[key], dtype=float)
+            store[orig] = np.asarray(store[key], dtype=float).copy()
             if key in out.missing:
-                out.missing[f"REF_{prop}"] = out.missing[key]
-                out.missing[f"orig_{prop}"] = out.missing[key]
-            if key not in (f"REF_{prop}", f"orig_{prop}"):
+                out.missing[ref] = out.missing[key]
+                out.missing[orig] = out.missing[key]
+            if key not in (ref, orig):
                 store.pop(key)
                 out.missing.pop(key, None)
     return out
@@ -460,7 +467,7 @@ class _OutputDir:
         self.pending_text: deque = deque()
         if extxyz:
             path.mkdir(parents=True, exist_ok=True)
-            self.extxyz = open(path / "merged.extxyz", "w")  # noqa: SIM115 (see close)
+            self.extxyz = open(path / rd.MERGED_EXTXYZ_FILE, "w")  # noqa: SIM115 (see close)
 
     def add(self, batch: FrameBatch) -> None:
         self.n += batch.n_frames
@@ -484,11 +491,11 @@ class _OutputDir:
                 self.extxyz.write(self.pending_text.popleft().result())
 
     def _accumulate(self, b: FrameBatch) -> None:
-        e = np.asarray(b.info["REF_energy"], dtype=float)
+        e = np.asarray(b.info[REF.energy], dtype=float)
         self.sum_e += float(np.sum((e - b.per_frame_sum(self.e0[b.numbers])) / b.n_atoms))
         self.n_e += b.n_frames
-        if "REF_forces" in b.arrays:
-            f = np.nan_to_num(np.asarray(b.arrays["REF_forces"], dtype=float))
+        if REF.forces in b.arrays:
+            f = np.nan_to_num(np.asarray(b.arrays[REF.forces], dtype=float))
             self.sum_f2 += float(np.sum(f * f))
         self.n_atoms += int(b.n_atoms.sum())
 
@@ -513,7 +520,7 @@ class _OutputDir:
             "atomic_numbers": str(zs),
             "r_max": float(self.r_max),
         }
-        write_json(self.path / "statistics.json", stats)
+        write_json(self.path / rd.STATISTICS_FILE, stats)
         return {s: written[s] for s in SPLITS if s in written}
 
     def abort(self) -> None:
@@ -549,7 +556,7 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
     reports: dict[str, SourceReport] = {}
     with atomic_path(outdir) as tmp, Executor(workers, scheduler) as ex:
         tmp.mkdir(parents=True)
-        log = _RejectLog(rejects_path(tmp / "merged.extxyz"))
+        log = _RejectLog(rejects_path(tmp / rd.MERGED_EXTXYZ_FILE))
         layout = {}
         shared = None if per_source else _OutputDir(tmp, fmt, ex, target, cfg.r_max, extxyz,
                                                     shard_size)
@@ -598,5 +605,5 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
         for name, s in report["sources"].items():
             if s["frames_in"] != s["frames_out"] + s["frames_rejected"]:
                 raise AssertionError(f"frame accounting broken for {name}: {s}")
-        write_json(tmp / "report.json", report)
+        write_json(tmp / rd.MERGE_REPORT_FILE, report)
     return report

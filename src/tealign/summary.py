@@ -15,9 +15,10 @@ from ase.data import chemical_symbols
 from tealign import units
 from tealign.errors import FrameError, SetupError
 from tealign.io import iter_batches
+from tealign.keys import REF
 from tealign.methods import builtin_tables, load_table
 
-ENERGY_KEY_PREFERENCE = ("REF_energy", "energy")
+ENERGY_KEY_PREFERENCE = (REF.energy, "energy")
 CHARGE_KEYS = ("charge", "total_charge")
 
 

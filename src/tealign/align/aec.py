@@ -34,10 +34,6 @@ class CorrectionModel:
 
     name = "base"
 
-    def __init__(self) -> None:
-        self.a_: float | None = None
-        self.offsets_: np.ndarray | None = None
-
     def n_params(self, n_elements: int) -> int:
         raise NotImplementedError
 
@@ -100,7 +96,6 @@ class ScaleElementsModel(CorrectionModel):
     name = "scale+elements"
 
     def __init__(self, alpha: float = 1e-3) -> None:
-        super().__init__()
         self.alpha = alpha
 
     def n_params(self, n_elements: int) -> int:

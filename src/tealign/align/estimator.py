@@ -1,9 +1,15 @@
 """``TotalEnergyAlignment``: ICEA + AEC as one scikit-learn-style estimator.
 
-    tea = TotalEnergyAlignment(source="wb97m-d3bj-def2-tzvppd", target="vasp-pbe-mp")
-    tea.fit("calib.extxyz", source_key="energy_wb97m", target_key="energy_pbe")
+    tea = TotalEnergyAlignment(source="wb97m-d3bj-def2-tzvppd", target="vasp-pbe-mp",
+                               source_key="energy_wb97m", target_key="energy_pbe")
+    tea.fit("calib.extxyz")
     aligned = tea.transform(frames, energy_key="energy", forces_key="forces")
+    aligned.rejects            # the frames it could not align, each with its reason
     tea.save("alignment.json")
+
+The estimator follows scikit-learn's contract: every setting is a constructor argument
+(``get_params(deep=True)`` / ``set_params``), settings are validated in ``fit``, and the
+fitted attributes (ending in ``_``) exist only after ``fit``, ``load`` or ``icea_only``.
 
 Method 1 is the target scale, method 2 the source. With the fitted correction
 y = a·x + Σ n_el c_el (x, y the source and target atomization energies, see ``aec``):
@@ -34,36 +40,20 @@ from tealign.align.aec import (
 )
 from tealign.align.icea import atom_energy_sums
 from tealign.errors import FrameError, SetupError
+from tealign.io import as_batches
 from tealign.io.atomic import write_json
 from tealign.io.frames import FrameBatch
+from tealign.keys import ORIG, REF
 from tealign.methods import IsolatedAtomTable, load_table
 
 FORMAT = "tealign-alignment/1"
 CHARGE_KEYS = ("charge", "total_charge")
-ALIGNED_KEYS = {"energy": "REF_energy", "forces": "REF_forces", "stress": "REF_stress",
-                "virials": "REF_virials"}
-ORIG_KEYS = {"energy": "orig_energy", "forces": "orig_forces", "stress": "orig_stress",
-             "virials": "orig_virials"}
+ALIGNED_KEYS = REF.as_dict()
+ORIG_KEYS = ORIG.as_dict()
 
 
 def _as_table(t) -> IsolatedAtomTable:
     return t if isinstance(t, IsolatedAtomTable) else load_table(t)
-
-
-def _as_batches(data):
-    """Accept a path, a FrameBatch, or a list of ase.Atoms; yield batches."""
-    from ase import Atoms
-
-    if isinstance(data, FrameBatch):
-        yield data
-    elif isinstance(data, (str, os.PathLike)):
-        from tealign.io import iter_batches
-
-        yield from iter_batches(data)
-    elif isinstance(data, list) and (not data or isinstance(data[0], Atoms)):
-        yield FrameBatch.from_atoms(data)
-    else:
-        yield from data
 
 
 @dataclass
@@ -91,17 +81,24 @@ class TotalEnergyAlignment:
     cv_folds : folds for ``auto`` (grouped by ``mol_id`` when frames carry one).
     alpha : ridge strength of per-element offsets (relative to the mean squared count).
     random_state : seed for the bootstrap and the folds.
+    source_key, target_key : calibration keys of the source and target total energies (eV);
+        ``fit(X, source_key=..., target_key=...)`` still accepts them per call.
+    split : fit only on frames whose ``split`` is this (default: every frame).
+    strict : a frame error (in ``fit`` or ``transform``) becomes a setup error.
 
     Fitted attributes
     -----------------
     a_ : AEC factor; offsets_ : per-element offsets (eV) of ``scale+elements``;
     a_ci95_ : [lo, hi]; model_ : the model chosen; n_, n_rejected_ : structures used /
     rejected; rmse_icea_, rmse_tea_, r2_icea_, r2_tea_ : total-energy fit quality (eV);
-    cv_rmse_ : {model: eV} when ``model="auto"``; rejects_ : the rejected frames.
+    cv_rmse_ : {model: eV} when ``model="auto"``; rejects_ : the rejected frames;
+    source_table_, target_table_ : the isolated-atom tables used.
     """
 
     def __init__(self, source, target, model: str = "scale", n_bootstrap: int = 1000,
-                 cv_folds: int = 5, alpha: float = 1e-3, random_state: int = 0) -> None:
+                 cv_folds: int = 5, alpha: float = 1e-3, random_state: int = 0,
+                 source_key: str | None = None, target_key: str | None = None,
+                 split: str | None = None, strict: bool = False) -> None:
         self.source = source
         self.target = target
         self.model = model
@@ -109,20 +106,40 @@ class TotalEnergyAlignment:
         self.cv_folds = cv_folds
         self.alpha = alpha
         self.random_state = random_state
+        self.source_key = source_key
+        self.target_key = target_key
+        self.split = split
+        self.strict = strict
 
     # ------------------------------------------------------------------ parameters
-    def get_params(self) -> dict:
-        return {"source": self.source, "target": self.target, "model": self.model,
-                "n_bootstrap": self.n_bootstrap, "cv_folds": self.cv_folds,
-                "alpha": self.alpha, "random_state": self.random_state}
+    _PARAMS = ("source", "target", "model", "n_bootstrap", "cv_folds", "alpha",
+               "random_state", "source_key", "target_key", "split", "strict")
 
-    @property
-    def source_table_(self) -> IsolatedAtomTable:
-        return _as_table(self.source)
+    def get_params(self, deep: bool = True) -> dict:
+        """The constructor's settings (scikit-learn's contract; ``deep`` has no nested
+        estimators to descend into)."""
+        return {name: getattr(self, name) for name in self._PARAMS}
 
-    @property
-    def target_table_(self) -> IsolatedAtomTable:
-        return _as_table(self.target)
+    def set_params(self, **params) -> TotalEnergyAlignment:
+        """Change settings; unknown names are an error. Returns self."""
+        for name, value in params.items():
+            if name not in self._PARAMS:
+                raise ValueError(f"invalid parameter {name!r} for TotalEnergyAlignment; "
+                                 f"valid: {', '.join(self._PARAMS)}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        default = TotalEnergyAlignment.__init__.__defaults__
+        names = self._PARAMS[2:]
+        shown = [f"{n}={getattr(self, n)!r}" for n, d in zip(names, default)
+                 if getattr(self, n) != d]
+        src, tgt = (getattr(t, "name", t) for t in (self.source, self.target))
+        return f"TotalEnergyAlignment({src!r}, {tgt!r}{''.join(', ' + x for x in shown)})"
+
+    def _set_tables(self) -> None:
+        self.source_table_ = _as_table(self.source)
+        self.target_table_ = _as_table(self.target)
 
     @classmethod
     def icea_only(cls, source, target, note: str = "") -> TotalEnergyAlignment:
@@ -130,7 +147,7 @@ class TotalEnergyAlignment:
         it needs no calibration set, so it is built fitted. ``note`` says where the two
         tables came from (saved as the calibration record)."""
         out = cls(source, target, model="icea")
-        _as_table(source), _as_table(target)  # validated now, not at the first transform
+        out._set_tables()  # validated now, not at the first transform
         out.a_, out.offsets_, out.model_, out.a_ci95_ = 1.0, {}, "icea", [1.0, 1.0]
         out.n_ = out.n_rejected_ = 0
         out.rmse_icea_ = out.rmse_tea_ = out.r2_icea_ = out.r2_tea_ = out.cv_rmse_ = None
@@ -186,20 +203,21 @@ class TotalEnergyAlignment:
             file=fname, field="calibration")
 
     # ------------------------------------------------------------------ fitting
-    def collect(self, calibration, source_key: str, target_key: str,
-                file: str | None = None, split: str | None = None,
-                group_key: str = "mol_id") -> CalibrationData:
+    def collect(self, calibration, source_key: str | None = None,
+                target_key: str | None = None, file: str | None = None,
+                split: str | None = None, group_key: str = "mol_id") -> CalibrationData:
         """Validate calibration frames and gather energies, element counts and groups.
 
         Frames lacking either energy, with NaN/inf, or charged are frame errors; an element
         that a table lacks, or a key that no frame has, is a setup error.
         """
+        source_key, target_key = self._keys(source_key, target_key)
         src_t, tgt_t = _as_table(self.source), _as_table(self.target)
         fname = file or (str(calibration) if isinstance(calibration, (str, os.PathLike))
                          else "<calibration>")
         e_src, e_tgt, numbers_list, offsets_list, groups, rejects = [], [], [], [], [], []
         seen_src = seen_tgt = False
-        for batch in _as_batches(calibration):
+        for batch in as_batches(calibration):
             rejects.extend(batch.rejects)
             if batch.n_frames == 0:
                 continue
@@ -265,21 +283,37 @@ class TotalEnergyAlignment:
                 keep = keep & ~charged
         return keep
 
-    def fit(self, calibration, source_key: str, target_key: str, *, split: str | None = None,
-            file: str | None = None, strict: bool = False) -> TotalEnergyAlignment:
+    def _keys(self, source_key, target_key) -> tuple[str, str]:
+        source_key = source_key if source_key is not None else self.source_key
+        target_key = target_key if target_key is not None else self.target_key
+        for name, key in (("source_key", source_key), ("target_key", target_key)):
+            if not isinstance(key, str) or not key:
+                raise SetupError(f"{name} is not set: give it to TotalEnergyAlignment(...) "
+                                 "or to fit()", field=f"--{name.replace('_', '-')}")
+        return source_key, target_key
+
+    def fit(self, calibration, source_key: str | None = None, target_key: str | None = None,
+            *, split: str | None = None, file: str | None = None,
+            strict: bool | None = None) -> TotalEnergyAlignment:
         """Fit ICEA + AEC on calibration structures carrying both methods' total energies.
 
         ``calibration``: a path (any format tealign reads), a FrameBatch or a list of Atoms;
-        energies must be dispersion-free (docs/architecture.md §1.2).
+        energies must be dispersion-free (docs/architecture.md §1.2). The keys, ``split``
+        and ``strict`` default to the constructor's settings; given here, they override
+        them for this call only (the settings themselves are not changed).
         """
         self.check_params()
+        source_key, target_key = self._keys(source_key, target_key)
+        split = split if split is not None else self.split
+        strict = self.strict if strict is None else strict
         data = self.collect(calibration, source_key, target_key, file=file, split=split)
         if strict and data.rejects:
             raise data.rejects[0].as_setup_error()
         fname = file or (str(calibration) if isinstance(calibration, (str, os.PathLike))
                          else "<calibration>")
         self._check_enough(len(data.source_energy), len(data.elements), data.groups, fname)
-        src_t, tgt_t = _as_table(self.source), _as_table(self.target)
+        self._set_tables()
+        src_t, tgt_t = self.source_table_, self.target_table_
         e_src_atoms = np.array([src_t.energy(s) for s in data.elements])
         e_tgt_atoms = np.array([tgt_t.energy(s) for s in data.elements])
         sum_src = data.counts @ e_src_atoms
@@ -352,13 +386,17 @@ class TotalEnergyAlignment:
         ``energy_key`` or charged become frame errors (in the returned batch's ``rejects``).
         ``remove_d3`` names a functional whose D3(BJ) energy, forces and stress are
         subtracted from the source before alignment (``orig_*`` keep the values with D3).
+
+        Returns a FrameBatch (an :class:`AtomsList` when given a list of ``ase.Atoms``);
+        its ``rejects`` name every frame left out and why. With ``strict=True`` the first
+        of them raises instead (a SetupError).
         """
         self._check_fitted()
         batch = _single_batch(frames)
         fname = file or "<frames>"
         out, sums = self._prepare(batch, energy_key, "missing energy", fname, forward=True)
         if sums is None:
-            return out
+            return _like(frames, out)
         sum_src, sum_tgt, off = sums
         kinds = (("forces", forces_key), ("stress", stress_key), ("virials", virials_key))
         out.info[ORIG_KEYS["energy"]] = np.asarray(out.info[energy_key], dtype=float).copy()
@@ -391,7 +429,7 @@ class TotalEnergyAlignment:
         if source_name is not None:
             out.info["source"] = np.array([source_name] * out.n_frames, dtype=object)
         out.info["alignment_sha256"] = np.array([self.sha256()] * out.n_frames, dtype=object)
-        return out
+        return _like(frames, out)
 
     def inverse_transform(self, frames, energy_key: str = "energy",
                           forces_key: str = "forces", stress_key: str = "stress",
@@ -409,7 +447,7 @@ class TotalEnergyAlignment:
         out, sums = self._prepare(batch, ALIGNED_KEYS["energy"], "missing aligned energy",
                                   fname, forward=False)
         if sums is None:
-            return out
+            return _like(frames, out)
         sum_src, sum_tgt, off = sums
         e1 = np.asarray(out.info.pop(ALIGNED_KEYS["energy"]), dtype=float)
         x = (sum_tgt - e1 - off) / self.a_
@@ -434,7 +472,7 @@ class TotalEnergyAlignment:
             out = apply_d3(out, add_d3, energy_key, forces_key, stress_key, sign=+1.0)
             out.info.pop("d3_energy")
             out.info.pop("d3_functional")
-        return out
+        return _like(frames, out)
 
     def _prepare(self, batch: FrameBatch, key: str, reason: str, fname: str, forward: bool):
         """Reject frames lacking ``key`` (and, going forward, charged ones); check the tables
@@ -451,11 +489,13 @@ class TotalEnergyAlignment:
                                             for v, k in zip(batch.info[key], keep)])
         if forward:
             keep = self._reject_charged(batch, keep, fname, rejects)
+        if self.strict and rejects:
+            raise rejects[0].as_setup_error()
         out = batch.select(keep)
         out.rejects = rejects
         if out.n_frames == 0:
             return out, None
-        src_t, tgt_t = _as_table(self.source), _as_table(self.target)
+        src_t, tgt_t = self.source_table_, self.target_table_
         src_t.check_covers(out.numbers, file=fname)
         tgt_t.check_covers(out.numbers, file=fname)
         if forward:
@@ -489,13 +529,18 @@ class TotalEnergyAlignment:
         """
         first._check_fitted()
         second._check_fitted()
-        mid_a, mid_b = _as_table(first.target), _as_table(second.source)
+        mid_a, mid_b = first.target_table_, second.source_table_
         common = set(mid_a.energies) & set(mid_b.energies)
         if not common or any(abs(mid_a.energies[s] - mid_b.energies[s]) > 1e-9 for s in common):
             raise SetupError(
                 f"cannot chain: the first alignment's target table '{mid_a.name}' is not the "
                 f"second's source table '{mid_b.name}'", field="chain")
-        out = cls(first.source, second.target, model="chain")
+        # a refit of the chained pair (method 3 → 1) would need the per-element offsets
+        # when either link has them; the settings stay ones that fit() accepts
+        elements_model = bool(first.offsets_ or second.offsets_)
+        out = cls(first.source, second.target,
+                  model="scale+elements" if elements_model else "scale")
+        out._set_tables()
         out.a_ = first.a_ * second.a_
         elements = set(first.offsets_) | set(second.offsets_)
         out.offsets_ = {s: second.a_ * first.offsets_.get(s, 0.0) + second.offsets_.get(s, 0.0)
@@ -515,7 +560,7 @@ class TotalEnergyAlignment:
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict:
         self._check_fitted()
-        src_t, tgt_t = _as_table(self.source), _as_table(self.target)
+        src_t, tgt_t = self.source_table_, self.target_table_
         d = {
             "format": FORMAT,
             "tealign_version": __version__,
@@ -524,7 +569,8 @@ class TotalEnergyAlignment:
             "source_table": src_t.to_json_dict(),
             "target_table": tgt_t.to_json_dict(),
             "model": {"name": self.model_, "a": self.a_, "offsets_eV": self.offsets_,
-                      "requested": self.model, "alpha": self.alpha},
+                      "requested": "chain" if self.model_ == "chain" else self.model,
+                      "alpha": self.alpha},
             "a_ci95": self.a_ci95_,
             "metrics": {"n": self.n_, "n_rejected": self.n_rejected_,
                         "rmse_icea_eV": self.rmse_icea_, "rmse_tea_eV": self.rmse_tea_,
@@ -561,8 +607,11 @@ class TotalEnergyAlignment:
         src = IsolatedAtomTable.from_json_dict(d["source_table"], source=source)
         tgt = IsolatedAtomTable.from_json_dict(d["target_table"], source=source)
         settings = d.get("settings", {})
-        out = cls(src, tgt, model=d["model"].get("requested", d["model"]["name"]),
-                  alpha=d["model"].get("alpha", 1e-3), **settings)
+        requested = d["model"].get("requested", d["model"]["name"])
+        if requested == "chain":  # a composed alignment: the settings a refit would use
+            requested = "scale+elements" if d["model"].get("offsets_eV") else "scale"
+        out = cls(src, tgt, model=requested, alpha=d["model"].get("alpha", 1e-3), **settings)
+        out.source_table_, out.target_table_ = src, tgt
         out.a_ = float(d["model"]["a"])
         out.offsets_ = {k: float(v) for k, v in d["model"].get("offsets_eV", {}).items()}
         out.model_ = d["model"]["name"]
@@ -685,10 +734,30 @@ def _check_energies(batch: FrameBatch, key: str, keep: np.ndarray, fname: str,
     return keep & ~bad
 
 
+class AtomsList(list):
+    """What ``transform``/``inverse_transform`` return for a list of ``ase.Atoms``: the
+    aligned structures, plus ``rejects`` (the frames left out, each a FrameError)."""
+
+    rejects: list[FrameError]
+
+
+def _like(given, out: FrameBatch):
+    """Return the aligned frames in the form they were given: a list of ``ase.Atoms`` stays
+    a list (:class:`AtomsList`); anything else (a FrameBatch, a path, batches) is a
+    FrameBatch. Either way ``.rejects`` lists the frames left out."""
+    from ase import Atoms
+
+    if isinstance(given, list) and given and isinstance(given[0], Atoms):
+        res = AtomsList(out.to_atoms())
+        res.rejects = list(out.rejects)
+        return res
+    return out
+
+
 def _single_batch(frames) -> FrameBatch:
     from tealign.io.frames import concat_batches
 
-    batches = list(_as_batches(frames))
+    batches = list(as_batches(frames))
     return batches[0] if len(batches) == 1 else concat_batches(batches)
 
 

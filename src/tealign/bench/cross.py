@@ -35,7 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tealign import rundir as rd
 from tealign.errors import SetupError
+from tealign.keys import REF
 
 KINDS = ("reaction", "adsorption", "lattice")
 KIND_TITLES = {"reaction": "gas–solid reactions", "adsorption": "adsorption",
@@ -202,7 +204,7 @@ def aligned_energies(frames: dict, alignment: str | os.PathLike, source_key: str
         res = tea.transform(batch, energy_key=source_key, forces_key=None, stress_key=None,
                             virials_key=None, file=s)
         if res.n_frames == 1:
-            out[s] = float(res.info["REF_energy"][0])
+            out[s] = float(res.info[REF.energy][0])
         else:
             why[s] = res.rejects[0].reason if res.rejects else f"no {source_key}"
     return out, why, tea
@@ -318,7 +320,7 @@ def run(outdir: Path, data: Sequence[str | os.PathLike] | None = None,
         result["figures"] = ["cross.png"]
     else:
         result["figures"] = []
-    write_json(outdir / "results.json", result)
+    write_json(outdir / rd.RESULTS_FILE, result)
     return result
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from ase.build import bulk
 
+from tealign import rundir as rd
 from tealign import units
 from tealign.io.atomic import write_json
 
@@ -144,7 +145,7 @@ def run(calculator, outdir: Path, reference: str | None = None, reference_file: 
         result["rmse_vs_reference_meV_per_atom"] = None
     _plot(e, ref, str(calculator), result.get("reference", ""), outdir / "eos.png")
     result["figures"] = ["eos.png"]
-    write_json(outdir / "results.json", result)
+    write_json(outdir / rd.RESULTS_FILE, result)
     return result
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tealign import rundir as rd
 from tealign.bench.published import LABEL, LATTICE_MAE_A, LATTICE_MAE_BY_STRUCTURE_A
 from tealign.io.atomic import write_json
 
@@ -140,7 +141,7 @@ def run(calculator, outdir: Path, limit: int | None = None, d3: str | None = Non
     outdir.mkdir(parents=True, exist_ok=True)
     _plot(rows, r_max, str(calculator), outdir / "lattice_errors.png")
     result["figures"] = ["lattice_errors.png"]
-    write_json(outdir / "results.json", result)
+    write_json(outdir / rd.RESULTS_FILE, result)
     return result
 
 

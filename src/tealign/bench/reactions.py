@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tealign import rundir as rd
 from tealign import units
 from tealign.bench.published import LABEL, TRANSITION1X_MAE_EV
 from tealign.errors import SetupError
@@ -70,7 +71,7 @@ def run(calculator: str, data: Path, outdir: Path, limit: int | None = None,
     outdir.mkdir(parents=True, exist_ok=True)
     _violin(err, calculator, outdir / "reactions_violin.png")
     result["figures"] = ["reactions_violin.png"]
-    write_json(outdir / "results.json", result)
+    write_json(outdir / rd.RESULTS_FILE, result)
     return result
 
 

@@ -21,6 +21,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.data import atomic_numbers
 
+from tealign import rundir as rd
 from tealign import units
 from tealign.bench.published import LABEL, TORSION_BARRIER_MAE_KCAL
 from tealign.errors import SetupError
@@ -551,7 +552,7 @@ def run(calculator, outdir: Path, csv_path: Path, sdf_path: Path, limit: int | N
     outdir.mkdir(parents=True, exist_ok=True)
     _plot(results, str(calculator), outdir / "torsion_profiles.png")
     res["figures"] = ["torsion_profiles.png"]
-    write_json(outdir / "results.json", res)
+    write_json(outdir / rd.RESULTS_FILE, res)
     return res
 
 

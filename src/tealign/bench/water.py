@@ -14,11 +14,43 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from tealign import rundir as rd
 from tealign.io.atomic import write_json
 
 BOX_A = 12.42
 N_WATER = 64
 R_RANGE = (2.0, 6.0)
+TIMESTEP_FS = 0.5
+REFERENCE_CURVES = ("tip3p", "tip4p")
+
+
+def default_d3(calculator: str) -> str:
+    """D3(BJ) of PBE for MACE/CHGNet models; none for xTB (it has its own dispersion)."""
+    return "none" if calculator == "xtb" else "pbe"
+
+
+def n_steps(ps: float, timestep_fs: float = TIMESTEP_FS) -> int:
+    """MD steps of a ``ps`` picosecond run."""
+    return int(round(ps * 1000 / timestep_fs))
+
+
+def load_references(data: Path | None = None, warn=None) -> dict:
+    """The O–O g(r) curves to compare with: ``exp`` (registry ``water-exp``, or ``data``;
+    a setup error when missing) and the TIP3P/TIP4P runs where found (``warn`` is called
+    with the name and the reason of each one that is not)."""
+    from tealign.bench import registry
+    from tealign.errors import SetupError
+
+    exp = np.load(registry.locate("water-exp", data))
+    refs = {"exp": (exp["r_OO"], exp["g_OO"])}
+    for name in REFERENCE_CURVES:
+        try:
+            d = np.load(registry.locate(f"water-{name}"))
+            refs[name] = (d["r_OO"], d["g_OO"])
+        except SetupError as exc:
+            if warn:
+                warn(name, exc.message)
+    return refs
 
 
 def water_box(seed: int = 0) -> Atoms:
@@ -65,7 +97,7 @@ def compare(r, g, r_ref, g_ref, lo=R_RANGE[0], hi=R_RANGE[1]) -> float:
 
 
 def run(calculator, outdir: Path, ps: float = 2.0, d3: str | None = "pbe",
-        timestep_fs: float = 0.5, seed: int = 0, references: dict | None = None,
+        timestep_fs: float = TIMESTEP_FS, seed: int = 0, references: dict | None = None,
         progress=None, prerelax_fmax: float = 0.1, prerelax_steps: int = 300) -> dict:
     """Run the MD and write ``results.json`` and ``water_rdf.png`` into ``outdir``.
 
@@ -83,7 +115,7 @@ def run(calculator, outdir: Path, ps: float = 2.0, d3: str | None = "pbe",
     atoms.calc = GuardedCalculator(get_calculator(calculator, d3=d3),
                                    RunawayGuard(atoms, cutoff=r_cut))
     res = {"benchmark": "water", "calculator": str(calculator), "d3": d3 or "none",
-           "ps": ps, "timestep_fs": timestep_fs, "steps": int(round(ps * 1000 / timestep_fs)),
+           "ps": ps, "timestep_fs": timestep_fs, "steps": n_steps(ps, timestep_fs),
            "skipped": []}
     try:
         res.update(_simulate(atoms, ps, timestep_fs, seed, progress, prerelax_fmax,
@@ -95,7 +127,7 @@ def run(calculator, outdir: Path, ps: float = 2.0, d3: str | None = "pbe",
         outdir.mkdir(parents=True, exist_ok=True)
         _plot(None, None, references or {}, str(calculator), outdir / "water_rdf.png")
         res["figures"] = ["water_rdf.png"]
-        write_json(outdir / "results.json", res)
+        write_json(outdir / rd.RESULTS_FILE, res)
         return res
     r, g = np.array(res["r_A"]), np.array(res["g_OO"])
     refs = references or {}
@@ -105,7 +137,7 @@ def run(calculator, outdir: Path, ps: float = 2.0, d3: str | None = "pbe",
     outdir.mkdir(parents=True, exist_ok=True)
     _plot(r, g, refs, str(calculator), outdir / "water_rdf.png")
     res["figures"] = ["water_rdf.png"]
-    write_json(outdir / "results.json", res)
+    write_json(outdir / rd.RESULTS_FILE, res)
     return res
 
 

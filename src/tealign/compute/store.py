@@ -159,3 +159,10 @@ class JobStore:
         rows = self._db.execute(
             "SELECT label, SUM(seconds) FROM jobs GROUP BY label").fetchall()
         return {label: float(t or 0.0) for label, t in rows}
+
+
+def default_store(output: str | Path) -> Path:
+    """The job store of a compute command writing ``output``, unless told otherwise:
+    ``<output>.store`` beside it (rerunning resumes from it)."""
+    output = Path(output)
+    return output.with_name(output.name + ".store")

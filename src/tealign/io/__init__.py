@@ -1,17 +1,32 @@
-"""Dataset readers and writers.
+"""Dataset readers and writers, chosen from one registry of formats.
 
-Every reader yields :class:`~tealign.io.frames.FrameBatch` chunks (bounded memory);
-:func:`iter_batches` picks the reader from the path, :func:`read_atoms` returns
-``ase.Atoms`` for small inputs. Formats: extxyz (``.xyz``, ``.extxyz``, ``.gz``), ASE db
-(``.db``), MACE sharded HDF5 (a directory of ``.h5`` or one ``.h5`` with
-``config_batch_*``), ASE-LMDB (``.aselmdb``, or a directory of them), SPICE HDF5, MPtrj
-JSON (``.json``), and QM9 (``qm9`` or ``qm9:N``).
+Every reader yields :class:`~tealign.io.frames.FrameBatch` chunks (bounded memory). Each
+format is one :class:`Format` entry of :data:`REGISTRY` naming its reader, its writer (where
+tealign writes it) and how a path is recognised as it:
+
+=========  ==========================================  ==================================
+format     recognised by                               written by
+=========  ==========================================  ==================================
+qm9        ``qm9`` or ``qm9:N``                        –
+extxyz     ``.xyz``, ``.extxyz`` (also ``.gz``)        :func:`~tealign.io.extxyz.write_extxyz`
+asedb      ``.db``                                     –
+lmdb       ``.aselmdb``/``.lmdb``, or a dir of them    :func:`~tealign.io.lmdb.write_lmdb`
+mptrj      ``.json``                                   –
+mace-h5    a directory, or ``.h5`` with config_batch_*  :func:`~tealign.io.mace_h5.write_mace_h5`
+spice      ``.h5``/``.hdf5`` with ``conformations``     –
+=========  ==========================================  ==================================
+
+:func:`read`, :func:`iread` and :func:`write` are the public entry points (re-exported by
+``tealign``); :func:`iter_batches`, :func:`read_batch` and :func:`read_atoms` are the
+batch-level forms the pipeline uses.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from ase import Atoms
@@ -19,50 +34,100 @@ from ase import Atoms
 from tealign.errors import SetupError
 from tealign.io.frames import FrameBatch, FrameRecord, concat_batches
 
-FORMATS = ("extxyz", "asedb", "mace-h5", "lmdb", "spice", "mptrj", "qm9")
 
-__all__ = ["FORMATS", "FrameBatch", "FrameRecord", "concat_batches", "detect_format",
-           "iter_batches", "read_atoms", "read_batch"]
+@dataclass(frozen=True)
+class Format:
+    """One dataset format: its reader, its writer and how a path is recognised.
+
+    ``reader``/``writer`` are ``"module:function"`` names, imported on first use (so
+    optional dependencies load only for their format); a reader takes (path, batch_size),
+    a writer (batches, path, **options). ``suffixes`` match the last suffix
+    (before ``.gz``); ``directory`` recognises a directory; ``layout`` recognises an HDF5
+    file by its top-level groups.
+    """
+
+    name: str
+    reader: str
+    writer: str | None = None
+    suffixes: tuple[str, ...] = ()
+    directory: Callable[[Path], bool] | None = None
+    layout: Callable | None = None
+
+    def read(self, path, batch_size: int = 2048) -> Iterator[FrameBatch]:
+        return _load(self.reader)(path, batch_size)
+
+    def write(self, path, batches: Iterable[FrameBatch], **options) -> int:
+        if self.writer is None:
+            raise SetupError(f"tealign reads {self.name} but does not write it; write one of "
+                             f"{', '.join(WRITABLE)}", file=str(path), field="format")
+        return _load(self.writer)(batches, path, **options)
+
+
+def _load(name: str):
+    module, func = name.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def _has_lmdb_shards(p: Path) -> bool:
+    return any(f.suffix in (".aselmdb", ".lmdb") for f in p.iterdir())
+
+
+def _mace_layout(f) -> bool:
+    names = list(f.keys())
+    return bool(names) and all(n.startswith("config_batch_") for n in names)
+
+
+def _spice_layout(f) -> bool:
+    names = list(f.keys())
+    return bool(names) and "conformations" in f[names[0]]
+
+
+#: Every format tealign reads, in the order they are tried.
+REGISTRY: dict[str, Format] = {f.name: f for f in (
+    Format("qm9", "tealign.io.qm9:read_path"),
+    Format("extxyz", "tealign.io.extxyz:iter_extxyz", "tealign.io.extxyz:write_batches",
+           suffixes=(".xyz", ".extxyz")),
+    Format("asedb", "tealign.io.asedb:iter_asedb", suffixes=(".db",)),
+    Format("lmdb", "tealign.io.lmdb:iter_lmdb", "tealign.io.lmdb:write_lmdb",
+           suffixes=(".aselmdb", ".lmdb"), directory=_has_lmdb_shards),
+    Format("mptrj", "tealign.io.mptrj:iter_mptrj", suffixes=(".json",)),
+    Format("mace-h5", "tealign.io.mace_h5:iter_mace_h5", "tealign.io.mace_h5:write_mace_h5",
+           directory=lambda p: True, layout=_mace_layout),
+    Format("spice", "tealign.io.spice:iter_spice", layout=_spice_layout),
+)}
+FORMATS = tuple(REGISTRY)
+WRITABLE = tuple(name for name, f in REGISTRY.items() if f.writer)
+
+__all__ = ["FORMATS", "REGISTRY", "WRITABLE", "Format", "FrameBatch", "FrameRecord",
+           "concat_batches", "detect_format", "get_format", "iread", "iter_batches", "read",
+           "read_atoms", "read_batch", "write"]
+
+
+def get_format(name: str, path=None) -> Format:
+    """The registry entry ``name``; an unknown name is a setup error."""
+    if name not in REGISTRY:
+        raise SetupError(f"unknown format {name!r}; choose one of {', '.join(FORMATS)}",
+                         file=None if path is None else str(path))
+    return REGISTRY[name]
 
 
 def detect_format(path: str | os.PathLike) -> str:
-    """Guess the format of ``path`` from its name and, for HDF5, its layout."""
+    """Recognise the format of ``path`` from its name, and for HDF5 from its layout."""
     text = str(path)
     if text == "qm9" or text.startswith("qm9:"):
         return "qm9"
     p = Path(text)
     if p.is_dir():
-        if any(f.suffix in (".aselmdb", ".lmdb") for f in p.iterdir()):
-            return "lmdb"
-        return "mace-h5"
+        return next(f.name for f in REGISTRY.values() if f.directory and f.directory(p))
     suffixes = [s.lower() for s in p.suffixes]
     last = suffixes[-1] if suffixes else ""
     if last == ".gz" and len(suffixes) > 1:
         last = suffixes[-2]
-    if last in (".xyz", ".extxyz"):
-        return "extxyz"
-    if last == ".db":
-        return "asedb"
-    if last in (".aselmdb", ".lmdb"):
-        return "lmdb"
-    if last == ".json":
-        return "mptrj"
+    for f in REGISTRY.values():
+        if last in f.suffixes:
+            return f.name
     if last in (".h5", ".hdf5"):
-        if not p.exists():
-            raise SetupError("no such file", file=text)
-        import h5py
-
-        try:
-            with h5py.File(p, "r") as f:
-                names = list(f.keys())
-                if names and all(n.startswith("config_batch_") for n in names):
-                    return "mace-h5"
-                if names and "conformations" in f[names[0]]:
-                    return "spice"
-        except OSError as exc:
-            raise SetupError(f"cannot open as HDF5: {exc}", file=text) from None
-        raise SetupError("HDF5 file is neither MACE (config_batch_*) nor SPICE layout",
-                         file=text)
+        return _detect_hdf5(p, text)
     if not p.exists():
         raise SetupError("no such file", file=text)
     raise SetupError(
@@ -71,6 +136,21 @@ def detect_format(path: str | os.PathLike) -> str:
         "directory or qm9:N",
         file=text,
     )
+
+
+def _detect_hdf5(p: Path, text: str) -> str:
+    if not p.exists():
+        raise SetupError("no such file", file=text)
+    import h5py
+
+    try:
+        with h5py.File(p, "r") as f:
+            for fmt in REGISTRY.values():
+                if fmt.layout and fmt.layout(f):
+                    return fmt.name
+    except OSError as exc:
+        raise SetupError(f"cannot open as HDF5: {exc}", file=text) from None
+    raise SetupError("HDF5 file is neither MACE (config_batch_*) nor SPICE layout", file=text)
 
 
 def iter_batches(
@@ -84,52 +164,11 @@ def iter_batches(
     """
     from tealign.io.frames import validate_batch
 
-    fname = str(path)
     fmt = fmt or detect_format(path)
+    batches = get_format(fmt, path).read(path, batch_size)
     if fmt == "extxyz":  # the extxyz reader validates its own batches
-        return _reader(path, fmt, batch_size)
-    return (validate_batch(b, fname) for b in _reader(path, fmt, batch_size))
-
-
-def _reader(path, fmt, batch_size) -> Iterator[FrameBatch]:
-    fmt = fmt or detect_format(path)
-    if fmt == "extxyz":
-        from tealign.io.extxyz import iter_extxyz
-
-        return iter_extxyz(path, batch_size)
-    if fmt == "asedb":
-        from tealign.io.asedb import iter_asedb
-
-        return iter_asedb(path, batch_size)
-    if fmt == "mace-h5":
-        from tealign.io.mace_h5 import iter_mace_h5
-
-        return iter_mace_h5(path, batch_size)
-    if fmt == "lmdb":
-        from tealign.io.lmdb import iter_lmdb
-
-        return iter_lmdb(path, batch_size)
-    if fmt == "spice":
-        from tealign.io.spice import iter_spice
-
-        return iter_spice(path, batch_size)
-    if fmt == "mptrj":
-        from tealign.io.mptrj import iter_mptrj
-
-        return iter_mptrj(path, batch_size)
-    if fmt == "qm9":
-        from tealign.io.qm9 import iter_qm9
-
-        text = str(path)
-        limit = None
-        if ":" in text:
-            try:
-                limit = int(text.split(":", 1)[1])
-            except ValueError:
-                raise SetupError("qm9:N needs an integer N", file=text) from None
-        return iter_qm9(limit, batch_size)
-    raise SetupError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}",
-                     file=str(path))
+        return batches
+    return (validate_batch(b, str(path)) for b in batches)
 
 
 def read_batch(path: str | os.PathLike, fmt: str | None = None) -> FrameBatch:
@@ -139,7 +178,53 @@ def read_batch(path: str | os.PathLike, fmt: str | None = None) -> FrameBatch:
 
 def read_atoms(path: str | os.PathLike, fmt: str | None = None) -> list[Atoms]:
     """Read a whole (small) dataset as a list of ``ase.Atoms``."""
-    out: list[Atoms] = []
-    for batch in iter_batches(path, fmt):
-        out.extend(batch.to_atoms())
-    return out
+    return [atoms for batch in iter_batches(path, fmt) for atoms in batch.to_atoms()]
+
+
+def iread(path: str | os.PathLike, format: str | None = None,
+          batch_size: int = 2048) -> Iterator[FrameBatch]:
+    """Stream a dataset of any format as :class:`FrameBatch` chunks (bounded memory); each
+    batch's ``rejects`` lists the frames that could not be read, with the reason."""
+    return iter_batches(path, format, batch_size)
+
+
+def read(path: str | os.PathLike, format: str | None = None) -> FrameBatch:
+    """Read a whole dataset of any format into one :class:`FrameBatch` (``.to_atoms()``
+    gives ``ase.Atoms``; ``.rejects`` the frames that could not be read)."""
+    return read_batch(path, format)
+
+
+def write(path: str | os.PathLike, frames, format: str | None = None, **options) -> int:
+    """Write frames (a FrameBatch, an iterable of them, or a list of ``ase.Atoms``) to
+    ``path`` atomically; returns the number of frames written.
+
+    ``format`` defaults to extxyz for ``.xyz``/``.extxyz`` names, lmdb for ``.aselmdb``
+    and MACE sharded HDF5 otherwise. Shard formats take ``keys`` (a
+    :class:`~tealign.keys.Keys`, default ``REF_*``) and the options of
+    :func:`tealign.io.shards.write_shards`; extxyz takes ``workers``.
+    """
+    fmt = format or output_format(path)
+    return get_format(fmt, path).write(path, as_batches(frames), **options)
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """The format an output path names: extxyz for ``.xyz``/``.extxyz``, lmdb for
+    ``.aselmdb``, else MACE sharded HDF5 (a directory)."""
+    suffix = Path(path).suffix.lower()
+    if suffix in REGISTRY["extxyz"].suffixes:
+        return "extxyz"
+    if suffix == ".aselmdb":
+        return "lmdb"
+    return "mace-h5"
+
+
+def as_batches(data) -> Iterator[FrameBatch]:
+    """A path, a FrameBatch, a list of ``ase.Atoms`` or an iterable of batches → batches."""
+    if isinstance(data, FrameBatch):
+        yield data
+    elif isinstance(data, (str, os.PathLike)):
+        yield from iter_batches(data)
+    elif isinstance(data, list) and (not data or isinstance(data[0], Atoms)):
+        yield FrameBatch.from_atoms(data)
+    else:
+        yield from data

@@ -67,6 +67,12 @@ class CommentError(ValueError):
         self.field = field
 
 
+def _next_pair(pairs: list) -> None:
+    """Whitespace ends the current key=value pair (runs of it, and leading, count once)."""
+    if not (pairs == [[""]] or pairs[-1][-1] == ""):
+        pairs.append([""])
+
+
 def split_comment(line: str) -> list[tuple[str, str | None]]:
     """Split an extxyz comment line into ``(key, raw value or None)`` pairs, in order.
 
@@ -85,9 +91,7 @@ def split_comment(line: str) -> list[tuple[str, str | None]]:
         for m in _TOKENS.finditer(line):
             tok = m.group()
             if tok[0].isspace():
-                if pairs == [[""]] or pairs[-1][-1] == "":
-                    continue
-                pairs.append([""])
+                _next_pair(pairs)
             elif tok == "=":
                 _equals(pairs)
             else:
@@ -109,9 +113,7 @@ def split_comment(line: str) -> list[tuple[str, str | None]]:
             elif ch in _DELIMITERS:
                 closing = _DELIMITERS[ch]
             elif ch.isspace():
-                if pairs == [[""]] or pairs[-1][-1] == "":
-                    continue
-                pairs.append([""])
+                _next_pair(pairs)
             elif ch == "=":
                 _equals(pairs)
             else:
@@ -961,18 +963,9 @@ def _build(
         else:
             pbcs[i] = last_row
     info, missing = stack_info_dicts(headers)
-    batch = FrameBatch(
-        numbers=numbers,
-        positions=positions,
-        offsets=offsets,
-        cell=cells,
-        pbc=pbcs,
-        info=info,
-        arrays=arrays,
-        missing=missing,
-        index=np.array([pending.index[k] for k in keep], dtype=np.int64),
-        rejects=rejects,
-    )
+    index = np.array([pending.index[k] for k in keep], dtype=np.int64)
+    batch = FrameBatch(numbers, positions, offsets, cells, pbcs, info, arrays, missing,
+                       index=index, rejects=rejects)
     if bad.any():
         for i in np.flatnonzero(bad):
             fld, why = reasons[int(i)]
@@ -1279,6 +1272,11 @@ def write_extxyz(path: str | os.PathLike, batches, append: bool = False,
             return _write_stream(fh, batches, frozenset(rounded), workers)
     with atomic_path(path) as tmp, open(tmp, "w") as fh:
         return _write_stream(fh, batches, frozenset(rounded), workers)
+
+
+def write_batches(batches, path: str | os.PathLike, **options) -> int:
+    """:func:`write_extxyz` with the writer argument order of the format registry."""
+    return write_extxyz(path, batches, **options)
 
 
 def _format_counted(batch: FrameBatch, rounded: frozenset) -> tuple[str, int]:

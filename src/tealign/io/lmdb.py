@@ -23,7 +23,6 @@ parallel by :mod:`tealign.io.shards`.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -32,10 +31,10 @@ import numpy as np
 from tealign.errors import SetupError
 from tealign.io.frames import FrameBatch, FrameRecord
 from tealign.io.mace_h5 import _from_jsonable, _jsonable
+from tealign.keys import REF, Keys
 
 #: MACE property → the key mace-torch's LMDBDataset reads it from (DefaultKeys).
-LMDB_KEYS = {"energy": "REF_energy", "forces": "REF_forces", "stress": "REF_stress",
-             "virials": "REF_virials"}
+LMDB_KEYS = REF.as_dict()
 SUFFIXES = (".aselmdb", ".lmdb")
 
 
@@ -71,51 +70,13 @@ def row_data(rec: FrameRecord, keys: dict[str, str], weights: dict[str, float]) 
     return data
 
 
-def write_lmdb(
-    batches: Iterable[FrameBatch],
-    shard_dir: str | os.PathLike,
-    *,
-    energy_key: str = "REF_energy",
-    forces_key: str = "REF_forces",
-    stress_key: str = "REF_stress",
-    virials_key: str = "REF_virials",
-    weights: dict[str, float] | None = None,
-    prefix: str | None = None,
-    shard_size: int | None = None,
-    workers: int = 1,
-    scheduler=None,
-) -> int:
-    """Write frames as a directory of ``.aselmdb`` shards (atomically); returns frames written.
+def write_lmdb(batches: Iterable[FrameBatch], shard_dir: str | os.PathLike, *,
+               keys: Keys = REF, **options) -> int:
+    """Write frames as a directory of ``.aselmdb`` shards (atomically); returns frames
+    written. ``keys`` and ``options`` as in :func:`tealign.io.shards.write_shards`."""
+    from tealign.io.shards import write_shards
 
-    Same keys and weights as :func:`tealign.io.mace_h5.write_mace_h5`; ``workers`` processes
-    (or a Dask ``scheduler``) write the shards.
-    """
-    from tealign.io.atomic import atomic_path
-    from tealign.io.shards import SHARD_SIZE, Executor, ShardWriter
-
-    keys = {"energy": energy_key, "forces": forces_key, "stress": stress_key,
-            "virials": virials_key}
-    shard_dir = Path(shard_dir)
-    with atomic_path(shard_dir) as tmp, Executor(workers, scheduler) as ex:
-        w = ShardWriter(tmp, "lmdb", ex, keys=keys, weights=weights,
-                        prefix=prefix or shard_dir.name, shard_size=shard_size or SHARD_SIZE)
-        for batch in batches:
-            w.add(batch)
-        return w.close()
-
-
-def lmdb_files(path: str | os.PathLike) -> list[Path]:
-    """The ``.aselmdb``/``.lmdb`` shards of a directory (shard order), or the one file."""
-    p = Path(path)
-    if p.is_file():
-        return [p]
-    files = [f for f in p.iterdir() if f.suffix in SUFFIXES]
-
-    def order(f: Path):
-        m = re.search(r"(\d+)$", f.stem)
-        return (f.stem[: m.start()] if m else f.stem, int(m.group(1)) if m else -1)
-
-    return sorted(files, key=order)
+    return write_shards("lmdb", batches, shard_dir, keys=keys, **options)
 
 
 def iter_lmdb(path: str | os.PathLike, batch_size: int = 2048,
@@ -131,12 +92,10 @@ def iter_lmdb(path: str | os.PathLike, batch_size: int = 2048,
     from ase_db_backends.aselmdb import LMDBDatabase
 
     keys = {**LMDB_KEYS, **(keys or {})}
+    from tealign.io.shards import existing_shards
+
     p = Path(path)
-    if not p.exists():
-        raise SetupError("no such file or directory", file=str(p))
-    files = lmdb_files(p)
-    if not files:
-        raise SetupError("directory holds no .aselmdb shards", file=str(p))
+    files = existing_shards(p, SUFFIXES)
     records: list[FrameRecord] = []
     n = 0
     for file in files:

@@ -18,23 +18,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from tealign.errors import SetupError
-from tealign.io.atomic import atomic_path, write_json
+from tealign.io.atomic import write_json
 from tealign.io.frames import FrameBatch, FrameRecord
+from tealign.keys import REF, Keys
 
 #: MACE property name → default tealign/extxyz key (MACE's REF_* convention).
-MACE_KEYS = {
-    "energy": "REF_energy",
-    "forces": "REF_forces",
-    "stress": "REF_stress",
-    "virials": "REF_virials",
-}
+MACE_KEYS = REF.as_dict()
 _PER_ATOM = {"forces"}
 SHARD_SIZE = 10_000
 
@@ -84,54 +79,18 @@ def _from_jsonable(value):
     return value
 
 
-def write_mace_h5(
-    batches: Iterable[FrameBatch],
-    shard_dir: str | os.PathLike,
-    *,
-    energy_key: str = "REF_energy",
-    forces_key: str = "REF_forces",
-    stress_key: str = "REF_stress",
-    virials_key: str = "REF_virials",
-    weights: dict[str, float] | None = None,
-    prefix: str | None = None,
-    shard_size: int = SHARD_SIZE,
-    workers: int = 1,
-    scheduler=None,
-) -> int:
-    """Write frames as MACE sharded HDF5 into ``shard_dir`` (atomically); returns frames written.
+def write_mace_h5(batches: Iterable[FrameBatch], shard_dir: str | os.PathLike, *,
+                  keys: Keys = REF, **options) -> int:
+    """Write frames as MACE sharded HDF5 into ``shard_dir`` (atomically, each shard by
+    mace-torch's ``save_configurations_as_HDF5``); returns frames written. ``keys`` and
+    ``options`` (weights, prefix, shard_size, workers, scheduler) as in
+    :func:`tealign.io.shards.write_shards`."""
+    from tealign.io.shards import write_shards
 
-    Keys name where each MACE property lives in the frames; a frame lacking one gets weight
-    0 for it (as mace-torch's ``config_from_atoms`` does). ``weights`` gives default property
-    weights (e.g. ``{"stress": 0.0}`` for molecules); ``config_<name>_weight`` in a frame's
-    info overrides them. Shards are written by ``workers`` processes (or on a Dask
-    ``scheduler``), each with mace-torch's ``save_configurations_as_HDF5``; memory is
-    bounded by a few shards of ``shard_size`` frames.
-    """
-    from tealign.io.shards import Executor, ShardWriter
-
-    keys = {"energy": energy_key, "forces": forces_key, "stress": stress_key,
-            "virials": virials_key}
-    shard_dir = Path(shard_dir)
-    with atomic_path(shard_dir) as tmp, atomic_path(sidecar_path(shard_dir)) as side_tmp, \
-            Executor(workers, scheduler) as ex:
-        w = ShardWriter(tmp, "h5", ex, keys=keys, weights=weights,
-                        prefix=prefix or shard_dir.name, shard_size=shard_size,
-                        sidecar=side_tmp)
-        for batch in batches:
-            w.add(batch)
-        return w.close()
+    return write_shards("h5", batches, shard_dir, keys=keys, **options)
 
 
-def _shard_files(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path]
-    files = list(path.glob("*.h5")) + list(path.glob("*.hdf5"))
-
-    def order(p: Path):
-        m = re.search(r"(\d+)$", p.stem)
-        return (p.stem[: m.start()] if m else p.stem, int(m.group(1)) if m else -1)
-
-    return sorted(files, key=order)
+H5_SUFFIXES = (".h5", ".hdf5")
 
 
 def iter_mace_h5(
@@ -149,12 +108,10 @@ def iter_mace_h5(
     from mace.data.hdf5_dataset import unpack_value
 
     keys = {**MACE_KEYS, **(keys or {})}
+    from tealign.io.shards import existing_shards
+
     path = Path(path)
-    if not path.exists():
-        raise SetupError("no such file or directory", file=str(path))
-    files = _shard_files(path)
-    if not files:
-        raise SetupError("directory holds no .h5 shards", file=str(path))
+    files = existing_shards(path, H5_SUFFIXES)
     side = sidecar_path(path) if path.is_dir() else path.with_name(path.name + ".meta.jsonl")
     side_fh = open(side) if side.exists() else None  # noqa: SIM115 (closed in finally)
     records: list[FrameRecord] = []
@@ -235,12 +192,14 @@ def write_statistics(
     from mace.cli.preprocess_data import compute_stats_target
     from mace.tools.utils import AtomicNumberTable
 
+    from tealign.io.shards import shard_files
+
     zs = sorted(int(z) for z in atomic_energies)
     z_table = AtomicNumberTable(zs)
     e0 = np.array([atomic_energies[z] for z in zs])
     results = [
         compute_stats_target(str(f), z_table, r_max, e0, batch_size)
-        for f in _shard_files(Path(shard_dir))
+        for f in shard_files(Path(shard_dir), H5_SUFFIXES)
     ]
     if not results:
         raise SetupError("no training shards to compute statistics from", file=str(shard_dir))

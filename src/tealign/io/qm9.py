@@ -88,3 +88,15 @@ def iter_qm9(limit: int | None = None, batch_size: int = 2048) -> Iterator[Frame
             records, rejects = [], []
     if records or rejects:
         yield FrameBatch.from_records(records, rejects)
+
+
+def read_path(path: str, batch_size: int = 2048) -> Iterator[FrameBatch]:
+    """``qm9`` (every molecule) or ``qm9:N`` (the first N) as batches."""
+    text = str(path)
+    limit = None
+    if ":" in text:
+        try:
+            limit = int(text.split(":", 1)[1])
+        except ValueError:
+            raise SetupError("qm9:N needs an integer N", file=text) from None
+    return iter_qm9(limit, batch_size)

@@ -113,6 +113,67 @@ class Executor:
         self.close()
 
 
+def shard_files(path: str | os.PathLike, suffixes: tuple[str, ...]) -> list[Path]:
+    """The shard files of a directory (those with one of ``suffixes``) in shard order
+    (``name_0``, ``name_1``, …, ``name_10``), or ``[path]`` for one file."""
+    import re
+
+    p = Path(path)
+    if p.is_file():
+        return [p]
+
+    def order(f: Path):
+        m = re.search(r"(\d+)$", f.stem)
+        return (f.stem[: m.start()] if m else f.stem, int(m.group(1)) if m else -1)
+
+    return sorted((f for f in p.iterdir() if f.suffix in suffixes), key=order)
+
+
+def existing_shards(path: str | os.PathLike, suffixes: tuple[str, ...]) -> list[Path]:
+    """:func:`shard_files`, where a missing path or a directory without shards is a setup
+    error."""
+    from tealign.errors import SetupError
+
+    p = Path(path)
+    if not p.exists():
+        raise SetupError("no such file or directory", file=str(p))
+    files = shard_files(p, suffixes)
+    if not files:
+        raise SetupError(f"directory holds no {suffixes[0]} shards", file=str(p))
+    return files
+
+
+def write_shards(fmt: str, batches, shard_dir: str | os.PathLike, *, keys=None,
+                 weights: dict[str, float] | None = None, prefix: str | None = None,
+                 shard_size: int | None = None, workers: int = 1, scheduler=None) -> int:
+    """Write frames as one shard directory of ``fmt`` (``h5`` or ``lmdb``), atomically (with
+    the HDF5 sidecar for ``h5``); returns frames written.
+
+    ``keys`` (a :class:`~tealign.keys.Keys`, default ``REF_*``) names where each MACE
+    property lives in the frames; a frame lacking one gets weight 0 for it (as mace-torch's
+    ``config_from_atoms`` does). ``weights`` gives default property weights (e.g.
+    ``{"stress": 0.0}`` for molecules); ``config_<name>_weight`` in a frame's info overrides
+    them. Shards are written by ``workers`` processes (or on a Dask ``scheduler``); memory
+    is bounded by a few shards of ``shard_size`` frames.
+    """
+    from tealign.io.atomic import atomic_path
+    from tealign.io.mace_h5 import sidecar_path
+    from tealign.keys import REF
+
+    shard_dir = Path(shard_dir)
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(atomic_path(shard_dir))
+        side = {"sidecar": stack.enter_context(atomic_path(sidecar_path(shard_dir)))} \
+            if fmt == "h5" else {}
+        ex = stack.enter_context(Executor(workers, scheduler))
+        w = ShardWriter(tmp, fmt, ex, keys=(keys or REF).as_dict(), weights=weights,
+                        prefix=prefix or shard_dir.name, shard_size=shard_size or SHARD_SIZE,
+                        **side)
+        for batch in batches:
+            w.add(batch)
+        return w.close()
+
+
 class ShardWriter:
     """Frames of one split → a shard directory (``h5`` or ``lmdb``), written by workers.
 

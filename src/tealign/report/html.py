@@ -24,6 +24,7 @@ import platform
 from pathlib import Path
 
 from tealign import __version__
+from tealign import rundir as rd
 from tealign.io.atomic import atomic_path
 
 CSS = """
@@ -154,7 +155,7 @@ def _cards(items: list[tuple[str, str]]) -> str:
 
 
 def _commands(page: Page, names: list[str]) -> str:
-    demo = page.load("demo.json") or {}
+    demo = page.load(rd.DEMO_STATE) or {}
     lines = [s for s in demo.get("steps", []) if s["name"] in names and s.get("command")]
     if not lines:
         return ""
@@ -167,10 +168,10 @@ E = html.escape
 
 # ----------------------------------------------------------------------------- sections
 #: the cross-domain results the summary leads with: file, who
-CROSS_CARDS = (("bench/cross_labels/results.json", "TEA labels, no model"),
-               ("bench/cross_labels_icea/results.json", "ICEA-only labels, no model"),
-               ("bench/cross/results.json", "demo model"),
-               ("bench_mini/cross/results.json", "tealign-mini"))
+CROSS_CARDS = ((rd.bench_results("cross_labels"), "TEA labels, no model"),
+               (rd.bench_results("cross_labels_icea"), "ICEA-only labels, no model"),
+               (rd.bench_results("cross"), "demo model"),
+               (rd.bench_results("cross", mini=True), "tealign-mini"))
 
 
 def _summary(page: Page) -> None:
@@ -183,30 +184,30 @@ def _summary(page: Page) -> None:
                                                 f"a = {float(d['a']):.4f})")
             items.append((f"{who} · cross-domain MAE ({page.num(rel, 'n', 'd')} items)",
                           page.num(rel, "mae_eV", ".3f", " eV")))
-    if page.load("fit/fit.json"):
-        items.append(("alignment factor a", page.num("fit/fit.json", "a", ".5f")))
+    if page.load(rd.FIT_JSON):
+        items.append(("alignment factor a", page.num(rd.FIT_JSON, "a", ".5f")))
         items.append(("calib RMSE after ICEA+AEC",
-                      page.num("fit/fit.json", "rmse_tea_eV", ".3f", " eV")))
-    ev = page.load("eval/eval.json")
+                      page.num(rd.FIT_JSON, "rmse_tea_eV", ".3f", " eV")))
+    ev = page.load(rd.EVAL_JSON)
     if ev:
         for dom in ev.get("by_config_type", {}):
             items.append((f"demo model · test {E(dom)}: energy MAE", page.num(
-                "eval/eval.json", ["by_config_type", dom, "energy_mae_meV_per_atom"], ".1f",
+                rd.EVAL_JSON, ["by_config_type", dom, "energy_mae_meV_per_atom"], ".1f",
                 " meV/atom")))
             items.append((f"demo model · test {E(dom)}: force MAE", page.num(
-                "eval/eval.json", ["by_config_type", dom, "forces_mae_meV_per_A"], ".0f",
+                rd.EVAL_JSON, ["by_config_type", dom, "forces_mae_meV_per_A"], ".0f",
                 " meV/Å")))
-    for base, who in (("bench", "demo model"), ("bench_mini", "tealign-mini")):
+    for mini, who in ((False, "demo model"), (True, "tealign-mini")):
         for name, key, label, fmt, unit in (
                 ("lattice", "mae_A", "lattice MAE vs PBE", ".3f", " Å"),
                 ("eos", "a0_A", "Si a₀", ".3f", " Å"),
                 ("torsion", "barrier_mae_kcal_mol", "torsion barrier MAE", ".2f", " kcal/mol"),
                 ("reactions", "mae_kcal_mol", "reaction barrier MAE", ".1f", " kcal/mol"),
                 ("water", "peak_r_A", "water O–O first peak", ".2f", " Å")):
-            rel = f"{base}/{name}/results.json"
+            rel = rd.bench_results(name, mini=mini)
             if page.load(rel):
                 items.append((f"{who} · {label}", page.num(rel, key, fmt, unit)))
-    demo = page.load("demo.json")
+    demo = page.load(rd.DEMO_STATE)
     note = ""
     if demo:
         note = ("<p class='lead'>The whole pipeline of tealign on its bundled mini datasets: "
@@ -220,12 +221,12 @@ def _summary(page: Page) -> None:
 
 
 def _datasets(page: Page) -> None:
-    files = sorted((page.run_dir / "data").glob("info_*.json"))
+    files = sorted(rd.path(page.run_dir, rd.DATA_DIR).glob("info_*.json"))
     if not files:
         return
     rows = []
     for f in files:
-        rel = f"data/{f.name}"
+        rel = f"{rd.DATA_DIR}/{f.name}"
         d = page.load(rel)
         elements = ", ".join(f"{E(k)} {v}" for k, v in d.get("elements", {}).items())
         rows.append([E(f.stem[5:]), page.num(rel, "frames", "d"), page.num(rel, "atoms", "d"),
@@ -244,10 +245,10 @@ def _datasets(page: Page) -> None:
 
 
 def _alignment(page: Page) -> None:
-    fit = page.load("fit/fit.json")
+    fit = page.load(rd.FIT_JSON)
     if not fit:
         return
-    rel = "fit/fit.json"
+    rel = rd.FIT_JSON
     rows = [
         ["correction model", E(str(fit.get("model")))],
         ["a (95 % bootstrap interval)",
@@ -288,7 +289,7 @@ def _alignment(page: Page) -> None:
                  page.num(rel, "rmse_icea_eV", ".3f"), page.num(rel, "rmse_tea_eV", ".3f")])
     body += _table(["pair", "RMSE after ICEA (eV)", "after ICEA+AEC (eV)"], prow,
                    classes=["pub"] * len(FIG4_RMSE_EV) + [""])
-    body += '<div class="figs">' + page.img(page.run_dir / "fit" / "parity.png",
+    body += '<div class="figs">' + page.img(rd.path(page.run_dir, rd.PARITY_PNG),
                                             "Fig. 4-style parity plots: after ICEA (left) and "
                                             "after ICEA + AEC (right)") + "</div>"
     body += _commands(page, ["fit"])
@@ -296,10 +297,10 @@ def _alignment(page: Page) -> None:
 
 
 def _merge(page: Page) -> None:
-    rep = page.load("merged/report.json")
+    rel = rd.MERGE_REPORT
+    rep = page.load(rel)
     if not rep:
         return
-    rel = "merged/report.json"
     rows = []
     for name in rep.get("sources", {}):
         rows.append([E(name), page.num(rel, ["sources", name, "frames_in"], "d"),
@@ -378,17 +379,17 @@ def _plot_curves(curves: dict[str, list], path: Path) -> Path | None:
 
 
 def _training(page: Page) -> None:
-    tj = page.load("train/tealign_train.json") or page.load("train/train.json")
+    tj = page.load(rd.TRAIN_SUMMARY) or page.load(rd.TRAIN_JSON)
     if not tj:
         return
-    rel = "train/tealign_train.json" if page.load("train/tealign_train.json") else \
-        "train/train.json"
+    rel = rd.TRAIN_SUMMARY if page.load(rd.TRAIN_SUMMARY) else \
+        rd.TRAIN_JSON
     body = (f"<p class='lead'>mace-torch trains the model (preset "
             f"<code>{E(str(tj.get('preset')))}</code>, the MACE-Osaka24 architecture family); "
             f"wall time {page.num(rel, 'wall_s', '.0f', ' s')}. Full command:</p>"
             f"<pre>{E(' '.join(map(str, tj.get('command', []))))}</pre>")
-    curves = training_curves(page.run_dir / "train")
-    fig = _plot_curves(curves, page.run_dir / "train" / "curves.png")
+    curves = training_curves(rd.path(page.run_dir, rd.TRAIN_DIR))
+    fig = _plot_curves(curves, rd.path(page.run_dir, rd.TRAIN_CURVES_PNG))
     if fig:
         body += '<div class="figs">' + page.img(fig, "loss and validation errors per epoch "
                                                 "(from mace-torch's results log)") + "</div>"
@@ -404,10 +405,10 @@ METRICS = [("energy_mae_meV_per_atom", "E MAE (meV/atom)", ".2f"),
 
 
 def _errors(page: Page) -> None:
-    ev = page.load("eval/eval.json")
+    ev = page.load(rd.EVAL_JSON)
     if not ev:
         return
-    rel = "eval/eval.json"
+    rel = rd.EVAL_JSON
     rows = [["overall", page.num(rel, ["overall", "n"], "d"),
              *(page.num(rel, ["overall", k], f) for k, _, f in METRICS)]]
     for dom in ev.get("by_config_type", {}):
@@ -438,7 +439,7 @@ def _left_out(what: str, skipped: list[dict] | None, id_key: str) -> str:
 def _bench_figures(page: Page, name: str, results: dict, caption: str) -> str:
     """The figures a benchmark's results.json lists, embedded side by side; ``name`` is the
     benchmark (under bench/) or a directory relative to the run directory."""
-    base = page.run_dir / name if "/" in name else page.run_dir / "bench" / name
+    base = rd.path(page.run_dir, name if "/" in name else rd.bench_dir(name))
     return '<div class="figs">' + "".join(
         page.img(base / f, caption) for f in results.get("figures", [])) + "</div>"
 
@@ -450,7 +451,7 @@ MINI_MODEL = "tealign-mini (ships with tealign, trained to a plateau)"
 
 def _mini_rows(page: Page, name: str, cells: list[tuple[str, str]]) -> list[list[str]]:
     """The shipped model's row of a benchmark table (bench_mini/<name>/results.json), if run."""
-    rel = f"bench_mini/{name}/results.json"
+    rel = rd.bench_results(name, mini=True)
     if not page.load(rel):
         return []
     return [[MINI_MODEL, *(page.num(rel, key, fmt) for key, fmt in cells)]]
@@ -458,7 +459,7 @@ def _mini_rows(page: Page, name: str, cells: list[tuple[str, str]]) -> list[list
 
 def _bench(page: Page) -> None:
     parts = []
-    rel = "bench/lattice/results.json"
+    rel = rd.bench_results("lattice")
     d = page.load(rel)
     if d:
         rows = [[DEMO_MODEL, page.num(rel, "mae_A", ".4f")]]
@@ -483,7 +484,7 @@ def _bench(page: Page) -> None:
                         numeric_from=2)
         s += _bench_figures(page, "lattice", d, "lattice-constant errors")
         parts.append(s + _commands(page, ["bench_lattice"]))
-    rel = "bench/eos/results.json"
+    rel = rd.bench_results("eos")
     d = page.load(rel)
     if d:
         s = "<h3>Si energy–volume curve</h3>"
@@ -497,7 +498,7 @@ def _bench(page: Page) -> None:
              ""]])
         s += _bench_figures(page, "eos", d, "E–V curves relative to their minima")
         parts.append(s + _commands(page, ["bench_eos"]))
-    rel = "bench/torsion/results.json"
+    rel = rd.bench_results("torsion")
     d = page.load(rel)
     if d:
         rows = [[DEMO_MODEL, page.num(rel, "barrier_mae_kcal_mol", ".3f"),
@@ -526,7 +527,7 @@ def _bench(page: Page) -> None:
         s += _left_out("Molecules", d.get("skipped"), "molid")
         s += _bench_figures(page, "torsion", d, "torsion profiles vs reference")
         parts.append(s + _commands(page, ["bench_torsion"]))
-    rel = "bench/reactions/results.json"
+    rel = rd.bench_results("reactions")
     d = page.load(rel)
     if d:
         rows = [[DEMO_MODEL + " (RDB7 barriers)", page.num(rel, "mae_eV", ".3f")]]
@@ -542,16 +543,17 @@ def _bench(page: Page) -> None:
         s += _table(["model", "barrier MAE (eV)"], rows, classes=own + ["pub"] * len(pub))
         s += _bench_figures(page, "reactions", d, "barrier errors")
         parts.append(s + _commands(page, ["bench_reactions"]))
-    rel = "bench/water/results.json"
+    rel = rd.bench_results("water")
     d = page.load(rel)
     if d:
-        s = "<h3>Liquid water O–O RDF</h3>"
-        s += _table(["", "first peak r (Å)", "g(r) at peak", "RMSD vs experiment"], [[
-            DEMO_MODEL, page.num(rel, "peak_r_A", ".3f"), page.num(rel, "peak_g", ".3f"),
-            page.num(rel, "rmsd_vs_exp", ".3f")]])
-        s += _bench_figures(page, "water", d, "O–O RDF")
-        parts.append(s + _commands(page, ["bench_water"]))
-    demo = page.load("demo.json") or {}
+        row = [DEMO_MODEL, *(page.num(rel, key, ".3f")
+                             for key in ("peak_r_A", "peak_g", "rmsd_vs_exp"))]
+        parts.append("<h3>Liquid water O–O RDF</h3>"
+                     + _table(["", "first peak r (Å)", "g(r) at peak", "RMSD vs experiment"],
+                              [row])
+                     + _bench_figures(page, "water", d, "O–O RDF")
+                     + _commands(page, ["bench_water"]))
+    demo = page.load(rd.DEMO_STATE) or {}
     skipped = [s for s in demo.get("steps", []) if s.get("status") in ("skipped", "failed")
                and s["name"].startswith("bench_")]
     if skipped:
@@ -571,12 +573,13 @@ def _bench(page: Page) -> None:
 
 #: the cross-domain results a run directory may hold: (results file, heading, demo step)
 CROSS_RESULTS = (
-    ("bench/cross_labels/results.json", "Labels aligned by TEA, no model",
+    (rd.bench_results("cross_labels"), "Labels aligned by TEA, no model",
      "bench_cross_labels"),
-    ("bench/cross_labels_icea/results.json", "Labels shifted by ICEA only, no model",
+    (rd.bench_results("cross_labels_icea"), "Labels shifted by ICEA only, no model",
      "bench_cross_labels_icea"),
-    ("bench/cross/results.json", "The demo's model (trained minutes ago)", "bench_cross"),
-    ("bench_mini/cross/results.json", "tealign-mini (ships with tealign, trained to a plateau)",
+    (rd.bench_results("cross"), "The demo's model (trained minutes ago)", "bench_cross"),
+    (rd.bench_results("cross", mini=True),
+     "tealign-mini (ships with tealign, trained to a plateau)",
      "mini_bench_cross"))
 
 
@@ -628,11 +631,11 @@ def _cross(page: Page) -> None:
 
 
 def _reproduce(page: Page) -> None:
-    demo = page.load("demo.json")
+    demo = page.load(rd.DEMO_STATE)
     if not demo:
         return
     rows = [[E(s["title"]), E(s.get("status", "")),
-             page.num("demo.json", ["steps", i, "wall_s"], ".1f", " s")]
+             page.num(rd.DEMO_STATE, ["steps", i, "wall_s"], ".1f", " s")]
             for i, s in enumerate(demo.get("steps", []))]
     cmds = "\n".join(E(f"$ {s['command']}") for s in demo.get("steps", []))
     body = (f"<p class='lead'>Run in <code>{E(demo.get('run_dir', ''))}</code>; datasets from "
@@ -663,7 +666,7 @@ def build_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
         f"Total Energy Alignment (Shiota et al., arXiv:2412.13088) with open codes · "
         f"tealign {E(__version__)} · {E(when)} · {E(platform.node())}, Python "
         f"{E(platform.python_version())}"])
-    out = Path(output) if output else run_dir / "report.html"
+    out = Path(output) if output else rd.path(run_dir, rd.REPORT)
     with atomic_path(out) as tmp:
         tmp.write_text(text)
     return out

@@ -19,16 +19,17 @@ import sys
 import time
 from pathlib import Path
 
+from tealign import rundir as rd
 from tealign.errors import SetupError
 from tealign.io.atomic import write_json
+from tealign.keys import REF
 from tealign.train.presets import preset_args
 
-KEYS = ["--energy_key", "REF_energy", "--forces_key", "REF_forces", "--stress_key",
-        "REF_stress", "--virials_key", "REF_virials"]
+KEYS = [arg for kind, key in REF.items() for arg in (f"--{kind}_key", key)]
 
 
 def _report(data: Path) -> dict:
-    report = data / "report.json"
+    report = data / rd.MERGE_REPORT_FILE
     if not report.exists():
         raise SetupError("not a `tealign merge` output (no report.json)", file=str(data))
     return json.loads(report.read_text())
@@ -61,7 +62,7 @@ def _heads(data: Path, run_dir: Path) -> dict | None:
         return None
     return {head: {"train_file": str(_head_file(run_dir, head, "train")),
                    "valid_file": str(_head_file(run_dir, head, "valid")),
-                   "statistics_file": str(d / "statistics.json")}
+                   "statistics_file": str(d / rd.STATISTICS_FILE)}
             for head, d in sources.items()}
 
 
@@ -120,7 +121,7 @@ def build_command(preset: str, data: str | Path, run_dir: str | Path, *,
             if not (data / split).exists():
                 raise SetupError(f"merged directory lacks {split}/", file=str(data))
         args += ["--train_file", str(data / "train"), "--valid_file", str(data / "valid"),
-                 "--statistics_file", str(data / "statistics.json")]
+                 "--statistics_file", str(data / rd.STATISTICS_FILE)]
     else:
         first = next(iter(heads.values()))
         args += ["--train_file", first["train_file"], "--valid_file", first["valid_file"],
@@ -150,15 +151,16 @@ def train(preset: str, data: str | Path, run_dir: str | Path, *, distributed: bo
                         device=device, overrides=overrides)
     write_head_files(data, run_dir)
     t0 = time.perf_counter()
-    with open(run_dir / "train.log", "a") as fh:
+    log = run_dir / rd.TRAIN_LOG_FILE
+    with open(log, "a") as fh:
         proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        tail = (run_dir / "train.log").read_text()[-1500:]
+        tail = log.read_text()[-1500:]
         last = tail.splitlines()[-1] if tail else ""
         raise SetupError(f"mace_run_train failed (exit {proc.returncode}); last log line: "
-                         f"{last}", file=str(run_dir / "train.log"))
-    model = run_dir / "model.model"
+                         f"{last}", file=str(log))
+    model = run_dir / rd.MODEL_FILE
     if not model.exists():
         cands = sorted(run_dir.glob("*.model"))
         if not cands:
@@ -166,5 +168,5 @@ def train(preset: str, data: str | Path, run_dir: str | Path, *, distributed: bo
         shutil.copy(cands[0], model)
     summary = {"preset": preset, "data": str(data), "command": cmd, "wall_s": wall,
                "model": str(model), "distributed": distributed}
-    write_json(run_dir / "tealign_train.json", summary)
+    write_json(run_dir / rd.TRAIN_SUMMARY_FILE, summary)
     return summary

@@ -1,0 +1,465 @@
+"""tealign's pipeline verbs as Python functions, one per command (docs/architecture.md §2).
+
+Each verb does what its ``tealign`` command does, with the same checks, and returns a
+:class:`Result`: ``to_json()`` is exactly the object ``tealign <verb> --json`` prints, and
+``save(directory)`` writes it atomically as ``directory/<verb>.json`` (the names of the run
+directory, :mod:`tealign.rundir`). The command line (:mod:`tealign.cli`) parses options,
+calls these and renders the result; nothing else.
+
+``progress``, where a verb takes it, is called with the number of frames (or items) done.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tealign import rundir as rd
+from tealign.errors import SetupError
+from tealign.keys import REF, Keys
+
+Progress = Callable[..., None] | None
+
+
+class Result:
+    """The outcome of one verb: its ``--json`` object (``to_json()``; keys also read as
+    attributes, ``res.frames_out``) plus, as attributes, the Python objects behind it
+    (e.g. ``estimator``, ``rejects``, ``details``)."""
+
+    def __init__(self, name: str, data: dict, **objects) -> None:
+        self.name = name
+        self._data = data
+        self.__dict__.update(objects)
+
+    def to_json(self) -> dict:
+        """The ``--json`` object: strict JSON types (NaN and infinities become None)."""
+        from tealign.io.atomic import strict_json
+
+        return strict_json(self._data)
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write ``to_json()`` atomically to ``directory/<name>.json``; returns the path."""
+        from tealign.io.atomic import write_json
+
+        path = Path(directory) / f"{self.name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json(path, self.to_json())
+        return path
+
+    def __getattr__(self, key: str):
+        data = self.__dict__.get("_data", {})
+        if key in data:
+            return data[key]
+        raise AttributeError(f"{type(self).__name__} '{self.__dict__.get('name')}' has no "
+                             f"{key!r}")
+
+    def __getitem__(self, key: str):
+        return self._data[key]
+
+    def __repr__(self) -> str:
+        keys = ", ".join(list(self._data)[:6])
+        return f"Result({self.name!r}: {keys}{', ...' if len(self._data) > 6 else ''})"
+
+
+def check_output(output, inputs=(), kind: str = "file") -> None:
+    """Before any work: the output must not be an input, and a file output must not be an
+    existing directory (docs/architecture.md §6.4: outputs never destroy what tealign did
+    not write)."""
+    from tealign.io.atomic import check_not_input, check_replaceable
+
+    check_not_input(output, [i for i in inputs if i is not None])
+    target = Path(os.path.abspath(output))
+    check_replaceable(target, shown=str(output), writing_dir=(kind == "dir"))
+
+
+def _rejects(output, rejects) -> str | None:
+    from tealign.io.atomic import write_rejects
+
+    path = write_rejects(output, rejects)
+    return str(path) if path else None
+
+
+# ------------------------------------------------------------------------------- data
+def info(data: str, energy_key: str | None = None, format: str | None = None,
+         progress: Progress = None) -> Result:
+    """Frames, elements, energies per atom, charges and a units check of a dataset."""
+    from tealign.summary import summarize
+
+    summary = summarize(data, energy_key=energy_key, fmt=format, progress=progress)
+    return Result("info", summary.as_json(), summary=summary)
+
+
+def convert(data: str, output: str | os.PathLike, to: str | None = None, *,
+            format: str | None = None, keys: Keys = REF, e0: str | None = None,
+            r_max: float = 4.5, strict: bool = False, progress: Progress = None) -> Result:
+    """Convert a dataset to extxyz or MACE's sharded HDF5 (+ statistics.json with ``e0``)."""
+    from tealign.io.convert import convert_file, convert_target
+    from tealign.methods import load_table
+
+    target = convert_target(output, to)
+    check_output(output, [data, e0], kind="file" if target == "extxyz" else "dir")
+    table = load_table(e0) if e0 else None
+    counts = convert_file(data, output, target, fmt=format, keys=keys, table=table,
+                          r_max=r_max, strict=strict, progress=progress)
+    return Result("convert", {"frames_in": counts.frames_in, "frames_out": counts.frames_out,
+                              "frames_rejected": len(counts.rejects),
+                              "rejects_file": _rejects(output, counts.rejects),
+                              "output": str(output)}, rejects=counts.rejects)
+
+
+# ------------------------------------------------------------------------------- align
+FIT_MODELS = ("scale", "scale+elements", "icea", "auto")
+
+
+def fit(calibration: str, source_key: str, target_key: str, source_e0, target_e0,
+        output: str | os.PathLike = "alignment.json", *, model: str = "scale",
+        split: str | None = None, plot: str | os.PathLike | None = None,
+        bootstrap: int = 1000, folds: int = 5, seed: int = 0,
+        strict: bool = False) -> Result:
+    """Fit ICEA + AEC on a calibration set and write ``alignment.json``; ``plot`` names a
+    directory for the parity plots. The result's ``estimator`` is the fitted
+    :class:`~tealign.align.TotalEnergyAlignment`."""
+    from tealign.align import TotalEnergyAlignment
+    from tealign.align.record import fit_record
+    from tealign.methods import load_table
+
+    if model not in FIT_MODELS:
+        raise SetupError(f"unknown model {model!r}; choose scale, scale+elements, icea or auto",
+                         field="--model")
+    inputs = [calibration, source_e0, target_e0]
+    check_output(output, [i for i in inputs if isinstance(i, (str, os.PathLike))])
+    if plot is not None:
+        from tealign.io.atomic import check_not_input
+
+        check_not_input(plot, [i for i in inputs if isinstance(i, (str, os.PathLike))],
+                        field="--plot")
+    src = source_e0 if hasattr(source_e0, "energies") else load_table(source_e0)
+    tgt = target_e0 if hasattr(target_e0, "energies") else load_table(target_e0)
+    tea = TotalEnergyAlignment(src, tgt, model=model, n_bootstrap=bootstrap, cv_folds=folds,
+                               random_state=seed, source_key=source_key,
+                               target_key=target_key, split=split, strict=strict)
+    tea.check_params()
+    tea.fit(calibration)
+    sha = tea.save(output)
+    plots = []
+    if plot is not None:
+        from tealign.report.parity import parity_plots
+
+        p = tea.parity_
+        plots = [str(x) for x in parity_plots(p["target"], p["icea"], p["tea"], plot, tea.a_,
+                                              src.name, tgt.name, tea.model_)]
+    record = fit_record(tea, str(output), sha, _rejects(output, tea.rejects_), plots)
+    return Result("fit", record, estimator=tea, rejects=tea.rejects_)
+
+
+def align(data: str, alignment, output: str | os.PathLike, keys: Keys = Keys(), *,
+          remove_d3: str | None = None, source_name: str | None = None,
+          inverse: bool = False, strict: bool = False, format: str | None = None,
+          workers: int = 0, scheduler: str | None = None,
+          progress: Progress = None) -> Result:
+    """Put a dataset on the target scale (or with ``inverse`` back on the source scale),
+    streamed into an extxyz ``output``; ``alignment`` is an ``alignment.json`` path or a
+    fitted :class:`~tealign.align.TotalEnergyAlignment`."""
+    from tealign.align import TotalEnergyAlignment
+    from tealign.align.pipeline import align_file
+
+    path = alignment if isinstance(alignment, (str, os.PathLike)) else None
+    check_output(output, [data, path])
+    if workers < 0:
+        raise SetupError(f"--workers must be ≥ 0 (got {workers})", field="--workers")
+    tea = TotalEnergyAlignment.load(alignment) if path is not None else alignment
+    counts = align_file(tea, data, output, keys, remove_d3=remove_d3, source_name=source_name,
+                        inverse=inverse, strict=strict, fmt=format, workers=workers,
+                        scheduler=scheduler, progress=progress)
+    return Result("align", {"frames_in": counts.frames_in, "frames_out": counts.frames_out,
+                            "frames_rejected": len(counts.rejects),
+                            "rejects_file": _rejects(output, counts.rejects),
+                            "output": str(output), "a": tea.a_, "inverse": inverse},
+                  rejects=counts.rejects)
+
+
+def merge(config: str | os.PathLike, output: str | os.PathLike, *, per_source: bool = False,
+          strict: bool = False, format: str | None = None, workers: int = 0,
+          scheduler: str | None = None, extxyz: bool = True,
+          progress: Progress = None) -> Result:
+    """Merge the sources of a TOML config onto the target scale into a MACE-ready training
+    set (the result's ``report`` is ``OUTPUT/report.json``)."""
+    from tealign.align.pipeline import default_workers
+    from tealign.merge import DEFAULT_FORMAT, load_config, run_merge
+
+    cfg = load_config(config)  # validated before any work
+    inputs = [config]
+    for src in cfg.sources:
+        inputs += [cfg.base / src.path, src.path]
+        if src.alignment != "target":
+            inputs += [cfg.base / src.alignment, src.alignment]
+        if src.e0:
+            inputs.append(cfg.base / src.e0)
+    inputs += cfg.e0 if isinstance(cfg.e0, list) else [cfg.e0]
+    check_output(output, inputs, kind="dir")
+    report = run_merge(config, output, per_source=per_source, strict=strict,
+                       progress=progress, fmt=format or DEFAULT_FORMAT, extxyz=extxyz,
+                       scheduler=scheduler, workers=workers or default_workers())
+    data = {k: report[k] for k in ("frames_in", "frames_out", "frames_rejected",
+                                   "rejects_file", "sources")}
+    data["output"] = str(output)
+    return Result("merge", data, report=report)
+
+
+# ------------------------------------------------------------------------------- train
+def _overrides(epochs: int | None, seed: int | None) -> dict:
+    return ({"max_num_epochs": epochs} if epochs else {}) | \
+        ({"seed": seed} if seed is not None else {})
+
+
+def train(preset: str, data: str | os.PathLike, output: str | os.PathLike, *,
+          distributed: bool = False, nproc: int | None = None, device: str = "auto",
+          epochs: int | None = None, seed: int | None = None,
+          dry_run: bool = False) -> Result:
+    """Train a MACE model with a MACE-Osaka24 recipe (mace-torch trains); the model lands in
+    ``OUTPUT/model.model``. ``dry_run``: only build the command (``to_json()`` is
+    ``{"command": [...]}``)."""
+    from tealign.train import build_command
+    from tealign.train import train as run_training
+
+    opts = dict(distributed=distributed, nproc=nproc, device=device,
+                overrides=_overrides(epochs, seed))
+    if dry_run:
+        return Result("train", {"command": build_command(preset, data, output, **opts)})
+    return Result("train", run_training(preset, data, output, **opts))
+
+
+def evaluate(model: str | os.PathLike, data: str, keys: Keys = REF, *,
+             head: str | None = None, split: str | None = None, batch_size: int = 32,
+             device: str = "cpu") -> Result:
+    """Errors of a MACE model on a dataset, overall and per config_type."""
+    from tealign.evaluate import evaluate as run_eval
+
+    return Result("eval", run_eval(model, data, keys.energy, keys.forces, keys.stress,
+                                   head=head, batch_size=batch_size, device=device,
+                                   split=split))
+
+
+# ------------------------------------------------------------------------------- bench
+def _bench(name: str, res: dict, keys: Sequence[str], output) -> Result:
+    data = {k: res[k] for k in keys} | {"results": str(Path(output) / rd.RESULTS_FILE)}
+    return Result("bench", data, details=res, benchmark=name)
+
+
+def bench_reactions(calculator: str, output, *, data=None, limit: int | None = None,
+                    d3: str = "none", dtype: str | None = None,
+                    progress: Progress = None) -> Result:
+    """Forward reaction barriers (RDB7) against CCSD(T)-F12 references."""
+    from tealign.bench import reactions, registry
+
+    path = registry.locate("reactions", data)
+    res = reactions.run(calculator, path, Path(output), limit=limit, d3=d3, dtype=dtype,
+                        progress=progress)
+    return _bench("reactions", res, ("n", "mae_kcal_mol", "mae_eV", "rmse_kcal_mol"), output)
+
+
+def bench_lattice(calculator: str, output, *, limit: int | None = None,
+                  r_max: float | None = None, d3: str = "none", data=None,
+                  progress: Progress = None) -> Result:
+    """Lattice constants of cubic crystals (cell relaxation) vs PBE and experiment."""
+    from tealign.bench import lattice
+
+    res = lattice.run(calculator, Path(output), limit=limit, d3=d3, r_max=r_max, data=data,
+                      progress=progress)
+    return _bench("lattice", res, ("n", "mae_A", "mae_exp_A", "mae_by_structure", "excluded",
+                                   "skipped", "r_max_A"), output)
+
+
+def bench_eos(calculator: str, output, *, reference: str | None = None,
+              reference_file=None, store=None, workers: int = 1,
+              progress: Progress = None) -> Result:
+    """Si E–V curve: a0, B0 and RMSE against a reference curve."""
+    from tealign.bench import eos
+
+    res = eos.run(calculator, Path(output), reference=reference,
+                  reference_file=reference_file, store=store, workers=workers,
+                  progress=progress)
+    return _bench("eos", res, ("a0_A", "b0_GPa", "rmse_vs_reference_meV_per_atom"), output)
+
+
+def bench_torsion(calculator: str, output, *, data=None, geometries=None,
+                  limit: int | None = None, step: float = 15.0, max_steps: int = 500,
+                  max_force_calls: int = 1_000_000, batched: bool | None = None,
+                  d3: str = "none", progress: Progress = None) -> Result:
+    """Relaxed biaryl torsion scans against OpenFF B3LYP-D3(BJ) profiles."""
+    from tealign.bench import registry, torsion
+
+    csv_path = registry.locate("biaryl-csv", data)
+    sdf_path = registry.locate("biaryl-sdf", geometries)
+    res = torsion.run(calculator, Path(output), csv_path, sdf_path, limit=limit, step=step,
+                      d3=d3, steps=max_steps, progress=progress,
+                      max_force_calls=max_force_calls, batched=batched)
+    return _bench("torsion", res, ("n", "barrier_mae_kcal_mol", "profile_mae_kcal_mol",
+                                   "unconverged_points", "skipped", "force_calls",
+                                   "max_force_calls", "cap_reached", "cap_bit"), output)
+
+
+def bench_water(calculator: str, output, *, ps: float = 2.0, d3: str | None = None,
+                seed: int = 0, data=None, warn: Callable[[str, str], None] | None = None,
+                progress: Progress = None) -> Result:
+    """Liquid water NVT at 300 K: O–O RDF vs X-ray experiment and TIP3P/TIP4P (``warn`` is
+    told of each reference curve that is not found)."""
+    from tealign.bench import water
+
+    refs = water.load_references(data, warn=warn)
+    res = water.run(calculator, Path(output), ps=ps,
+                    d3=d3 if d3 is not None else water.default_d3(calculator), seed=seed,
+                    references=refs, progress=progress)
+    # the --json key is rmse_vs_exp (the benchmark's results.json calls it rmsd_vs_exp)
+    res = {**res, "rmse_vs_exp": res.get("rmsd_vs_exp")}
+    return _bench("water", res, ("peak_r_A", "peak_g", "rmse_vs_exp", "mean_temperature_K",
+                                 "skipped"), output)
+
+
+def bench_cross(output, *, calculator: str | None = None, alignment=None, data=None,
+                definition=None, target_key: str = "energy_pbe",
+                source_key: str = "energy_wb97m", aligned_domain: str = "organic",
+                d3: str = "none", dtype: str | None = None,
+                progress: Progress = None) -> Result:
+    """Cross-domain consistency against target-level truth (docs/architecture.md §8.3):
+    of a model (``calculator``) or, with ``alignment``, of the aligned labels."""
+    from tealign.bench import cross
+
+    if alignment is not None and not Path(alignment).exists():
+        raise SetupError("no such file", file=str(alignment), field="--alignment")
+    res = cross.run(Path(output), data=data, definition=definition, calculator=calculator,
+                    alignment=alignment, target_key=target_key, source_key=source_key,
+                    aligned_domain=aligned_domain, d3=d3, dtype=dtype, progress=progress)
+    return _bench("cross", res, ("mode", "n", "mae_eV", "rmse_eV", "reaction_mae_eV",
+                                 "adsorption_mae_eV", "lattice_mae_eV", "skipped"), output)
+
+
+# ------------------------------------------------------------------------------- compute
+def compute_atoms(method: str, elements: str | Sequence[str],
+                  output: str | os.PathLike = "atoms.json", *, store=None, workers: int = 1,
+                  scheduler: str | None = None, progress: Progress = None) -> Result:
+    """Compute spin-polarised isolated atoms and write an isolated-atom table."""
+    from tealign.compute.atoms import atom_jobs, parse_elements, table_from_store
+    from tealign.compute.runner import run_jobs
+    from tealign.compute.spec import parse_spec
+    from tealign.compute.store import JobStore, default_store
+
+    spec = parse_spec(method)
+    syms = parse_elements(elements if isinstance(elements, str) else ",".join(elements))
+    jobs = atom_jobs(spec, syms)
+    store_dir = store or default_store(output)
+    with JobStore(store_dir) as st:
+        stats = run_jobs(jobs, st, workers=workers, scheduler=scheduler, progress=progress)
+        table, failed = table_from_store(spec, jobs, st)
+    if failed:
+        raise SetupError("isolated atoms failed: " + "; ".join(failed) + f" (details in "
+                         f"{store_dir}; rerun after fixing the settings)", field="--method")
+    table.save(output)
+    return Result("atoms", {"table": str(output), "label": spec.label, "units": "eV",
+                            "energies": table.energies, **stats}, table=table, spec=spec,
+                  n_jobs=len(jobs))
+
+
+def compute_calib(molecules: str, methods: Sequence[str],
+                  output: str | os.PathLike = "calib.extxyz", *, store=None,
+                  workers: int = 1, scheduler: str | None = None, seed: int = 0,
+                  forces: bool = True, strict: bool = False,
+                  progress: Progress = None) -> Result:
+    """Compute a calibration set: every method on every molecule, plus isolated atoms."""
+    from tealign.compute.calib import compute_calibration, load_molecules
+    from tealign.compute.spec import parse_spec
+    from tealign.compute.store import default_store
+    from tealign.io.atomic import rejects_path
+
+    if len(methods) < 1:
+        raise SetupError("give at least one --method", field="--method")
+    specs = [parse_spec(m) for m in methods]
+    mols = load_molecules(molecules, seed)
+    store_dir = store or default_store(output)
+    res = compute_calibration(mols, specs, Path(output), Path(store_dir), workers=workers,
+                              scheduler=scheduler, seed=seed, progress=progress,
+                              source_name=molecules, forces=forces)
+    if strict and res.rejects:
+        raise res.rejects[0].as_setup_error()
+    return Result("calib", {
+        "output": str(output), "frames": res.frames, "frames_rejected": len(res.rejects),
+        "rejects_file": str(rejects_path(output)) if res.rejects else None,
+        "tables": {k: str(v) for k, v in res.tables.items()},
+        "failed_atoms": res.failed_atoms, "store": str(store_dir), **res.stats},
+        rejects=res.rejects, n_molecules=len(mols), n_methods=len(specs))
+
+
+# ------------------------------------------------------------------------------- tables
+def e0_tables() -> Result:
+    """The built-in isolated-atom tables."""
+    from tealign.methods import builtin_tables, load_table
+
+    rows = []
+    for name in builtin_tables():
+        t = load_table(name)
+        rows.append({"name": name, "method": t.provenance.get("method", ""),
+                     "code": t.provenance.get("code", ""), "elements": len(t.energies)})
+    return Result("e0", {"tables": rows})
+
+
+def e0_table(name: str) -> Result:
+    """One isolated-atom table (built-in name or JSON file), energies in eV."""
+    from tealign.methods import load_table
+
+    t = load_table(name)
+    return Result("e0", t.to_json_dict(), table=t)
+
+
+# ------------------------------------------------------------------------------- datasets
+def datasets() -> Result:
+    """The registered benchmark datasets and where each is found."""
+    from tealign.bench import registry
+
+    rows = []
+    for ds in registry.REGISTRY.values():
+        found = next((str(p) for p in registry.candidates(ds.name) if p.exists()), None)
+        rows.append({"name": ds.name, "file": ds.file, "licence": ds.licence,
+                     "source": ds.url, "citation": ds.citation, "found": found})
+    return Result("datasets", {"datasets": rows})
+
+
+def fetch(name: str, url: str | None = None) -> Result:
+    """Download a dataset into the user cache, prepare it and check its sha256."""
+    from tealign.bench import registry
+
+    return Result("fetch", registry.fetch(name, url))
+
+
+def verify() -> Result:
+    """The sha256 check of every dataset that is found (``ok`` False for a bad one)."""
+    from tealign.bench import registry
+
+    rows = [registry.verify(n) for n in registry.REGISTRY]
+    return Result("verify", {"datasets": rows},
+                  ok=not any(r["file"] and not r["ok"] for r in rows))
+
+
+# ------------------------------------------------------------------------------- report
+def report(run_dir: str | os.PathLike, output: str | os.PathLike | None = None) -> Result:
+    """One self-contained HTML report of a run directory (:mod:`tealign.rundir`)."""
+    from tealign.report.html import build_report
+
+    path = build_report(run_dir, output)
+    return Result("report", {"report": str(path), "bytes": path.stat().st_size})
+
+
+def demo(output: str | os.PathLike = "tealign-demo", datasets_dir=None, options=None,
+         log: Callable[[str], None] = print) -> Result:
+    """The whole pipeline on the bundled mini datasets, then the HTML report
+    (:class:`tealign.demo.DemoOptions` gives the sizes). Rerunning resumes."""
+    from tealign.demo import DemoOptions, run_demo, summary_rows
+    from tealign.report.html import build_report
+
+    state = run_demo(output, datasets_dir, options or DemoOptions(), log=log)
+    path = build_report(output)
+    rows = summary_rows(output)
+    return Result("demo", {"run_dir": str(output), "report": str(path),
+                           "wall_s": state["wall_s"],
+                           "steps": {s["name"]: s["status"] for s in state["steps"]},
+                           "summary": dict(rows)}, rows=rows)

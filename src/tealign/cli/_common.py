@@ -1,0 +1,177 @@
+"""What every command shares: the Typer apps, the error and output conventions, progress.
+
+Every command prints a human summary, or with ``--json`` exactly one JSON object on stdout;
+progress bars, logs and warnings go to stderr. Setup errors print one line naming file,
+frame and field and exit with code 2 (docs/architecture.md §5.1, §6.1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import signal
+import sys
+import threading
+import warnings
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tealign.errors import SetupError
+
+app = typer.Typer(
+    name="tealign",
+    help="Total Energy Alignment (TEA) of quantum-chemistry datasets for universal MLIPs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+e0_app = typer.Typer(help="Isolated-atom energy tables (built-in and user JSON).",
+                     no_args_is_help=True)
+compute_app = typer.Typer(help="Reference calculations (PySCF, GPAW, xTB) through a resumable "
+                          "job store.", no_args_is_help=True)
+data_app = typer.Typer(help="Benchmark datasets: registry, download, verification.",
+                       no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks of any calculator (paper section IV).",
+                        no_args_is_help=True)
+app.add_typer(e0_app, name="e0")
+app.add_typer(compute_app, name="compute")
+app.add_typer(data_app, name="data")
+app.add_typer(bench_app, name="bench")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+StrictOpt = Annotated[bool, typer.Option(help="Treat frame errors as setup errors.")]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="Force the input reader.")]
+CALCULATOR_HELP = ("MACE model file, tealign-mini (the model that ships with tealign), xtb "
+                   "or chgnet.")
+
+err = Console(stderr=True)
+_stdout = [sys.stdout]
+
+
+def pretrained(value: str | None) -> str | None:
+    """--calculator: a shipped model's name becomes its file path."""
+    from tealign.train.pretrained import resolve
+
+    try:
+        return resolve(value)
+    except SetupError as exc:
+        raise typer.BadParameter(exc.line()) from None
+
+
+CalculatorOpt = Annotated[str, typer.Option(help=CALCULATOR_HELP, callback=pretrained)]
+
+
+def out() -> Console:
+    """Console on the real stdout (library output is diverted to stderr while commands run)."""
+    return Console(file=_stdout[0])
+
+
+def command(fn):
+    """Turn SetupError into one line on stderr and exit code 2; warnings go to stderr."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        def show(message, category, filename, lineno, file=None, line=None):
+            err.print(f"[yellow]warning:[/] {message}", highlight=False)
+
+        warnings.showwarning = show
+        _stdout[0] = sys.stdout
+        previous = _terminate_as_exit()
+        try:
+            # libraries that print (mace-torch, pyscf) must not pollute --json output
+            with contextlib.redirect_stdout(sys.stderr):
+                return fn(*args, **kwargs)
+        except SetupError as exc:
+            print(f"tealign: error: {exc.line()}", file=sys.stderr)
+            raise typer.Exit(2) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+    return wrapper
+
+
+def cmd(group: typer.Typer, name: str | None = None):
+    """Register ``fn`` as command ``name`` of ``group`` under the :func:`command` rules."""
+    return lambda fn: group.command(name)(command(fn))
+
+
+def _terminate_as_exit():
+    """SIGTERM raises SystemExit(143) in the main process, so that temporary outputs are
+    removed on the way out (SIGKILL cannot be caught: the next run removes those)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        return signal.signal(signal.SIGTERM, _sigterm_to_exit)
+    except ValueError:
+        return None
+
+
+def _sigterm_to_exit(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def _default_sigterm_in_child() -> None:
+    # forked workers (multiprocessing pools) keep the default action: the pool's terminate()
+    # must kill them even where they never run Python code again
+    if signal.getsignal(signal.SIGTERM) is _sigterm_to_exit:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_default_sigterm_in_child)
+
+
+def emit_json(obj: dict) -> None:
+    """Print ``obj`` as strict JSON (NaN and Infinity become null)."""
+    from tealign.io.atomic import dumps
+
+    _stdout[0].write(dumps(obj, indent=2) + "\n")
+    _stdout[0].flush()
+
+
+def progress_bar() -> Progress:
+    """A rich progress bar on stderr (hidden when stderr is not a terminal and CI is quiet)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed} frames"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+@contextlib.contextmanager
+def progress(description: str, total: int | None = None, counter: bool = False):
+    """A progress bar for one task; yields the callback the library calls: with the number
+    done (``counter=False``), with nothing (one more done), or with (done, total)."""
+    if counter:
+        from rich.progress import MofNCompleteColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                       MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                       TimeRemainingColumn(), console=err, transient=False)
+    else:
+        bar = progress_bar()
+    with bar:
+        task = bar.add_task(description, total=total)
+
+        def update(done: int | None = None, of: int | None = None) -> None:
+            if done is None:
+                bar.advance(task)
+            else:
+                bar.update(task, completed=done, **({"total": of} if of is not None else {}))
+
+        yield update
+
+
+def render_rejects(result, what: str = "frames") -> None:
+    """The closing stderr line of a command that writes frames."""
+    n = result.frames_rejected
+    err.print(f"wrote {result.frames_out} {what} to {result.output}"
+              + (f"; {n} rejected, see {result.rejects_file}" if n else ""))

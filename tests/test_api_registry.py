@@ -1,0 +1,53 @@
+"""The format registry, read/iread/write, Keys and the API's Result."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import random_frames
+
+import tealign
+from tealign.errors import SetupError
+from tealign.io import REGISTRY, WRITABLE, detect_format
+
+
+def test_registry_names_reader_writer_and_recognition(tmp_path):
+    assert set(REGISTRY) == {"extxyz", "asedb", "mace-h5", "lmdb", "spice", "mptrj", "qm9"}
+    assert set(WRITABLE) == {"extxyz", "mace-h5", "lmdb"}
+    for name, fmt in (("a.xyz", "extxyz"), ("a.extxyz.gz", "extxyz"), ("a.db", "asedb"),
+                      ("a.aselmdb", "lmdb"), ("a.json", "mptrj"), ("qm9:5", "qm9")):
+        assert detect_format(tmp_path / name if ":" not in name else name) == fmt
+    (tmp_path / "shards").mkdir()
+    assert detect_format(tmp_path / "shards") == "mace-h5"
+    (tmp_path / "shards" / "x_0.aselmdb").write_bytes(b"")
+    assert detect_format(tmp_path / "shards") == "lmdb"
+    with pytest.raises(SetupError, match="unknown dataset format"):
+        (tmp_path / "a.txt").write_text("x")
+        detect_format(tmp_path / "a.txt")
+    with pytest.raises(SetupError, match="unknown format"):
+        tealign.read(tmp_path / "a.xyz", format="nope")
+    with pytest.raises(SetupError, match="does not write"):
+        tealign.write(tmp_path / "a.db", [], format="asedb")
+
+
+def test_read_iread_write_round_trip(tmp_path):
+    frames = random_frames(6)
+    n = tealign.write(tmp_path / "a.extxyz", frames)
+    assert n == 6
+    back = tealign.read(tmp_path / "a.extxyz")
+    assert back.n_frames == 6 and not back.rejects
+    assert sum(b.n_frames for b in tealign.iread(tmp_path / "a.extxyz", batch_size=4)) == 6
+    np.testing.assert_array_equal(back.numbers, np.concatenate([a.numbers for a in frames]))
+
+
+def test_keys_and_result(tmp_path):
+    keys = tealign.Keys.suffixed("pbe")
+    assert keys.as_dict() == {"energy": "energy_pbe", "forces": "forces_pbe",
+                              "stress": "stress_pbe", "virials": "virials_pbe"}
+    assert tealign.REF.replace(energy="e").energy == "e"
+    res = tealign.Result("fit", {"a": float("nan"), "n": 3}, estimator=None)
+    assert res.n == 3 and res["n"] == 3 and res.to_json() == {"a": None, "n": 3}
+    with pytest.raises(AttributeError):
+        _ = res.missing_key
+    path = res.save(tmp_path / "run" / "fit")
+    assert path.name == "fit.json" and json.loads(path.read_text()) == {"a": None, "n": 3}
