@@ -363,11 +363,13 @@ def oracle_lines(results: dict, titles: dict[str, str]) -> list[str]:
                        else "no difference resolved")
             said.append(f"against ({other}): {verdict} on the cross-domain items "
                         f"({paired['mean_eV'] * 1000:+.0f} meV [{lo:+.0f}, {hi:+.0f}])")
+    cost = results.get("oracle_cost") or {}
     if said:
         lines += ["", "What recomputing the organic data buys, from the table (written by "
                   "`model_level.oracle_lines`): " + "; ".join(said) + ". Against (eo) the "
                   "frames, model and seeds are the same and only the organic labels differ "
                   "(GPAW against TEA-aligned ωB97M), so that row is the price of aligning "
-                  "instead of recomputing; against (e) the oracle also has 123 organic "
-                  "training frames instead of 293."]
+                  "instead of recomputing; against (e) the oracle also has "
+                  f"{cost.get('organic_train_o', '?')} organic training frames instead of "
+                  f"{cost.get('organic_train_e', '?')}."]
     return lines

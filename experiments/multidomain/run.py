@@ -602,7 +602,14 @@ def oracle_cost(store: Path = HERE / "oracle" / "jobs.snapshot.sqlite") -> dict 
     with contextlib.closing(sqlite3.connect(store)) as db:
         n, sec = db.execute("select count(*), sum(seconds) from jobs where status = 'done' "
                             "and forces is not null").fetchone()
-    return {"frames": int(n), "core_hours": float(sec or 0) / 3600}
+    out = {"frames": int(n), "core_hours": float(sec or 0) / 3600}
+    # organic training frames of the oracle and of (e), from their merges' reports
+    for v in ("o", "e"):
+        rep = HERE / "runs" / v / "merged" / "report.json"
+        if rep.exists():
+            split = json.loads(rep.read_text())["sources"]["organic"]["by_split"]
+            out[f"organic_train_{v}"], out[f"organic_valid_{v}"] = split["train"], split["valid"]
+    return out
 
 
 def oracle_section(results: dict) -> list[str]:
@@ -612,7 +619,7 @@ def oracle_section(results: dict) -> list[str]:
         return head + ["Not run yet: a model trained on organic-mini recomputed at the target "
                        "level (oracle/select_subset.py states the subset, oracle/regenerate.sh "
                        "computes it)."]
-    cost = results.get("oracle_cost")
+    cost = results.get("oracle_cost") or {}
     spent = (f"Its {cost['frames']} GPAW frames (energies and forces) took "
              f"{cost['core_hours']:.1f} core-hours (oracle/regenerate.sh's job store); all 337 "
              "training and validation frames of organic-mini would take about "
@@ -622,10 +629,12 @@ def oracle_section(results: dict) -> list[str]:
         "subset of organic-mini's training and validation frames, recomputed with GPAW at the "
         "target settings (oracle/select_subset.py: every frame of the seven gas molecules of "
         "the cross-domain items, two conformers of every other training molecule, one of every "
-        "validation molecule; 123 training and 8 validation frames). " + spent + "(eo) trains "
+        f"validation molecule; {cost.get('organic_train_o', '?')} training and "
+        f"{cost.get('organic_valid_o', '?')} validation frames). " + spent + "(eo) trains "
         "on exactly those frames with their ωB97M labels aligned by TEA (single factor), so "
         "(o) − (eo) isolates the labels. The oracle bounds what recomputation buys at this "
-        "data size; it is not an upper bound for (e), which has 2.4 times the organic frames.",
+        "data size; it is not an upper bound for (e), which trains on "
+        f"{cost.get('organic_train_e', '?')} organic frames.",
         "", *oracle_lines(results, TITLES)]
 
 
@@ -697,6 +706,8 @@ def main() -> None:
                     help="rewrite README.md and the learning curves from runs/results.json")
     args = ap.parse_args()
     if args.report_only:
+        if "o" in json.loads((args.out / "results.json").read_text())["variants"]:
+            record(args.out / "results.json", {}, extra={"oracle_cost": oracle_cost()})
         results = json.loads((args.out / "results.json").read_text())
         results["curves_png"] = learning_curves(results, args.out.resolve(),
                                                 args.readme.parent / "learning_curves.png")
