@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -132,6 +133,15 @@ def emit_json(obj: dict) -> None:
 
     _stdout[0].write(dumps(obj, indent=2) + "\n")
     _stdout[0].flush()
+
+
+def show(res, as_json: bool, render: Callable) -> None:
+    """A command's output: with ``--json`` the result's ``to_json()`` object on stdout, else
+    ``render(res)`` (the command's own tables on stdout, notes on stderr)."""
+    if as_json:
+        emit_json(res.to_json())
+    else:
+        render(res)
 
 
 def progress_bar() -> Progress:
