@@ -2,9 +2,10 @@
 
 Each verb does what its ``tealign`` command does, with the same checks, and returns a
 :class:`Result`: ``to_json()`` is exactly the object ``tealign <verb> --json`` prints, and
-``save(directory)`` writes it atomically as ``directory/<verb>.json`` (the names of the run
-directory, :mod:`tealign.rundir`). The command line (:mod:`tealign.cli`) parses options,
-calls these and renders the result; nothing else.
+``save(directory)`` writes it atomically under the file name of its kind
+(:data:`tealign.rundir.RESULT_FILES`: ``fit.json``, ``bench_lattice.json``, ...). The
+command line (:mod:`tealign.cli`) parses options, calls these and renders the result;
+nothing else.
 
 ``progress``, where a verb takes it, is called with the number of frames (or items) done,
 and where the verb knows it, the total as a second argument.
@@ -25,7 +26,8 @@ Progress = Callable[..., None] | None
 
 
 class Result:
-    """The outcome of one verb: its ``--json`` object (``to_json()``; keys also read as
+    """The outcome of one verb (``name``: its kind, a key of
+    :data:`tealign.rundir.RESULT_FILES`): its ``--json`` object (``to_json()``; keys also read as
     attributes, ``res.frames_out``) plus, as attributes, the Python objects behind it
     (e.g. ``estimator``, ``rejects``, ``details``)."""
 
@@ -41,10 +43,11 @@ class Result:
         return strict_json(self._data)
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``to_json()`` atomically to ``directory/<name>.json``; returns the path."""
+        """Write ``to_json()`` atomically to ``directory`` under the file name of this kind
+        of result (:func:`tealign.rundir.result_file`); returns the path."""
         from tealign.io.atomic import write_json
 
-        path = Path(directory) / f"{self.name}.json"
+        path = Path(directory) / rd.result_file(self.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json(path, self.to_json())
         return path
@@ -246,7 +249,7 @@ def evaluate(model: str | os.PathLike, data: str, keys: Keys = REF, *,
 # ------------------------------------------------------------------------------- bench
 def _bench(name: str, res: dict, keys: Sequence[str], output, **objects) -> Result:
     data = {k: res[k] for k in keys} | {"results": str(Path(output) / rd.RESULTS_FILE)}
-    return Result("bench", data, details=res, benchmark=name, **objects)
+    return Result(f"bench_{name}", data, details=res, benchmark=name, **objects)
 
 
 def _torch_threads(threads: int | None) -> tuple[int, str]:
@@ -389,7 +392,7 @@ def compute_atoms(method: str, elements: str | Sequence[str],
         raise SetupError("isolated atoms failed: " + "; ".join(failed) + f" (details in "
                          f"{store_dir}; rerun after fixing the settings)", field="--method")
     table.save(output)
-    return Result("atoms", {"table": str(output), "label": spec.label, "units": "eV",
+    return Result("compute_atoms", {"table": str(output), "label": spec.label, "units": "eV",
                             "energies": table.energies, **stats}, table=table, spec=spec,
                   n_jobs=len(jobs), energies_hartree={
                       s: e / units.HARTREE_TO_EV for s, e in table.energies.items()})
@@ -416,7 +419,7 @@ def compute_calib(molecules: str, methods: Sequence[str],
                               source_name=molecules, forces=forces)
     if strict and res.rejects:
         raise res.rejects[0].as_setup_error()
-    return Result("calib", {
+    return Result("compute_calib", {
         "output": str(output), "frames": res.frames, "frames_rejected": len(res.rejects),
         "rejects_file": str(rejects_path(output)) if res.rejects else None,
         "tables": {k: str(v) for k, v in res.tables.items()},
@@ -434,7 +437,7 @@ def e0_tables() -> Result:
         t = load_table(name)
         rows.append({"name": name, "method": t.provenance.get("method", ""),
                      "code": t.provenance.get("code", ""), "elements": len(t.energies)})
-    return Result("e0", {"tables": rows})
+    return Result("e0_tables", {"tables": rows})
 
 
 def e0_table(name: str) -> Result:
@@ -442,7 +445,7 @@ def e0_table(name: str) -> Result:
     from tealign.methods import load_table
 
     t = load_table(name)
-    return Result("e0", t.to_json_dict(), table=t)
+    return Result("e0_table", t.to_json_dict(), table=t)
 
 
 # ------------------------------------------------------------------------------- datasets
