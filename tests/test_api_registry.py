@@ -80,3 +80,19 @@ def test_every_result_kind_saves_under_a_name_of_its_own(tmp_path):
     assert json.loads(b.read_text()) == one.to_json()
     with pytest.raises(ValueError, match="no file name for result kind 'nope'"):
         tealign.Result("nope", {}).save(tmp_path)
+
+
+def test_output_names_are_recognised_by_the_registry_entries(monkeypatch):
+    from tealign.io import Format, output_format
+    from tealign.io.convert import convert_target
+
+    assert output_format("a.XYZ") == "extxyz" and output_format("a.aselmdb") == "lmdb"
+    assert output_format("shards") == "mace-h5" and output_format("a.lmdb") == "mace-h5"
+    # convert writes extxyz or MACE shards only: an lmdb name falls to the default
+    assert convert_target("a.extxyz") == "extxyz" and convert_target("a.aselmdb") == "mace-h5"
+    assert convert_target("a.extxyz", "mace-h5") == "mace-h5"
+    with pytest.raises(SetupError, match="--to must be extxyz or mace-h5"):
+        convert_target("a.extxyz", "lmdb")
+    monkeypatch.setitem(REGISTRY, "toy", Format("toy", "m:r", "m:w", output_suffixes=(".toy",)))
+    assert output_format("a.toy") == "toy"
+    assert convert_target("a.toy") == "mace-h5"
