@@ -53,3 +53,17 @@ def test_compute_atoms_prints_the_results_hartree(tmp_path, run_cli):
     code, text, err = run_cli(*args)
     assert code == 0 and f"{e / units.HARTREE_TO_EV:.8f}" in text and f"{e:.6f}" in text
     assert "(0 computed, 1 from the store)" in err
+
+
+def test_list_commands_print_a_row_per_table_and_dataset(run_cli, monkeypatch):
+    from tealign import api
+
+    monkeypatch.setenv("COLUMNS", "300")
+    for args, names in ((("e0", "list"), [t["name"] for t in api.e0_tables().tables]),
+                        (("data", "list"), [d["name"] for d in api.datasets().datasets])):
+        code, text, _ = run_cli(*args)
+        rows = [line for line in text.splitlines() if line.startswith("│")]
+        assert code == 0 and len(rows) == len(names) + 1  # the heading row and one a name
+        assert all(any(f"│ {n} " in r for r in rows) for n in names)
+        code, text, _ = run_cli(*args, "--json")
+        assert code == 0 and [r["name"] for r in next(iter(json.loads(text).values()))] == names

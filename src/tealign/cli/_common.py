@@ -20,6 +20,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from tealign.errors import SetupError
 
@@ -142,6 +143,14 @@ def show(res, as_json: bool, render: Callable) -> None:
         emit_json(res.to_json())
     else:
         render(res)
+
+
+def print_table(columns, rows) -> None:
+    """Print a table with these column headings and rows (sequences of cells) on stdout."""
+    t = Table(*columns)
+    for row in rows:
+        t.add_row(*row)
+    out().print(t)
 
 
 def progress_bar() -> Progress:

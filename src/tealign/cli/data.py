@@ -19,6 +19,7 @@ from tealign.cli._common import (
     e0_app,
     err,
     out,
+    print_table,
     progress,
     render_rejects,
     show,
@@ -106,10 +107,8 @@ def e0_list(as_json: JsonOpt = False) -> None:
 
 
 def _render_e0_list(res) -> None:
-    table = Table("name", "method", "code", "elements")
-    for r in res.tables:
-        table.add_row(r["name"], r["method"], r["code"], str(r["elements"]))
-    out().print(table)
+    print_table(("name", "method", "code", "elements"),
+                ((r["name"], r["method"], r["code"], str(r["elements"])) for r in res.tables))
 
 
 @cmd(e0_app, "show")
@@ -139,10 +138,9 @@ def data_list(as_json: JsonOpt = False) -> None:
 
 
 def _render_data_list(res) -> None:
-    t = Table("name", "file", "licence", "found at")
-    for r in res.datasets:
-        t.add_row(r["name"], r["file"], r["licence"], r["found"] or "[red]missing[/]")
-    out().print(t)
+    print_table(("name", "file", "licence", "found at"),
+                ((r["name"], r["file"], r["licence"], r["found"] or "[red]missing[/]")
+                 for r in res.datasets))
 
 
 @cmd(data_app, "fetch")
@@ -166,7 +164,6 @@ def data_verify(as_json: JsonOpt = False) -> None:
 
 
 def _render_verify(res) -> None:
-    t = Table("name", "file", "sha256 ok")
-    for r in res.datasets:
-        t.add_row(r["name"], r["file"] or "missing", "yes" if r["ok"] else "no")
-    out().print(t)
+    print_table(("name", "file", "sha256 ok"),
+                ((r["name"], r["file"] or "missing", "yes" if r["ok"] else "no")
+                 for r in res.datasets))
