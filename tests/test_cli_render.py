@@ -14,7 +14,7 @@ from tealign.cli import _common, bench
 @pytest.fixture
 def stdout(monkeypatch):
     buf = io.StringIO()
-    monkeypatch.setitem(_common._stdout, 0, buf)
+    monkeypatch.setattr(_common, "_stdout", [buf])
     monkeypatch.setenv("COLUMNS", "200")
     return buf
 
