@@ -51,3 +51,48 @@ def test_keys_and_result(tmp_path):
         _ = res.missing_key
     path = res.save(tmp_path / "run" / "fit")
     assert path.name == "fit.json" and json.loads(path.read_text()) == {"a": None, "n": 3}
+
+
+def test_every_result_kind_saves_under_a_name_of_its_own(tmp_path):
+    import inspect
+    import re
+
+    from tealign import api, rundir
+
+    names = list(rundir.RESULT_FILES.values())
+    assert len(set(names)) == len(names)
+    atoms_default = inspect.signature(api.compute_atoms).parameters["output"].default
+    others = {rundir.RESULTS_FILE, rundir.MERGE_REPORT_FILE, rundir.STATISTICS_FILE,
+              rundir.DEMO_STATE, rundir.TRAIN_SUMMARY_FILE, atoms_default}
+    assert not others & set(names)
+    # every kind the api makes has a name, and the table names no kind the api never makes
+    source = inspect.getsource(api)
+    kinds = set(re.findall(r'Result\("(\w+)"', source))
+    kinds |= {f"bench_{b}" for b in re.findall(r'_bench\("(\w+)"', source)}
+    assert kinds == set(rundir.RESULT_FILES)
+    assert rundir.bench_json("cross_labels_icea") == "bench/cross_labels_icea/bench_cross.json"
+    assert rundir.FIT_JSON == "fit/fit.json"
+
+    tables, one = api.e0_tables(), api.e0_table(api.e0_tables().tables[0]["name"])
+    a, b = tables.save(tmp_path), one.save(tmp_path)
+    assert a != b and a.parent == b.parent == tmp_path
+    assert json.loads(a.read_text()) == tables.to_json()
+    assert json.loads(b.read_text()) == one.to_json()
+    with pytest.raises(ValueError, match="no file name for result kind 'nope'"):
+        tealign.Result("nope", {}).save(tmp_path)
+
+
+def test_output_names_are_recognised_by_the_registry_entries(monkeypatch):
+    from tealign.io import Format, output_format
+    from tealign.io.convert import convert_target
+
+    assert output_format("a.XYZ") == "extxyz" and output_format("a.aselmdb") == "lmdb"
+    assert output_format("shards") == "mace-h5" and output_format("a.lmdb") == "mace-h5"
+    # convert writes extxyz or MACE shards only: an lmdb name falls to the default
+    assert convert_target("a.extxyz") == "extxyz" and convert_target("a.aselmdb") == "mace-h5"
+    assert convert_target("a.extxyz", "mace-h5") == "mace-h5"
+    with pytest.raises(SetupError, match="--to must be extxyz or mace-h5"):
+        convert_target("a.extxyz", "lmdb")
+    monkeypatch.setitem(REGISTRY, "toy", Format("toy", "m:r", "m:w", output_suffixes=(".toy",)))
+    assert output_format("a.toy") == "toy"
+    assert convert_target("a.toy") == "mace-h5"

@@ -281,3 +281,29 @@ def test_report_puts_the_shipped_model_beside_the_demo_model(demo_run, tmp_path,
     assert code == 0, err
     text = (copy / "report.html").read_text()
     assert text.count(html.escape(MINI_MODEL)) >= len(names)
+
+
+def test_report_names_each_cross_domain_run_on_its_card_and_heading(tmp_path):
+    """The cross-domain runs a run directory holds: each on a summary card and under its own
+    heading, in the report's order; runs it does not hold are absent from both."""
+    from tealign import api
+
+    common = {"target_key": "energy_pbe", "n": 3, "mae_eV": 0.125, "max_abs_eV": 0.25,
+              "by_kind": {"reaction": {"n": 3, "mae_eV": 0.125, "max_abs_eV": 0.25}},
+              "items": [], "skipped": [], "figures": []}
+    runs = {"bench/cross_labels": {"mode": "alignment", "alignment": "fit/alignment.json",
+                                   "alignment_model": "scale", "a": 1.01},
+            "bench_mini/cross": {"mode": "calculator", "calculator": "mini.model"}}
+    for where, res in runs.items():
+        (tmp_path / where).mkdir(parents=True)
+        (tmp_path / where / "results.json").write_text(json.dumps(common | res))
+    api.report(tmp_path)
+    text = re.sub(r"<[^>]+>", "", (tmp_path / "report.html").read_text())
+    cards = ["TEA labels (scale, a = 1.0100), no model · cross-domain MAE (3 items)",
+             "tealign-mini · cross-domain MAE (3 items)"]
+    headings = ["Labels aligned by TEA, no model",
+                "tealign-mini (ships with tealign, trained to a plateau)"]
+    places = [text.index(s) for s in cards + headings]
+    assert places == sorted(places)
+    assert "ICEA-only labels" not in text and "Labels shifted by ICEA only" not in text
+    assert "demo model ·" not in text and "The demo's model (trained minutes ago)" not in text

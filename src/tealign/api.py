@@ -2,11 +2,13 @@
 
 Each verb does what its ``tealign`` command does, with the same checks, and returns a
 :class:`Result`: ``to_json()`` is exactly the object ``tealign <verb> --json`` prints, and
-``save(directory)`` writes it atomically as ``directory/<verb>.json`` (the names of the run
-directory, :mod:`tealign.rundir`). The command line (:mod:`tealign.cli`) parses options,
-calls these and renders the result; nothing else.
+``save(directory)`` writes it atomically under the file name of its kind
+(:data:`tealign.rundir.RESULT_FILES`: ``fit.json``, ``bench_lattice.json``, ...). The
+command line (:mod:`tealign.cli`) parses options, calls these and renders the result;
+nothing else.
 
-``progress``, where a verb takes it, is called with the number of frames (or items) done.
+``progress``, where a verb takes it, is called with the number of frames (or items) done,
+and where the verb knows it, the total as a second argument.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tealign import rundir as rd
+from tealign import units
 from tealign.errors import SetupError
 from tealign.keys import REF, Keys
 
@@ -23,7 +26,8 @@ Progress = Callable[..., None] | None
 
 
 class Result:
-    """The outcome of one verb: its ``--json`` object (``to_json()``; keys also read as
+    """The outcome of one verb (``name``: its kind, a key of
+    :data:`tealign.rundir.RESULT_FILES`): its ``--json`` object (``to_json()``; keys also read as
     attributes, ``res.frames_out``) plus, as attributes, the Python objects behind it
     (e.g. ``estimator``, ``rejects``, ``details``)."""
 
@@ -39,10 +43,11 @@ class Result:
         return strict_json(self._data)
 
     def save(self, directory: str | os.PathLike) -> Path:
-        """Write ``to_json()`` atomically to ``directory/<name>.json``; returns the path."""
+        """Write ``to_json()`` atomically to ``directory`` under the file name of this kind
+        of result (:func:`tealign.rundir.result_file`); returns the path."""
         from tealign.io.atomic import write_json
 
-        path = Path(directory) / f"{self.name}.json"
+        path = Path(directory) / rd.result_file(self.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_json(path, self.to_json())
         return path
@@ -242,54 +247,80 @@ def evaluate(model: str | os.PathLike, data: str, keys: Keys = REF, *,
 
 
 # ------------------------------------------------------------------------------- bench
-def _bench(name: str, res: dict, keys: Sequence[str], output) -> Result:
+def _bench(name: str, res: dict, keys: Sequence[str], output, **objects) -> Result:
     data = {k: res[k] for k in keys} | {"results": str(Path(output) / rd.RESULTS_FILE)}
-    return Result("bench", data, details=res, benchmark=name)
+    return Result(f"bench_{name}", data, details=res, benchmark=name, **objects)
+
+
+def _torch_threads(threads: int | None) -> tuple[int, str]:
+    """Set torch's intra-op threads for a benchmark: ``threads``, else $TEALIGN_THREADS,
+    $OMP_NUM_THREADS, the cores this process may use; returns (threads, where from)."""
+    from tealign.bench.runaway import torch_threads
+
+    return torch_threads(threads)
+
+
+def _out_of(progress: Progress, total: int) -> Progress:
+    """``progress`` called with (done, total), for a benchmark that reports only done."""
+    if progress is None:
+        return None
+    return lambda done, of=None: progress(done, total if of is None else of)
 
 
 def bench_reactions(calculator: str, output, *, data=None, limit: int | None = None,
-                    d3: str = "none", dtype: str | None = None,
+                    d3: str = "none", dtype: str | None = None, threads: int | None = None,
                     progress: Progress = None) -> Result:
-    """Forward reaction barriers (RDB7) against CCSD(T)-F12 references."""
+    """Forward reaction barriers (RDB7) against CCSD(T)-F12 references (energies in eV and
+    kcal/mol); ``threads``: torch threads (the result's ``torch_threads``: (n, where from))."""
     from tealign.bench import reactions, registry
 
+    n_threads = _torch_threads(threads)
     path = registry.locate("reactions", data)
     res = reactions.run(calculator, path, Path(output), limit=limit, d3=d3, dtype=dtype,
                         progress=progress)
-    return _bench("reactions", res, ("n", "mae_kcal_mol", "mae_eV", "rmse_kcal_mol"), output)
+    return _bench("reactions", res, ("n", "mae_kcal_mol", "mae_eV", "rmse_kcal_mol"), output,
+                  torch_threads=n_threads)
 
 
 def bench_lattice(calculator: str, output, *, limit: int | None = None,
                   r_max: float | None = None, d3: str = "none", data=None,
-                  progress: Progress = None) -> Result:
-    """Lattice constants of cubic crystals (cell relaxation) vs PBE and experiment."""
+                  threads: int | None = None, progress: Progress = None) -> Result:
+    """Lattice constants (Å) of cubic crystals (cell relaxation) vs PBE and experiment;
+    ``r_max`` in Å; ``threads`` as for :func:`bench_reactions`."""
     from tealign.bench import lattice
 
+    n_threads = _torch_threads(threads)
     res = lattice.run(calculator, Path(output), limit=limit, d3=d3, r_max=r_max, data=data,
                       progress=progress)
     return _bench("lattice", res, ("n", "mae_A", "mae_exp_A", "mae_by_structure", "excluded",
-                                   "skipped", "r_max_A"), output)
+                                   "skipped", "r_max_A"), output, torch_threads=n_threads)
 
 
 def bench_eos(calculator: str, output, *, reference: str | None = None,
-              reference_file=None, store=None, workers: int = 1,
+              reference_file=None, store=None, workers: int = 1, threads: int | None = None,
               progress: Progress = None) -> Result:
-    """Si E–V curve: a0, B0 and RMSE against a reference curve."""
+    """Si E–V curve: a0 (Å), B0 (GPa) and RMSE (meV/atom) against a reference curve;
+    ``progress`` is called with (points done, points of the grid)."""
     from tealign.bench import eos
 
+    n_threads = _torch_threads(threads)
     res = eos.run(calculator, Path(output), reference=reference,
                   reference_file=reference_file, store=store, workers=workers,
-                  progress=progress)
-    return _bench("eos", res, ("a0_A", "b0_GPa", "rmse_vs_reference_meV_per_atom"), output)
+                  progress=_out_of(progress, len(eos.GRID)))
+    return _bench("eos", res, ("a0_A", "b0_GPa", "rmse_vs_reference_meV_per_atom"), output,
+                  torch_threads=n_threads)
 
 
 def bench_torsion(calculator: str, output, *, data=None, geometries=None,
                   limit: int | None = None, step: float = 15.0, max_steps: int = 500,
                   max_force_calls: int = 1_000_000, batched: bool | None = None,
-                  d3: str = "none", progress: Progress = None) -> Result:
-    """Relaxed biaryl torsion scans against OpenFF B3LYP-D3(BJ) profiles."""
+                  d3: str = "none", threads: int | None = None,
+                  progress: Progress = None) -> Result:
+    """Relaxed biaryl torsion scans (``step`` in degrees) against OpenFF B3LYP-D3(BJ)
+    profiles (MAEs in kcal/mol)."""
     from tealign.bench import registry, torsion
 
+    n_threads = _torch_threads(threads)
     csv_path = registry.locate("biaryl-csv", data)
     sdf_path = registry.locate("biaryl-sdf", geometries)
     res = torsion.run(calculator, Path(output), csv_path, sdf_path, limit=limit, step=step,
@@ -297,24 +328,27 @@ def bench_torsion(calculator: str, output, *, data=None, geometries=None,
                       max_force_calls=max_force_calls, batched=batched)
     return _bench("torsion", res, ("n", "barrier_mae_kcal_mol", "profile_mae_kcal_mol",
                                    "unconverged_points", "skipped", "force_calls",
-                                   "max_force_calls", "cap_reached", "cap_bit"), output)
+                                   "max_force_calls", "cap_reached", "cap_bit"), output,
+                  torch_threads=n_threads)
 
 
 def bench_water(calculator: str, output, *, ps: float = 2.0, d3: str | None = None,
                 seed: int = 0, data=None, warn: Callable[[str, str], None] | None = None,
-                progress: Progress = None) -> Result:
-    """Liquid water NVT at 300 K: O–O RDF vs X-ray experiment and TIP3P/TIP4P (``warn`` is
-    told of each reference curve that is not found)."""
+                threads: int | None = None, progress: Progress = None) -> Result:
+    """Liquid water NVT at 300 K for ``ps`` picoseconds: O–O RDF (peak r in Å) vs X-ray
+    experiment and TIP3P/TIP4P (``warn`` is told of each reference curve that is not found;
+    ``progress`` is called with (MD steps done, MD steps of the run))."""
     from tealign.bench import water
 
+    n_threads = _torch_threads(threads)
     refs = water.load_references(data, warn=warn)
     res = water.run(calculator, Path(output), ps=ps,
                     d3=d3 if d3 is not None else water.default_d3(calculator), seed=seed,
-                    references=refs, progress=progress)
+                    references=refs, progress=_out_of(progress, water.n_steps(ps)))
     # the --json key is rmse_vs_exp (the benchmark's results.json calls it rmsd_vs_exp)
     res = {**res, "rmse_vs_exp": res.get("rmsd_vs_exp")}
     return _bench("water", res, ("peak_r_A", "peak_g", "rmse_vs_exp", "mean_temperature_K",
-                                 "skipped"), output)
+                                 "skipped"), output, torch_threads=n_threads)
 
 
 def bench_cross(output, *, calculator: str | None = None, alignment=None, data=None,
@@ -323,7 +357,8 @@ def bench_cross(output, *, calculator: str | None = None, alignment=None, data=N
                 d3: str = "none", dtype: str | None = None,
                 progress: Progress = None) -> Result:
     """Cross-domain consistency against target-level truth (docs/architecture.md §8.3):
-    of a model (``calculator``) or, with ``alignment``, of the aligned labels."""
+    of a model (``calculator``) or, with ``alignment``, of the aligned labels; errors in eV.
+    The result's ``kind_titles`` names each kind of item, in the benchmark's order."""
     from tealign.bench import cross
 
     if alignment is not None and not Path(alignment).exists():
@@ -332,7 +367,8 @@ def bench_cross(output, *, calculator: str | None = None, alignment=None, data=N
                     alignment=alignment, target_key=target_key, source_key=source_key,
                     aligned_domain=aligned_domain, d3=d3, dtype=dtype, progress=progress)
     return _bench("cross", res, ("mode", "n", "mae_eV", "rmse_eV", "reaction_mae_eV",
-                                 "adsorption_mae_eV", "lattice_mae_eV", "skipped"), output)
+                                 "adsorption_mae_eV", "lattice_mae_eV", "skipped"), output,
+                  kind_titles={k: cross.KIND_TITLES[k] for k in cross.KINDS})
 
 
 # ------------------------------------------------------------------------------- compute
@@ -356,9 +392,10 @@ def compute_atoms(method: str, elements: str | Sequence[str],
         raise SetupError("isolated atoms failed: " + "; ".join(failed) + f" (details in "
                          f"{store_dir}; rerun after fixing the settings)", field="--method")
     table.save(output)
-    return Result("atoms", {"table": str(output), "label": spec.label, "units": "eV",
+    return Result("compute_atoms", {"table": str(output), "label": spec.label, "units": "eV",
                             "energies": table.energies, **stats}, table=table, spec=spec,
-                  n_jobs=len(jobs))
+                  n_jobs=len(jobs), energies_hartree={
+                      s: e / units.HARTREE_TO_EV for s, e in table.energies.items()})
 
 
 def compute_calib(molecules: str, methods: Sequence[str],
@@ -382,7 +419,7 @@ def compute_calib(molecules: str, methods: Sequence[str],
                               source_name=molecules, forces=forces)
     if strict and res.rejects:
         raise res.rejects[0].as_setup_error()
-    return Result("calib", {
+    return Result("compute_calib", {
         "output": str(output), "frames": res.frames, "frames_rejected": len(res.rejects),
         "rejects_file": str(rejects_path(output)) if res.rejects else None,
         "tables": {k: str(v) for k, v in res.tables.items()},
@@ -400,7 +437,7 @@ def e0_tables() -> Result:
         t = load_table(name)
         rows.append({"name": name, "method": t.provenance.get("method", ""),
                      "code": t.provenance.get("code", ""), "elements": len(t.energies)})
-    return Result("e0", {"tables": rows})
+    return Result("e0_tables", {"tables": rows})
 
 
 def e0_table(name: str) -> Result:
@@ -408,7 +445,7 @@ def e0_table(name: str) -> Result:
     from tealign.methods import load_table
 
     t = load_table(name)
-    return Result("e0", t.to_json_dict(), table=t)
+    return Result("e0_table", t.to_json_dict(), table=t)
 
 
 # ------------------------------------------------------------------------------- datasets

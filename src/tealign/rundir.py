@@ -12,8 +12,13 @@ the ``train/`` part and :mod:`tealign.api` saves its results into it (docs/archi
     merged/                        merge output and merged/merge.json
     train/                         train output and train/train.json
     eval/eval.json                 eval on the test split
-    bench/<name>/                  results.json (the benchmark's) and bench.json (its stdout)
+    bench/<name>/                  results.json (the benchmark's) and bench_<bench>.json
+                                   (its stdout; <name> is the benchmark, or the benchmark
+                                   and a variant: cross_labels is a bench cross)
     report.html                    tealign report
+
+Each kind of :class:`tealign.api.Result` saves under its own file name,
+:data:`RESULT_FILES` (``Result.save(dir)`` writes ``dir/<that name>``).
 """
 
 from __future__ import annotations
@@ -21,25 +26,59 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+#: The file each kind of api result saves under: one name a kind, no two alike, and none
+#: the name of another file a command writes (the isolated-atom table ``compute atoms``
+#: writes by default, results.json, report.json, statistics.json, demo.json).
+RESULT_FILES = {
+    "info": "info.json",
+    "convert": "convert.json",
+    "fit": "fit.json",
+    "align": "align.json",
+    "merge": "merge.json",
+    "train": "train.json",
+    "eval": "eval.json",
+    **{f"bench_{b}": f"bench_{b}.json"
+       for b in ("reactions", "lattice", "eos", "torsion", "water", "cross")},
+    "compute_atoms": "compute_atoms.json",
+    "compute_calib": "compute_calib.json",
+    "e0_tables": "e0_tables.json",
+    "e0_table": "e0_table.json",
+    "datasets": "datasets.json",
+    "fetch": "fetch.json",
+    "verify": "verify.json",
+    "report": "report_written.json",
+    "demo": "demo_summary.json",
+}
+
+
+def result_file(kind: str) -> str:
+    """The file name a result of ``kind`` saves under (:data:`RESULT_FILES`)."""
+    try:
+        return RESULT_FILES[kind]
+    except KeyError:
+        raise ValueError(f"no file name for result kind {kind!r}; the kinds are "
+                         f"{', '.join(RESULT_FILES)}") from None
+
+
 DEMO_STATE = "demo.json"
 MERGE_CONFIG = "merge.toml"
 REPORT = "report.html"
 
 DATA_DIR = "data"
 FIT_DIR = "fit"
-FIT_JSON = "fit/fit.json"
+FIT_JSON = f"{FIT_DIR}/{RESULT_FILES['fit']}"
 ALIGNMENT = "fit/alignment.json"
 PARITY_PNG = "fit/parity.png"
 FIT_ICEA_JSON = "fit/fit_icea.json"
 ICEA_ALIGNMENT = "fit/icea_alignment.json"
 
 MERGED_DIR = "merged"
-MERGE_JSON = "merged/merge.json"
+MERGE_JSON = f"{MERGED_DIR}/{RESULT_FILES['merge']}"
 
 TRAIN_DIR = "train"
-TRAIN_JSON = "train/train.json"
+TRAIN_JSON = f"{TRAIN_DIR}/{RESULT_FILES['train']}"
 
-EVAL_JSON = "eval/eval.json"
+EVAL_JSON = f"eval/{RESULT_FILES['eval']}"
 
 BENCH_DIR = "bench"
 BENCH_MINI_DIR = "bench_mini"  # the same benchmarks of the model that ships with tealign
@@ -53,7 +92,6 @@ TRAIN_LOG_FILE = "train.log"             # train: mace-torch's output
 TRAIN_SUMMARY_FILE = "tealign_train.json"  # train: command, wall time, model path
 CURVES_PNG_FILE = "curves.png"           # report: training curves beside the train output
 RESULTS_FILE = "results.json"            # bench: the benchmark's own results
-BENCH_JSON_FILE = "bench.json"           # bench: the command's --json stdout (demo)
 
 MERGE_REPORT = f"{MERGED_DIR}/{MERGE_REPORT_FILE}"
 MERGED_EXTXYZ = f"{MERGED_DIR}/{MERGED_EXTXYZ_FILE}"
@@ -78,8 +116,9 @@ def bench_results(name: str, mini: bool = False) -> str:
 
 
 def bench_json(name: str, mini: bool = False) -> str:
-    """``bench/<name>/bench.json``."""
-    return f"{bench_dir(name, mini)}/{BENCH_JSON_FILE}"
+    """``bench/<name>/bench_<bench>.json``, the benchmark's result (``<bench>`` is the part
+    of ``name`` before any ``_variant``)."""
+    return f"{bench_dir(name, mini)}/{result_file('bench_' + name.split('_')[0])}"
 
 
 def path(run_dir: str | os.PathLike, name: str) -> Path:

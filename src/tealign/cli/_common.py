@@ -14,11 +14,13 @@ import signal
 import sys
 import threading
 import warnings
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from tealign.errors import SetupError
 
@@ -132,6 +134,23 @@ def emit_json(obj: dict) -> None:
 
     _stdout[0].write(dumps(obj, indent=2) + "\n")
     _stdout[0].flush()
+
+
+def show(res, as_json: bool, render: Callable) -> None:
+    """A command's output: with ``--json`` the result's ``to_json()`` object on stdout, else
+    ``render(res)`` (the command's own tables on stdout, notes on stderr)."""
+    if as_json:
+        emit_json(res.to_json())
+    else:
+        render(res)
+
+
+def print_table(columns, rows) -> None:
+    """Print a table with these column headings and rows (sequences of cells) on stdout."""
+    t = Table(*columns)
+    for row in rows:
+        t.add_row(*row)
+    out().print(t)
 
 
 def progress_bar() -> Progress:

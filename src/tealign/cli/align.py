@@ -15,11 +15,11 @@ from tealign.cli._common import (
     StrictOpt,
     app,
     cmd,
-    emit_json,
     err,
     out,
     progress,
     render_rejects,
+    show,
 )
 from tealign.keys import Keys
 
@@ -63,9 +63,10 @@ def fit(
     res = api.fit(calib, source_key, target_key, source_e0, target_e0, output, model=model,
                   split=split, plot=plot, bootstrap=bootstrap, folds=folds, seed=seed,
                   strict=strict)
-    if as_json:
-        emit_json(res.to_json())
-        return
+    show(res, as_json, lambda res: _render_fit(res, output, plot))
+
+
+def _render_fit(res, output: Path, plot: Path | None) -> None:
     tea = res.estimator
     t = Table(title=f"TEA fit: {tea.source_table_.name} → {tea.target_table_.name}",
               show_header=False)
@@ -118,7 +119,7 @@ def align(
         res = api.align(data, alignment, output, keys, remove_d3=remove_d3,
                         source_name=source_name, inverse=inverse, strict=strict, format=fmt,
                         workers=workers, scheduler=scheduler, progress=update)
-    emit_json(res.to_json()) if as_json else render_rejects(res)
+    show(res, as_json, render_rejects)
 
 
 @cmd(app)
@@ -150,11 +151,12 @@ def merge(
     with progress(f"merging {config}") as update:
         res = api.merge(config, output, per_source=per_source, strict=strict, format=fmt,
                         workers=workers, scheduler=scheduler, extxyz=extxyz, progress=update)
-    if as_json:
-        emit_json(res.to_json())
-        return
+    show(res, as_json, _render_merge)
+
+
+def _render_merge(res) -> None:
     t = Table("source", "in", "written", "rejected", "train/valid/test",
-              title=f"merged into {output}")
+              title=f"merged into {res.output}")
     for name, s in res.sources.items():
         sp = s["by_split"]
         t.add_row(name, str(s["frames_in"]), str(s["frames_out"]), str(s["frames_rejected"]),

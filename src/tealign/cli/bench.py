@@ -15,11 +15,11 @@ from tealign.cli._common import (
     JsonOpt,
     bench_app,
     cmd,
-    emit_json,
     err,
     out,
     pretrained,
     progress,
+    show,
 )
 
 OutputOpt = Annotated[Path, typer.Option("-o", "--output", help="Directory for results.json "
@@ -30,26 +30,15 @@ ThreadsOpt = Annotated[int | None, typer.Option(
     "cores this process may use).")]
 
 
-def _threads(threads: int | None) -> None:
-    """Set torch's threads for a benchmark and say so on stderr."""
-    from tealign.bench.runaway import torch_threads
-
-    n, src = torch_threads(threads)
-    err.print(f"torch threads: {n} ({src})", highlight=False)
-
-
-def _run(verb, args: tuple, options: dict, description: str, as_json: bool,
-         total: int | None = None):
-    """Set the threads, run ``verb`` under a progress bar; with ``--json`` print its object
-    and return None, else return the result for the table."""
-    if "threads" in options:  # bench cross runs no torch model of its own choosing
-        _threads(options.pop("threads"))
-    with progress(description, total=total) as update:
+def _run(verb, args: tuple, options: dict, description: str, as_json: bool, render) -> None:
+    """Run ``verb`` under a progress bar, say the torch threads it ran with, then print its
+    ``--json`` object or ``render`` it."""
+    with progress(description) as update:
         res = verb(*args, progress=update, **options)
-    if as_json:
-        emit_json(res.to_json())
-        return None
-    return res
+    if hasattr(res, "torch_threads"):  # bench cross runs no torch model of its own choosing
+        n, src = res.torch_threads
+        err.print(f"torch threads: {n} ({src})", highlight=False)
+    show(res, as_json, render)
 
 
 def _skipped(res, key: str) -> None:
@@ -75,11 +64,12 @@ def bench_reactions(
 
     Example: tealign bench reactions --calculator xtb --limit 300 --json -o bench_rxn
     """
-    res = _run(api.bench_reactions, (calculator, output),
-               dict(data=data, limit=limit, d3=d3, dtype=dtype, threads=threads),
-               "single points", as_json)
-    if res is None:
-        return
+    _run(api.bench_reactions, (calculator, output),
+         dict(data=data, limit=limit, d3=d3, dtype=dtype, threads=threads), "single points",
+         as_json, lambda res: _render_reactions(res, calculator))
+
+
+def _render_reactions(res, calculator: str) -> None:
     t = Table("model", "barrier MAE (eV)", "data", title="Reaction barriers")
     t.add_row(f"[bold]{calculator}[/]", f"{res.mae_eV:.3f}", f"RDB7, N = {res.n}")
     for name, mae in res.details["published_transition1x_barrier_mae_eV"].items():
@@ -103,11 +93,12 @@ def bench_lattice(
 
     Example: tealign bench lattice --calculator chgnet --json -o bench_lattice
     """
-    res = _run(api.bench_lattice, (calculator, output),
-               dict(limit=limit, r_max=r_max, d3=d3, data=data, threads=threads),
-               "relaxing crystals", as_json)
-    if res is None:
-        return
+    _run(api.bench_lattice, (calculator, output),
+         dict(limit=limit, r_max=r_max, d3=d3, data=data, threads=threads),
+         "relaxing crystals", as_json, lambda res: _render_lattice(res, calculator))
+
+
+def _render_lattice(res, calculator: str) -> None:
     d = res.details
     structures = sorted(d["mae_by_structure"])
     t = Table("model", "MAE (Å)", *structures, title="Lattice constants vs PBE")
@@ -140,13 +131,13 @@ def bench_eos(
 
     Example: tealign bench eos --calculator chgnet --reference gpaw:pbe/pw800 -o bench_eos
     """
-    from tealign.bench.eos import GRID
-
     opts = dict(reference=reference, reference_file=reference_file, store=store,
                 workers=workers, threads=threads)
-    res = _run(api.bench_eos, (calculator, output), opts, "Si E–V", as_json, total=len(GRID))
-    if res is None:
-        return
+    _run(api.bench_eos, (calculator, output), opts, "Si E–V", as_json,
+         lambda res: _render_eos(res, calculator))
+
+
+def _render_eos(res, calculator: str) -> None:
     d = res.details
     rmse = d["rmse_vs_reference_meV_per_atom"]
     t = Table("curve", "a0 (Å)", "B0 (GPa)", "RMSE vs reference (meV/atom)")
@@ -190,10 +181,11 @@ def bench_torsion(
     opts = dict(data=data, geometries=geometries, limit=limit, step=step,
                 max_steps=max_steps, max_force_calls=max_force_calls, batched=batched, d3=d3,
                 threads=threads)
-    res = _run(api.bench_torsion, (calculator, output), opts, "constrained relaxations",
-               as_json)
-    if res is None:
-        return
+    _run(api.bench_torsion, (calculator, output), opts, "constrained relaxations", as_json,
+         lambda res: _render_torsion(res, calculator))
+
+
+def _render_torsion(res, calculator: str) -> None:
     d = res.details
     for s in d["skipped"]:
         err.print(f"[yellow]skipped {s['molid']}:[/] {s['reason']}")
@@ -225,16 +217,15 @@ def bench_water(
 
     Example: tealign bench water --calculator chgnet --ps 2 -o bench_water
     """
-    from tealign.bench.water import n_steps
-
     def warn(name: str, why: str) -> None:
         err.print(f"[yellow]{name} curve not shown:[/] {why}")
 
     opts = dict(ps=ps, d3=d3, seed=seed, data=data, warn=warn, threads=threads)
-    res = _run(api.bench_water, (calculator, output), opts, "water NVT", as_json,
-               total=n_steps(ps))
-    if res is None:
-        return
+    _run(api.bench_water, (calculator, output), opts, "water NVT", as_json,
+         lambda res: _render_water(res, calculator))
+
+
+def _render_water(res, calculator: str) -> None:
     _skipped(res, "name")
     if res.peak_r_A is None:
         return
@@ -274,23 +265,23 @@ def bench_cross(
 
     Example: tealign bench cross --alignment alignment.json -o bench_cross
     """
-    from tealign.bench.cross import KIND_TITLES, KINDS
-
     opts = dict(calculator=calculator, alignment=alignment, data=data,
                 definition=definition, target_key=target_key, source_key=source_key,
                 aligned_domain=aligned_domain, d3=d3, dtype=dtype)
-    res = _run(api.bench_cross, (output,), opts, "single points", as_json)
-    if res is None:
-        return
+    who = calculator if calculator is not None else f"aligned labels ({alignment})"
+    _run(api.bench_cross, (output,), opts, "single points", as_json,
+         lambda res: _render_cross(res, who))
+
+
+def _render_cross(res, who: str) -> None:
     _skipped(res, "id")
     d = res.details
-    who = calculator if calculator is not None else f"aligned labels ({alignment})"
     t = Table("kind", "N", "MAE (eV)", "RMSE (eV)", "max |error| (eV)",
               title=f"Cross-domain quantities: {who}")
-    for kind in KINDS:
+    for kind, title in res.kind_titles.items():
         s = d["by_kind"][kind]
         if s["n"]:
-            t.add_row(KIND_TITLES[kind], str(s["n"]), f"{s['mae_eV']:.3f}",
+            t.add_row(title, str(s["n"]), f"{s['mae_eV']:.3f}",
                       f"{s['rmse_eV']:.3f}", f"{s['max_abs_eV']:.3f}")
     if d["n"]:
         t.add_row("[bold]all[/]", str(d["n"]), f"{d['mae_eV']:.3f}", f"{d['rmse_eV']:.3f}",

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from tealign import api, units
-from tealign.cli._common import JsonOpt, cmd, compute_app, emit_json, err, out, progress
+from tealign import api
+from tealign.cli._common import JsonOpt, cmd, compute_app, err, out, progress, show
 
 StoreOpt = Annotated[Path | None, typer.Option(help="Job store directory (default: beside "
                                                "the output). Rerunning resumes.")]
@@ -40,14 +40,15 @@ def compute_atoms(
     with progress(f"{label} atoms", counter=True) as update:
         res = api.compute_atoms(method, elements, output, store=store, workers=workers,
                                 scheduler=scheduler, progress=update)
-    if as_json:
-        emit_json(res.to_json())
-        return
+    show(res, as_json, _render_atoms)
+
+
+def _render_atoms(res) -> None:
     t = Table("element", "E0 (eV)", "E0 (hartree)", title=f"{res.label}: {res.spec.spec}")
     for sym, e in res.energies.items():
-        t.add_row(sym, f"{e:.6f}", f"{e / units.HARTREE_TO_EV:.8f}")
+        t.add_row(sym, f"{e:.6f}", f"{res.energies_hartree[sym]:.8f}")
     out().print(t)
-    err.print(f"wrote {output} ({res.computed} computed, {res.skipped} from the store)")
+    err.print(f"wrote {res['table']} ({res.computed} computed, {res.skipped} from the store)")
 
 
 @cmd(compute_app, "calib")
@@ -77,10 +78,11 @@ def compute_calib(
         res = api.compute_calib(molecules, method, output, store=store, workers=workers,
                                 scheduler=scheduler, seed=seed, forces=forces, strict=strict,
                                 progress=update)
-    if as_json:
-        emit_json(res.to_json())
-        return
-    err.print(f"wrote {res.frames} calibration frames to {output}; {res.computed} "
+    show(res, as_json, _render_calib)
+
+
+def _render_calib(res) -> None:
+    err.print(f"wrote {res.frames} calibration frames to {res.output}; {res.computed} "
               f"jobs computed, {res.skipped} from the store, {res.failed} failed")
     for label, path in res.tables.items():
         err.print(f"  isolated atoms {label}: {path}")

@@ -17,11 +17,12 @@ from tealign.cli._common import (
     cmd,
     data_app,
     e0_app,
-    emit_json,
     err,
     out,
+    print_table,
     progress,
     render_rejects,
+    show,
 )
 from tealign.keys import REF
 
@@ -41,10 +42,12 @@ def info(
     Example: tealign info train.extxyz --json
     """
     with progress(f"reading {data}") as update:
-        result = api.info(data, energy_key=energy_key, format=fmt, progress=update).to_json()
-    if as_json:
-        emit_json(result)
-        return
+        res = api.info(data, energy_key=energy_key, format=fmt, progress=update)
+    show(res, as_json, lambda res: _render_info(res, data))
+
+
+def _render_info(res, data: str) -> None:
+    result = res.to_json()
     t = Table(title=f"{data}", show_header=False)
     t.add_row("frames", str(result["frames"]))
     t.add_row("atoms", str(result["atoms"]))
@@ -94,21 +97,18 @@ def convert(
     with progress(f"converting {data}") as update:
         res = api.convert(data, output, to, format=fmt, keys=keys, e0=e0, r_max=r_max,
                           strict=strict, progress=update)
-    emit_json(res.to_json()) if as_json else render_rejects(res)
+    show(res, as_json, render_rejects)
 
 
 @cmd(e0_app, "list")
 def e0_list(as_json: JsonOpt = False) -> None:
     """List the built-in isolated-atom tables."""
-    res = api.e0_tables()
-    if as_json:
-        emit_json(res.to_json())
-        return
-    rows = res.tables
-    table = Table("name", "method", "code", "elements")
-    for r in rows:
-        table.add_row(r["name"], r["method"], r["code"], str(r["elements"]))
-    out().print(table)
+    show(api.e0_tables(), as_json, _render_e0_list)
+
+
+def _render_e0_list(res) -> None:
+    print_table(("name", "method", "code", "elements"),
+                ((r["name"], r["method"], r["code"], str(r["elements"])) for r in res.tables))
 
 
 @cmd(e0_app, "show")
@@ -118,10 +118,10 @@ def e0_show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show one isolated-atom table (energies in eV) with its provenance."""
-    res = api.e0_table(table_name)
-    if as_json:
-        emit_json(res.to_json())
-        return
+    show(api.e0_table(table_name), as_json, _render_e0_show)
+
+
+def _render_e0_show(res) -> None:
     t = res.table
     table = Table("element", "E0 (eV)", title=t.name)
     for sym, e in t.energies.items():
@@ -134,14 +134,13 @@ def e0_show(
 @cmd(data_app, "list")
 def data_list(as_json: JsonOpt = False) -> None:
     """List the registered benchmark datasets and where each is found."""
-    res = api.datasets()
-    if as_json:
-        emit_json(res.to_json())
-        return
-    t = Table("name", "file", "licence", "found at")
-    for r in res.datasets:
-        t.add_row(r["name"], r["file"], r["licence"], r["found"] or "[red]missing[/]")
-    out().print(t)
+    show(api.datasets(), as_json, _render_data_list)
+
+
+def _render_data_list(res) -> None:
+    print_table(("name", "file", "licence", "found at"),
+                ((r["name"], r["file"], r["licence"], r["found"] or "[red]missing[/]")
+                 for r in res.datasets))
 
 
 @cmd(data_app, "fetch")
@@ -152,20 +151,19 @@ def data_fetch(
     as_json: JsonOpt = False,
 ) -> None:
     """Download a dataset into the user cache, prepare it and check its sha256."""
-    res = api.fetch(name, url)
-    emit_json(res.to_json()) if as_json else err.print(f"fetched {name} → {res.file}")
+    show(api.fetch(name, url), as_json, lambda res: err.print(f"fetched {name} → {res.file}"))
 
 
 @cmd(data_app, "verify")
 def data_verify(as_json: JsonOpt = False) -> None:
     """Check the sha256 of every dataset that is found."""
     res = api.verify()
-    if as_json:
-        emit_json(res.to_json())
-    else:
-        t = Table("name", "file", "sha256 ok")
-        for r in res.datasets:
-            t.add_row(r["name"], r["file"] or "missing", "yes" if r["ok"] else "no")
-        out().print(t)
+    show(res, as_json, _render_verify)
     if not res.ok:
         raise typer.Exit(1)
+
+
+def _render_verify(res) -> None:
+    print_table(("name", "file", "sha256 ok"),
+                ((r["name"], r["file"] or "missing", "yes" if r["ok"] else "no")
+                 for r in res.datasets))

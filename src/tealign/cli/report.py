@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from tealign import api
-from tealign.cli._common import JsonOpt, app, cmd, emit_json, err, out
+from tealign.cli._common import JsonOpt, app, cmd, err, out, show
 
 
 @cmd(app)
@@ -24,11 +24,8 @@ def report(
 
     Example: tealign report tealign-demo
     """
-    res = api.report(run_dir, output)
-    if as_json:
-        emit_json(res.to_json())
-    else:
-        err.print(f"report written to {res.report} (open it in a browser)")
+    show(api.report(run_dir, output), as_json,
+         lambda res: err.print(f"report written to {res.report} (open it in a browser)"))
 
 
 @cmd(app)
@@ -68,10 +65,11 @@ def demo(
                        torsions=torsions, epochs=epochs, threads=threads,
                        torsion_max_force_calls=torsion_max_force_calls)
     res = api.demo(output, datasets, opts, log=lambda m: err.print(m, highlight=False))
-    if as_json:
-        emit_json(res.to_json())
-        return
-    t = Table("", "", title=f"tealign demo: {output}", show_header=False)
+    show(res, as_json, _render_demo)
+
+
+def _render_demo(res) -> None:
+    t = Table("", "", title=f"tealign demo: {res.run_dir}", show_header=False)
     for k, v in res.rows:
         t.add_row(k, v)
     t.add_row("wall time", f"{res.wall_s:.0f} s")

@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from tealign import api
-from tealign.cli._common import JsonOpt, app, cmd, emit_json, err, out, progress
+from tealign import rundir as rd
+from tealign.cli._common import JsonOpt, app, cmd, err, out, progress, show
 from tealign.keys import REF
 
 
@@ -37,15 +38,13 @@ def train_cmd(
     """
     opts = dict(distributed=distributed, nproc=nproc, device=device, epochs=epochs, seed=seed)
     if dry_run:
-        res = api.train(preset, data, output, dry_run=True, **opts)
-        emit_json(res.to_json()) if as_json else out().print(" ".join(res.command))
+        show(api.train(preset, data, output, dry_run=True, **opts), as_json,
+             lambda res: out().print(" ".join(res.command)))
         return
-    with progress(f"training {preset} (log: {output}/train.log)"):
+    with progress(f"training {preset} (log: {output}/{rd.TRAIN_LOG_FILE})"):
         res = api.train(preset, data, output, **opts)
-    if as_json:
-        emit_json(res.to_json())
-    else:
-        err.print(f"model written to {res.model} in {res.wall_s:.0f} s")
+    show(res, as_json, lambda res: err.print(f"model written to {res.model} in "
+                                             f"{res.wall_s:.0f} s"))
 
 
 @cmd(app, "eval")
@@ -69,11 +68,13 @@ def eval_cmd(
     """
     keys = REF.replace(energy=energy_key, forces=forces_key, stress=stress_key)
     with progress(f"evaluating {model} on {data}"):
-        result = api.evaluate(model, data, keys, head=head, split=split,
-                              batch_size=batch_size, device=device).to_json()
-    if as_json:
-        emit_json(result)
-        return
+        res = api.evaluate(model, data, keys, head=head, split=split,
+                           batch_size=batch_size, device=device)
+    show(res, as_json, _render_eval)
+
+
+def _render_eval(res) -> None:
+    result = res.to_json()
     cols = ["energy_mae_meV_per_atom", "energy_rmse_meV_per_atom", "forces_mae_meV_per_A",
             "forces_rmse_meV_per_A", "stress_mae_meV_per_A3"]
     t = Table("set", "n", "E MAE meV/at", "E RMSE meV/at", "F MAE meV/Å", "F RMSE meV/Å",

@@ -2,17 +2,20 @@
 
 Every reader yields :class:`~tealign.io.frames.FrameBatch` chunks (bounded memory). Each
 format is one :class:`Format` entry of :data:`REGISTRY` naming its reader, its writer (where
-tealign writes it) and how a path is recognised as it:
+tealign writes it) and how a path is recognised as it, as an input and as an output:
 
 =========  ==========================================  ==================================
-format     recognised by                               written by
+format     recognised by                               written by (output names)
 =========  ==========================================  ==================================
 qm9        ``qm9`` or ``qm9:N``                        –
 extxyz     ``.xyz``, ``.extxyz`` (also ``.gz``)        :func:`~tealign.io.extxyz.write_extxyz`
+                                                       (``.xyz``, ``.extxyz``)
 asedb      ``.db``                                     –
 lmdb       ``.aselmdb``/``.lmdb``, or a dir of them    :func:`~tealign.io.lmdb.write_lmdb`
+                                                       (``.aselmdb``)
 mptrj      ``.json``                                   –
 mace-h5    a directory, or ``.h5`` with config_batch_*  :func:`~tealign.io.mace_h5.write_mace_h5`
+                                                       (any other name: a directory)
 spice      ``.h5``/``.hdf5`` with ``conformations``     –
 =========  ==========================================  ==================================
 
@@ -43,7 +46,8 @@ class Format:
     optional dependencies load only for their format); a reader takes (path, batch_size),
     a writer (batches, path, **options). ``suffixes`` match the last suffix
     (before ``.gz``); ``directory`` recognises a directory; ``layout`` recognises an HDF5
-    file by its top-level groups.
+    file by its top-level groups. As an output, a name ending in one of ``output_suffixes``
+    is this format; the one ``output_default`` format takes every other name.
     """
 
     name: str
@@ -52,6 +56,8 @@ class Format:
     suffixes: tuple[str, ...] = ()
     directory: Callable[[Path], bool] | None = None
     layout: Callable | None = None
+    output_suffixes: tuple[str, ...] = ()
+    output_default: bool = False
 
     def read(self, path, batch_size: int = 2048) -> Iterator[FrameBatch]:
         return _load(self.reader)(path, batch_size)
@@ -86,13 +92,14 @@ def _spice_layout(f) -> bool:
 REGISTRY: dict[str, Format] = {f.name: f for f in (
     Format("qm9", "tealign.io.qm9:read_path"),
     Format("extxyz", "tealign.io.extxyz:iter_extxyz", "tealign.io.extxyz:write_batches",
-           suffixes=(".xyz", ".extxyz")),
+           suffixes=(".xyz", ".extxyz"), output_suffixes=(".xyz", ".extxyz")),
     Format("asedb", "tealign.io.asedb:iter_asedb", suffixes=(".db",)),
     Format("lmdb", "tealign.io.lmdb:iter_lmdb", "tealign.io.lmdb:write_lmdb",
-           suffixes=(".aselmdb", ".lmdb"), directory=_has_lmdb_shards),
+           suffixes=(".aselmdb", ".lmdb"), directory=_has_lmdb_shards,
+           output_suffixes=(".aselmdb",)),
     Format("mptrj", "tealign.io.mptrj:iter_mptrj", suffixes=(".json",)),
     Format("mace-h5", "tealign.io.mace_h5:iter_mace_h5", "tealign.io.mace_h5:write_mace_h5",
-           directory=lambda p: True, layout=_mace_layout),
+           directory=lambda p: True, layout=_mace_layout, output_default=True),
     Format("spice", "tealign.io.spice:iter_spice", layout=_spice_layout),
 )}
 FORMATS = tuple(REGISTRY)
@@ -207,15 +214,15 @@ def write(path: str | os.PathLike, frames, format: str | None = None, **options)
     return get_format(fmt, path).write(path, as_batches(frames), **options)
 
 
-def output_format(path: str | os.PathLike) -> str:
-    """The format an output path names: extxyz for ``.xyz``/``.extxyz``, lmdb for
-    ``.aselmdb``, else MACE sharded HDF5 (a directory)."""
+def output_format(path: str | os.PathLike, among: Iterable[str] | None = None) -> str:
+    """The format an output path names, as the registry's entries recognise outputs: extxyz
+    for ``.xyz``/``.extxyz``, lmdb for ``.aselmdb``, else MACE sharded HDF5 (a directory).
+    ``among``: only these formats are candidates (the default one always is)."""
     suffix = Path(path).suffix.lower()
-    if suffix in REGISTRY["extxyz"].suffixes:
-        return "extxyz"
-    if suffix == ".aselmdb":
-        return "lmdb"
-    return "mace-h5"
+    for f in REGISTRY.values():
+        if (among is None or f.name in among) and suffix in f.output_suffixes:
+            return f.name
+    return next(f.name for f in REGISTRY.values() if f.output_default)
 
 
 def as_batches(data) -> Iterator[FrameBatch]:

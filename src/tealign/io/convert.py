@@ -20,9 +20,12 @@ TARGETS = ("extxyz", "mace-h5")
 
 
 def convert_target(output: str | os.PathLike, to: str | None = None) -> str:
-    """The output format: ``to``, else extxyz for a ``.xyz``/``.extxyz`` name, else
-    mace-h5; anything but extxyz or mace-h5 is a setup error."""
-    target = to or ("extxyz" if Path(output).suffix in (".xyz", ".extxyz") else "mace-h5")
+    """The output format: ``to``, else the one of :data:`TARGETS` the format registry
+    recognises ``output`` as (extxyz for a ``.xyz``/``.extxyz`` name, else mace-h5);
+    anything but extxyz or mace-h5 is a setup error."""
+    from tealign.io import output_format
+
+    target = to or output_format(output, among=TARGETS)
     if target not in TARGETS:
         raise SetupError(f"--to must be extxyz or mace-h5, not {to!r}", field="--to")
     return target

@@ -22,6 +22,7 @@ import json
 import math
 import platform
 from pathlib import Path
+from typing import NamedTuple
 
 from tealign import __version__
 from tealign import rundir as rd
@@ -167,16 +168,31 @@ E = html.escape
 
 
 # ----------------------------------------------------------------------------- sections
-#: the cross-domain results the summary leads with: file, who
-CROSS_CARDS = ((rd.bench_results("cross_labels"), "TEA labels, no model"),
-               (rd.bench_results("cross_labels_icea"), "ICEA-only labels, no model"),
-               (rd.bench_results("cross"), "demo model"),
-               (rd.bench_results("cross", mini=True), "tealign-mini"))
+class CrossRun(NamedTuple):
+    """One cross-domain result a run directory may hold."""
+
+    results: str   #: its results.json, relative to the run directory
+    card: str      #: who, on the summary's card
+    heading: str   #: who, heading its part of the cross-domain section
+    step: str      #: the demo step that writes it
+
+
+#: the cross-domain results, in the order the summary and the section show them
+CROSS_RUNS = (
+    CrossRun(rd.bench_results("cross_labels"), "TEA labels, no model",
+             "Labels aligned by TEA, no model", "bench_cross_labels"),
+    CrossRun(rd.bench_results("cross_labels_icea"), "ICEA-only labels, no model",
+             "Labels shifted by ICEA only, no model", "bench_cross_labels_icea"),
+    CrossRun(rd.bench_results("cross"), "demo model",
+             "The demo's model (trained minutes ago)", "bench_cross"),
+    CrossRun(rd.bench_results("cross", mini=True), "tealign-mini",
+             "tealign-mini (ships with tealign, trained to a plateau)", "mini_bench_cross"))
 
 
 def _summary(page: Page) -> None:
     items = []
-    for rel, who in CROSS_CARDS:
+    for run in CROSS_RUNS:
+        rel, who = run.results, run.card
         d = page.load(rel)
         if d:
             if d.get("mode") == "alignment" and d.get("alignment_model") not in (None, "icea"):
@@ -571,22 +587,11 @@ def _bench(page: Page) -> None:
                  "not a like-for-like comparison.</p>" + "".join(parts))
 
 
-#: the cross-domain results a run directory may hold: (results file, heading, demo step)
-CROSS_RESULTS = (
-    (rd.bench_results("cross_labels"), "Labels aligned by TEA, no model",
-     "bench_cross_labels"),
-    (rd.bench_results("cross_labels_icea"), "Labels shifted by ICEA only, no model",
-     "bench_cross_labels_icea"),
-    (rd.bench_results("cross"), "The demo's model (trained minutes ago)", "bench_cross"),
-    (rd.bench_results("cross", mini=True),
-     "tealign-mini (ships with tealign, trained to a plateau)",
-     "mini_bench_cross"))
-
-
-def _cross_one(page: Page, rel: str, heading: str, step: str) -> str:
+def _cross_one(page: Page, run: CrossRun) -> str:
     """One `tealign bench cross` result: per-kind table, per-item table, figures, command."""
     from tealign.bench.cross import KIND_TITLES, KINDS
 
+    rel = run.results
     d = page.load(rel)
     if not d:
         return ""
@@ -594,7 +599,7 @@ def _cross_one(page: Page, rel: str, heading: str, step: str) -> str:
            f"(a = {page.num(rel, 'a', '.4f')}), the crystals at the target level"
            if d.get("mode") == "alignment" else
            f"calculator {E(Path(str(d.get('calculator'))).name)}, one single point per frame")
-    s = f"<h3>{E(heading)}</h3>"
+    s = f"<h3>{E(run.heading)}</h3>"
     s += (f"<p class='muted'>{who}; reference: {E(str(d.get('target_key')))} of every frame. "
           "Errors are predicted − reference.</p>")
     rows = [[E(KIND_TITLES[k]), page.num(rel, ["by_kind", k, "n"], "d"),
@@ -614,13 +619,13 @@ def _cross_one(page: Page, rel: str, heading: str, step: str) -> str:
     s += _left_out("Items", d.get("skipped"), "id")
     s += _bench_figures(page, Path(rel).parent.as_posix(), d,
                         "cross-domain parity and per-item errors")
-    return s + _commands(page, [step])
+    return s + _commands(page, [run.step])
 
 
 def _cross(page: Page) -> None:
     """TEA's claim first: one energy surface across domains, measured on reactions between
     molecules and crystals, adsorption and molecular crystals (`tealign bench cross`)."""
-    body = "".join(_cross_one(page, *c) for c in CROSS_RESULTS)
+    body = "".join(_cross_one(page, run) for run in CROSS_RUNS)
     if body:
         lead = ("<p class='lead'>What the alignment is for: molecules and crystals on one "
                 "energy scale. Each quantity mixes both domains (gas–solid reaction energies, "
