@@ -470,7 +470,7 @@ def learning_curves(results: dict, out: Path, png: Path) -> str | None:
     from tealign.report.html import training_curves
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
-    drawn = False
+    drawn = 0
     for v in results["variants"]:
         heads = ["organic", "inorganic"] if v == "g" else [None]  # as in Run.evaluate
         for head in heads:
@@ -478,9 +478,11 @@ def learning_curves(results: dict, out: Path, png: Path) -> str | None:
             if not c.get("epoch"):
                 continue
             lab, ls = (f"({v}) {head} head", "--") if head else (f"({v})", "-")
-            axes[0].plot(c["epoch"], np.multiply(c["mae_e_per_atom"], 1000), ls, label=lab)
-            axes[1].plot(c["epoch"], np.multiply(c["mae_f"], 1000), ls, label=lab)
-            drawn = True
+            color = plt.cm.tab20(drawn % 20)  # more lines than the default cycle has colours
+            axes[0].plot(c["epoch"], np.multiply(c["mae_e_per_atom"], 1000), ls, label=lab,
+                         color=color)
+            axes[1].plot(c["epoch"], np.multiply(c["mae_f"], 1000), ls, label=lab, color=color)
+            drawn += 1
     if not drawn:
         plt.close(fig)
         return None
