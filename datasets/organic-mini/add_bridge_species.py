@@ -16,10 +16,6 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
-from ase import units
-from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
-from tblite.ase import TBLite
 
 from tealign.bonds import kabsch_rmsd
 from tealign.io import read_batch
@@ -27,10 +23,17 @@ from tealign.io.extxyz import write_extxyz
 from tealign.io.frames import FrameBatch
 
 HERE = Path(__file__).resolve().parent
-spec = importlib.util.spec_from_file_location(
-    "bridge_geometries", HERE.parent / "bridge-mini" / "make_geometries.py")
-bridge = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(bridge)
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bridge = _load("bridge_geometries", HERE.parent / "bridge-mini" / "make_geometries.py")
+organic = _load("organic_geometries", HERE / "make_geometries.py")  # its conformers()
 
 MIN_RMSD = 0.02  # Å after superposition: closer configurations of one molecule are near-copies
 rng = np.random.default_rng(7)
@@ -39,14 +42,7 @@ frames = [a for a in read_batch(HERE / "geometries.extxyz").to_atoms()
 added = []
 for species in bridge.MOLECULES:
     base = bridge.gas(species)
-    confs = [("bridge_minimum", base.positions.copy())]
-    for temp, steps in ((300, 200), (600, 200), (600, 400)):
-        a = base.copy()
-        a.calc = TBLite(method="GFN2-xTB", verbosity=0)
-        MaxwellBoltzmannDistribution(a, temperature_K=temp, rng=rng)
-        Langevin(a, 0.5 * units.fs, temperature_K=temp, friction=0.02, rng=rng).run(steps)
-        confs.append((f"xtb_md_{temp}K", a.positions.copy()))
-    confs.append(("rattled", base.positions + rng.normal(scale=0.05, size=base.positions.shape)))
+    confs = organic.conformers(base, rng, "bridge_minimum")
     kept = []
     for kind, pos in confs:  # no near-copies: a diatomic's rattle can be mostly a rotation
         if all(kabsch_rmsd(pos, q) >= MIN_RMSD for _, q in kept):

@@ -19,15 +19,13 @@ from tealign.io.extxyz import write_extxyz
 from tealign.io.frames import FrameBatch, FrameRecord
 
 N_MOLECULES = 60
-rng = np.random.default_rng(0)
-idx = qm9_index()
-heavy = dict(zip(idx[:, 0].tolist(), idx[:, 2:].sum(axis=1).tolist()))
-picked = [i for i in pick_qm9(3000, seed=1) if heavy[i] <= 5][:N_MOLECULES]
-records = []
-for k, rec in enumerate(qm9_molecules(picked)):
-    mol_id = rec.info["mol_id"]
-    base = Atoms(numbers=rec.numbers, positions=rec.positions)
-    confs = [("qm9_minimum", base.positions.copy())]
+
+
+def conformers(base: Atoms, rng: np.random.Generator, minimum: str) -> list[tuple[str, np.ndarray]]:
+    """(kind, positions in Å) of one molecule's five configurations: ``base`` itself (kind
+    ``minimum``), three GFN2-xTB Langevin MD snapshots (300 K 200 steps, 600 K 200 and 400
+    steps; 0.5 fs) and one rattle of 0.05 Å per coordinate, drawing from ``rng`` in that order."""
+    confs = [(minimum, base.positions.copy())]
     for temp, steps in ((300, 200), (600, 200), (600, 400)):
         a = base.copy()
         a.calc = TBLite(method="GFN2-xTB", verbosity=0)
@@ -35,10 +33,26 @@ for k, rec in enumerate(qm9_molecules(picked)):
         Langevin(a, 0.5 * units.fs, temperature_K=temp, friction=0.02, rng=rng).run(steps)
         confs.append((f"xtb_md_{temp}K", a.positions.copy()))
     confs.append(("rattled", base.positions + rng.normal(scale=0.05, size=base.positions.shape)))
-    for kind, pos in confs:
-        records.append(FrameRecord(numbers=rec.numbers, positions=pos, index=len(records),
-                                   info={"mol_id": mol_id, "config_type": "organic",
-                                         "sampling": kind, "smiles": rec.info["smiles"]}))
-    print(k, mol_id, rec.info["smiles"], flush=True)
-write_extxyz("geometries.extxyz", [FrameBatch.from_records(records)])
-print(f"wrote {len(records)} configurations of {N_MOLECULES} molecules")
+    return confs
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    idx = qm9_index()
+    heavy = dict(zip(idx[:, 0].tolist(), idx[:, 2:].sum(axis=1).tolist()))
+    picked = [i for i in pick_qm9(3000, seed=1) if heavy[i] <= 5][:N_MOLECULES]
+    records = []
+    for k, rec in enumerate(qm9_molecules(picked)):
+        mol_id = rec.info["mol_id"]
+        base = Atoms(numbers=rec.numbers, positions=rec.positions)
+        for kind, pos in conformers(base, rng, "qm9_minimum"):
+            records.append(FrameRecord(numbers=rec.numbers, positions=pos, index=len(records),
+                                       info={"mol_id": mol_id, "config_type": "organic",
+                                             "sampling": kind, "smiles": rec.info["smiles"]}))
+        print(k, mol_id, rec.info["smiles"], flush=True)
+    write_extxyz("geometries.extxyz", [FrameBatch.from_records(records)])
+    print(f"wrote {len(records)} configurations of {N_MOLECULES} molecules")
+
+
+if __name__ == "__main__":
+    main()
