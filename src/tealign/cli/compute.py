@@ -10,6 +10,7 @@ from rich.table import Table
 
 from tealign import api
 from tealign.cli._common import JsonOpt, cmd, compute_app, err, out, progress, show
+from tealign.compute.spec import parse_spec
 
 StoreOpt = Annotated[Path | None, typer.Option(help="Job store directory (default: beside "
                                                "the output). Rerunning resumes.")]
@@ -36,8 +37,7 @@ def compute_atoms(
     Example: tealign compute atoms --method pyscf:wb97m-d3bj/def2-tzvppd --elements H,C,N,O
     -o atoms.json
     """
-    label = method.split("=", 1)[0] if "=" in method else method
-    with progress(f"{label} atoms", counter=True) as update:
+    with progress(f"{parse_spec(method).label} atoms", counter=True) as update:
         res = api.compute_atoms(method, elements, output, store=store, workers=workers,
                                 scheduler=scheduler, progress=update)
     show(res, as_json, _render_atoms)
