@@ -386,12 +386,12 @@ def qm9(work: Path, workers: int, commit: str = "HEAD") -> dict:
     return results
 
 
-def machine() -> dict:
+def machine(shared: str) -> dict:
+    """The machine a run measured, with what else ran on it (``--shared``, as the user
+    states it; the load average at the start is measured)."""
     load = os.getloadavg()
     return {"cpus": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "load_average_at_start": load,
-            "shared": "2 cores shared with long DFT jobs (GPAW/PySCF) running at the same "
-                      "time; stages ran under nice -n 10; timings are of a loaded machine"}
+            "platform": platform.platform(), "load_average_at_start": load, "shared": shared}
 
 
 def main() -> None:
@@ -408,10 +408,14 @@ def main() -> None:
     r.add_argument("--full", action="store_true", help="also HDF5, merged.extxyz, both sources")
     r.add_argument("--before", default=None, help="commit of the merge before issue 16")
     r.add_argument("-o", "--json-out", type=Path, required=True)
+    r.add_argument("--shared", default="not stated",
+                   help="what else ran on the machine meanwhile (recorded with the results)")
     q = sub.add_parser("qm9", help="all of QM9 through fit, info, align and merge")
     q.add_argument("--dir", type=Path, default=Path("/tmp/scale"))
     q.add_argument("--workers", type=int, default=2)
     q.add_argument("-o", "--json-out", type=Path, required=True)
+    q.add_argument("--shared", default="not stated",
+                   help="what else ran on the machine meanwhile (recorded with the results)")
     c = sub.add_parser("report", help="combine run results into one JSON with projections")
     c.add_argument("inputs", type=Path, nargs="+")
     c.add_argument("-o", "--json-out", type=Path, default=HERE / "results" / "scale.json")
@@ -431,7 +435,7 @@ def main() -> None:
         PARTIAL = args.json_out.with_name(args.json_out.stem + ".partial.json")
     if args.cmd == "qm9":
         t0 = time.perf_counter()
-        doc = {"frames": "qm9", "machine": machine(), "workers": args.workers,
+        doc = {"frames": "qm9", "machine": machine(args.shared), "workers": args.workers,
                "stages": qm9(args.dir / "work_qm9", args.workers)}
         doc["total_seconds"] = time.perf_counter() - t0
         doc["load_average_at_end"] = os.getloadavg()
@@ -439,7 +443,8 @@ def main() -> None:
         return
     if args.cmd == "run":
         work = args.dir / f"work_{args.frames}"
-        doc = {"frames": args.frames, "machine": machine(), "workers": args.workers,
+        doc = {"frames": args.frames, "machine": machine(args.shared),
+               "workers": args.workers,
                "inputs": {"mptrj": _size(args.dir / f"mptrj_{args.frames}.json"),
                           "spice": _size(args.dir / f"spice_{args.frames}.h5")}}
         t0 = time.perf_counter()

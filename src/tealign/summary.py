@@ -1,6 +1,8 @@
 """What is in a dataset: counts, elements, energies per atom, charges and a units verdict.
 
-Backs ``tealign info``. Streams the input in batches, so memory is bounded whatever its size.
+Backs ``tealign info``. Streams the input in batches, so memory is bounded whatever its size:
+the energy-per-atom range and mean are exact running values, and the units verdict (medians)
+is taken on an evenly spread sample of at most :data:`VERDICT_SAMPLE` frames.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from tealign.keys import REF
 from tealign.methods import builtin_tables, load_table
 
 ENERGY_KEY_PREFERENCE = (REF.energy, "energy")
+#: The units verdict's medians come from at most this many frames with an energy, every
+#: ``stride``-th of them (the stride doubles as the file grows), so ``info`` runs in constant
+#: memory on any number of frames.
+VERDICT_SAMPLE = 65_536
 CHARGE_KEYS = ("charge", "total_charge")
 
 
@@ -74,23 +80,42 @@ class DatasetSummary:
     properties: dict[str, int] = field(default_factory=dict)
     charges: Counter = field(default_factory=Counter)
     energy_key: str | None = None
-    energies_per_atom: list = field(default_factory=list)
-    energies: list = field(default_factory=list)
-    ae_estimates: list = field(default_factory=list)
-    natoms_with_energy: list = field(default_factory=list)
+    with_energy: int = 0  # frames that carry the energy key
+    e_per_atom_min: float = np.inf  # eV/atom, running over every frame with an energy
+    e_per_atom_max: float = -np.inf
+    e_per_atom_sum: float = 0.0
+    stride: int = 1  # the verdict sample holds every stride-th frame with an energy
+    sample: dict[str, np.ndarray] = field(default_factory=dict)
     rejects: list[FrameError] = field(default_factory=list)
 
+    def add_energies(self, e: np.ndarray, ae: np.ndarray, n: np.ndarray) -> None:
+        """Energies (eV), all-electron atom estimates (eV) and atom counts of consecutive
+        frames with an energy: exact running statistics, and the verdict sample."""
+        if not len(e):
+            return
+        per_atom = e / np.maximum(n, 1)
+        self.e_per_atom_min = min(self.e_per_atom_min, float(per_atom.min()))
+        self.e_per_atom_max = max(self.e_per_atom_max, float(per_atom.max()))
+        self.e_per_atom_sum += float(per_atom.sum())
+        first = self.with_energy
+        self.with_energy += len(e)
+        pick = np.flatnonzero((first + np.arange(len(e))) % self.stride == 0)
+        new = {"energy": e[pick], "ae": ae[pick], "n_atoms": n[pick]}
+        self.sample = {k: np.concatenate([self.sample[k], v]) if self.sample else v
+                       for k, v in new.items()}
+        while len(self.sample["energy"]) > VERDICT_SAMPLE:  # keep every other sampled frame
+            self.stride *= 2
+            self.sample = {k: v[::2] for k, v in self.sample.items()}
+
     def as_json(self) -> dict:
-        e = np.concatenate(self.energies_per_atom) if self.energies_per_atom else np.zeros(0)
         stats = (
-            {"min": float(e.min()), "mean": float(e.mean()), "max": float(e.max())}
-            if len(e) else {"min": None, "mean": None, "max": None}
+            {"min": self.e_per_atom_min, "mean": self.e_per_atom_sum / self.with_energy,
+             "max": self.e_per_atom_max}
+            if self.with_energy else {"min": None, "mean": None, "max": None}
         )
-        verdict = units_verdict(
-            np.concatenate(self.energies) if self.energies else np.zeros(0),
-            np.concatenate(self.ae_estimates) if self.ae_estimates else np.zeros(0),
-            np.concatenate(self.natoms_with_energy) if self.natoms_with_energy else np.zeros(0),
-        )
+        empty = np.zeros(0)
+        verdict = units_verdict(self.sample.get("energy", empty), self.sample.get("ae", empty),
+                                self.sample.get("n_atoms", empty))
         return {
             "frames": self.frames,
             "atoms": self.atoms,
@@ -107,6 +132,7 @@ class DatasetSummary:
             "energy_per_atom_eV": stats,
             "charges": {str(q): int(n) for q, n in sorted(self.charges.items())},
             "units_verdict": verdict,
+            "units_verdict_frames": int(len(self.sample.get("energy", ()))),
             "frames_rejected": len(self.rejects),
             "rejects": [r.line() for r in self.rejects[:20]],
         }
@@ -143,15 +169,11 @@ def summarize(path: str | os.PathLike, energy_key: str | None = None,
         key = s.energy_key
         if key is not None and key in batch.info:
             has = batch.has(key)
-            e = np.asarray(batch.info[key], dtype=float)[has]
-            n = batch.n_atoms[has]
-            s.energies.append(e)
-            s.energies_per_atom.append(e / np.maximum(n, 1))
-            s.ae_estimates.append(batch.per_frame_sum(ae[batch.numbers])[has])
-            s.natoms_with_energy.append(n)
+            s.add_energies(np.asarray(batch.info[key], dtype=float)[has], batch.per_frame_sum(
+                ae[batch.numbers])[has], batch.n_atoms[has])
         if progress is not None:
             progress(s.frames)
-    if energy_key is not None and not s.energies:
+    if energy_key is not None and not s.with_energy:
         raise SetupError(f"no frame has the energy key {energy_key!r}; keys present: "
                          f"{', '.join(sorted(s.properties)) or 'none'}", file=str(path),
                          field=energy_key)
