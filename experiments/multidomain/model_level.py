@@ -356,6 +356,15 @@ def oracle_lines(results: dict, titles: dict[str, str], drop: set[str] = frozens
         return {s: r["errors"][part][key] for s, r in _seeds(var.get(v)).items()
                 if key in (r.get("errors", {}).get(part) or {})}
 
+    def paired_cell(d):
+        return _fmt_interval(d, 1000, ("mean_eV", "lo_eV", "hi_eV")).strip()
+
+    def verdict(d, where=""):  # o − other over items: negative means the oracle is better
+        lo, hi = d["lo_eV"] * 1000, d["hi_eV"] * 1000
+        word = ("the oracle is better" if hi < 0 else "the oracle is worse" if lo > 0
+                else "no difference resolved")
+        return f"{word}{where} ({d['mean_eV'] * 1000:+.0f} meV [{lo:+.0f}, {hi:+.0f}])"
+
     said = []
     for other, paired in (("eo", rows.get("o", {}).get("minus_tea")),
                           ("e", rows_e.get("o", {}).get("minus_tea"))):
@@ -372,26 +381,16 @@ def oracle_lines(results: dict, titles: dict[str, str], drop: set[str] = frozens
                          + _fmt_interval(iv, 1.0))
         mae = f"{rows['o']['mae_eV'] * 1000:.0f} vs {rows[other]['mae_eV'] * 1000:.0f}"
         lines.append(f"| (o) against ({other}) {titles[other]} | {mae} | "
-                     f"{_fmt_interval(paired, 1000, ('mean_eV', 'lo_eV', 'hi_eV')).strip()} | "
-                     + " | ".join(cells) + " |")
+                     f"{paired_cell(paired)} | " + " | ".join(cells) + " |")
         if paired:
-            lo, hi = paired["lo_eV"] * 1000, paired["hi_eV"] * 1000
-            verdict = ("the oracle is better" if hi < 0 else "the oracle is worse" if lo > 0
-                       else "no difference resolved")
-            said.append(f"against ({other}): {verdict} on the cross-domain items "
-                        f"({paired['mean_eV'] * 1000:+.0f} meV [{lo:+.0f}, {hi:+.0f}])")
+            said.append(f"against ({other}): {verdict(paired, ' on the cross-domain items')}")
     if drop and "o" in well and "eo" in well and well["o"].get("minus_tea"):
         d = well["o"]["minus_tea"]
-        lo, hi = d["lo_eV"] * 1000, d["hi_eV"] * 1000
         lines.append(f"| (o) against (eo), the {well['o']['n_items']} items without a "
                      f"sparsely sampled molecule | {well['o']['mae_eV'] * 1000:.0f} vs "
-                     f"{well['eo']['mae_eV'] * 1000:.0f} | "
-                     f"{_fmt_interval(d, 1000, ('mean_eV', 'lo_eV', 'hi_eV')).strip()} | "
-                     "| | |")
-        verdict = ("the oracle is better" if hi < 0 else "the oracle is worse" if lo > 0
-                   else "no difference resolved")
+                     f"{well['eo']['mae_eV'] * 1000:.0f} | {paired_cell(d)} | | | |")
         said.append(f"against (eo) on the {well['o']['n_items']} items without HF or H2: "
-                    f"{verdict} ({d['mean_eV'] * 1000:+.0f} meV [{lo:+.0f}, {hi:+.0f}])")
+                    f"{verdict(d)}")
     cost = results.get("oracle_cost") or {}
     if said:
         lines += ["", "What recomputing the organic data buys, from the table (written by "
