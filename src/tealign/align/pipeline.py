@@ -7,8 +7,10 @@ What ``tealign align`` does, as a library function (docs/architecture.md §2.2, 
 - a key that no frame has is a setup error: the energy key (``REF_energy`` with
   ``inverse``), and a forces/stress key that no frame has while frames carry forces or
   stress under another key (they would stay unscaled beside aligned energies);
-- the output is formatted by ``workers`` processes (default :func:`default_workers`) or on
-  a Dask ``scheduler`` while the input is read.
+- a large uncompressed extxyz file is cut into byte ranges at frame starts that ``workers``
+  processes (default :func:`default_workers`) read, align and format side by side; any other
+  input is read by one reader while ``workers`` processes or a Dask ``scheduler`` format the
+  output.
 """
 
 from __future__ import annotations
@@ -36,16 +38,25 @@ class _KeyWatch:
     seen: dict = field(default_factory=lambda: {"forces": False, "stress": False})
     others: dict = field(default_factory=lambda: {"forces": set(), "stress": set()})
 
-    def add(self, batch) -> None:
+    def observe(self, batch) -> tuple:
+        """What one batch shows: (has forces key, has stress key, other forces keys, other
+        stress keys, has frames); :meth:`add` takes it."""
         from tealign.io.frames import forces_like, tensor_kind
 
-        self.seen["forces"] |= bool(batch.has(self.keys.forces).any())
-        self.seen["stress"] |= bool(batch.has(self.keys.stress).any())
-        self.others["forces"].update(k for k in batch.arrays
-                                     if forces_like(k) and k != self.keys.forces)
-        self.others["stress"].update(k for k in batch.info
-                                     if tensor_kind(k) == "stress" and k != self.keys.stress)
-        if batch.n_frames:
+        return (bool(batch.has(self.keys.forces).any()),
+                bool(batch.has(self.keys.stress).any()),
+                {k for k in batch.arrays if forces_like(k) and k != self.keys.forces},
+                {k for k in batch.info if tensor_kind(k) == "stress" and k != self.keys.stress},
+                batch.n_frames > 0)
+
+    def add(self, seen) -> None:
+        """Add one batch's observation; raises as soon as the keys are known to be wrong."""
+        forces, stress, other_forces, other_stress, frames = seen
+        self.seen["forces"] |= forces
+        self.seen["stress"] |= stress
+        self.others["forces"] |= other_forces
+        self.others["stress"] |= other_stress
+        if frames:
             self.check(None)
 
     def check(self, data) -> None:
@@ -67,6 +78,40 @@ class AlignCounts:
     rejects: list[FrameError] = field(default_factory=list)
 
 
+@dataclass
+class _Aligner:
+    """One batch in, the aligned batch out; what the whole-file checks need is kept."""
+
+    tea: object
+    keys: Keys
+    data: str
+    name: str
+    remove_d3: str | None
+    inverse: bool
+    frames_in: int = 0
+    seen_key: bool = False
+    watched: list = field(default_factory=list)  # one _KeyWatch observation a batch
+
+    def __call__(self, batch):
+        keys = self.keys
+        args = (keys.energy, keys.forces, keys.stress, keys.virials)
+        self.frames_in += batch.n_frames + len(batch.rejects)
+        self.seen_key |= bool(batch.has(REF.energy if self.inverse else keys.energy).any())
+        if self.inverse:
+            return self.tea.inverse_transform(batch, *args, file=self.data,
+                                              add_d3=self.remove_d3)
+        self.watched.append(_KeyWatch(keys).observe(batch))
+        return self.tea.transform(batch, *args, source_name=self.name, file=self.data,
+                                  remove_d3=self.remove_d3)
+
+
+#: a file is read in parallel byte ranges when it has at least two of this size
+MIN_RANGE_BYTES = 8 << 20
+#: ranges per worker (smaller ranges balance the load; each costs a task and a part file)
+RANGES_PER_WORKER = 4
+MAX_RANGE_BYTES = 64 << 20
+
+
 def align_file(tea, data: str, output: str | os.PathLike, keys: Keys = Keys(), *,
                remove_d3: str | None = None, source_name: str | None = None,
                inverse: bool = False, strict: bool = False, fmt: str | None = None,
@@ -76,32 +121,50 @@ def align_file(tea, data: str, output: str | os.PathLike, keys: Keys = Keys(), *
 
     ``keys`` are the source keys (with ``inverse``, the keys to write the source-scale
     values to). ``source_name`` (default: the input's stem) fills the ``source`` key.
-    ``progress`` is called with the number of frames done after each batch. Returns the
-    frame counts and the rejects (not written: see :func:`tealign.io.atomic.write_rejects`).
+    ``progress`` is called with the number of frames done. Returns the frame counts and the
+    rejects (not written: see :func:`tealign.io.atomic.write_rejects`).
+
+    An uncompressed extxyz input of at least ``2 × MIN_RANGE_BYTES`` is cut into byte ranges
+    at frame starts (:func:`tealign.io.extxyz_ranges.frame_ranges`) that ``workers``
+    processes read, align and format side by side; the parts are joined in order. The cuts
+    are trusted only when every range reads without a frame error (which proves each cut a
+    frame start); otherwise the file is read again in one pass, so the output, the rejects
+    and their frame numbers are always those of a single reader.
     """
+    if workers < 0:
+        raise SetupError(f"--workers must be ≥ 0 (got {workers})", field="--workers")
+    workers = workers or default_workers()
+    align = _Aligner(tea, keys, data, source_name or Path(data).name.split(".")[0],
+                     remove_d3, inverse)
+    # computed forces (a·F) may be rounded at 1e-12 eV/Å; copied columns stay exact
+    computed = frozenset({keys.forces} if inverse else {REF.forces})
+    if not scheduler and workers > 1:
+        ranges = _ranges(data, fmt, workers)
+        if len(ranges) > 1:
+            try:
+                return _align_ranges(align, ranges, output, computed, strict, workers,
+                                     progress)
+            except _Unsplittable:
+                align = _Aligner(tea, keys, data, align.name, remove_d3, inverse)
+    return _align_stream(align, output, computed, strict, fmt, workers, scheduler, progress)
+
+
+def _align_stream(align: _Aligner, output, computed: frozenset, strict: bool,
+                  fmt: str | None, workers: int, scheduler: str | None,
+                  progress) -> AlignCounts:
+    """One reader; the output formatted on ``workers`` processes or the ``scheduler``."""
     from tealign.io import iter_batches
     from tealign.io.extxyz import write_extxyz
 
-    if workers < 0:
-        raise SetupError(f"--workers must be ≥ 0 (got {workers})", field="--workers")
-    name = source_name or Path(data).name.split(".")[0]
-    needed = REF.energy if inverse else keys.energy
     counts = AlignCounts()
-    watch = None if inverse else _KeyWatch(keys)
-    args = (keys.energy, keys.forces, keys.stress, keys.virials)
+    watch = _KeyWatch(align.keys)
 
     def batches():
-        seen_key = False
         done = 0
-        for batch in iter_batches(data, fmt):
-            counts.frames_in += batch.n_frames + len(batch.rejects)
-            seen_key |= bool(batch.has(needed).any())
-            if inverse:
-                res = tea.inverse_transform(batch, *args, file=data, add_d3=remove_d3)
-            else:
-                watch.add(batch)
-                res = tea.transform(batch, *args, source_name=name, file=data,
-                                    remove_d3=remove_d3)
+        for batch in iter_batches(align.data, fmt):
+            res = align(batch)
+            if align.watched:
+                watch.add(align.watched.pop())
             if res.rejects and strict:
                 raise res.rejects[0].as_setup_error()
             counts.rejects.extend(res.rejects)
@@ -109,19 +172,114 @@ def align_file(tea, data: str, output: str | os.PathLike, keys: Keys = Keys(), *
             if progress:
                 progress(done)
             yield res
-        if not seen_key:
-            raise SetupError("no frame has this energy key", file=data, field=needed)
-        if watch is not None:
-            watch.check(data)
+        _check_whole(align, watch)
 
-    # computed forces (a·F) may be rounded at 1e-12 eV/Å; copied columns stay exact
-    computed = frozenset({keys.forces} if inverse else {REF.forces})
     if scheduler:
         from tealign.io.shards import Executor, write_extxyz_on
 
         with Executor(scheduler=scheduler) as ex:
             counts.frames_out = write_extxyz_on(ex, output, batches(), rounded=computed)
     else:
-        counts.frames_out = write_extxyz(output, batches(), rounded=computed,
-                                         workers=workers or default_workers())
+        counts.frames_out = write_extxyz(output, batches(), rounded=computed, workers=workers)
+    counts.frames_in = align.frames_in
+    return counts
+
+
+def _check_whole(align: _Aligner, watch: _KeyWatch) -> None:
+    """The checks that need every batch: some frame has the energy key; forces/stress keys."""
+    if not align.seen_key:
+        needed = REF.energy if align.inverse else align.keys.energy
+        raise SetupError("no frame has this energy key", file=align.data, field=needed)
+    if not align.inverse:
+        watch.check(align.data)
+
+
+def _ranges(data: str, fmt: str | None, workers: int) -> list[tuple[int, int]]:
+    """Byte ranges for parallel reading, or one range when the input does not allow it."""
+    from tealign.io import detect_format
+    from tealign.io.extxyz_ranges import frame_ranges
+
+    path = Path(data)
+    if (fmt or detect_format(path)) != "extxyz" or path.suffix == ".gz" \
+            or not path.is_file():
+        return [(0, 0)]
+    size = path.stat().st_size
+    if size < 2 * MIN_RANGE_BYTES:
+        return [(0, size)]
+    target = min(MAX_RANGE_BYTES, max(MIN_RANGE_BYTES, size // (RANGES_PER_WORKER * workers)))
+    return frame_ranges(path, target)
+
+
+class _Unsplittable(Exception):
+    """A range read with a frame error: the cuts are not proven, read in one pass."""
+
+
+@dataclass
+class _RangeDone:
+    frames_in: int
+    frames_out: int
+    rejects: list
+    seen_key: bool
+    watched: list
+    clean: bool  # read without a frame error
+
+
+def _align_range(job) -> _RangeDone:
+    """Worker: read one byte range, align it, write the formatted frames to ``part``."""
+    from tealign.io.extxyz import format_batch, iter_extxyz
+
+    align, byte_range, part, computed, strict = job
+    n_out = 0
+    rejects: list = []
+    with open(part, "w") as fh:
+        for batch in iter_extxyz(align.data, byte_range=byte_range):
+            if batch.rejects:
+                return _RangeDone(0, 0, [], False, [], clean=False)
+            res = align(batch)
+            rejects.extend(res.rejects)
+            if rejects and strict:
+                break
+            fh.write(format_batch(res, computed))
+            n_out += res.n_frames
+    return _RangeDone(align.frames_in, n_out, rejects, align.seen_key, align.watched, True)
+
+
+def _align_ranges(align: _Aligner, ranges, output, computed: frozenset, strict: bool,
+                  workers: int, progress) -> AlignCounts:
+    """Ranges read, aligned and formatted by ``workers`` processes; parts joined in order."""
+    import dataclasses
+    import multiprocessing as mp
+    import shutil
+    import tempfile
+
+    from tealign.io.atomic import atomic_path
+
+    counts = AlignCounts()
+    watch = _KeyWatch(align.keys)
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    out_dir = Path(os.path.abspath(output)).parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".tealign-parts-") as parts, \
+            atomic_path(output) as tmp, open(tmp, "wb") as out, ctx.Pool(workers) as pool:
+        jobs = [(align, r, os.path.join(parts, f"{i}.extxyz"), computed, strict)
+                for i, r in enumerate(ranges)]
+        for job, done in zip(jobs, pool.imap(_align_range, jobs)):
+            if not done.clean:
+                raise _Unsplittable
+            offset = counts.frames_in
+            counts.frames_in += done.frames_in
+            counts.rejects.extend(dataclasses.replace(r, frame=r.frame + offset)
+                                  for r in done.rejects)
+            if counts.rejects and strict:
+                raise counts.rejects[0].as_setup_error()
+            align.seen_key |= done.seen_key
+            for seen in done.watched:
+                watch.add(seen)
+            with open(job[2], "rb") as fh:
+                shutil.copyfileobj(fh, out, 16 << 20)
+            os.unlink(job[2])
+            counts.frames_out += done.frames_out
+            if progress:
+                progress(counts.frames_in)
+        _check_whole(align, watch)
     return counts

@@ -428,7 +428,8 @@ def _int_line(text: bytes) -> int | None:
 
 
 def iter_extxyz(
-    path: str | os.PathLike, batch_size: int = 2048, start: int = 0
+    path: str | os.PathLike, batch_size: int = 2048,
+    byte_range: tuple[int, int] | None = None,
 ) -> Iterator[FrameBatch]:
     """Stream an extxyz file as :class:`FrameBatch` chunks of at most ``batch_size`` frames.
 
@@ -438,18 +439,40 @@ def iter_extxyz(
     resynchronises on the next atom-count line. Memory stays bounded by the block size and
     the batch size, whatever the file size.
 
+    ``byte_range=(start, stop)`` reads only those bytes of an uncompressed file, as if they
+    were the whole file (``start`` should be a frame's atom-count line: see
+    :func:`tealign.io.extxyz_ranges.frame_ranges`); frame numbers and line numbers then
+    count from ``start``.
+
     Raises :class:`SetupError` if the file cannot be opened, is not extxyz at all, holds no
     frame, or its compressed stream breaks (naming the line reached).
     """
     path = Path(path)
     fname = str(path)
+    if byte_range is not None and path.suffix == ".gz":
+        raise ValueError("byte_range needs an uncompressed file")
     try:
         fh = gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise SetupError(f"cannot open file: {exc.strerror}", file=fname) from None
     with fh:
-        for batch in _Reader(fh, fname, batch_size).run():
+        src = fh if byte_range is None else _Slice(fh, *byte_range)
+        for batch in _Reader(src, fname, batch_size).run():
             yield validate_batch(batch, fname)
+
+
+class _Slice:
+    """The bytes ``[start, stop)`` of an open binary file, read like a whole file."""
+
+    def __init__(self, fh, start: int, stop: int):
+        fh.seek(start)
+        self.fh = fh
+        self.left = max(0, stop - start)
+
+    def read(self, n: int) -> bytes:
+        data = self.fh.read(min(n, self.left))
+        self.left -= len(data)
+        return data
 
 
 class _Reader:
