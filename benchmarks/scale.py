@@ -262,8 +262,12 @@ def measure(name: str, cmd: list[str], results: dict, frames: int | None = None,
     return res
 
 
-def run(n: int, data: Path, work: Path, workers: int, anchors: bool, full: bool) -> dict:
-    """Every stage on the ``n``-frame files; returns {stage: measurement}."""
+STAGES = ("merge", "info", "align")
+
+
+def run(n: int, data: Path, work: Path, workers: int, anchors: bool, full: bool,
+        stages: tuple = STAGES) -> dict:
+    """The ``stages`` (merge, info, align) on the ``n``-frame files; {stage: measurement}."""
     work.mkdir(parents=True, exist_ok=True)
     files = {"mptrj": data / f"mptrj_{n}.json", "spice": data / f"spice_{n}.h5"}
     for f in files.values():
@@ -274,7 +278,7 @@ def run(n: int, data: Path, work: Path, workers: int, anchors: bool, full: bool)
     w = ["--workers", str(workers)]
     # the merges first: they are the longest stages and the acceptance's main subject, so
     # a run cut short on a busy machine still has them
-    for ds, path in files.items():
+    for ds, path in files.items() if "merge" in stages else ():
         toml = merge_toml(work / f"{ds}.toml", {ds: path}, alignments)
         fmts = ["lmdb", "h5"] if full else ["lmdb"]
         for fmt in fmts:
@@ -285,18 +289,18 @@ def run(n: int, data: Path, work: Path, workers: int, anchors: bool, full: bool)
             out = work / f"merged_{ds}_lmdb_extxyz"
             measure(f"merge/{ds}/lmdb+extxyz", [BIN, "merge", toml, "-o", out, "--format",
                                                 "lmdb", *w, "--json"], results, clean=out)
-    if full:
+    if full and "merge" in stages:
         toml = merge_toml(work / "both.toml", files, alignments)
         out = work / "merged_both"
         measure("merge/mptrj+spice/lmdb", [BIN, "merge", toml, "-o", out, "--format", "lmdb",
                                            *w, "--no-extxyz", "--json"], results, clean=out)
-    for ds, path in files.items():
+    for ds, path in files.items() if "info" in stages else ():
         measure(f"info/{ds}", [BIN, "info", path, "--json"], results)
-    for ds, path in files.items():
+    for ds, path in files.items() if "align" in stages else ():
         out = work / f"aligned_{ds}.extxyz"
         measure(f"align/{ds}", [BIN, "align", path, "--alignment", alignments[ds], "-o", out,
                                 *w, "--json"], results, clean=None if anchors else out)
-    if anchors:
+    if anchors and "align" in stages:
         aligned = work / "aligned_mptrj.extxyz"
         out = work / "mace_prepare"
         measure("anchor/mace_prepare_data/mptrj",
@@ -407,6 +411,8 @@ def main() -> None:
     r.add_argument("--anchors", action="store_true", help="mace_prepare_data, ase.io.read")
     r.add_argument("--full", action="store_true", help="also HDF5, merged.extxyz, both sources")
     r.add_argument("--before", default=None, help="commit of the merge before issue 16")
+    r.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
+                   help="which stages to run (report merges runs of the same size)")
     r.add_argument("-o", "--json-out", type=Path, required=True)
     r.add_argument("--shared", default="not stated",
                    help="what else ran on the machine meanwhile (recorded with the results)")
@@ -448,7 +454,8 @@ def main() -> None:
                "inputs": {"mptrj": _size(args.dir / f"mptrj_{args.frames}.json"),
                           "spice": _size(args.dir / f"spice_{args.frames}.h5")}}
         t0 = time.perf_counter()
-        doc["stages"] = run(args.frames, args.dir, work, args.workers, args.anchors, args.full)
+        doc["stages"] = run(args.frames, args.dir, work, args.workers, args.anchors, args.full,
+                            tuple(args.stages))
         if args.before:
             doc["stages"].update(old_merge(args.frames, args.dir, work, args.before))
         doc["total_seconds"] = time.perf_counter() - t0
@@ -472,10 +479,17 @@ def report(inputs: list[Path], out: Path, notes: list[str] | None = None) -> Non
     runs, others = {}, {}
     for p in inputs:
         d = json.loads(p.read_text())
-        if isinstance(d["frames"], int):
-            runs[str(d["frames"])] = d
+        d.setdefault("source", p.name)
+        for st in d["stages"].values():
+            st.setdefault("run", d["source"])
+        into = runs if isinstance(d["frames"], int) else others
+        key = str(d["frames"])
+        if key in into:  # a later run of the same size replaces the stages it measured
+            into[key] = {**into[key], "stages": {**into[key]["stages"], **d["stages"]},
+                         "machines": [*into[key].get("machines", [into[key]["machine"]]),
+                                      d["machine"]]}
         else:
-            others[str(d["frames"])] = d
+            into[key] = d
     sizes = sorted(runs, key=int)
     table = []
     for n, d in [*((n, runs[n]) for n in sizes), *others.items()]:
@@ -485,7 +499,7 @@ def report(inputs: list[Path], out: Path, notes: list[str] | None = None) -> Non
                           "frames_per_s": round(m["frames_per_s"], 1) if m["frames_per_s"]
                           else None, "peak_rss_MB": round(m["peak_rss_MB"]),
                           "peak_tree_rss_MB": round(m["peak_tree_rss_MB"]),
-                          "ok": m["exit"] == 0})
+                          "ok": m["exit"] == 0, "run": m.get("run")})
     big = sizes[-1]
     st = runs[big]["stages"]
     proj = {}

@@ -104,8 +104,9 @@ def iter_mace_h5(
     as ``config_<name>_weight``, the config weight as ``config_weight``. Metadata from the
     sidecar, when present, is merged back by frame index.
     """
-    import h5py
     from mace.data.hdf5_dataset import unpack_value
+
+    from tealign.io.hdf5 import open_hdf5
 
     keys = {**MACE_KEYS, **(keys or {})}
     from tealign.io.shards import existing_shards
@@ -118,11 +119,7 @@ def iter_mace_h5(
     n = 0
     try:
         for file in files:
-            try:
-                fh = h5py.File(file, "r")
-            except OSError as exc:
-                raise SetupError(f"cannot open as HDF5: {exc}", file=str(file)) from None
-            with fh:
+            with open_hdf5(file) as fh:
                 for gname in sorted(fh.keys(), key=lambda s: int(s.rsplit("_", 1)[-1])):
                     grp = fh[gname]
                     for cname in sorted(grp.keys(), key=lambda s: int(s.rsplit("_", 1)[-1])):

@@ -48,13 +48,10 @@ def smiles_charge(smiles: str) -> int:
 
 def iter_spice(path: str | Path, batch_size: int = 2048) -> Iterator[FrameBatch]:
     """Stream a SPICE HDF5 file as batches; one molecule group is read at a time."""
-    import h5py
+    from tealign.io.hdf5 import open_hdf5
 
     fname = str(path)
-    try:
-        fh = h5py.File(path, "r")
-    except OSError as exc:
-        raise SetupError(f"cannot open as HDF5: {exc}", file=fname) from None
+    fh = open_hdf5(path)
     records: list[FrameRecord] = []
     rejects: list[FrameError] = []
     frame = 0
