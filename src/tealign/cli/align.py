@@ -23,8 +23,10 @@ from tealign.cli._common import (
 )
 from tealign.keys import Keys
 
-WorkersOpt = Annotated[int, typer.Option(help="Processes formatting the output while the "
-                                         "input is read (default: CPU count, at most 4).")]
+WorkersOpt = Annotated[int, typer.Option(help="Processes reading, aligning and formatting "
+                                         "byte ranges of a large extxyz input side by side, "
+                                         "or formatting the output while any other input is "
+                                         "read (default: CPU count, at most 4).")]
 
 
 @cmd(app)
