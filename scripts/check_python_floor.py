@@ -4,7 +4,8 @@ Under that interpreter (found as ``pythonX.Y`` on PATH, under pyenv, or named by
 $TEALIGN_FLOOR_PYTHON; missing is a failure, not a skip) every file must compile, and every
 standard-library import that is not guarded by ``except ImportError``/``ModuleNotFoundError``
 must import, with the names it takes (``tomllib``, ``typing.Self``, ``enum.StrEnum``...).
-Needs no package installed; a second or two.
+Needs no package installed; a second or two. ``--print-interpreter`` prints that
+interpreter's path instead (``scripts/test_python_floor.sh`` runs the tests with it).
 """
 
 from __future__ import annotations
@@ -97,6 +98,9 @@ def main() -> int:
         print(f"requires-python >={version}, but no Python {version} interpreter here to "
               "check it with (set TEALIGN_FLOOR_PYTHON)", file=sys.stderr)
         return 1
+    if sys.argv[1:] == ["--print-interpreter"]:
+        print(exe)
+        return 0
     files = sorted((ROOT / "src").rglob("*.py"))
     imports = [i for f in files for i in stdlib_imports(f)]
     out = subprocess.run([exe, "-c", PROBE, json.dumps(imports), *map(str, files)],

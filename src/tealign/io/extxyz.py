@@ -819,6 +819,16 @@ def _flush(pending: _Pending, fname: str, rejects: list[FrameError]) -> Iterator
     yield _build(pending, table, good, fname, rejects)
 
 
+@functools.cache
+def _exact_floats() -> dict:
+    """read_csv options that parse every float exactly: pandas 2 rounds by default
+    ("high" precision: the last bit may differ) unless asked for "round_trip"; pandas 3
+    parses exactly and deprecates the option."""
+    import pandas as pd
+
+    return {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+
+
 def _parse_table(blob: bytes, props, ncols: int, expected_rows: int) -> dict | None:
     """Parse whitespace-separated atom lines into named columns, or None if any value is
     not what its column type needs (the caller then goes frame by frame)."""
@@ -842,6 +852,7 @@ def _parse_table(blob: bytes, props, ncols: int, expected_rows: int) -> dict | N
                        if t == "float64"},
             comment=None,
             quoting=3,
+            **_exact_floats(),
         )
     except (ValueError, OverflowError, UnicodeDecodeError, pd.errors.ParserError,
             pd.errors.EmptyDataError):
