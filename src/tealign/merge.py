@@ -242,8 +242,14 @@ def _check_fractions(fractions, file: str) -> None:
 
 
 def _resolve(cfg: MergeConfig, rel: str) -> str:
+    """A path of the config, relative to the config's folder (else as given, if it exists
+    so); a dataset spec such as ``qm9`` stays what it is unless a file has its name."""
+    from tealign.io import is_dataset_spec
+
     cand = cfg.base / rel
-    return str(cand) if cand.exists() or not Path(rel).exists() else rel
+    if cand.exists():
+        return str(cand)
+    return rel if Path(rel).exists() or is_dataset_spec(rel) else str(cand)
 
 
 @dataclass

@@ -118,10 +118,15 @@ def get_format(name: str, path=None) -> Format:
     return REGISTRY[name]
 
 
+def is_dataset_spec(text: str) -> bool:
+    """Whether ``text`` names a dataset rather than a file (``qm9``, ``qm9:N``)."""
+    return text == "qm9" or text.startswith("qm9:")
+
+
 def detect_format(path: str | os.PathLike) -> str:
     """Recognise the format of ``path`` from its name, and for HDF5 from its layout."""
     text = str(path)
-    if text == "qm9" or text.startswith("qm9:"):
+    if is_dataset_spec(text):
         return "qm9"
     p = Path(text)
     if p.is_dir():
