@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tealign import rundir as rd
-from tealign.report.page import E, Page
+from tealign.report.page import E, Page, table
 
 #: how the report names the model that ships with tealign (the runs under bench_mini/)
 MINI_MODEL = "tealign-mini (ships with tealign, trained to a plateau)"
@@ -50,10 +50,12 @@ def mini_rows(page: Page, name: str, cells: list[tuple[str, str]]) -> list[list[
     return [[MINI_MODEL, *(page.num(rel, key, fmt) for key, fmt in cells)]]
 
 
-def pub_rows(mapping: dict, fmt: str) -> tuple[list[list[str]], list[str]]:
-    """Rows of published figures (name -> value), badged, and their row classes."""
-    rows = [[E(k) + " <span class='badge'>published</span>",
-             format(v, fmt) if isinstance(v, (int, float)) else E(str(v))]
+def pub_rows(mapping: dict, fmt: str, badge: str = "published",
+             blanks: int = 0) -> tuple[list[list[str]], list[str]]:
+    """Rows of published figures (name -> value), badged, with ``blanks`` empty cells after
+    the value, and their row classes."""
+    rows = [[E(k) + f" <span class='badge'>{E(badge)}</span>",
+             format(v, fmt) if isinstance(v, (int, float)) else E(str(v)), *[""] * blanks]
             for k, v in mapping.items()]
     return rows, ["pub"] * len(rows)
 
@@ -72,3 +74,18 @@ def bench_figures(page: Page, name: str, results: dict, caption: str) -> str:
     base = rd.path(page.run_dir, name if "/" in name else rd.bench_dir(name))
     return '<div class="figs">' + "".join(
         page.img(base / f, caption) for f in results.get("figures", [])) + "</div>"
+
+
+def models_table(page: Page, name: str, head: list[str], cells: list[tuple[str, str]],
+                 published: dict | None = None, pub_fmt: str = ".3f",
+                 badge: str = "published", suffix: str = "") -> str:
+    """A benchmark's table of models: the row of ``bench/<name>``'s calculator (named with
+    ``suffix``), the shipped model's row where ``bench_mini/<name>`` holds one, then the
+    ``published`` figures (name -> value, in ``pub_fmt``); ``cells`` are the (key, format)
+    of each numeric column."""
+    rel = rd.bench_results(name)
+    rows = [[run_model(page, rel).long + suffix,
+             *(page.num(rel, key, fmt) for key, fmt in cells)]]
+    rows += mini_rows(page, name, cells)
+    pr, pc = pub_rows(published or {}, pub_fmt, badge, blanks=len(cells) - 1)
+    return table(head, rows + pr, classes=[""] * len(rows) + pc)

@@ -7,6 +7,7 @@ data registry names them (:mod:`tealign.bench.registry`)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from tealign import rundir as rd
 from tealign.report.page import E, Page, commands, table
@@ -16,7 +17,7 @@ from tealign.report.sections.bench_parts import (
     left_out,
     mini_rows,
     model_of,
-    pub_rows,
+    models_table,
     run_model,
 )
 
@@ -48,56 +49,49 @@ def _reference(name: str, field: str) -> str:
     return E(str(getattr(REGISTRY[name], field)))
 
 
-def _lattice(page: Page, rel: str, d: dict) -> str:
-    rows = [[run_model(page, rel).long, page.num(rel, "mae_A", ".4f")]]
-    rows += mini_rows(page, "lattice", [("mae_A", ".4f")])
-    pr, pc = pub_rows(d.get("published_mae_A", {}), ".3f")
-    s = "<h3>Lattice constants (cubic crystals)</h3>"
-    s += (f"<p class='muted'>Cell relaxed with FrechetCellFilter to fmax 0.01 eV/Å; "
-          f"{page.num(rel, 'n', 'd')} crystals inside the first-shell limit; r_max "
-          f"{page.num(rel, 'r_max_A', '.2f', ' Å')}. Crystals the model has no elements "
-          f"for are skipped ({len(d.get('skipped', []))}).</p>")
-    s += table(["model", "MAE vs PBE (Å)"], rows + pr, classes=[""] * len(rows) + pc)
+class Part(NamedTuple):
+    """A benchmark's part of the section: heading, a note under it and the tables."""
+
+    heading: str
+    note: str
+    body: str
+
+
+def _lattice(page: Page, rel: str, d: dict) -> Part:
+    note = (f"Cell relaxed with FrechetCellFilter to fmax 0.01 eV/Å; {page.num(rel, 'n', 'd')} "
+            f"crystals inside the first-shell limit; r_max "
+            f"{page.num(rel, 'r_max_A', '.2f', ' Å')}. Crystals the model has no elements "
+            f"for are skipped ({len(d.get('skipped', []))}).")
+    body = models_table(page, "lattice", ["model", "MAE vs PBE (Å)"], [("mae_A", ".4f")],
+                        d.get("published_mae_A"))
     by = d.get("mae_by_structure", {})
     if by:
-        s += table(["structure", "MAE vs PBE (Å)"],
-                   [[E(k), page.num(rel, ["mae_by_structure", k], ".4f")] for k in by])
+        body += table(["structure", "MAE vs PBE (Å)"],
+                      [[E(k), page.num(rel, ["mae_by_structure", k], ".4f")] for k in by])
     crow = [[E(c["name"]), E(c["structure"]), page.num(rel, ["crystals", i, "a_A"], ".4f"),
              page.num(rel, ["crystals", i, "a_pbe"], ".4f"),
              page.num(rel, ["crystals", i, "error_vs_pbe_A"], "+.4f")]
             for i, c in enumerate(d.get("crystals", []))]
     if crow:
-        s += table(["crystal", "structure", "a (Å)", "a PBE (Å)", "error (Å)"], crow,
-                   numeric_from=2)
-    return s + bench_figures(page, "lattice", d, "lattice-constant errors")
+        body += table(["crystal", "structure", "a (Å)", "a PBE (Å)", "error (Å)"], crow,
+                      numeric_from=2)
+    return Part("Lattice constants (cubic crystals)", note, body)
 
 
-def _eos(page: Page, rel: str, d: dict) -> str:
-    s = "<h3>Si energy–volume curve</h3>"
-    s += table(["", "a₀ (Å)", "B₀ (GPa)", "RMSE vs reference (meV/atom)"], [
-        [run_model(page, rel).long, page.num(rel, "a0_A", ".4f"),
-         page.num(rel, "b0_GPa", ".1f"), page.num(rel, "rmse_vs_reference_meV_per_atom", ".2f")],
-        *mini_rows(page, "eos", [("a0_A", ".4f"), ("b0_GPa", ".1f"),
-                                 ("rmse_vs_reference_meV_per_atom", ".2f")]),
-        [f"reference: {E(Path(str(d.get('reference', ''))).name)}",
-         page.num(rel, "reference_a0_A", ".4f"), page.num(rel, "reference_b0_GPa", ".1f"),
-         ""]])
-    return s + bench_figures(page, "eos", d, "E–V curves relative to their minima")
+def _eos(page: Page, rel: str, d: dict) -> Part:
+    cells = [("a0_A", ".4f"), ("b0_GPa", ".1f"), ("rmse_vs_reference_meV_per_atom", ".2f")]
+    return Part("Si energy–volume curve", "", table(
+        ["", "a₀ (Å)", "B₀ (GPa)", "RMSE vs reference (meV/atom)"], [
+            [run_model(page, rel).long, *(page.num(rel, k, f) for k, f in cells)],
+            *mini_rows(page, "eos", cells),
+            [f"reference: {E(Path(str(d.get('reference', ''))).name)}",
+             page.num(rel, "reference_a0_A", ".4f"), page.num(rel, "reference_b0_GPa", ".1f"),
+             ""]]))
 
 
-def _torsion(page: Page, rel: str, d: dict) -> str:
-    rows = [[run_model(page, rel).long, page.num(rel, "barrier_mae_kcal_mol", ".3f"),
-             page.num(rel, "profile_mae_kcal_mol", ".3f")]]
-    pub = d.get("published_barrier_mae_kcal_mol", {})
-    rows += [[E(k) + " <span class='badge'>published</span>", f"{v:.3f}", ""]
-             for k, v in pub.items()]
-    s = "<h3>Biaryl torsions</h3>"
-    s += (f"<p class='muted'>{page.num(rel, 'n', 'd')} molecules, relaxed scans every "
-          f"{page.num(rel, 'step_deg', 'g', '°')}; reference: "
-          f"{_reference('biaryl-csv', 'citation')}; "
-          f"{E(str(d.get('published_label', '')))}.</p>")
-    s += table(["model", "barrier MAE (kcal/mol)", "profile MAE (kcal/mol)"], rows,
-               classes=[""] + ["pub"] * len(pub))
+def _torsion_limits(page: Page, rel: str, d: dict) -> str:
+    """Scan points that hit the step limit, and where the shared force-call cap bit."""
+    s = ""
     if d.get("unconverged_points"):
         s += (f"<p class='muted'>{page.num(rel, 'unconverged_points', 'd')} scan points "
               f"reached the step limit ({page.num(rel, 'max_steps', 'd')} BFGS steps) "
@@ -110,38 +104,45 @@ def _torsion(page: Page, rel: str, d: dict) -> str:
               f"calls for all scans together bit ({page.num(rel, 'force_calls', 'd')} "
               f"used): {where}. Points cut short keep the energy they had reached (flagged in "
               "results.json).</p>")
-    s += left_out("Molecules", d.get("skipped"), "molid")
-    return s + bench_figures(page, "torsion", d, "torsion profiles vs reference")
+    return s
 
 
-def _reactions(page: Page, rel: str, d: dict) -> str:
-    model = run_model(page, rel)
-    rows = [[model.long + " (RDB7 barriers)", page.num(rel, "mae_eV", ".3f")]]
-    rows += mini_rows(page, "reactions", [("mae_eV", ".3f")])
-    own = [""] * len(rows)
-    pub = d.get("published_transition1x_barrier_mae_eV", {})
-    rows += [[E(k) + " <span class='badge'>published, Transition1x</span>", f"{v:.3f}"]
-             for k, v in pub.items()]
-    s = "<h3>Reaction barriers</h3>"
-    s += (f"<p class='muted'>{page.num(rel, 'n', 'd')} reactions "
-          f"({_reference('reactions', 'description')}), forward barrier E(TS) − E(R) against "
-          f"the reference barriers: MAE of {model.short} "
-          f"{page.num(rel, 'mae_kcal_mol', '.2f', ' kcal/mol')}.</p>")
-    s += table(["model", "barrier MAE (eV)"], rows, classes=own + ["pub"] * len(pub))
-    return s + bench_figures(page, "reactions", d, "barrier errors")
+def _torsion(page: Page, rel: str, d: dict) -> Part:
+    note = (f"{page.num(rel, 'n', 'd')} molecules, relaxed scans every "
+            f"{page.num(rel, 'step_deg', 'g', '°')}; reference: "
+            f"{_reference('biaryl-csv', 'citation')}; "
+            f"{E(str(d.get('published_label', '')))}.")
+    body = models_table(page, "torsion",
+                        ["model", "barrier MAE (kcal/mol)", "profile MAE (kcal/mol)"],
+                        [("barrier_mae_kcal_mol", ".3f"), ("profile_mae_kcal_mol", ".3f")],
+                        d.get("published_barrier_mae_kcal_mol"))
+    body += _torsion_limits(page, rel, d) + left_out("Molecules", d.get("skipped"), "molid")
+    return Part("Biaryl torsions", note, body)
 
 
-def _water(page: Page, rel: str, d: dict) -> str:
+def _reactions(page: Page, rel: str, d: dict) -> Part:
+    note = (f"{page.num(rel, 'n', 'd')} reactions ({_reference('reactions', 'description')}), "
+            "forward barrier E(TS) − E(R) against the reference barriers: MAE of "
+            f"{run_model(page, rel).short} {page.num(rel, 'mae_kcal_mol', '.2f', ' kcal/mol')}.")
+    return Part("Reaction barriers", note, models_table(
+        page, "reactions", ["model", "barrier MAE (eV)"], [("mae_eV", ".3f")],
+        d.get("published_transition1x_barrier_mae_eV"), badge="published, Transition1x",
+        suffix=" (RDB7 barriers)"))
+
+
+def _water(page: Page, rel: str, d: dict) -> Part:
     row = [run_model(page, rel).long, *(page.num(rel, key, ".3f")
                                         for key in ("peak_r_A", "peak_g", "rmsd_vs_exp"))]
-    return ("<h3>Liquid water O–O RDF</h3>"
-            + table(["", "first peak r (Å)", "g(r) at peak", "RMSD vs experiment"], [row])
-            + bench_figures(page, "water", d, "O–O RDF"))
+    return Part("Liquid water O–O RDF", "", table(
+        ["", "first peak r (Å)", "g(r) at peak", "RMSD vs experiment"], [row]))
 
 
-#: each benchmark's part of the section, in the section's order
-PARTS = (("lattice", _lattice), ("eos", _eos), ("torsion", _torsion),
-         ("reactions", _reactions), ("water", _water))
+#: each benchmark's part of the section, in the section's order, with its figures' caption
+PARTS = (("lattice", _lattice, "lattice-constant errors"),
+         ("eos", _eos, "E–V curves relative to their minima"),
+         ("torsion", _torsion, "torsion profiles vs reference"),
+         ("reactions", _reactions, "barrier errors"),
+         ("water", _water, "O–O RDF"))
 
 
 def _not_run(page: Page) -> str:
@@ -159,11 +160,15 @@ def _not_run(page: Page) -> str:
 def render(page: Page) -> str:
     """Every benchmark the run directory holds, then those not run."""
     parts = []
-    for name, part in PARTS:
+    for name, build, caption in PARTS:
         rel = rd.bench_results(name)
         d = page.load(rel)
         if d:
-            parts.append(part(page, rel, d) + commands(page, [f"bench_{name}"]))
+            part = build(page, rel, d)
+            note = f"<p class='muted'>{part.note}</p>" if part.note else ""
+            parts.append(f"<h3>{part.heading}</h3>{note}{part.body}"
+                         + bench_figures(page, name, d, caption)
+                         + commands(page, [f"bench_{name}"]))
     parts.append(_not_run(page))
     if not "".join(parts):
         return ""
@@ -175,4 +180,4 @@ def render(page: Page) -> str:
 
 
 SECTION = Section("benchmarks", "Benchmarks",
-                  tuple(f"bench_{name}" for name, _ in PARTS), render, cards)
+                  tuple(f"bench_{name}" for name, _, _ in PARTS), render, cards)
