@@ -20,8 +20,10 @@ from tealign.io.atomic import atomic_path
 from tealign.report.page import E, Page
 from tealign.report.sections import sections
 from tealign.report.sections.bench_parts import MINI_MODEL
+from tealign.report.sections.training import training_curves
 
-__all__ = ["MINI_MODEL", "build_report", "compose"]
+#: MINI_MODEL and training_curves stay importable from here (tests, experiments/multidomain)
+__all__ = ["MINI_MODEL", "build_report", "compose", "training_curves"]
 
 
 def compose(run_dir: Path) -> Page:
