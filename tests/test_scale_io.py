@@ -217,22 +217,20 @@ def test_align_and_merge_on_a_local_dask_cluster(sources, run_cli):  # noqa: F81
     assert (sources / "dask.extxyz").read_text() == (sources / "local.extxyz").read_text()
 
 
-def test_merge_source_may_name_qm9_by_its_spec(tmp_path, run_cli):
+def test_merge_source_may_name_qm9_by_its_spec(tmp_path):
     """``path = "qm9:N"`` in a merge config reads QM9 (not a file beside the config)."""
+    from tealign import api
     from tealign.io.qm9 import qm9_csv_files
 
     try:
         qm9_csv_files()
     except SetupError as exc:
         pytest.skip(str(exc))
-    (tmp_path / "m.toml").write_text(
-        '[target]\ne0 = "b3lyp-6-31g2dfp"\n\n[[source]]\nname = "qm9"\npath = "qm9:30"\n'
-        'energy_key = "energy_qm9_b3lyp"\nalignment = "target"\n')
-    out = tmp_path / "out"
-    code, stdout, stderr = run_cli("merge", tmp_path / "m.toml", "-o", out, "--format", "lmdb",
-                                   "--no-extxyz", "--workers", "1", "--json")
-    assert code == 0, stderr
-    r = json.loads(stdout)
-    assert (r["frames_in"], r["frames_out"]) == (30, 30)
-    assert sum(json.loads((out / "report.json").read_text())["sources"]["qm9"]["by_split"]
-               .values()) == 30
+    config = tmp_path / "m.toml"
+    config.write_text('[target]\ne0 = "b3lyp-6-31g2dfp"\n\n[[source]]\nname = "qm9"\n'
+                      'path = "qm9:30"\nenergy_key = "energy_qm9_b3lyp"\nalignment = "target"\n')
+    res = api.merge(config, tmp_path / "out", format="lmdb", workers=1, extxyz=False)
+    doc = res.to_json()
+    assert (doc["frames_in"], doc["frames_out"]) == (30, 30)
+    by_split = json.loads((tmp_path / "out" / "report.json").read_text())["sources"]["qm9"]
+    assert sum(by_split["by_split"].values()) == 30
