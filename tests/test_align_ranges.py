@@ -205,3 +205,40 @@ def test_inverse_over_ranges_restores_the_source(tea, tmp_path, monkeypatch):
     for key, store in (("energy", "info"), ("forces", "arrays")):
         assert np.allclose(np.concatenate([getattr(b, store)[key] for b in back]),
                            np.concatenate([getattr(b, store)[key] for b in orig]), atol=1e-9)
+
+
+def test_key_checks_judge_the_whole_file_either_way(tea, tmp_path, monkeypatch):
+    """Stress under another key in the first frames only: no error with one reader or with
+    ranges (the first range alone would look wrong); with no frame under ``stress`` at all,
+    the same setup error both ways."""
+    sample = frames(400)
+    for a in sample[:60]:
+        if "stress" in a.info:
+            a.info["stress_dft"] = a.info.pop("stress")
+    path = tmp_path / "f.extxyz"
+    ase_write(path, sample, format="extxyz")
+    got = align_both(tea, path, tmp_path, monkeypatch)
+    assert not got["fell_back"] and got[2][0] == got[1][0] and got[1][1].frames_out == 400
+    for a in sample:
+        if "stress" in a.info:
+            a.info["stress_dft"] = a.info.pop("stress")
+    ase_write(path, sample, format="extxyz")
+    for w in (1, 2):
+        with pytest.raises(SetupError, match="no frame has stress key 'stress'.*stress_dft"):
+            pipeline.align_file(tea, str(path), tmp_path / f"k{w}.extxyz", Keys(), workers=w)
+        assert not (tmp_path / f"k{w}.extxyz").exists()
+
+
+def test_info_values_equal_where_their_type_changes(tea, tmp_path, monkeypatch):
+    """An info key that is an integer in some frames and a float in others is written as its
+    batch decides (``1`` or ``1.0``, one reader's batches as much as the ranges'); the values
+    read back are the same either way."""
+    sample = frames(400)
+    for i, a in enumerate(sample):
+        a.info["x"] = 1 if i < 200 else 1.5
+    path = tmp_path / "f.extxyz"
+    ase_write(path, sample, format="extxyz")
+    align_both(tea, path, tmp_path, monkeypatch)
+    x = [np.concatenate([np.asarray(b.info["x"], dtype=float)
+                         for b in iter_extxyz(tmp_path / f"out{w}.extxyz")]) for w in (1, 2)]
+    assert np.array_equal(x[0], x[1]) and x[0][0] == 1.0 and x[0][-1] == 1.5

@@ -32,32 +32,28 @@ def default_workers() -> int:
 @dataclass
 class _KeyWatch:
     """Which of the given forces/stress keys some frame has, and which other forces/stress
-    keys the frames carry (forward alignment only)."""
+    keys the frames carry (forward alignment only). Judged once every frame is seen, so the
+    verdict does not depend on how the frames were batched or split between workers."""
 
     keys: Keys
     seen: dict = field(default_factory=lambda: {"forces": False, "stress": False})
     others: dict = field(default_factory=lambda: {"forces": set(), "stress": set()})
 
-    def observe(self, batch) -> tuple:
-        """What one batch shows: (has forces key, has stress key, other forces keys, other
-        stress keys, has frames); :meth:`add` takes it."""
+    def add(self, batch) -> None:
         from tealign.io.frames import forces_like, tensor_kind
 
-        return (bool(batch.has(self.keys.forces).any()),
-                bool(batch.has(self.keys.stress).any()),
-                {k for k in batch.arrays if forces_like(k) and k != self.keys.forces},
-                {k for k in batch.info if tensor_kind(k) == "stress" and k != self.keys.stress},
-                batch.n_frames > 0)
+        self.seen["forces"] |= bool(batch.has(self.keys.forces).any())
+        self.seen["stress"] |= bool(batch.has(self.keys.stress).any())
+        self.others["forces"].update(k for k in batch.arrays
+                                     if forces_like(k) and k != self.keys.forces)
+        self.others["stress"].update(k for k in batch.info
+                                     if tensor_kind(k) == "stress" and k != self.keys.stress)
 
-    def add(self, seen) -> None:
-        """Add one batch's observation; raises as soon as the keys are known to be wrong."""
-        forces, stress, other_forces, other_stress, frames = seen
-        self.seen["forces"] |= forces
-        self.seen["stress"] |= stress
-        self.others["forces"] |= other_forces
-        self.others["stress"] |= other_stress
-        if frames:
-            self.check(None)
+    def merge(self, other: _KeyWatch) -> None:
+        """Add what another watch (a worker's) saw."""
+        for kind in ("forces", "stress"):
+            self.seen[kind] |= other.seen[kind]
+            self.others[kind] |= other.others[kind]
 
     def check(self, data) -> None:
         for kind, option in (("forces", "--forces-key"), ("stress", "--stress-key")):
@@ -90,7 +86,11 @@ class _Aligner:
     inverse: bool
     frames_in: int = 0
     seen_key: bool = False
-    watched: list = field(default_factory=list)  # one _KeyWatch observation a batch
+    watch: _KeyWatch | None = None  # forward alignment: the forces/stress keys seen
+
+    def __post_init__(self):
+        if not self.inverse and self.watch is None:
+            self.watch = _KeyWatch(self.keys)
 
     def __call__(self, batch):
         keys = self.keys
@@ -100,7 +100,7 @@ class _Aligner:
         if self.inverse:
             return self.tea.inverse_transform(batch, *args, file=self.data,
                                               add_d3=self.remove_d3)
-        self.watched.append(_KeyWatch(keys).observe(batch))
+        self.watch.add(batch)
         return self.tea.transform(batch, *args, source_name=self.name, file=self.data,
                                   remove_d3=self.remove_d3)
 
@@ -128,8 +128,11 @@ def align_file(tea, data: str, output: str | os.PathLike, keys: Keys = Keys(), *
     at frame starts (:func:`tealign.io.extxyz_ranges.frame_ranges`) that ``workers``
     processes read, align and format side by side; the parts are joined in order. The cuts
     are trusted only when every range reads without a frame error (which proves each cut a
-    frame start); otherwise the file is read again in one pass, so the output, the rejects
-    and their frame numbers are always those of a single reader.
+    frame start); otherwise the file is read again in one pass. Either way the frames, their
+    values, the rejects and their frame numbers are those of a single reader, and the key
+    checks judge the whole file. (An info key that is an integer in some frames and a float
+    in others is written as the frames sharing its batch decide, ``1`` or ``1.0``, with one
+    reader as with several.)
     """
     if workers < 0:
         raise SetupError(f"--workers must be ≥ 0 (got {workers})", field="--workers")
@@ -157,14 +160,11 @@ def _align_stream(align: _Aligner, output, computed: frozenset, strict: bool,
     from tealign.io.extxyz import write_extxyz
 
     counts = AlignCounts()
-    watch = _KeyWatch(align.keys)
 
     def batches():
         done = 0
         for batch in iter_batches(align.data, fmt):
             res = align(batch)
-            if align.watched:
-                watch.add(align.watched.pop())
             if res.rejects and strict:
                 raise res.rejects[0].as_setup_error()
             counts.rejects.extend(res.rejects)
@@ -172,7 +172,7 @@ def _align_stream(align: _Aligner, output, computed: frozenset, strict: bool,
             if progress:
                 progress(done)
             yield res
-        _check_whole(align, watch)
+        _check_whole(align)
 
     if scheduler:
         from tealign.io.shards import Executor, write_extxyz_on
@@ -185,13 +185,13 @@ def _align_stream(align: _Aligner, output, computed: frozenset, strict: bool,
     return counts
 
 
-def _check_whole(align: _Aligner, watch: _KeyWatch) -> None:
+def _check_whole(align: _Aligner) -> None:
     """The checks that need every batch: some frame has the energy key; forces/stress keys."""
     if not align.seen_key:
         needed = REF.energy if align.inverse else align.keys.energy
         raise SetupError("no frame has this energy key", file=align.data, field=needed)
-    if not align.inverse:
-        watch.check(align.data)
+    if align.watch is not None:
+        align.watch.check(align.data)
 
 
 def _ranges(data: str, fmt: str | None, workers: int) -> list[tuple[int, int]]:
@@ -220,7 +220,7 @@ class _RangeDone:
     frames_out: int
     rejects: list
     seen_key: bool
-    watched: list
+    watch: _KeyWatch | None
     clean: bool  # read without a frame error
 
 
@@ -234,14 +234,14 @@ def _align_range(job) -> _RangeDone:
     with open(part, "w") as fh:
         for batch in iter_extxyz(align.data, byte_range=byte_range):
             if batch.rejects:
-                return _RangeDone(0, 0, [], False, [], clean=False)
+                return _RangeDone(0, 0, [], False, None, clean=False)
             res = align(batch)
             rejects.extend(res.rejects)
             if rejects and strict:
                 break
             fh.write(format_batch(res, computed))
             n_out += res.n_frames
-    return _RangeDone(align.frames_in, n_out, rejects, align.seen_key, align.watched, True)
+    return _RangeDone(align.frames_in, n_out, rejects, align.seen_key, align.watch, True)
 
 
 def _align_ranges(align: _Aligner, ranges, output, computed: frozenset, strict: bool,
@@ -255,13 +255,15 @@ def _align_ranges(align: _Aligner, ranges, output, computed: frozenset, strict: 
     from tealign.io.atomic import atomic_path
 
     counts = AlignCounts()
-    watch = _KeyWatch(align.keys)
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
     out_dir = Path(os.path.abspath(output)).parent
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".tealign-parts-") as parts, \
             atomic_path(output) as tmp, open(tmp, "wb") as out, ctx.Pool(workers) as pool:
-        jobs = [(align, r, os.path.join(parts, f"{i}.extxyz"), computed, strict)
+        # the workers start from a fresh aligner that this process never changes (tasks are
+        # pickled while results come in); what they saw is added to ``align`` here
+        fresh = dataclasses.replace(align, frames_in=0, seen_key=False, watch=None)
+        jobs = [(fresh, r, os.path.join(parts, f"{i}.extxyz"), computed, strict)
                 for i, r in enumerate(ranges)]
         for job, done in zip(jobs, pool.imap(_align_range, jobs)):
             if not done.clean:
@@ -273,13 +275,13 @@ def _align_ranges(align: _Aligner, ranges, output, computed: frozenset, strict: 
             if counts.rejects and strict:
                 raise counts.rejects[0].as_setup_error()
             align.seen_key |= done.seen_key
-            for seen in done.watched:
-                watch.add(seen)
+            if done.watch is not None:
+                align.watch.merge(done.watch)
             with open(job[2], "rb") as fh:
                 shutil.copyfileobj(fh, out, 16 << 20)
             os.unlink(job[2])
             counts.frames_out += done.frames_out
             if progress:
                 progress(counts.frames_in)
-        _check_whole(align, watch)
+        _check_whole(align)
     return counts
