@@ -224,6 +224,15 @@ class _RangeDone:
     clean: bool  # read without a frame error
 
 
+#: in a worker: set when the main process gives up on the ranges (workers then stop early)
+_CANCEL = None
+
+
+def _init_worker(cancel) -> None:
+    global _CANCEL
+    _CANCEL = cancel
+
+
 def _align_range(job) -> _RangeDone:
     """Worker: read one byte range, align it, write the formatted frames to ``part``."""
     from tealign.io.extxyz import format_batch, iter_extxyz
@@ -233,7 +242,7 @@ def _align_range(job) -> _RangeDone:
     rejects: list = []
     with open(part, "w") as fh:
         for batch in iter_extxyz(align.data, byte_range=byte_range):
-            if batch.rejects:
+            if batch.rejects or (_CANCEL is not None and _CANCEL.is_set()):
                 return _RangeDone(0, 0, [], False, None, clean=False)
             res = align(batch)
             rejects.extend(res.rejects)
@@ -249,7 +258,6 @@ def _align_ranges(align: _Aligner, ranges, output, computed: frozenset, strict: 
     """Ranges read, aligned and formatted by ``workers`` processes; parts joined in order."""
     import dataclasses
     import multiprocessing as mp
-    import shutil
     import tempfile
 
     from tealign.io.atomic import atomic_path
@@ -259,29 +267,48 @@ def _align_ranges(align: _Aligner, ranges, output, computed: frozenset, strict: 
     out_dir = Path(os.path.abspath(output)).parent
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".tealign-parts-") as parts, \
-            atomic_path(output) as tmp, open(tmp, "wb") as out, ctx.Pool(workers) as pool:
+            atomic_path(output) as tmp, open(tmp, "wb") as out:
         # the workers start from a fresh aligner that this process never changes (tasks are
         # pickled while results come in); what they saw is added to ``align`` here
         fresh = dataclasses.replace(align, frames_in=0, seen_key=False, watch=None)
         jobs = [(fresh, r, os.path.join(parts, f"{i}.extxyz"), computed, strict)
                 for i, r in enumerate(ranges)]
-        for job, done in zip(jobs, pool.imap(_align_range, jobs)):
-            if not done.clean:
-                raise _Unsplittable
-            offset = counts.frames_in
-            counts.frames_in += done.frames_in
-            counts.rejects.extend(dataclasses.replace(r, frame=r.frame + offset)
-                                  for r in done.rejects)
-            if counts.rejects and strict:
-                raise counts.rejects[0].as_setup_error()
-            align.seen_key |= done.seen_key
-            if done.watch is not None:
-                align.watch.merge(done.watch)
-            with open(job[2], "rb") as fh:
-                shutil.copyfileobj(fh, out, 16 << 20)
-            os.unlink(job[2])
-            counts.frames_out += done.frames_out
-            if progress:
-                progress(counts.frames_in)
+        # never Pool.terminate(): killing a worker that holds the task queue's lock can hang
+        # the pool's shutdown; on any exit the workers are told to stop and are joined
+        # before the parts folder is removed
+        cancel = ctx.Event()
+        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(cancel,))
+        try:
+            _join_ranges(align, jobs, pool, out, counts, strict, progress)
+        finally:
+            cancel.set()
+            pool.close()
+            pool.join()
         _check_whole(align)
     return counts
+
+
+def _join_ranges(align: _Aligner, jobs: list, pool, out, counts: AlignCounts, strict: bool,
+                 progress) -> None:
+    """Take the ranges' results in order: counts, rejects, key checks, the part's text."""
+    import dataclasses
+    import shutil
+
+    for job, done in zip(jobs, pool.imap(_align_range, jobs)):
+        if not done.clean:
+            raise _Unsplittable
+        offset = counts.frames_in
+        counts.frames_in += done.frames_in
+        counts.rejects.extend(dataclasses.replace(r, frame=r.frame + offset)
+                              for r in done.rejects)
+        if counts.rejects and strict:
+            raise counts.rejects[0].as_setup_error()
+        align.seen_key |= done.seen_key
+        if done.watch is not None:
+            align.watch.merge(done.watch)
+        with open(job[2], "rb") as fh:
+            shutil.copyfileobj(fh, out, 16 << 20)
+        os.unlink(job[2])
+        counts.frames_out += done.frames_out
+        if progress:
+            progress(counts.frames_in)
