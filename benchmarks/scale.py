@@ -440,6 +440,8 @@ def main() -> None:
     c.add_argument("inputs", type=Path, nargs="+")
     c.add_argument("-o", "--json-out", type=Path, default=HERE / "results" / "scale.json")
     c.add_argument("--note", action="append", default=[], help="a line for the notes")
+    c.add_argument("--drop", action="append", default=[],
+                   help="a superseded stage to leave out (explain it in a --note)")
     args = ap.parse_args()
     if args.cmd == "generate":
         args.dir.mkdir(parents=True, exist_ok=True)
@@ -479,7 +481,7 @@ def main() -> None:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(doc, indent=2) + "\n")
         return
-    report(args.inputs, args.json_out, args.note)
+    report(args.inputs, args.json_out, args.note, args.drop)
 
 
 def _size(p: Path) -> dict:
@@ -490,11 +492,14 @@ MPTRJ_FRAMES = 1_580_395
 OFF23_FRAMES = 1_000_000
 
 
-def report(inputs: list[Path], out: Path, notes: list[str] | None = None) -> None:
-    """One results file: every run, the table, the projection, the acceptance checks."""
+def report(inputs: list[Path], out: Path, notes: list[str] | None = None,
+           drop: list[str] | None = None) -> None:
+    """One results file: every run, the table, the projection, the acceptance checks.
+    Stages named in ``drop`` (superseded measurements; say why in a note) are left out."""
     runs, others = {}, {}
     for p in inputs:
         d = json.loads(p.read_text())
+        d["stages"] = {k: v for k, v in d["stages"].items() if k not in (drop or [])}
         d.setdefault("source", p.name)
         for st in d["stages"].values():
             st.setdefault("run", d["source"])
