@@ -3,6 +3,7 @@ and exit code 2; frame errors are rejected, counted, written to a rejects file, 
 goes on."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -129,3 +130,16 @@ def test_frame_errors_rejected_and_rest_written(tmp_path, run_cli):
     kept = read_batch(tmp_path / "out.xyz")
     assert kept.n_frames == 3
     assert kept.info["mol_id"].tolist() == ["mol 0", "mol 3", "mol 4"]
+
+
+def test_missing_optional_package_is_one_line_naming_the_extra(tmp_path, good_xyz, run_cli,
+                                                               monkeypatch):
+    """MACE HDF5 output without mace-torch installed: exit 2 and the pip command, no
+    traceback (None in sys.modules makes the import fail as if the package were absent)."""
+    monkeypatch.setitem(sys.modules, "mace.data.neighborhood", None)
+    code, _, stderr = run_cli("convert", good_xyz, "-o", tmp_path / "out")
+    assert code == 2
+    assert stderr.strip().splitlines() == [
+        "tealign: error: field 'mace': this needs the optional package 'mace', which is not "
+        "installed: pip install 'tealign[mace]'"]
+    assert not (tmp_path / "out").exists()

@@ -62,3 +62,19 @@ class FrameError:
 
     def as_setup_error(self) -> SetupError:
         return SetupError(self.reason, file=self.file, frame=self.frame, field=self.field)
+
+
+#: optional packages (import names) and the extra of tealign that installs each
+EXTRAS = {"torch": "mace", "mace": "mace", "e3nn": "mace", "lmdb": "mace",
+          "ase_db_backends": "mace", "gpaw": "gpaw", "pyscf": "pyscf", "tblite": "xtb",
+          "dftd3": "d3", "chgnet": "bench", "distributed": "dask", "dask": "dask"}
+
+
+def missing_extra(exc: ModuleNotFoundError) -> SetupError | None:
+    """The setup error for an optional package that is not installed (naming the extra that
+    installs it), or None if the missing module is not one of tealign's optional packages."""
+    root = (exc.name or "").split(".")[0]
+    if root not in EXTRAS:
+        return None
+    return SetupError(f"this needs the optional package {root!r}, which is not installed: "
+                      f"pip install 'tealign[{EXTRAS[root]}]'", field=root)

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tealign.errors import SetupError
+from tealign.errors import SetupError, missing_extra
 
 app = typer.Typer(
     name="tealign",
@@ -73,7 +73,8 @@ def out() -> Console:
 
 
 def command(fn):
-    """Turn SetupError into one line on stderr and exit code 2; warnings go to stderr."""
+    """Turn SetupError, or an optional package that is not installed, into one line on
+    stderr and exit code 2; warnings go to stderr."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -89,6 +90,12 @@ def command(fn):
                 return fn(*args, **kwargs)
         except SetupError as exc:
             print(f"tealign: error: {exc.line()}", file=sys.stderr)
+            raise typer.Exit(2) from None
+        except ModuleNotFoundError as exc:
+            missing = missing_extra(exc)
+            if missing is None:
+                raise
+            print(f"tealign: error: {missing.line()}", file=sys.stderr)
             raise typer.Exit(2) from None
         finally:
             if previous is not None:
