@@ -15,6 +15,7 @@ What ``tealign align`` does, as a library function (docs/architecture.md §2.2, 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,6 +93,10 @@ class _Aligner:
         if not self.inverse and self.watch is None:
             self.watch = _KeyWatch(self.keys)
 
+    def fresh(self) -> _Aligner:
+        """The same settings with nothing seen yet."""
+        return dataclasses.replace(self, frames_in=0, seen_key=False, watch=None)
+
     def __call__(self, batch):
         keys = self.keys
         args = (keys.energy, keys.forces, keys.stress, keys.virials)
@@ -148,7 +153,7 @@ def align_file(tea, data: str, output: str | os.PathLike, keys: Keys = Keys(), *
                 return _align_ranges(align, ranges, output, computed, strict, workers,
                                      progress)
             except _Unsplittable:
-                align = _Aligner(tea, keys, data, align.name, remove_d3, inverse)
+                align = align.fresh()
     return _align_stream(align, output, computed, strict, fmt, workers, scheduler, progress)
 
 
@@ -195,17 +200,18 @@ def _check_whole(align: _Aligner) -> None:
 
 
 def _ranges(data: str, fmt: str | None, workers: int) -> list[tuple[int, int]]:
-    """Byte ranges for parallel reading, or one range when the input does not allow it."""
+    """Byte ranges for parallel reading; none when the input is not a large uncompressed
+    extxyz file."""
     from tealign.io import detect_format
     from tealign.io.extxyz_ranges import frame_ranges
 
     path = Path(data)
     if (fmt or detect_format(path)) != "extxyz" or path.suffix == ".gz" \
             or not path.is_file():
-        return [(0, 0)]
+        return []
     size = path.stat().st_size
     if size < 2 * MIN_RANGE_BYTES:
-        return [(0, size)]
+        return []
     target = min(MAX_RANGE_BYTES, max(MIN_RANGE_BYTES, size // (RANGES_PER_WORKER * workers)))
     return frame_ranges(path, target)
 
@@ -256,7 +262,6 @@ def _align_range(job) -> _RangeDone:
 def _align_ranges(align: _Aligner, ranges, output, computed: frozenset, strict: bool,
                   workers: int, progress) -> AlignCounts:
     """Ranges read, aligned and formatted by ``workers`` processes; parts joined in order."""
-    import dataclasses
     import multiprocessing as mp
     import tempfile
 
@@ -270,7 +275,7 @@ def _align_ranges(align: _Aligner, ranges, output, computed: frozenset, strict: 
             atomic_path(output) as tmp, open(tmp, "wb") as out:
         # the workers start from a fresh aligner that this process never changes (tasks are
         # pickled while results come in); what they saw is added to ``align`` here
-        fresh = dataclasses.replace(align, frames_in=0, seen_key=False, watch=None)
+        fresh = align.fresh()
         jobs = [(fresh, r, os.path.join(parts, f"{i}.extxyz"), computed, strict)
                 for i, r in enumerate(ranges)]
         # never Pool.terminate(): killing a worker that holds the task queue's lock can hang
@@ -291,7 +296,6 @@ def _align_ranges(align: _Aligner, ranges, output, computed: frozenset, strict: 
 def _join_ranges(align: _Aligner, jobs: list, pool, out, counts: AlignCounts, strict: bool,
                  progress) -> None:
     """Take the ranges' results in order: counts, rejects, key checks, the part's text."""
-    import dataclasses
     import shutil
 
     for job, done in zip(jobs, pool.imap(_align_range, jobs)):

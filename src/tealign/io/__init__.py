@@ -153,10 +153,10 @@ def detect_format(path: str | os.PathLike) -> str:
 def _detect_hdf5(p: Path, text: str) -> str:
     if not p.exists():
         raise SetupError("no such file", file=text)
-    import h5py
+    from tealign.io.hdf5 import open_hdf5
 
     try:
-        with h5py.File(p, "r") as f:
+        with open_hdf5(text) as f:
             for fmt in REGISTRY.values():
                 if fmt.layout and fmt.layout(f):
                     return fmt.name
