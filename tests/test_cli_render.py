@@ -67,3 +67,18 @@ def test_list_commands_print_a_row_per_table_and_dataset(run_cli, monkeypatch):
         assert code == 0 and first_cells == names
         code, text, _ = run_cli(*args, "--json")
         assert code == 0 and [r["name"] for r in next(iter(json.loads(text).values()))] == names
+
+
+@pytest.mark.parametrize("depth", [1, 12])
+def test_paths_and_commands_never_wrap_off_a_terminal(tmp_path, run_cli, monkeypatch, depth):
+    """Off a terminal, a printed path or command is one line whatever its length (rich's
+    80-column wrapping once split paths mid-word and broke a test on a longer tmp path)."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    d = tmp_path.joinpath(*[f"a_rather_long_directory_name_{k}" for k in range(depth)])
+    d.mkdir(parents=True)
+    out = d / "atoms.json"
+    code, _, err = run_cli("compute", "atoms", "--elements", "H", "--method", "xtb:gfn2",
+                           "-o", out)
+    assert code == 0
+    lines = [ln for ln in err.splitlines() if "from the store" in ln or "computed" in ln]
+    assert lines and any(str(out) in ln for ln in lines), err

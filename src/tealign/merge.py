@@ -79,7 +79,7 @@ from tealign import rundir as rd
 from tealign.align import TotalEnergyAlignment
 from tealign.errors import FrameError, SetupError
 from tealign.io import iter_batches
-from tealign.io.atomic import atomic_path, rejects_path, write_json
+from tealign.io.atomic import atomic_path, check_safe_name, inside, rejects_path, write_json
 from tealign.io.extxyz import format_batch
 from tealign.io.frames import FrameBatch
 from tealign.io.shards import FORMATS, SHARD_SIZE, Executor, ShardWriter
@@ -202,6 +202,9 @@ def load_config(path: str | Path) -> MergeConfig:
                 raise SetupError(f"weights are energy/forces/stress/virials = number ≥ 0, "
                                  f"not {prop} = {w!r}", file=str(p),
                                  field=f"source[{i}].weights.{prop}")
+        for key in ("name", "head"):
+            if key in src:
+                check_safe_name(src[key], file=str(p), field=f"source[{i}].{key}")
         sources.append(SourceConfig(**src))
     if not sources:
         raise SetupError("no [[source]] entries", file=str(p), field="source")
@@ -570,7 +573,7 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
         try:
             for src in cfg.sources:
                 rep = reports[src.name] = SourceReport(src.name, log=log, strict=strict)
-                out = shared or _OutputDir(tmp / src.name, fmt, ex, tables[src.name],
+                out = shared or _OutputDir(inside(tmp, src.name), fmt, ex, tables[src.name],
                                            cfg.r_max, extxyz, shard_size)
                 for batch in prepare_source(cfg, src, tables[src.name], rep):
                     out.add(batch)
@@ -582,7 +585,7 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
                         layout[src.name] = out.close()
                     else:
                         out.abort()
-                        shutil.rmtree(tmp / src.name, ignore_errors=True)
+                        shutil.rmtree(inside(tmp, src.name), ignore_errors=True)
                 if progress:
                     progress(done)
             if shared is not None:

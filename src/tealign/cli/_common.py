@@ -50,8 +50,32 @@ FormatOpt = Annotated[str | None, typer.Option("--format", help="Force the input
 CALCULATOR_HELP = ("MACE model file, tealign-mini (the model that ships with tealign), xtb "
                    "or chgnet.")
 
-err = Console(stderr=True)
 _stdout = [sys.stdout]
+# Off a terminal, output is never wrapped: a path or a printed command stays on one line, so
+# it can be pasted and grepped; tables are as wide as their cells. On a terminal, rich's
+# usual layout (the terminal wraps long lines itself).
+_UNWRAPPED_WIDTH = 10_000
+
+
+def _console(file=None, stderr: bool = False) -> Console:
+    stream = file if file is not None else (sys.stderr if stderr else sys.stdout)
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    width = None if tty or os.environ.get("COLUMNS") else _UNWRAPPED_WIDTH
+    return Console(file=file, stderr=stderr, soft_wrap=True, width=width)
+
+
+class _ErrConsole:
+    """The stderr console, made for the stream stderr is when a line is printed (tests and
+    library code swap ``sys.stderr``)."""
+
+    def __getattr__(self, name):
+        return getattr(_console(stderr=True), name)
+
+
+err = _ErrConsole()
 
 
 def pretrained(value: str | None) -> str | None:
@@ -69,7 +93,7 @@ CalculatorOpt = Annotated[str, typer.Option(help=CALCULATOR_HELP, callback=pretr
 
 def out() -> Console:
     """Console on the real stdout (library output is diverted to stderr while commands run)."""
-    return Console(file=_stdout[0])
+    return _console(file=_stdout[0])
 
 
 def command(fn):
@@ -167,7 +191,7 @@ def progress_bar() -> Progress:
         BarColumn(),
         TextColumn("{task.completed} frames"),
         TimeElapsedColumn(),
-        console=err,
+        console=_console(stderr=True),
         transient=True,
     )
 
@@ -181,7 +205,7 @@ def progress(description: str, total: int | None = None, counter: bool = False):
 
         bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                        MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
-                       TimeRemainingColumn(), console=err, transient=False)
+                       TimeRemainingColumn(), console=_console(stderr=True), transient=False)
     else:
         bar = progress_bar()
     with bar:

@@ -19,6 +19,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -81,6 +82,34 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                             + "\n")
     elif manifest.exists():
         manifest.unlink()
+
+
+#: what a name from a config or from data may hold when tealign makes a path of it (a source
+#: name becomes a folder under ``merge --per-source``'s output): letters, digits, ``_ . + -``,
+#: no separator, not ``.`` or ``..``, at most 100 characters
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,99}")
+
+
+def check_safe_name(value: str, *, file: str | None = None, field: str | None = None) -> str:
+    """Return ``value`` if it is a safe path component (see ``_SAFE_NAME``), else raise a
+    :class:`SetupError` naming the file and field it came from."""
+    if not isinstance(value, str) or not _SAFE_NAME.fullmatch(value) or value in (".", ".."):
+        raise SetupError(f"{value!r} is not a valid name: use letters, digits and _ . + - "
+                         "(at most 100 characters, no path separators, not '..')",
+                         file=file, field=field)
+    return value
+
+
+def inside(root: str | os.PathLike, *parts: str) -> Path:
+    """``root / parts…``, proven to lie inside ``root`` (after resolving ``..`` and
+    symbolic links) before anything writes or deletes there; else :class:`SetupError`."""
+    base = Path(os.path.realpath(root))
+    path = Path(root).joinpath(*parts)
+    real = Path(os.path.realpath(path))
+    if real != base and base not in real.parents:
+        raise SetupError(f"path {path} would lie outside the output {root}; refused",
+                         file=str(path))
+    return path
 
 
 def check_replaceable(target: Path, shown: str | None = None, writing_dir: bool = True) -> None:
