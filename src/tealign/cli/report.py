@@ -64,7 +64,8 @@ def demo(
     opts = DemoOptions(quick=quick, water=water, water_ps=water_ps, reactions=reactions,
                        torsions=torsions, epochs=epochs, threads=threads,
                        torsion_max_force_calls=torsion_max_force_calls)
-    res = api.demo(output, datasets, opts, log=lambda m: err.print(m, highlight=False, markup=False))
+    res = api.demo(output, datasets, opts,
+                   log=lambda m: err.print(m, highlight=False, markup=False))
     show(res, as_json, _render_demo)
 
 
