@@ -218,21 +218,46 @@ def _overrides(epochs: int | None, seed: int | None) -> dict:
         ({"seed": seed} if seed is not None else {})
 
 
-def train(preset: str, data: str | os.PathLike, output: str | os.PathLike, *,
+def train(preset: str | None, data: str | os.PathLike, output: str | os.PathLike, *,
           distributed: bool = False, nproc: int | None = None, device: str = "auto",
           epochs: int | None = None, seed: int | None = None,
-          dry_run: bool = False) -> Result:
+          mace_args: Sequence[str] | dict | None = None,
+          from_model: str | os.PathLike | None = None,
+          replay: str | os.PathLike | None = None, dry_run: bool = False) -> Result:
     """Train a MACE model with a MACE-Osaka24 recipe (mace-torch trains); the model lands in
-    ``OUTPUT/model.model``. ``dry_run``: only build the command (``to_json()`` is
-    ``{"command": [...]}``)."""
-    from tealign.train import build_command
+    ``OUTPUT/model.model``.
+
+    ``mace_args``: any further ``mace_run_train`` options, as an argv list
+    (``["--batch_size", "4"]``) or a dict (``{"batch_size": 4, "ema": False}``); they replace
+    the preset's value of the same option; options tealign sets itself are refused
+    (:mod:`tealign.train.launch` says who wins). ``from_model``: fine-tune this model file
+    (or ``"tealign-mini"``) instead of training from scratch — naive fine-tuning, or with
+    ``replay`` (an extxyz of the model's own training data, ``REF_*`` keys) mace-torch's
+    multi-head replay fine-tuning; ``preset`` may then be None (the shipped model's card
+    preset, else ``osaka24-small``'s training settings). ``dry_run``: only build the command
+    (``to_json()`` is ``{"command": [...], ...}``)."""
+    from tealign.train import plan
     from tealign.train import train as run_training
 
+    if preset is None:
+        if from_model is None:
+            raise SetupError("give --preset (or --from MODEL to fine-tune)", field="--preset")
+        preset = _finetune_preset(from_model)
     opts = dict(distributed=distributed, nproc=nproc, device=device,
-                overrides=_overrides(epochs, seed))
+                overrides=_overrides(epochs, seed), mace_args=mace_args,
+                from_model=from_model, replay=replay)
     if dry_run:
-        return Result("train", {"command": build_command(preset, data, output, **opts)})
+        return Result("train", {"preset": preset,
+                                **plan(preset, data, output, **opts)})
     return Result("train", run_training(preset, data, output, **opts))
+
+
+def _finetune_preset(from_model) -> str:
+    """The preset whose training settings a fine-tuning run without --preset uses."""
+    from tealign.train.pretrained import NAMES, card
+
+    return card(str(from_model)).get("preset", "osaka24-small") \
+        if str(from_model) in NAMES else "osaka24-small"
 
 
 def evaluate(model: str | os.PathLike, data: str, keys: Keys = REF, *,

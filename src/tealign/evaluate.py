@@ -35,14 +35,9 @@ def load_model(path: str | Path, device: str = "cpu", dtype: str | None = None):
     """
     import torch
 
-    p = Path(path)
-    if not p.exists():
-        raise SetupError("no such model file", file=str(p))
-    try:
-        model = torch.load(p, map_location=device, weights_only=False)
-    except Exception as exc:
-        raise SetupError(f"cannot load as a MACE model: {type(exc).__name__}: {exc}",
-                         file=str(p)) from None
+    from tealign._mace import load_model as load_file
+
+    model = load_file(path, device=device)
     if dtype is not None:
         if dtype not in ("float64", "float32"):
             raise SetupError(f"dtype must be float64 or float32, not {dtype!r}", field="--dtype")
@@ -61,6 +56,10 @@ def predict(model, batch: FrameBatch, head: str | None = None, batch_size: int =
     ``compute_forces=False`` (single-point energies only) skips the backward pass.
     """
     import torch
+
+    from tealign._mace import import_mace
+
+    import_mace()
     from mace import data
     from mace.tools import torch_geometric, utils
 

@@ -74,9 +74,9 @@ def get_calculator(name: str, d3: str | None = None, device: str = "cpu"):
         if not p.exists():
             raise SetupError("not a calculator name (xtb, chgnet) nor a model file",
                              file=name, field="--calculator")
-        from mace.calculators import MACECalculator
+        from tealign._mace import calculator
 
-        calc = MACECalculator(model_paths=str(p), device=device, default_dtype="float64")
+        calc = calculator(p, device=device, default_dtype="float64")
     if d3 and d3 != "none":
         from ase.calculators.mixing import SumCalculator
 
@@ -91,9 +91,9 @@ def model_r_max(name: str) -> float | None:
     p = Path(name)
     if not p.exists():
         return None
-    import torch
+    from tealign._mace import load_model
 
-    model = torch.load(p, map_location="cpu", weights_only=False)
+    model = load_model(p)
     return float(model.r_max) if hasattr(model, "r_max") else None
 
 

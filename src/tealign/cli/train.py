@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -16,11 +17,21 @@ from tealign.keys import REF
 
 @cmd(app, "train")
 def train_cmd(
-    preset: Annotated[str, typer.Option(help="osaka24-small|osaka24-medium|osaka24-large|"
-                                        "small-cpu|tiny")],
     data: Annotated[Path, typer.Option(help="Output directory of `tealign merge`.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Run directory; the model "
                                          "is written to RUN_DIR/model.model.")],
+    preset: Annotated[str | None, typer.Option(
+        help="osaka24-small|osaka24-medium|osaka24-large|small-cpu|tiny (required unless "
+             "--from: then the training settings of the model's card, else osaka24-small)."
+    )] = None,
+    from_model: Annotated[str | None, typer.Option(
+        "--from", help="Fine-tune this MACE model file, or tealign-mini (the shipped model), "
+        "with mace-torch's --foundation_model: the architecture is the model's, the "
+        "learning rate the preset's / 10 unless --lr is passed through.")] = None,
+    replay: Annotated[Path | None, typer.Option(
+        help="With --from: mace-torch's multi-head replay fine-tuning, replaying this "
+        "extxyz (the model's own training data, REF_* keys) on a second head. Without it: "
+        "naive fine-tuning.")] = None,
     distributed: Annotated[bool, typer.Option(help="torchrun across GPUs (needs CUDA).")]
     = False,
     nproc: Annotated[int | None, typer.Option(help="Processes per node with --distributed "
@@ -31,20 +42,41 @@ def train_cmd(
                                              "(weights, shuffling).")] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the command and exit.")] = False,
     as_json: JsonOpt = False,
+    mace_args: Annotated[list[str] | None, typer.Argument(
+        metavar="[-- MACE_OPTIONS...]",
+        help="After --: any further mace_run_train options, e.g. -- --batch_size 4 "
+        "--forces_weight 100 --ema false. They replace the preset's value of the same "
+        "option (noted on stderr); options that tealign sets (data, keys, run directory, "
+        "device, E0s from statistics.json, fine-tuning) are refused.", show_default=False,
+    )] = None,
 ) -> None:
-    """Train a MACE model with a MACE-Osaka24 recipe (mace-torch does the training).
+    """Train a MACE model with a MACE-Osaka24 recipe (mace-torch does the training), or
+    fine-tune one (--from).
 
-    Example: tealign train --preset tiny --data merged -o run
+    Example: tealign train --preset tiny --data merged -o run -- --batch_size 4
+
+    Example: tealign train --from tealign-mini --data merged -o ft --epochs 2
     """
-    opts = dict(distributed=distributed, nproc=nproc, device=device, epochs=epochs, seed=seed)
+    opts = dict(distributed=distributed, nproc=nproc, device=device, epochs=epochs, seed=seed,
+                mace_args=mace_args or None, from_model=from_model, replay=replay)
     if dry_run:
-        show(api.train(preset, data, output, dry_run=True, **opts), as_json,
-             lambda res: out().print(" ".join(res.command)))
+        res = api.train(preset, data, output, dry_run=True, **opts)
+        _notes(res)
+        show(res, as_json, lambda res: out().print(shlex.join(res.command)))
         return
-    with progress(f"training {preset} (log: {output}/{rd.TRAIN_LOG_FILE})"):
+    what = f"fine-tuning {from_model}" if from_model else f"training {preset}"
+    with progress(f"{what} (log: {output}/{rd.TRAIN_LOG_FILE})"):
         res = api.train(preset, data, output, **opts)
+    _notes(res)
     show(res, as_json, lambda res: err.print(f"model written to {res.model} in "
                                              f"{res.wall_s:.0f} s"))
+
+
+def _notes(res) -> None:
+    """One stderr line per preset value that a pass-through option replaced."""
+    for key, (was, now) in (res.to_json().get("overridden") or {}).items():
+        err.print(f"note: --{key} {now} replaces the preset's {was}", highlight=False,
+                  markup=False)
 
 
 @cmd(app, "eval")

@@ -52,6 +52,11 @@ OSAKA24_COMMON: dict[str, object] = {
     "restart_latest": True,
 }
 
+#: the keys that fix the architecture (a fine-tuning run takes them from its model)
+ARCHITECTURE = ("interaction_first", "interaction", "num_interactions", "correlation",
+                "max_ell", "r_max", "num_channels", "num_radial_basis", "MLP_irreps", "max_L",
+                "hidden_irreps", "radial_MLP", "radial_type", "gate", "model")
+
 PRESETS: dict[str, dict[str, object]] = {
     "osaka24-small": {**OSAKA24_COMMON, "max_L": 0},
     "osaka24-medium": {**OSAKA24_COMMON, "max_L": 1},
@@ -87,5 +92,8 @@ def to_cli(cfg: dict[str, object]) -> list[str]:
             if key in ("compute_stress",):  # mace parses these as str→bool options
                 args.append("True")
             continue
-        args += [f"--{key}", str(value)]
+        if isinstance(value, (list, tuple)):
+            args += [f"--{key}", *map(str, value)]
+        else:
+            args += [f"--{key}", str(value)]
     return args
