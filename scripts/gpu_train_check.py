@@ -15,12 +15,15 @@ roughly 1e-10 relative; the tolerances leave room for that and nothing else. Wit
 second prediction also runs on the CPU (the check is then that two CPU runs agree), and the
 summary says so.
 
-``--tiny`` is the CI configuration: the first 60 organic and 30 inorganic frames, preset
-``tiny``, 1 epoch (about half a minute on 2 CPU cores). Prints one JSON object (stdout);
-exit 0 when the predictions agree, 1 when they do not, 2 on a setup error.
+``--from MODEL`` fine-tunes MODEL (a file or ``tealign-mini``) instead (CI does that: it
+is the API's fine-tuning run). ``--tiny`` is the CI configuration: every 6th organic and
+every 3rd inorganic frame (89 frames), preset ``tiny`` (``small-cpu``'s training settings
+with ``--from``), 1 epoch (about half a minute on 2 busy CPU cores).
+Prints one JSON object (stdout); exit 0 when the predictions agree, 1 when they do not,
+2 on a setup error.
 
     python scripts/gpu_train_check.py -o /tmp/gpu-check            # the real run
-    python scripts/gpu_train_check.py -o /tmp/gpu-check --tiny     # CI
+    python scripts/gpu_train_check.py -o /tmp/gpu-check --tiny --from tealign-mini   # CI
 """
 
 from __future__ import annotations
@@ -32,11 +35,11 @@ import time
 from pathlib import Path
 
 
-def subset(src: Path, dst: Path, n: int) -> None:
-    """The first ``n`` frames of an extxyz file (ASE reads and writes them unchanged)."""
+def subset(src: Path, dst: Path, step: int) -> None:
+    """Every ``step``-th frame of an extxyz file (ASE reads and writes them unchanged)."""
     import ase.io
 
-    ase.io.write(dst, ase.io.read(src, index=f":{n}"), format="extxyz")
+    ase.io.write(dst, ase.io.read(src, index=f"::{step}"), format="extxyz")
 
 
 def prepare(out: Path, datasets: str | None, tiny: bool) -> Path:
@@ -53,7 +56,7 @@ def prepare(out: Path, datasets: str | None, tiny: bool) -> Path:
         for key, path in demo.DATASET_FILES.items():
             (small / path).parent.mkdir(parents=True, exist_ok=True)
             if key in ("organic", "inorganic"):
-                subset(ds / path, small / path, 60 if key == "organic" else 30)
+                subset(ds / path, small / path, 6 if key == "organic" else 3)
             elif (ds / path).exists():
                 (small / path).write_bytes((ds / path).read_bytes())
         ds = small
@@ -101,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=None,
                     help="max_num_epochs (default 20; 1 with --tiny)")
     ap.add_argument("--tiny", action="store_true", help="CI size: few frames, tiny, 1 epoch")
+    ap.add_argument("--from", dest="from_model", default=None,
+                    help="fine-tune this model (file or tealign-mini) instead of training "
+                    "from scratch (the preset then gives the training settings only)")
     ap.add_argument("--datasets", default=None, help="bundled datasets directory")
     ap.add_argument("--tol-energy", type=float, default=1e-6, help="eV per atom")
     ap.add_argument("--tol-forces", type=float, default=1e-5, help="eV/Å")
@@ -115,14 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    preset = args.preset or ("tiny" if args.tiny else "small-cpu")
+    preset = args.preset or ("tiny" if args.tiny and not args.from_model else "small-cpu")
     epochs = args.epochs or (1 if args.tiny else 20)
     out = args.output
     try:
         out.mkdir(parents=True, exist_ok=True)
         merged = prepare(out, args.datasets, args.tiny)
         t0 = time.perf_counter()
-        res = api.train(preset, merged, out / "train", device=device, epochs=epochs)
+        res = api.train(preset, merged, out / "train", device=device, epochs=epochs,
+                        from_model=args.from_model)
         train_s = time.perf_counter() - t0
         cmp = compare(Path(res.model), merged / rd.MERGED_EXTXYZ_FILE, device)
     except SetupError as exc:
@@ -135,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                "compared": f"cpu vs {device}" + ("" if device != "cpu" else
                                                  " (no GPU: two CPU runs)"),
                "preset": preset, "epochs": epochs, "train_wall_s": train_s,
+               "from": res.to_json().get("from"), "finetuning": res.to_json().get("finetuning"),
                "model": res.model, **cmp, "tol_energy_eV_per_atom": args.tol_energy,
                "tol_forces_eV_per_A": args.tol_forces, "agree": ok,
                "torch": torch.__version__}

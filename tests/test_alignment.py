@@ -170,9 +170,10 @@ def test_chain_composes_into_one_alignment(tmp_path):
 def test_save_load_roundtrip(tmp_path):
     b = synthetic(40, seed=2)
     tea = TotalEnergyAlignment(SRC, TGT, model="auto").fit(b, "e_src", "e_tgt")
-    sha = tea.save(tmp_path / "a.json")
+    path = tea.save(tmp_path / "a.json")
+    assert path == tmp_path / "a.json"  # the path, like every save (the hash: sha256())
     t2 = TotalEnergyAlignment.load(tmp_path / "a.json")
-    assert t2.a_ == tea.a_ and t2.offsets_ == tea.offsets_ and t2.sha256() == sha
+    assert t2.a_ == tea.a_ and t2.offsets_ == tea.offsets_ and t2.sha256() == tea.sha256()
     assert t2.source_table_.energies == SRC.energies
     text = (tmp_path / "a.json").read_text().replace(repr(tea.a_), repr(tea.a_ + 1e-3), 1)
     (tmp_path / "b.json").write_text(text)

@@ -14,9 +14,11 @@ The public API (README.md, "Python API"):
   :func:`align_file`, :func:`merge_sources`, :func:`train_model`, :func:`evaluate_model`,
   :func:`bench_reactions`, :func:`bench_lattice`, :func:`bench_eos`, :func:`bench_torsion`,
   :func:`bench_water`, :func:`bench_cross`, :func:`compute_atoms`, :func:`compute_calib`,
-  :func:`write_report`, :func:`run_demo` (the same functions under the command names in
-  :mod:`tealign.api`: ``api.align``, ``api.merge``, ...; the top-level names differ where
-  a subpackage of that name exists);
+  :func:`write_report`, :func:`run_demo` (the same functions, under these names and under
+  the command names ``api.align``, ``api.merge``, ..., are in :mod:`tealign.api`; the
+  top-level names differ from the command names where a subpackage of that name exists:
+  ``tealign.align`` is always the subpackage of the estimator — calling it runs
+  ``align_file`` with a DeprecationWarning, for one release);
 - :mod:`tealign.rundir`: the files of a run directory.
 
 Names are imported on first use, so ``import tealign`` stays light.
@@ -44,14 +46,21 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
+#: subpackages whose name is also a verb: ``tealign.align`` is always the subpackage (never
+#: a function, whatever was imported before); the verbs are ``align_file``, ``train_model``.
+_SUBPACKAGES = ("align", "train", "api", "rundir")
 
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _EXPORTS:
         module, attr = _EXPORTS[name]
         value = getattr(importlib.import_module(module), attr)
         globals()[name] = value
         return value
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"tealign.{name}")
     raise AttributeError(f"module 'tealign' has no attribute {name!r}")
 
 

@@ -146,7 +146,8 @@ def fit(calibration: str, source_key: str, target_key: str, source_e0, target_e0
                                target_key=target_key, split=split, strict=strict)
     tea.check_params()
     tea.fit(calibration)
-    sha = tea.save(output)
+    tea.save(output)
+    sha = tea.sha256()
     plots = []
     if plot is not None:
         from tealign.report.parity import parity_plots
@@ -376,14 +377,33 @@ def bench_water(calculator: str, output, *, ps: float = 2.0, d3: str | None = No
                                  "skipped"), output, torch_threads=n_threads)
 
 
-def bench_cross(output, *, calculator: str | None = None, alignment=None, data=None,
-                definition=None, target_key: str = "energy_pbe",
-                source_key: str = "energy_wb97m", aligned_domain: str = "organic",
-                d3: str = "none", dtype: str | None = None,
-                progress: Progress = None) -> Result:
-    """Cross-domain consistency against target-level truth (docs/architecture.md §8.3):
-    of a model (``calculator``) or, with ``alignment``, of the aligned labels; errors in eV.
-    The result's ``kind_titles`` names each kind of item, in the benchmark's order."""
+def bench_cross(*args, **kwargs) -> Result:
+    """``bench_cross(calculator, output, *, alignment=None, data=None, definition=None,
+    target_key="energy_pbe", source_key="energy_wb97m", aligned_domain="organic",
+    d3="none", dtype=None, progress=None)``: cross-domain consistency against target-level
+    truth (docs/architecture.md §8.3): of a model (``calculator``) or, with ``alignment``
+    and ``calculator=None``, of the aligned labels; errors in eV. The result's
+    ``kind_titles`` names each kind of item, in the benchmark's order.
+
+    Same argument order as the other benchmarks (calculator, then output). The old form
+    ``bench_cross(output, calculator=...)`` (one positional argument: the output) still works
+    in this release, with a DeprecationWarning."""
+    if len(args) == 1 and "output" not in kwargs:
+        import warnings
+
+        warnings.warn("bench_cross(output, calculator=...) is deprecated: call "
+                      "bench_cross(calculator, output, ...) like the other benchmarks "
+                      "(calculator=None with alignment=...)", DeprecationWarning,
+                      stacklevel=2)
+        return _bench_cross(kwargs.pop("calculator", None), args[0], **kwargs)
+    return _bench_cross(*args, **kwargs)
+
+
+def _bench_cross(calculator: str | None, output, *, alignment=None, data=None,
+                 definition=None, target_key: str = "energy_pbe",
+                 source_key: str = "energy_wb97m", aligned_domain: str = "organic",
+                 d3: str = "none", dtype: str | None = None,
+                 progress: Progress = None) -> Result:
     from tealign.bench import cross
 
     if alignment is not None and not Path(alignment).exists():
@@ -525,3 +545,13 @@ def demo(output: str | os.PathLike = "tealign-demo", datasets_dir=None, options=
                            "wall_s": state["wall_s"],
                            "steps": {s["name"]: s["status"] for s in state["steps"]},
                            "summary": dict(rows)}, rows=rows)
+
+
+# The top-level names of the same functions (``tealign.align_file`` is ``api.align``, ...):
+# each public name works both as ``tealign.NAME`` and ``tealign.api.NAME``.
+align_file = align
+merge_sources = merge
+train_model = train
+evaluate_model = evaluate
+write_report = report
+run_demo = demo

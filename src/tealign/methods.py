@@ -148,10 +148,12 @@ class IsolatedAtomTable:
         d["hartree_to_eV"] = units.HARTREE_TO_EV
         return d
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path) -> Path:
+        """Write the table's JSON atomically; returns the path."""
         from tealign.io.atomic import write_json
 
         write_json(path, self.to_json_dict())
+        return Path(path)
 
     @classmethod
     def from_json_dict(cls, d: dict, source: str = "<dict>") -> IsolatedAtomTable:

@@ -6,3 +6,23 @@ from tealign.align.icea import atom_energy_sums, atomization_energy, icea_shift
 
 __all__ = ["MODELS", "ScaleElementsModel", "ScaleModel", "TotalEnergyAlignment",
            "atom_energy_sums", "atomization_energy", "icea_shift", "make_model"]
+
+
+class _AlignPackage(type(__import__("sys"))):
+    """``tealign.align`` is this subpackage (the estimator and its parts); the pipeline verb is
+    :func:`tealign.align_file`. Calling the package, ``tealign.align(data, alignment, out)``
+    (a guess by analogy with ``tealign.fit``), runs ``align_file`` with a
+    DeprecationWarning; it will be a TypeError in the next release."""
+
+    def __call__(self, *args, **kwargs):
+        import warnings
+
+        from tealign.api import align
+
+        warnings.warn("tealign.align is the subpackage of the estimator; call "
+                      "tealign.align_file(data, alignment, output, ...) to align a dataset",
+                      DeprecationWarning, stacklevel=2)
+        return align(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _AlignPackage

@@ -591,12 +591,14 @@ class TotalEnergyAlignment:
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def save(self, path: str | os.PathLike) -> str:
-        """Write ``alignment.json`` atomically; returns its sha256 (of the canonical form)."""
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write ``alignment.json`` atomically; returns its path, like every ``save`` of
+        tealign (the file's ``sha256``, of the canonical form, is :meth:`sha256`; before
+        0.2 this returned that hash)."""
         d = self.to_dict()
         d["sha256"] = self.sha256()
         write_json(path, d)
-        return d["sha256"]
+        return Path(path)
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "<dict>") -> TotalEnergyAlignment:

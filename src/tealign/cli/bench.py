@@ -265,11 +265,11 @@ def bench_cross(
 
     Example: tealign bench cross --alignment alignment.json -o bench_cross
     """
-    opts = dict(calculator=calculator, alignment=alignment, data=data,
+    opts = dict(alignment=alignment, data=data,
                 definition=definition, target_key=target_key, source_key=source_key,
                 aligned_domain=aligned_domain, d3=d3, dtype=dtype)
     who = calculator if calculator is not None else f"aligned labels ({alignment})"
-    _run(api.bench_cross, (output,), opts, "single points", as_json,
+    _run(api.bench_cross, (calculator, output), opts, "single points", as_json,
          lambda res: _render_cross(res, who))
 
 
