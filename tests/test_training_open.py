@@ -181,3 +181,146 @@ def test_gpu_train_check_script_tiny_on_cpu(tiny_merged, tmp_path):
     assert res["finetuning"] == "naive" and res["from"].endswith("tealign-mini.model")
     assert res["max_abs_energy_diff_eV_per_atom"] <= res["tol_energy_eV_per_atom"]
     assert Path(res["model"]).exists()
+
+
+# ------------------------------------------------------------------ API/CLI consistency
+def test_bench_lattice_limit_counts_evaluated_crystals(tmp_path, monkeypatch):
+    from ase.calculators.emt import EMT
+
+    from tealign.bench import calculators, lattice
+
+    csv = tmp_path / "c.csv"
+    csv.write_text("name,formula,structure,a_exp_zpae,a_pbe,notes\n"
+                   "Si,Si,diamond,5.42,5.47,\nGe,Ge,diamond,5.65,5.76,\n"
+                   "Cu,Cu,fcc,3.595,3.630,\nAl,Al,fcc,4.019,4.037,\nNi,Ni,fcc,3.51,3.52,\n")
+    monkeypatch.setattr(calculators, "model_elements", lambda name: {13, 28, 29})
+    res = lattice.run(EMT(), tmp_path / "out", data=csv, limit=2)
+    # Si and Ge are skipped (the calculator lacks them) and do not count: 2 evaluated
+    assert [c["name"] for c in res["crystals"]] == ["Cu", "Al"]
+    assert [s["name"] for s in res["skipped"]] == ["Si", "Ge"]
+
+
+def test_bench_cross_takes_calculator_then_output(monkeypatch, tmp_path):
+    import tealign
+    from tealign import api
+    from tealign.bench import cross
+
+    seen = []
+    monkeypatch.setattr(cross, "run", lambda output, **kw: seen.append(
+        (output, kw["calculator"])) or {k: None for k in (
+            "mode", "n", "mae_eV", "rmse_eV", "reaction_mae_eV", "adsorption_mae_eV",
+            "lattice_mae_eV", "skipped")})
+    api.bench_cross("model.model", tmp_path / "new")            # like bench_lattice
+    with pytest.warns(DeprecationWarning, match="bench_cross\\(calculator, output"):
+        tealign.bench_cross(tmp_path / "old", calculator="model.model")
+    api.bench_cross(None, tmp_path / "labels", d3="none")       # label level: no model
+    assert seen == [(tmp_path / "new", "model.model"), (tmp_path / "old", "model.model"),
+                    (tmp_path / "labels", None)]
+
+
+def test_tealign_align_is_always_the_subpackage():
+    code = ("import warnings, tealign, types; m = tealign.align; "
+            "assert isinstance(m, types.ModuleType) and m.__name__ == 'tealign.align'; "
+            "assert m.TotalEnergyAlignment is tealign.TotalEnergyAlignment; "
+            "from tealign import api; assert tealign.align_file is api.align_file is api.align; "
+            "w = warnings.catch_warnings(record=True); rec = w.__enter__(); "
+            "warnings.simplefilter('always')\n"
+            "try: m('no.extxyz', 'no.json', 'out.extxyz')\n"
+            "except Exception as e: print(type(e).__name__)\n"
+            "print(rec[0].category.__name__, 'align_file' in str(rec[0].message))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    # a fresh interpreter: the subpackage before anything else imported it; calling it
+    # forwards to align_file (SetupError: no such alignment) with a DeprecationWarning
+    assert proc.stdout.split() == ["SetupError", "DeprecationWarning", "True"]
+
+
+def test_saves_return_the_path(tmp_path):
+    from test_alignment import SRC, TGT, synthetic
+
+    from tealign import TotalEnergyAlignment
+    from tealign.api import Result
+
+    tea = TotalEnergyAlignment(SRC, TGT).fit(synthetic(20, seed=1), "e_src", "e_tgt")
+    assert tea.save(tmp_path / "a.json") == tmp_path / "a.json"
+    assert json.loads((tmp_path / "a.json").read_text())["sha256"] == tea.sha256()
+    assert SRC.save(tmp_path / "t.json") == tmp_path / "t.json"
+    assert Result("fit", {"a": 1.0}).save(tmp_path) == tmp_path / "fit.json"
+
+
+def _help_texts(group, prefix=()):
+    """(command words, [help strings]) of every command of the CLI."""
+    for name, sub in group.commands.items():
+        if hasattr(sub, "commands"):  # a group (Typer's own click)
+            yield from _help_texts(sub, (*prefix, name))
+        else:
+            yield (*prefix, name), [sub.help or ""] + [getattr(p, "help", None) or ""
+                                                       for p in sub.params]
+
+
+def test_help_texts_print_their_brackets(run_cli, monkeypatch):
+    """Rich markup took "[target]" and "[[source]]" for tags and dropped them: every
+    bracketed word of every help text is printed as written."""
+    import re
+
+    import typer
+
+    from tealign.cli import app
+
+    monkeypatch.setenv("COLUMNS", "400")
+    checked = 0
+    for words, texts in _help_texts(typer.main.get_command(app)):
+        texts = [t.replace("\\[", "[") for t in texts]  # as written in the source
+        brackets = {b for t in texts for b in re.findall(r"\[+[^\]\s]*\]+", t)}
+        if not brackets:
+            continue
+        code, stdout, _ = run_cli(*words, "--help")
+        assert code == 0
+        for b in brackets:
+            assert b in stdout, f"tealign {' '.join(words)} --help lost {b}"
+        checked += 1
+    assert checked >= 3  # merge, compute atoms, compute calib at least
+    code, stdout, _ = run_cli("merge", "--help")
+    assert "TOML listing [target] e0 and [[source]] entries" in stdout
+
+
+def test_reader_and_shards_options(tmp_path, run_cli):
+    from conftest import random_frames
+
+    from tealign.io.extxyz import write_extxyz
+    from tealign.io.frames import FrameBatch
+
+    src = tmp_path / "in.extxyz"
+    write_extxyz(src, [FrameBatch.from_atoms(random_frames(2))])
+    # --format in align named the input reader: now --reader; --format still works, warned
+    code, _, stderr = run_cli("align", src, "--alignment", tmp_path / "none.json",
+                              "--reader", "extxyz", "-o", tmp_path / "o.extxyz")
+    assert code == 2 and "none.json" in stderr and "deprecated" not in stderr
+    code, _, stderr = run_cli("align", src, "--alignment", tmp_path / "none.json",
+                              "--format", "extxyz", "-o", tmp_path / "o.extxyz")
+    assert code == 2 and "--format is deprecated here" in stderr and "--reader" in stderr
+    code, _, stderr = run_cli("align", src, "--alignment", tmp_path / "none.json",
+                              "--format", "extxyz", "--reader", "asedb",
+                              "-o", tmp_path / "o.extxyz")
+    assert code == 2 and "disagree" in stderr
+
+
+def test_model_load_is_quiet_but_other_output_passes(tmp_path):
+    """Loading a MACE model prints neither the TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD warning nor
+    the cuequivariance notice (a fresh interpreter: both come from the first import)."""
+    code = ("import warnings; warnings.simplefilter('always'); "
+            "from tealign.train.pretrained import model_path; "
+            "from tealign.evaluate import load_model; m = load_model(model_path()); "
+            "from tealign.bench.calculators import get_calculator; "
+            "c = get_calculator(str(model_path())); "
+            "from tealign._mace import quiet_import\n"
+            "with quiet_import(): print('kept line'); warnings.warn('a real warning')\n"
+            "print(len(m.atomic_numbers))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    both = proc.stdout + proc.stderr
+    assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" not in both
+    assert "cuequivariance" not in both
+    assert "kept line" in proc.stdout and "a real warning" in proc.stderr

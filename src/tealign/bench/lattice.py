@@ -85,13 +85,18 @@ def run(calculator, outdir: Path, limit: int | None = None, d3: str | None = Non
     r_max = r_max if r_max is not None else model_r_max(calculator)
     known = model_elements(calculator)
     rows, skipped = [], []
-    for k, row in enumerate(crystals(data, limit)):
+    attempted = 0  # ``limit`` counts crystals the calculator runs on, not the ones it skips
+    for row in crystals(data):
         from ase.formula import Formula
 
+        if limit and attempted >= limit:
+            break
         elements = list(Formula(row["formula"]).count())
         if known is not None and not {atomic_numbers[e] for e in elements} <= known:
             skipped.append({"name": row["name"], "reason": "calculator lacks an element"})
             continue
+        attempted += 1
+        k = attempted - 1
         # start 2 % off the reference so the fmax criterion cannot stop on it
         start = 1.02 * (row["a_pbe"] or row["a_exp_zpae"])
         try:

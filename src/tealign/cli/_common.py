@@ -47,6 +47,24 @@ app.add_typer(bench_app, name="bench")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 StrictOpt = Annotated[bool, typer.Option(help="Treat frame errors as setup errors.")]
 FormatOpt = Annotated[str | None, typer.Option("--format", help="Force the input reader.")]
+ReaderOpt = Annotated[str | None, typer.Option(
+    "--reader", help="Force the input reader: extxyz, asedb, mace-h5, spice, mptrj, qm9 "
+    "(default: from the file).")]
+#: ``--format`` where it named the input reader (``align``): a deprecated alias of --reader
+FormatAliasOpt = Annotated[str | None, typer.Option(
+    "--format", hidden=True, help="Deprecated alias of --reader.")]
+
+
+def pick_reader(reader: str | None, fmt: str | None) -> str | None:
+    """``--reader``, or the deprecated ``--format`` (with a warning on stderr)."""
+    if fmt is None:
+        return reader
+    if reader is not None and reader != fmt:
+        raise SetupError(f"--reader {reader} and --format {fmt} disagree; --format is the "
+                         "old name of --reader: give --reader only", field="--format")
+    err.print("warning: --format is deprecated here (it names the input reader): use "
+              f"--reader {fmt}", highlight=False, markup=False)
+    return fmt
 CALCULATOR_HELP = ("MACE model file, tealign-mini (the model that ships with tealign), xtb "
                    "or chgnet.")
 
@@ -129,8 +147,37 @@ def command(fn):
 
 
 def cmd(group: typer.Typer, name: str | None = None):
-    """Register ``fn`` as command ``name`` of ``group`` under the :func:`command` rules."""
-    return lambda fn: group.command(name)(command(fn))
+    """Register ``fn`` as command ``name`` of ``group`` under the :func:`command` rules (its
+    help texts escaped: :func:`plain_help`)."""
+    return lambda fn: group.command(name)(command(plain_help(fn)))
+
+
+_escaped: set[int] = set()
+
+
+def plain_help(fn):
+    """Help texts are plain text, not Rich markup: escape ``[...]`` in the docstring and in
+    every option's and argument's help and metavar, so that "[target] e0 and [[source]]"
+    prints as written (Rich took bracketed words for markup tags and dropped them)."""
+    import typing
+
+    from rich.markup import escape
+
+    if fn.__doc__:
+        fn.__doc__ = escape(fn.__doc__)
+    # the evaluated annotations replace the strings (``from __future__ import annotations``),
+    # so that Typer reads the escaped objects rather than evaluating the strings afresh
+    hints = typing.get_type_hints(fn, include_extras=True)
+    fn.__annotations__ = hints
+    for hint in hints.values():
+        for info in getattr(hint, "__metadata__", ()):
+            if id(info) in _escaped:  # shared Annotated aliases: escape once
+                continue
+            _escaped.add(id(info))
+            for attr in ("help", "metavar"):
+                if isinstance(getattr(info, attr, None), str):
+                    setattr(info, attr, escape(getattr(info, attr)))
+    return fn
 
 
 def _terminate_as_exit():

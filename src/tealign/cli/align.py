@@ -10,13 +10,15 @@ from rich.table import Table
 
 from tealign import api
 from tealign.cli._common import (
-    FormatOpt,
+    FormatAliasOpt,
     JsonOpt,
+    ReaderOpt,
     StrictOpt,
     app,
     cmd,
     err,
     out,
+    pick_reader,
     progress,
     render_rejects,
     show,
@@ -105,7 +107,8 @@ def align(
     inverse: Annotated[bool, typer.Option(help="Undo the alignment: REF_* back to the source "
                                           "scale.")] = False,
     strict: StrictOpt = False,
-    fmt: FormatOpt = None,
+    reader: ReaderOpt = None,
+    fmt: FormatAliasOpt = None,
     workers: WorkersOpt = 0,
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address: its workers "
                                                   "format the output batches.")] = None,
@@ -119,8 +122,9 @@ def align(
     keys = Keys(energy_key, forces_key, stress_key, virials_key)
     with progress(f"aligning {data}") as update:
         res = api.align(data, alignment, output, keys, remove_d3=remove_d3,
-                        source_name=source_name, inverse=inverse, strict=strict, format=fmt,
-                        workers=workers, scheduler=scheduler, progress=update)
+                        source_name=source_name, inverse=inverse, strict=strict,
+                        format=pick_reader(reader, fmt), workers=workers,
+                        scheduler=scheduler, progress=update)
     show(res, as_json, render_rejects)
 
 
@@ -132,9 +136,10 @@ def merge(
     per_source: Annotated[bool, typer.Option(help="One MACE-ready directory per source "
                                              "(multi-head training).")] = False,
     strict: StrictOpt = False,
-    fmt: Annotated[str | None, typer.Option("--format", help="Shards MACE trains from: h5 "
-                                            "(sharded HDF5) or lmdb (ASE-LMDB, .aselmdb; "
-                                            "the default, written 4-6x faster).")] = None,
+    fmt: Annotated[str | None, typer.Option("--shards", "--format", help="Shards MACE "
+                                            "trains from: h5 (sharded HDF5) or lmdb "
+                                            "(ASE-LMDB, .aselmdb; the default, written 4-6x "
+                                            "faster). --format is the same option.")] = None,
     workers: Annotated[int, typer.Option(help="Processes writing shards while the sources "
                                          "are read (default: CPU count, at most 4).")] = 0,
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address: shards are "

@@ -80,7 +80,10 @@ def _render_reactions(res, calculator: str) -> None:
 @cmd(bench_app, "lattice")
 def bench_lattice(
     calculator: CalculatorOpt, output: OutputOpt,
-    limit: Annotated[int | None, typer.Option(help="First N crystals of the table.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Evaluate N crystals: the first N of "
+                                              "the table that the calculator covers "
+                                              "(crystals with an element it lacks are "
+                                              "skipped and do not count).")] = None,
     r_max: Annotated[float | None, typer.Option(help="Model cutoff (Å) for the bcc analysis "
                                                 "(read from MACE models).")] = None,
     d3: D3Opt = "none",
