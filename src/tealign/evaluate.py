@@ -65,7 +65,9 @@ def predict(model, batch: FrameBatch, head: str | None = None, batch_size: int =
 
     z_table = utils.AtomicNumberTable([int(z) for z in model.atomic_numbers])
     heads = list(getattr(model, "heads", ["Default"]))
-    head_name = head or heads[0]
+    # like MACECalculator: the head named Default when there is one (a replay fine-tuned
+    # model's new head; its pt_head comes first), else the first
+    head_name = head or next((h for h in heads if h.lower() == "default"), heads[0])
     if head_name not in heads:
         raise SetupError(f"model has no head {head_name!r}; heads: {heads}", field="--head")
     unknown = set(np.unique(batch.numbers).tolist()) - set(z_table.zs)
