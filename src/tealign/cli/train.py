@@ -43,7 +43,7 @@ def train_cmd(
     dry_run: Annotated[bool, typer.Option(help="Print the command and exit.")] = False,
     as_json: JsonOpt = False,
     mace_args: Annotated[list[str] | None, typer.Argument(
-        metavar="[-- MACE_OPTIONS...]",
+        metavar="-- MACE_OPTIONS",
         help="After --: any further mace_run_train options, e.g. -- --batch_size 4 "
         "--forces_weight 100 --ema false. They replace the preset's value of the same "
         "option (noted on stderr); options that tealign sets (data, keys, run directory, "
