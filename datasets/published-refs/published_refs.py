@@ -49,6 +49,10 @@ LEVELS = {
 }
 #: settings that do NOT reproduce the published numbers, computed to show by how much
 VARIANTS = {
+    "wb97m_tzvppd_nodf": ("pyscf:wb97m/def2-tzvppd;density_fit=false",
+                          "wb97m-d3bj-def2-tzvppd", ["H", "C", "N", "O", "F", "P", "S", "Cl"]),
+    "wb97m_tzvppd_grid5": ("pyscf:wb97m/def2-tzvppd;grid_level=5", "wb97m-d3bj-def2-tzvppd",
+                           ["H", "C", "N", "O", "F", "P", "S", "Cl"]),
     "wb97x_631gd_sph": ("pyscf:wb97x/6-31g(d)", "wb97x-6-31gd", ["H", "C", "N", "O", "F"]),
     "b3lyp_pyscf": ("pyscf:b3lyp/6-31g(2df,p)", "b3lyp-6-31g2dfp", ["H", "C", "N", "O", "F"]),
     "b3lyp_6d10f_pyscfbasis": ("pyscf:b3lyp/6-31g(2df,p);cartesian=all", "b3lyp-6-31g2dfp",
