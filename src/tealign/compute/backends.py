@@ -9,7 +9,9 @@ term is computed by :mod:`tealign.dispersion` and returned separately. SCF failu
 
 - PySCF: RKS/UKS (RHF/UHF for ``hf``), any functional PySCF knows (``wb97m`` is
   ``wb97m_v`` with VV10 switched off), any basis, density fitting by default, analytic
-  gradients; gpu4pyscf is used when it imports and a CUDA device is present.
+  gradients; gpu4pyscf is used when it imports and a CUDA device is present. On request
+  Gaussian's conventions: ``cartesian=d`` (6D 7F, CPU only) or ``all``, and
+  ``pople=gaussian`` (its 6-31G 2d exponents), which reproduce Gaussian 09's numbers.
 - GPAW: plane waves at the SPEC's cutoff, molecules centred in a box with ``vacuum`` Å on each
   side, periodic cells with a k-point density, Fermi-Dirac smearing, spin-polarised Hund's
   rule isolated atoms.
@@ -105,6 +107,48 @@ def _gpu_available() -> bool:
         return False
 
 
+def gaussian_pople_shells(basis: str, element: str) -> list:
+    """PySCF's shells of a 6-31G ``(2d...)`` basis with Gaussian's two d exponents.
+
+    Gaussian builds multiple d polarization on 6-31G from the 6-31G* exponent ζ as 2ζ and ζ/2
+    (Frisch, Pople and Binkley, J. Chem. Phys. 80, 3265 (1984)); PySCF's 6-31G(2df,p) file has
+    6-311G's pair for C-F instead (C: 1.252/0.313 for Gaussian's 1.6/0.4). Everything else
+    (s, p, f and the hydrogen p) is PySCF's. Exponents in bohr⁻².
+    """
+    from pyscf import gto
+
+    shells = [sh for sh in gto.basis.load(basis, element) if sh[0] != 2]
+    star = [sh for sh in gto.basis.load("6-31g*", element) if sh[0] == 2]
+    if not star:  # no d on this element (H): nothing to replace
+        return gto.basis.load(basis, element)
+    zeta = float(star[0][1][0])
+    return shells + [[2, [2.0 * zeta, 1.0]], [2, [0.5 * zeta, 1.0]]]
+
+
+def cartesian_d_orthogonalizer(mol) -> np.ndarray:
+    """Orthonormal basis (columns, in ``mol``'s Cartesian AOs) of Cartesian s, p, d and pure
+    f and higher shells: Gaussian's 6D 7F. ``mol`` must be built with ``cart=True``."""
+    c2s = mol.cart2sph_coeff()
+    ncart = mol.nao_cart()
+    cols = []
+    ic = isph = 0
+    for b in range(mol.nbas):
+        ang = mol.bas_angular(b)
+        nc, ns = (ang + 1) * (ang + 2) // 2, 2 * ang + 1
+        for _ in range(mol.bas_nctr(b)):
+            if ang >= 3:
+                cols.append(c2s[:, isph:isph + ns])
+            else:
+                block = np.zeros((ncart, nc))
+                block[ic:ic + nc] = np.eye(nc)
+                cols.append(block)
+            ic += nc
+            isph += ns
+    t = np.hstack(cols)
+    w, v = np.linalg.eigh(t.T @ mol.intor("int1e_ovlp") @ t)
+    return t @ (v / np.sqrt(w))
+
+
 def _pyscf(spec: MethodSpec, atoms: Atoms, charge: int, multiplicity: int | None,
            want_forces: bool) -> Result:
     from pyscf import dft, gto, scf
@@ -113,9 +157,15 @@ def _pyscf(spec: MethodSpec, atoms: Atoms, charge: int, multiplicity: int | None
     mult = multiplicity or _default_multiplicity(atoms, charge)
     # coordinates in bohr with tealign's (CODATA 2018) constant, not PySCF's own
     bohr = atoms.positions / units.BOHR_TO_ANGSTROM
+    symbols = atoms.get_chemical_symbols()
+    basis = spec.basis
+    if s.get("pople") == "gaussian":
+        basis = {el: gaussian_pople_shells(spec.basis, el) for el in set(symbols)}
+    cartesian = s.get("cartesian", "none")
     mol = gto.M(
-        atom=[(sym, tuple(pos)) for sym, pos in zip(atoms.get_chemical_symbols(), bohr)],
-        basis=spec.basis, charge=charge, spin=mult - 1, unit="Bohr", verbose=0,
+        atom=[(sym, tuple(pos)) for sym, pos in zip(symbols, bohr)],
+        basis=basis, charge=charge, spin=mult - 1, unit="Bohr", verbose=0,
+        cart=cartesian != "none",
         # def2 and similar bases carry ECPs beyond Kr; ask for them only where they apply
         ecp=s.get("ecp", spec.basis if atoms.numbers.max() > 36 else None),
     )
@@ -132,7 +182,12 @@ def _pyscf(spec: MethodSpec, atoms: Atoms, charge: int, multiplicity: int | None
     mf.max_cycle = int(s["max_cycle"])
     if s["density_fit"]:
         mf = mf.density_fit(auxbasis=s.get("auxbasis"))
-    if _gpu_available():
+    if cartesian == "d" and any(mol.bas_angular(b) >= 3 for b in range(mol.nbas)):
+        # 6D 7F: the SCF runs in the span of Cartesian d and pure f+ functions (without f
+        # shells that is the whole Cartesian basis, 6-31G(d)'s 6D)
+        x = cartesian_d_orthogonalizer(mol)
+        mf.check_linear_dependency = lambda s1e, verbose=None: x
+    elif _gpu_available():  # gpu4pyscf does not take the 6D 7F subspace; CPU then
         mf = mf.to_gpu()
     energy = mf.kernel()
     if not mf.converged:

@@ -55,6 +55,19 @@ DEFAULTS: dict[str, dict] = {
     },
 }
 
+#: PySCF settings that only enter a SPEC (and its store key) when set away from their default,
+#: so the keys of SPECs written before they existed stay what they were. ``cartesian``: which
+#: shells use Cartesian functions — "none" (PySCF's spherical default), "d" (Cartesian d, pure
+#: f and higher: Gaussian's 6D 7F, its default for the 6-31G family) or "all" (6D 10F);
+#: ``pople``: "pyscf" (PySCF's basis file) or "gaussian" (Gaussian's exponents for 6-31G
+#: multiple d polarization, 2x and 1/2 x the 6-31G* d exponent; PySCF's file has 6-311G's
+#: for C-F). Needed to reproduce Gaussian's B3LYP/6-31G(2df,p) (QM9) and wB97X/6-31G(d)
+#: (ANI-1x) energies; see docs/published_references.md.
+PYSCF_OPTIONAL: dict[str, tuple] = {
+    "cartesian": ("none", "d", "all"),
+    "pople": ("pyscf", "gaussian"),
+}
+
 CODES = tuple(DEFAULTS)
 #: Settings that act on periodic cells only (left out of molecules' and atoms' store keys).
 PERIODIC_ONLY = frozenset({"kpt_density", "pulay_stress", "pulay_step"})
@@ -153,9 +166,20 @@ def parse_spec(text: str) -> MethodSpec:
         if "=" not in opt:
             raise SetupError(f"option {opt!r} is not key=value", field="--method")
         k, v = (s.strip() for s in opt.split("=", 1))
-        if k not in settings and not (code == "pyscf" and k in ("auxbasis", "ecp")):
+        optional = PYSCF_OPTIONAL if code == "pyscf" else {}
+        if k not in settings and not (code == "pyscf" and k in ("auxbasis", "ecp")) \
+                and k not in optional:
+            known = sorted(DEFAULTS[code]) + sorted(optional)
             raise SetupError(f"unknown {code} setting {k!r}; known: "
-                             f"{', '.join(sorted(DEFAULTS[code]))}", field="--method")
+                             f"{', '.join(known)}", field="--method")
+        if k in optional:
+            v = v.lower()
+            if v not in optional[k]:
+                raise SetupError(f"{code} setting {k} is one of {', '.join(optional[k])}, "
+                                 f"not {v!r}", field="--method")
+            if v == optional[k][0]:  # the default: absent, as in SPECs that never named it
+                settings.pop(k, None)
+                continue
         settings[k] = _value(v)
     d3 = None
     if functional.endswith("-d3bj"):
@@ -166,6 +190,10 @@ def parse_spec(text: str) -> MethodSpec:
     if code == "pyscf":
         if not basis:
             raise SetupError("pyscf needs a basis: pyscf:functional/basis", field="--method")
+        if settings.get("pople") == "gaussian" and not re.fullmatch(
+                r"6-31\+{0,2}g\(2d.*", basis):
+            raise SetupError("pople=gaussian applies to 6-31G bases with 2d polarization "
+                             f"(e.g. 6-31g(2df,p)), not {basis!r}", field="--method")
     elif code == "gpaw":
         m = re.fullmatch(r"pw(\d+(?:\.\d+)?)", basis)
         if not m:
