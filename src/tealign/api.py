@@ -103,7 +103,7 @@ def convert(data: str, output: str | os.PathLike, to: str | None = None, *,
     from tealign.methods import load_table
 
     target = convert_target(output, to)
-    check_output(output, [data, e0], kind="file" if target == "extxyz" else "dir")
+    check_output(output, [data, e0], kind="dir" if target == "mace-h5" else "file")
     table = load_table(e0) if e0 else None
     counts = convert_file(data, output, target, fmt=format, keys=keys, table=table,
                           r_max=r_max, strict=strict, progress=progress)

@@ -5,6 +5,10 @@ fairchem's ``AseDBDataset``): every row's ``data`` dict is merged into ``atoms.i
 ``__arrays__`` entries become per-atom arrays, and ``config_from_atoms`` then reads MACE's
 *default* keys whatever ``--energy_key`` says. So a row holds
 
+- the row's own ``energy`` (eV), ``forces`` (n × 3, eV/Å) and ``stress`` (Voigt 6, eV/Å³,
+  ASE's sign) on a ``SinglePointCalculator``, as ASE and fairchem's ``AseDBDataset`` read
+  them (``row.energy``, ``row.toatoms().calc.get_potential_energy()``); mace-torch's
+  ``LMDBDataset`` takes these calculator values first (the same numbers as below);
 - ``REF_energy`` (eV), ``REF_stress`` / ``REF_virials`` (3×3, eV/Å³ with ASE's sign / eV),
   ``__arrays__: {"REF_forces": (n, 3)}`` — only the properties the frame has;
 - ``config_<name>_weight`` for energy, forces, stress and virials (0 for an absent
@@ -13,17 +17,21 @@ fairchem's ``AseDBDataset``): every row's ``data`` dict is merged into ``atoms.i
   ``mp_id``, ``orig_*``, ``split``, ...; arrays with their dtype, as in the HDF5 sidecar),
   which MACE ignores and :func:`iter_lmdb` restores, so no sidecar file is needed.
 
-Rows are written by mace-torch's own copy of fairchem's ``LMDBDatabase`` (orjson + zlib, one
-transaction per shard; 2× the ``ase-db-backends`` writer's speed on the same rows) and read
+Rows are ASE ``AtomsRow`` dicts encoded as the ASE-LMDB backends store them (orjson + zlib,
+keys ``"1"``…``"N"`` and ``"nextid"``, one transaction per shard), written by
+:func:`write_lmdb_file` into a map sized to the data: it starts small and doubles when LMDB
+reports the map full, so a shard reserves about as much address space as it holds (the
+backends' writers reserve 2 TiB, which a job under ``ulimit -v`` cannot map). They are read
 back here through the ``ase-db-backends`` package (fairchem's reader), so every shard is
-checked by an implementation other than the one that wrote it. Shards are written in
-parallel by :mod:`tealign.io.shards`.
+checked by an implementation other than the one that wrote it; :func:`check_lmdb_file`
+refuses a truncated or foreign file from its header before LMDB maps it (a truncated map is
+a bus error, not an exception). Shards are written in parallel by :mod:`tealign.io.shards`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +78,142 @@ def row_data(rec: FrameRecord, keys: dict[str, str], weights: dict[str, float]) 
     return data
 
 
+def row_atoms(rec: FrameRecord, keys: dict[str, str]):
+    """The ``ase.Atoms`` of one row: geometry, and the frame's MACE energy (eV), forces
+    (eV/Å) and stress (eV/Å³, stored in ASE's Voigt order) on a ``SinglePointCalculator``,
+    which ASE's database code turns into the row's ``energy``/``forces``/``stress``."""
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.stress import full_3x3_to_voigt_6_stress
+
+    atoms = Atoms(numbers=rec.numbers, positions=rec.positions, cell=rec.cell, pbc=rec.pbc)
+    source = {**rec.info, **rec.arrays}
+    results = {}
+    if source.get(keys["energy"]) is not None:
+        results["energy"] = float(source[keys["energy"]])
+    if source.get(keys["forces"]) is not None:
+        results["forces"] = np.asarray(source[keys["forces"]], dtype=float)
+    if source.get(keys["stress"]) is not None:
+        v = np.asarray(source[keys["stress"]], dtype=float)
+        results["stress"] = full_3x3_to_voigt_6_stress(v.reshape(3, 3)) if v.size == 9 else v
+    if results:
+        atoms.calc = SinglePointCalculator(atoms, **results)
+    return atoms
+
+
+def _encode(obj) -> bytes:
+    import zlib
+
+    import orjson
+
+    return zlib.compress(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+def _row_dict(atoms, data: dict, when: float, user: str | None) -> dict:
+    """An ``AtomsRow`` as the ASE-LMDB backends store it (calculator results at top level)."""
+    from ase.db.row import AtomsRow
+
+    row = AtomsRow(atoms)
+    dct = {k: np.ascontiguousarray(v) if isinstance(v, np.ndarray) else v
+           for k, v in row.__dict__.items() if not k.startswith("_") and k != "id"}
+    dct["cell"] = np.asarray(dct["cell"], dtype=float)
+    dct.pop("constraints", None)
+    if row.get("constraints"):
+        dct["constraints"] = [c.todict() for c in row.constraints]
+    dct.update(ctime=when, mtime=when, user=user, data=data)
+    return dct
+
+
+#: First map size of a shard (bytes): room for this much per frame and per atom; the map
+#: doubles whenever LMDB finds it full.
+MAP_PER_FRAME, MAP_PER_ATOM, MAP_MIN = 8192, 512, 1 << 20
+
+
+def _lmdb_message(exc: Exception, path: str) -> str:
+    text = str(exc).replace(f"{path}: ", "")
+    return f"ASE-LMDB {type(exc).__name__}: {text}"
+
+
+def write_lmdb_file(path: str | os.PathLike, rows: Callable[[], Iterable[tuple]],
+                    n_frames: int = 0, n_atoms: int = 0) -> int:
+    """Write one ``.aselmdb`` file from ``rows()`` (a callable returning ``(atoms, data)``
+    pairs; called again if the map must grow); returns rows written.
+
+    The map starts at ``MAP_MIN + MAP_PER_FRAME·n_frames + MAP_PER_ATOM·n_atoms`` bytes and
+    doubles on ``MapFullError`` (the file is rewritten from the start), so the address space
+    a shard reserves stays near its size. Any LMDB error is a :class:`SetupError` naming
+    the file.
+    """
+    import time
+
+    import lmdb
+
+    path = str(path)
+    size = MAP_MIN + MAP_PER_FRAME * n_frames + MAP_PER_ATOM * n_atoms
+    size = -(-size // 65536) * 65536
+    user = os.getenv("USER")
+    while True:
+        for stale in (path, path + "-lock"):
+            if os.path.lexists(stale):
+                os.unlink(stale)
+        try:
+            env = lmdb.open(path, map_size=size, subdir=False, meminit=False, lock=False)
+        except lmdb.Error as exc:
+            raise SetupError(_lmdb_message(exc, path), file=path) from None
+        try:
+            n = 0
+            with env.begin(write=True) as txn:
+                when = time.time() / (365.25 * 24 * 3600)  # ASE's ctime unit: years
+                for atoms, data in rows():
+                    n += 1
+                    txn.put(str(n).encode("ascii"), _encode(_row_dict(atoms, data, when, user)))
+                txn.put(b"nextid", _encode(n + 1))
+            env.sync(True)
+            return n
+        except lmdb.MapFullError:
+            size *= 2
+        except lmdb.Error as exc:
+            raise SetupError(_lmdb_message(exc, path), file=path) from None
+        finally:
+            env.close()
+
+
+#: LMDB's meta page: magic at byte 16, page size at 40, map size at 32, last page at 136,
+#: transaction id at 144 (64-bit builds); two meta pages, at 0 and at one page size.
+_MAGIC = 0xBEEFC0DE
+
+
+def check_lmdb_file(path: str | os.PathLike) -> None:
+    """Refuse (:class:`SetupError`) a file that is not a whole LMDB environment: a foreign
+    file (no LMDB meta page) or a truncated one (shorter than its last committed page).
+    LMDB itself would map the missing pages and die of SIGBUS on first touch."""
+    import struct
+
+    path = str(path)
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            head = fh.read(160)
+            if len(head) < 160 or struct.unpack_from("<I", head, 16)[0] != _MAGIC:
+                raise SetupError("not an LMDB file (no LMDB header)", file=path)
+            psize = struct.unpack_from("<I", head, 40)[0]
+            if psize < 512 or psize & (psize - 1) or psize > 1 << 16:
+                raise SetupError(f"not an LMDB file (page size {psize})", file=path)
+            fh.seek(psize)
+            second = fh.read(160)
+    except OSError as exc:
+        raise SetupError(f"cannot read: {exc.strerror or exc}", file=path) from None
+    metas = [head]
+    if len(second) == 160 and struct.unpack_from("<I", second, 16)[0] == _MAGIC:
+        metas.append(second)
+    meta = max(metas, key=lambda m: struct.unpack_from("<Q", m, 144)[0])
+    last = struct.unpack_from("<Q", meta, 136)[0]
+    need = (last + 1) * psize
+    if len(metas) < 2 or size < need:
+        raise SetupError(f"truncated LMDB file: {size} bytes, its last page ends at byte "
+                         f"{max(need, 2 * psize)}", file=path)
+
+
 def write_lmdb(batches: Iterable[FrameBatch], shard_dir: str | os.PathLike, *,
                keys: Keys = REF, **options) -> int:
     """Write frames as a directory of ``.aselmdb`` shards (atomically); returns frames
@@ -77,6 +221,27 @@ def write_lmdb(batches: Iterable[FrameBatch], shard_dir: str | os.PathLike, *,
     from tealign.io.shards import write_shards
 
     return write_shards("lmdb", batches, shard_dir, keys=keys, **options)
+
+
+def write_lmdb_single(batches: Iterable[FrameBatch], path: str | os.PathLike, *,
+                      keys: Keys = REF, weights: dict[str, float] | None = None) -> int:
+    """Write frames as one ``.aselmdb`` file (atomically; rows as in the module text, all
+    frames of ``batches`` held in memory while writing); returns frames written."""
+    from tealign.io.atomic import atomic_path
+    from tealign.io.mace_h5 import MACE_KEYS
+
+    keys_d = {**MACE_KEYS, **keys.as_dict()}
+    batches = list(batches)
+
+    def rows():
+        for batch in batches:
+            for i in range(batch.n_frames):
+                rec = batch.record(i)
+                yield row_atoms(rec, keys_d), row_data(rec, keys_d, dict(weights or {}))
+
+    with atomic_path(path) as tmp:
+        return write_lmdb_file(tmp, rows, n_frames=sum(b.n_frames for b in batches),
+                               n_atoms=sum(int(b.offsets[-1]) for b in batches))
 
 
 def iter_lmdb(path: str | os.PathLike, batch_size: int = 2048,
@@ -89,7 +254,7 @@ def iter_lmdb(path: str | os.PathLike, batch_size: int = 2048,
     ``data`` and key-value pairs land in ``info``, a calculator's energy/forces/stress under
     ``energy``/``forces``/``stress``.
     """
-    from ase_db_backends.aselmdb import LMDBDatabase
+    import lmdb
 
     keys = {**LMDB_KEYS, **(keys or {})}
     from tealign.io.shards import existing_shards
@@ -99,10 +264,7 @@ def iter_lmdb(path: str | os.PathLike, batch_size: int = 2048,
     records: list[FrameRecord] = []
     n = 0
     for file in files:
-        try:
-            db = LMDBDatabase(file, readonly=True, use_lock_file=False)
-        except Exception as exc:  # lmdb.Error and friends: not an LMDB file
-            raise SetupError(f"cannot open as ASE-LMDB: {exc}", file=str(file)) from None
+        db = _open_for_reading(file)
         try:
             for row in db.select():
                 records.append(_record(row, keys, n))
@@ -110,10 +272,26 @@ def iter_lmdb(path: str | os.PathLike, batch_size: int = 2048,
                 if len(records) >= batch_size:
                     yield FrameBatch.from_records(records)
                     records = []
+        except lmdb.Error as exc:
+            raise SetupError(_lmdb_message(exc, str(file)), file=str(file)) from None
         finally:
             db.close()
     if records:
         yield FrameBatch.from_records(records)
+
+
+def _open_for_reading(file: Path):
+    """fairchem's reader (``ase-db-backends``) on a file that :func:`check_lmdb_file`
+    accepted and LMDB opens; anything else is one :class:`SetupError` line."""
+    import lmdb
+    from ase_db_backends.aselmdb import LMDBDatabase
+
+    check_lmdb_file(file)
+    try:  # open once ourselves: the backend's half-built object would complain at exit
+        lmdb.open(str(file), subdir=False, readonly=True, lock=False).close()
+        return LMDBDatabase(file, readonly=True, use_lock_file=False)
+    except lmdb.Error as exc:
+        raise SetupError(_lmdb_message(exc, str(file)), file=str(file)) from None
 
 
 def _record(row, keys: dict[str, str], index: int) -> FrameRecord:
