@@ -414,6 +414,12 @@ def write(path: str | os.PathLike, frames, format: str | None = None, **options)
             return write_file(kind, path, as_batches(frames), **options)
         return fmt.write(path, as_batches(frames), **options)
     kind = output_kind(path)
+    if kind == "mace-h5" and options.get("keys") is None \
+            and isinstance(frames, (list, FrameBatch)):  # in memory already
+        batches = list(as_batches(frames))
+        options.pop("keys", None)
+        return get_format(kind, path).write(path, batches, **options,
+                                            keys=_keys_present(batches))
     if kind in ("extxyz", "mace-h5"):
         return get_format(kind, path).write(path, as_batches(frames), **options)
     return write_file(kind, path, as_batches(frames), **options)

@@ -106,7 +106,16 @@ def _encode(obj) -> bytes:
 
     import orjson
 
-    return zlib.compress(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY))
+    return zlib.compress(orjson.dumps(obj, default=_plain, option=orjson.OPT_SERIALIZE_NUMPY))
+
+
+def _plain(obj):
+    """What orjson's numpy support leaves out (views that are not C-contiguous, scalars)."""
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"cannot store {type(obj).__name__} in an ASE-LMDB row")
 
 
 def _row_dict(atoms, data: dict, when: float, user: str | None) -> dict:
