@@ -380,13 +380,21 @@ def write_h5_file(batches, path: str | os.PathLike, *, keys=None,
     return res["frames"]
 
 
-def _open_text(tmp, path):
-    """``tmp`` opened for text; gzip-compressed when ``path`` ends in ``.gz``."""
+@contextlib.contextmanager
+def open_text_output(tmp, path):
+    """``tmp`` (the temporary of output ``path``) opened for text; gzip-compressed when
+    ``path`` ends in ``.gz``, the gzip header naming ``path`` without ``.gz``."""
+    if not str(path).lower().endswith(".gz"):
+        with open(tmp, "w") as fh:
+            yield fh
+        return
     import gzip
+    import io
 
-    if str(path).lower().endswith(".gz"):
-        return gzip.open(tmp, "wt", encoding="utf-8")
-    return open(tmp, "w")  # noqa: SIM115
+    with open(tmp, "wb") as raw, \
+            gzip.GzipFile(filename=Path(path).name[:-3], mode="wb", fileobj=raw) as gz, \
+            io.TextIOWrapper(gz, encoding="utf-8") as fh:
+        yield fh
 
 
 def write_extxyz_on(executor: Executor, path: str | os.PathLike, batches,
@@ -398,7 +406,7 @@ def write_extxyz_on(executor: Executor, path: str | os.PathLike, batches,
 
     n = 0
     pending: deque = deque()
-    with atomic_path(path) as tmp, _open_text(tmp, path) as fh:
+    with atomic_path(path) as tmp, open_text_output(tmp, path) as fh:
         for batch in batches:
             pending.append((executor.submit(format_batch, batch, frozenset(rounded)),
                             batch.n_frames))
