@@ -95,6 +95,16 @@ def test_shard_rows_carry_results_on_a_calculator_as_ase_and_fairchem_read_them(
         np.testing.assert_array_equal(row.data["__arrays__"]["REF_forces"],
                                       rec.arrays["REF_forces"])
         assert row.data["config_stress_weight"] == rec.info["config_stress_weight"]
+    # fairchem's AseDBDataset (the copy mace-torch ships) takes the calculator's results
+    from mace.tools.fairchem_dataset.lmdb_dataset_tools import AseDBDataset
+
+    ds = AseDBDataset(config={"src": str(merged / "train")})
+    assert len(ds) == train.n_frames
+    for i in range(train.n_frames):
+        atoms, rec = ds.get_atoms(i), train.record(i)
+        assert atoms.get_potential_energy() == rec.info["REF_energy"]
+        np.testing.assert_array_equal(atoms.get_forces(), rec.arrays["REF_forces"])
+        np.testing.assert_array_equal(atoms.get_stress(voigt=False), rec.info["REF_stress"])
 
 
 def test_mace_torch_loads_the_shards_with_the_merged_values(merged):
@@ -239,3 +249,33 @@ def test_write_and_convert_choose_the_format_from_the_suffix(tmp_path, name, kin
         if how == "api" or name not in ("o.aselmdb", "o.h5", "shards"):
             assert [energy(a) for a in back] == [a.get_potential_energy() for a in ref]
         np.testing.assert_array_equal(back[3].positions, ref[3].positions)
+
+
+def test_a_bad_row_in_a_shard_is_one_reject_naming_frame_and_field(merged, tmp_path):
+    import shutil
+    import zlib
+
+    import lmdb
+    import orjson
+
+    from tealign.io.lmdb import _encode
+
+    shard = tmp_path / "bad.aselmdb"
+    shutil.copy(next((merged / "train").glob("*.aselmdb")), shard)
+    env = lmdb.open(str(shard), subdir=False, lock=False, map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        row = orjson.loads(zlib.decompress(txn.get(b"1")))
+        bad_z = {**row, "numbers": [300] * len(row["numbers"])}
+        bad_f = {**row, "data": {**row["data"], "__arrays__": {"REF_forces": [[1, 2], [3]]}}}
+        bad_e = {**row, "data": {**row["data"], "REF_energy": "abc"}}
+        txn.put(b"2", _encode(bad_z))
+        txn.put(b"3", _encode(bad_f))
+        txn.put(b"4", b"not zlib")
+        txn.put(b"5", _encode(bad_e))
+    env.close()
+    good = tealign.read_frames(next((merged / "train").glob("*.aselmdb")))
+    batch = tealign.read_frames(shard)
+    assert batch.n_frames == good.n_frames - 4
+    assert [(r.frame, r.field) for r in batch.rejects] == [
+        (1, "numbers"), (2, "REF_forces"), (3, "row"), (4, "REF_energy")]
+    np.testing.assert_array_equal(batch.info["REF_energy"][1:], good.info["REF_energy"][5:])

@@ -9,19 +9,21 @@ format     recognised by                               written by (output names)
 =========  ==========================================  ==================================
 qm9        ``qm9`` or ``qm9:N``                        –
 extxyz     ``.xyz``, ``.extxyz`` (also ``.gz``)        :func:`~tealign.io.extxyz.write_extxyz`
-                                                       (``.xyz``, ``.extxyz``)
-asedb      ``.db``                                     –
-lmdb       ``.aselmdb``/``.lmdb``, or a dir of them    :func:`~tealign.io.lmdb.write_lmdb`
-                                                       (``.aselmdb``)
+                                                       (``.xyz``, ``.extxyz``, ``.gz``: gzip)
+asedb      ``.db``                                     ``ase.io`` (``.db``, ``.traj``)
+lmdb       ``.aselmdb``/``.lmdb``, or a dir of them    one file (``.aselmdb``/``.lmdb``) or
+                                                       :func:`~tealign.io.lmdb.write_lmdb`
 mptrj      ``.json``                                   –
-mace-h5    a directory, or ``.h5`` with config_batch_*  :func:`~tealign.io.mace_h5.write_mace_h5`
-                                                       (any other name: a directory)
+mace-h5    a directory, or ``.h5`` with config_batch_*  one file (``.h5``) or a directory
+                                                       (a name without a suffix)
 spice      ``.h5``/``.hdf5`` with ``conformations``     –
 =========  ==========================================  ==================================
 
-:func:`read`, :func:`iread` and :func:`write` are the public entry points (re-exported by
-``tealign``); :func:`iter_batches`, :func:`read_batch` and :func:`read_atoms` are the
-batch-level forms the pipeline uses.
+An output name with any other suffix is refused (:func:`output_kind`).
+:func:`read`, :func:`iread` (``ase.Atoms``, as ``ase.io``; other formats through ``ase.io``)
+and :func:`write` are the public entry points (re-exported by ``tealign``), with the
+columnar :func:`read_frames`/:func:`iter_frames`; :func:`iter_batches`, :func:`read_batch`
+and :func:`read_atoms` are the batch-level forms the pipeline uses.
 """
 
 from __future__ import annotations

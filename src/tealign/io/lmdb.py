@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tealign.errors import SetupError
+from tealign.errors import FrameError, SetupError
 from tealign.io.frames import FrameBatch, FrameRecord
 from tealign.io.mace_h5 import _from_jsonable, _jsonable
 from tealign.keys import REF, Keys
@@ -271,22 +271,32 @@ def iter_lmdb(path: str | os.PathLike, batch_size: int = 2048,
     p = Path(path)
     files = existing_shards(p, SUFFIXES)
     records: list[FrameRecord] = []
+    rejects: list[FrameError] = []
     n = 0
     for file in files:
         db = _open_for_reading(file)
         try:
-            for row in db.select():
-                records.append(_record(row, keys, n))
+            for rid in list(db.ids):
+                try:
+                    records.append(_record(db._get_row(rid), keys, n))
+                except lmdb.Error:
+                    raise
+                except _RowError as exc:
+                    rejects.append(FrameError(str(file), n, exc.field, exc.reason))
+                except Exception as exc:  # noqa: BLE001 (zlib/JSON: a row that does not decode)
+                    rejects.append(FrameError(str(file), n, "row",
+                                              f"row {rid} does not decode: "
+                                              f"{type(exc).__name__}: {exc}"))
                 n += 1
-                if len(records) >= batch_size:
-                    yield FrameBatch.from_records(records)
-                    records = []
+                if len(records) + len(rejects) >= batch_size:
+                    yield FrameBatch.from_records(records, rejects)
+                    records, rejects = [], []
         except lmdb.Error as exc:
             raise SetupError(_lmdb_message(exc, str(file)), file=str(file)) from None
         finally:
             db.close()
-    if records:
-        yield FrameBatch.from_records(records)
+    if records or rejects:
+        yield FrameBatch.from_records(records, rejects)
 
 
 def _open_for_reading(file: Path):
@@ -303,8 +313,47 @@ def _open_for_reading(file: Path):
         raise SetupError(_lmdb_message(exc, str(file)), file=str(file)) from None
 
 
+class _RowError(Exception):
+    """One row's field that is not what a frame needs (becomes a FrameError)."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(reason)
+        self.field, self.reason = field, reason
+
+
+def _array(value, field: str, shape: tuple, kind: str = "f") -> np.ndarray:
+    """``value`` as a float (``kind="f"``) or integer array of ``shape`` (-1: any length)."""
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise _RowError(field, "not an array of numbers") from None
+    if len(shape) != arr.ndim or any(s not in (-1, d) for s, d in zip(shape, arr.shape,
+                                                                         strict=True)):
+        raise _RowError(field, f"shape {arr.shape}, expected "
+                        f"{tuple('n' if s == -1 else s for s in shape)}")
+    if kind == "i":
+        if not np.isfinite(arr).all() or (arr != np.round(arr)).any():
+            raise _RowError(field, "not integers")
+        return arr.astype(np.int64)
+    return arr
+
+
 def _record(row, keys: dict[str, str], index: int) -> FrameRecord:
-    data = dict(row.data or {})
+    """One row as a frame; a field of the wrong type or shape raises :class:`_RowError`."""
+    numbers = _array(row.get("numbers"), "numbers", (-1,), "i")
+    if numbers.size and (numbers.min() < 1 or numbers.max() > 118):
+        raise _RowError("numbers", "atomic numbers must be 1-118")
+    nat = numbers.size
+    positions = _array(row.get("positions"), "positions", (nat, 3))
+    cell = row.get("cell")
+    cell = np.zeros((3, 3)) if cell is None else _array(cell, "cell", (3, 3))
+    pbc = np.asarray(row.get("pbc", [False] * 3))
+    if pbc.shape != (3,):
+        raise _RowError("pbc", f"shape {pbc.shape}, expected (3,)")
+    data = row.get("data") or {}
+    if not isinstance(data, dict):
+        raise _RowError("data", "not a mapping")
+    data = dict(data)
     info: dict = {}
     arrays: dict = {}
     mace_arrays = data.pop("__arrays__", {}) or {}
@@ -315,32 +364,37 @@ def _record(row, keys: dict[str, str], index: int) -> FrameRecord:
         if value is None:
             continue
         if name == "forces":
-            arrays[keys[name]] = np.asarray(value, dtype=float)
+            arrays[keys[name]] = _array(value, key, (nat, 3))
         elif name == "energy":
-            info[keys[name]] = float(value)
+            info[keys[name]] = float(_array(value, key, ()))
         else:
-            info[keys[name]] = np.asarray(value, dtype=float)
+            v = _array(value, key, (-1,) if np.size(value) == 6 else (3, 3))
+            info[keys[name]] = v
         if weight is not None:
-            info[f"config_{name}_weight"] = float(weight)
+            info[f"config_{name}_weight"] = float(_array(weight, f"config_{name}_weight", ()))
     for k in ("config_weight", "config_type"):
         if k in data:
             info[k] = data.pop(k)
     if meta is not None:
-        info.update({k: _from_jsonable(v) for k, v in meta.get("info", {}).items()})
-        arrays.update({k: np.asarray(_from_jsonable(v))
-                       for k, v in meta.get("arrays", {}).items()})
+        try:
+            info.update({k: _from_jsonable(v) for k, v in meta.get("info", {}).items()})
+            extra = {k: np.asarray(_from_jsonable(v)) for k, v in meta.get("arrays", {}).items()}
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise _RowError("tealign", f"metadata does not decode: {exc}") from None
+        for k, v in extra.items():
+            if v.ndim == 0 or v.shape[0] != nat:
+                raise _RowError(k, f"per-atom array of shape {v.shape} for {nat} atoms")
+        arrays.update(extra)
     else:  # a row from another writer
         info.update(data)
-        info.update(row.key_value_pairs or {})
+        info.update(row.get("key_value_pairs") or {})
         arrays.update({k: np.asarray(v) for k, v in mace_arrays.items()})
-        for prop in ("energy", "stress"):
-            if row.get(prop) is not None:
-                info[prop] = np.asarray(row.get(prop)) if prop == "stress" \
-                    else float(row.get(prop))
+        if row.get("energy") is not None:
+            info["energy"] = float(_array(row.get("energy"), "energy", ()))
+        if row.get("stress") is not None:
+            stress = row.get("stress")
+            info["stress"] = _array(stress, "stress", (6,) if np.size(stress) == 6 else (3, 3))
         if row.get("forces") is not None:
-            arrays["forces"] = np.asarray(row.get("forces"), dtype=float)
-    return FrameRecord(numbers=np.asarray(row.numbers, dtype=np.int64),
-                       positions=np.asarray(row.positions, dtype=float),
-                       cell=np.asarray(row.cell, dtype=float).reshape(3, 3),
-                       pbc=np.asarray(row.pbc, dtype=bool).reshape(3),
-                       info=info, arrays=arrays, index=index)
+            arrays["forces"] = _array(row.get("forces"), "forces", (nat, 3))
+    return FrameRecord(numbers=numbers, positions=positions, cell=cell,
+                       pbc=pbc.astype(bool), info=info, arrays=arrays, index=index)
