@@ -80,6 +80,7 @@ def test_shard_rows_carry_results_on_a_calculator_as_ase_and_fairchem_read_them(
     db = ase.db.connect(shard)
     assert isinstance(db, LMDBDatabase)  # fairchem's aselmdb backend
     rows = list(db.select())
+    db.close()  # one LMDB environment per file and process
     assert len(rows) == train.n_frames
     for i, row in enumerate(rows):
         rec = train.record(i)
