@@ -190,6 +190,13 @@ def test_formats_ase_reads_are_read_through_ase(tmp_path):
     assert len(back) == 4
     np.testing.assert_array_equal(back[2].get_forces(), frames[2].get_forces())
     assert back[1].get_potential_energy() == frames[1].get_potential_energy()
+    # the pipeline's columnar reader (info, align, convert) falls back to ase.io too
+    batch = tealign.read_frames(tmp_path / "x.traj")
+    assert batch.n_frames == 4
+    np.testing.assert_array_equal(batch.info["energy"], [-1.0, -3.0, -5.0, -7.0])
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(SetupError, match="neither tealign nor ase.io reads it"):
+        tealign.read_frames(tmp_path / "data.csv")
     vasp = Path(ase.__file__).parent / "test" / "testdata" / "vasp"
     for name in ("OUTCAR_example_1", "vasprun_pstress.xml"):
         if not (vasp / name).exists():

@@ -168,19 +168,36 @@ def _detect_hdf5(p: Path, text: str) -> str:
     raise SetupError("HDF5 file is neither MACE (config_batch_*) nor SPICE layout", file=text)
 
 
+def _unknown_file(exc: SetupError, path) -> bool:
+    """Whether ``detect_format`` failed only for not knowing the suffix of a file."""
+    return exc.message.startswith("unknown dataset format") and Path(str(path)).is_file()
+
+
 def iter_batches(
     path: str | os.PathLike, fmt: str | None = None, batch_size: int = 2048
 ) -> Iterator[FrameBatch]:
     """Stream any supported dataset as batches; frame errors ride along in ``rejects``.
 
+    A file of a format tealign does not know is read through ``ase.io`` (``fmt="ase"``).
     Every batch passes :func:`~tealign.io.frames.validate_batch` (the boundary checks of
     docs/architecture.md §6.3: finite positions and energies, forces n × 3, stress/virials
     3×3, 6 or 9 values, no empty frames) whatever the reader.
     """
     from tealign.io.frames import validate_batch
 
-    fmt = fmt or detect_format(path)
-    batches = get_format(fmt, path).read(path, batch_size)
+    if fmt is None:
+        try:
+            fmt = detect_format(path)
+        except SetupError as exc:
+            if not _unknown_file(exc, path):
+                raise
+            fmt = "ase"  # a file tealign does not know: read through ase.io
+    if fmt == "ase":
+        from tealign.io.asedb import iter_ase
+
+        batches = iter_ase(path, batch_size)
+    else:
+        batches = get_format(fmt, path).read(path, batch_size)
     if fmt == "extxyz":  # the extxyz reader validates its own batches
         return batches
     return (validate_batch(b, str(path)) for b in batches)
@@ -252,8 +269,8 @@ def _reader(path, format: str | None) -> str | None:
         return format if format in OWN_ATOMS_FORMATS else None
     try:
         fmt = detect_format(path)
-    except SetupError:
-        if Path(str(path)).exists() and not Path(str(path)).is_dir():
+    except SetupError as exc:
+        if _unknown_file(exc, path):
             return None  # a format tealign does not know: ASE may
         raise
     return fmt if fmt in OWN_ATOMS_FORMATS else None
@@ -302,11 +319,12 @@ def _ase_iread(path, index, format: str | None, **kwargs) -> Iterator[Atoms]:
     text = str(path)
     if not Path(text).exists():
         raise SetupError("no such file", file=text)
+    from tealign.io.asedb import ase_read_error
+
     try:
         yield from ase.io.iread(text, index, format=format, **kwargs)
-    except (ValueError, KeyError, OSError, TypeError, StopIteration) as exc:
-        kind = type(exc).__name__
-        raise SetupError(f"ase.io cannot read it ({kind}: {exc})", file=text) from None
+    except Exception as exc:  # noqa: BLE001 (ASE's readers raise every kind)
+        raise ase_read_error(exc, text) from None
 
 
 def iread(path: str | os.PathLike, index=None, format: str | None = None,
