@@ -135,7 +135,7 @@ def test_truncated_and_foreign_shards_are_one_line_exit_2(merged, tmp_path):
         lines = [x for x in proc.stderr.splitlines() if x.strip()]
         assert len(lines) == 1 and str(tmp_path / name) in lines[0], (name, proc.stderr)
         assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
-    assert "truncated" in _cli("info", tmp_path / "t.aselmdb").stderr
+        assert name != "t.aselmdb" or "truncated" in lines[0]
     with pytest.raises(SetupError, match="not an LMDB file"):
         tealign.read_frames(tmp_path / "foreign.aselmdb")
 
@@ -226,7 +226,7 @@ def _written(tmp_path) -> Path:
     ("o.extxyz", "file"), ("o.xyz", "file"), ("o.extxyz.gz", "gzip"), ("o.xyz.gz", "gzip"),
     ("o.traj", "file"), ("o.db", "file"), ("o.aselmdb", "file"), ("o.h5", "file"),
     ("shards", "dir"), ("o.txt", "refused"), ("o.gz", "refused"), ("o.json", "refused")])
-def test_write_and_convert_choose_the_format_from_the_suffix(tmp_path, name, kind):
+def test_write_and_convert_choose_the_format_from_the_suffix(tmp_path, name, kind, run_cli):
     src = _written(tmp_path)
     ref = ase.io.read(src, ":")
     for how in ("api", "cli"):
@@ -240,12 +240,12 @@ def test_write_and_convert_choose_the_format_from_the_suffix(tmp_path, name, kin
                 continue
             assert tealign.write(out, ref) == 4
         else:
-            proc = _cli("convert", src, "-o", out)
+            code, _, stderr = run_cli("convert", src, "-o", out)
             if kind == "refused":
-                assert proc.returncode == 2 and not out.exists(), proc.stderr
-                assert "unknown output suffix" in proc.stderr and "Traceback" not in proc.stderr
+                assert code == 2 and not out.exists(), stderr
+                assert "unknown output suffix" in stderr
                 continue
-            assert proc.returncode == 0, proc.stderr[-2000:]
+            assert code == 0, stderr[-2000:]
         assert out.is_dir() == (kind == "dir"), (how, name)
         if kind == "gzip":
             with gzip.open(out, "rt") as fh:
