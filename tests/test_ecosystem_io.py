@@ -287,3 +287,34 @@ def test_a_bad_row_in_a_shard_is_one_reject_naming_frame_and_field(merged, tmp_p
     assert [(r.frame, r.field) for r in batch.rejects] == [
         (1, "numbers"), (2, "REF_forces"), (3, "row"), (4, "REF_energy")]
     np.testing.assert_array_equal(batch.info["REF_energy"][1:], good.info["REF_energy"][5:])
+
+
+def test_a_shard_map_that_fills_grows_and_keeps_every_row(tmp_path, monkeypatch):
+    import struct
+
+    import lmdb
+
+    from tealign.io import lmdb as tl
+
+    grown = []
+    real_open = lmdb.open
+
+    def spy(path, **kw):
+        grown.append(kw["map_size"])
+        return real_open(path, **kw)
+
+    monkeypatch.setattr(tl, "MAP_MIN", 65536)
+    monkeypatch.setattr(tl, "MAP_PER_FRAME", 0)
+    monkeypatch.setattr(tl, "MAP_PER_ATOM", 0)
+    monkeypatch.setattr(lmdb, "open", spy)
+    frames = random_frames(300, periodic_every=3)
+    assert tealign.write(tmp_path / "g.aselmdb", frames) == 300
+    assert len(grown) > 2 and grown == [65536 * 2**k for k in range(len(grown))]
+    head = (tmp_path / "g.aselmdb").read_bytes()
+    assert max(struct.unpack_from("<Q", head, 32)[0],
+               struct.unpack_from("<Q", head, 4096 + 32)[0]) == grown[-1]
+    monkeypatch.setattr(lmdb, "open", real_open)
+    back = tealign.read_frames(tmp_path / "g.aselmdb")
+    assert back.n_frames == 300 and not back.rejects
+    np.testing.assert_array_equal(back.info["REF_energy"],
+                                  [a.info["REF_energy"] for a in frames])
