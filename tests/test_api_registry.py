@@ -25,7 +25,7 @@ def test_registry_names_reader_writer_and_recognition(tmp_path):
         (tmp_path / "a.txt").write_text("x")
         detect_format(tmp_path / "a.txt")
     with pytest.raises(SetupError, match="unknown format"):
-        tealign.read(tmp_path / "a.xyz", format="nope")
+        tealign.read_frames(tmp_path / "a.xyz", format="nope")
     with pytest.raises(SetupError, match="does not write"):
         tealign.write(tmp_path / "a.db", [], format="asedb")
 
@@ -34,9 +34,10 @@ def test_read_iread_write_round_trip(tmp_path):
     frames = random_frames(6)
     n = tealign.write(tmp_path / "a.extxyz", frames)
     assert n == 6
-    back = tealign.read(tmp_path / "a.extxyz")
+    back = tealign.read_frames(tmp_path / "a.extxyz")
     assert back.n_frames == 6 and not back.rejects
-    assert sum(b.n_frames for b in tealign.iread(tmp_path / "a.extxyz", batch_size=4)) == 6
+    assert sum(b.n_frames for b in tealign.iter_frames(tmp_path / "a.extxyz", batch_size=4)) == 6
+    assert len(tealign.read(tmp_path / "a.extxyz", ":")) == 6  # ase.Atoms, as ase.io.read
     np.testing.assert_array_equal(back.numbers, np.concatenate([a.numbers for a in frames]))
 
 
@@ -88,11 +89,15 @@ def test_output_names_are_recognised_by_the_registry_entries(monkeypatch):
 
     assert output_format("a.XYZ") == "extxyz" and output_format("a.aselmdb") == "lmdb"
     assert output_format("shards") == "mace-h5" and output_format("a.lmdb") == "mace-h5"
-    # convert writes extxyz or MACE shards only: an lmdb name falls to the default
-    assert convert_target("a.extxyz") == "extxyz" and convert_target("a.aselmdb") == "mace-h5"
+    # convert's output follows the name: one file for a known suffix, a shard directory
+    # only for a name without one, an unknown suffix refused
+    assert convert_target("a.extxyz") == "extxyz" and convert_target("a.aselmdb") == "lmdb-file"
     assert convert_target("a.extxyz", "mace-h5") == "mace-h5"
+    assert convert_target("a.h5") == convert_target("a.h5", "mace-h5") == "mace-h5-file"
+    assert convert_target("shards") == "mace-h5" and convert_target("a.traj") == "ase"
+    with pytest.raises(SetupError, match="unknown output suffix"):
+        convert_target("a.toy")
     with pytest.raises(SetupError, match="--to must be extxyz or mace-h5"):
         convert_target("a.extxyz", "lmdb")
     monkeypatch.setitem(REGISTRY, "toy", Format("toy", "m:r", "m:w", output_suffixes=(".toy",)))
     assert output_format("a.toy") == "toy"
-    assert convert_target("a.toy") == "mace-h5"

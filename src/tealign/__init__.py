@@ -5,8 +5,10 @@ Shiota et al., arXiv:2412.13088 (MACE-Osaka24), with open reference codes.
 
 The public API (README.md, "Python API"):
 
-- data: :func:`read`, :func:`iread`, :func:`write` over the format registry
-  (:data:`tealign.io.REGISTRY`), :class:`FrameBatch`;
+- data: :func:`read`, :func:`iread` (``ase.Atoms``, as ``ase.io`` returns them),
+  :func:`write` (format from the name), and the fast columnar :func:`read_frames`,
+  :func:`iter_frames` (:class:`FrameBatch`) over the format registry
+  (:data:`tealign.io.REGISTRY`);
 - keys: :class:`Keys` (energy, forces, stress, virials key names), :data:`REF`;
 - the estimator: :class:`TotalEnergyAlignment`;
 - one function per pipeline verb, each returning a :class:`Result` (``to_json()``, the
@@ -34,7 +36,8 @@ _API = {"align_file": "align", "merge_sources": "merge", "train_model": "train",
             "Result")}}
 _EXPORTS = {
     "read": ("tealign.io", "read"), "iread": ("tealign.io", "iread"),
-    "write": ("tealign.io", "write"), "FrameBatch": ("tealign.io.frames", "FrameBatch"),
+    "write": ("tealign.io", "write"), "read_frames": ("tealign.io", "read_frames"),
+    "iter_frames": ("tealign.io", "iter_frames"), "FrameBatch": ("tealign.io.frames", "FrameBatch"),
     "Keys": ("tealign.keys", "Keys"), "REF": ("tealign.keys", "REF"),
     "ORIG": ("tealign.keys", "ORIG"),
     "TotalEnergyAlignment": ("tealign.align.estimator", "TotalEnergyAlignment"),

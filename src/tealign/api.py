@@ -78,6 +78,15 @@ def check_output(output, inputs=(), kind: str = "file") -> None:
     check_replaceable(target, shown=str(output), writing_dir=(kind == "dir"))
 
 
+def _extxyz_name(output) -> None:
+    """An extxyz output (align) named with another suffix is refused (``x.gz``/``x.traj``
+    would hold plain extxyz text); names without a suffix are left to :func:`check_output`."""
+    name = Path(output).name.lower()
+    if Path(name).suffix and not name.endswith((".extxyz", ".xyz", ".extxyz.gz", ".xyz.gz")):
+        raise SetupError("this writes extxyz: name the output .extxyz or .xyz "
+                         "(.extxyz.gz/.xyz.gz for gzip)", file=str(output))
+
+
 def _rejects(output, rejects) -> str | None:
     from tealign.io.atomic import write_rejects
 
@@ -103,7 +112,7 @@ def convert(data: str, output: str | os.PathLike, to: str | None = None, *,
     from tealign.methods import load_table
 
     target = convert_target(output, to)
-    check_output(output, [data, e0], kind="file" if target == "extxyz" else "dir")
+    check_output(output, [data, e0], kind="dir" if target == "mace-h5" else "file")
     table = load_table(e0) if e0 else None
     counts = convert_file(data, output, target, fmt=format, keys=keys, table=table,
                           r_max=r_max, strict=strict, progress=progress)
@@ -172,6 +181,7 @@ def align(data: str, alignment, output: str | os.PathLike, keys: Keys = Keys(), 
 
     path = alignment if isinstance(alignment, (str, os.PathLike)) else None
     check_output(output, [data, path])
+    _extxyz_name(output)
     if workers < 0:
         raise SetupError(f"--workers must be ≥ 0 (got {workers})", field="--workers")
     tea = TotalEnergyAlignment.load(alignment) if path is not None else alignment

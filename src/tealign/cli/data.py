@@ -72,10 +72,12 @@ def _render_info(res, data: str) -> None:
 @cmd(app)
 def convert(
     data: Annotated[str, typer.Argument(help="Input dataset (any format tealign reads).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output .extxyz file, or a "
-                                         "directory for MACE sharded HDF5.")],
-    to: Annotated[str | None, typer.Option(help="extxyz or mace-h5 (default: from -o: a name "
-                                           "ending in .xyz/.extxyz is extxyz).")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output, format from the "
+                                         "name: .extxyz/.xyz (.gz: gzip), .aselmdb, .h5, "
+                                         ".traj/.db (through ASE), or a name without a "
+                                         "suffix for a MACE shard directory.")],
+    to: Annotated[str | None, typer.Option(help="extxyz or mace-h5 (default: from the name "
+                                           "of -o).")] = None,
     fmt: FormatOpt = None,
     energy_key: Annotated[str, typer.Option(help="Key of the energy (eV) for MACE.")]
     = REF.energy,

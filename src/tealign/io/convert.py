@@ -1,4 +1,4 @@
-"""Convert a dataset of any format to extxyz or MACE's sharded HDF5 (+ statistics.json).
+"""Convert a dataset of any format to the format the output's name says (+ statistics.json).
 
 What ``tealign convert`` does, as a library function: frames stream from the reader to
 the writer; frame errors are collected (``strict``: the first one raises); with an
@@ -17,18 +17,27 @@ from tealign.errors import FrameError, SetupError
 from tealign.keys import REF, Keys
 
 TARGETS = ("extxyz", "mace-h5")
+#: What :func:`convert_target` may answer: :data:`TARGETS` and the one-file kinds of
+#: :func:`tealign.io.output_kind`.
+KINDS = (*TARGETS, "mace-h5-file", "lmdb-file", "ase")
 
 
 def convert_target(output: str | os.PathLike, to: str | None = None) -> str:
-    """The output format: ``to``, else the one of :data:`TARGETS` the format registry
-    recognises ``output`` as (extxyz for a ``.xyz``/``.extxyz`` name, else mace-h5);
-    anything but extxyz or mace-h5 is a setup error."""
-    from tealign.io import output_format
+    """What ``output`` becomes: with ``to`` (extxyz or mace-h5) that format (mace-h5 on a
+    ``.h5``/``.hdf5`` name: one HDF5 file, else a shard directory); without it the kind
+    :func:`tealign.io.output_kind` reads from the name (an unknown suffix is a setup
+    error: never a surprising directory)."""
+    from tealign.io import output_kind
 
-    target = to or output_format(output, among=TARGETS)
-    if target not in TARGETS:
+    if to is None:
+        return output_kind(output)
+    if to in KINDS[2:]:
+        return to
+    if to not in TARGETS:
         raise SetupError(f"--to must be extxyz or mace-h5, not {to!r}", field="--to")
-    return target
+    if to == "mace-h5" and Path(output).suffix.lower() in (".h5", ".hdf5"):
+        return "mace-h5-file"
+    return to
 
 
 @dataclass
@@ -73,7 +82,15 @@ def convert_file(data: str, output: str | os.PathLike, to: str | None = None, *,
     if target == "extxyz":
         counts.frames_out = write_extxyz(output, batches())
         return counts
-    counts.frames_out = write_mace_h5(batches(), output, keys=keys)
+    if target == "mace-h5":
+        counts.frames_out = write_mace_h5(batches(), output, keys=keys)
+    else:
+        from tealign.io import write_file
+
+        options = {} if target == "ase" else {"keys": keys}
+        counts.frames_out = write_file(target, output, batches(), **options)
+        if target != "mace-h5-file":
+            return counts
     if table is not None:
         e0s = {atomic_numbers[s]: e for s, e in table.energies.items()
                if atomic_numbers[s] in present}

@@ -1304,7 +1304,9 @@ def write_extxyz(path: str | os.PathLike, batches, append: bool = False,
     if append:
         with open(path, "a") as fh:
             return _write_stream(fh, batches, frozenset(rounded), workers)
-    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+    from tealign.io.shards import open_text_output  # a .gz name is gzip (issue 26 item 6)
+
+    with atomic_path(path) as tmp, open_text_output(tmp, path) as fh:
         return _write_stream(fh, batches, frozenset(rounded), workers)
 
 

@@ -6,9 +6,10 @@ hands every ``shard_size`` frames to a worker that writes one shard file:
 - ``h5``: MACE's sharded HDF5 (``<prefix>_<k>.h5``, written by mace-torch's own
   ``save_configurations_as_HDF5``) plus the ``<DIR>.meta.jsonl`` sidecar of
   :mod:`tealign.io.mace_h5`;
-- ``lmdb``: fairchem's ASE-LMDB (``<prefix>_<k>.aselmdb``, written by mace-torch's own copy
-  of fairchem's ``LMDBDatabase``, twice as fast as the ``ase-db-backends`` writer on the
-  same rows), which mace-torch 0.3.16's ``LMDBDataset`` reads (:mod:`tealign.io.lmdb`).
+- ``lmdb``: fairchem's ASE-LMDB (``<prefix>_<k>.aselmdb``, rows with a
+  ``SinglePointCalculator``'s energy/forces/stress plus MACE's ``data``, each file's map
+  sized to its data), which ASE, fairchem's ``AseDBDataset`` and mace-torch 0.3.16's
+  ``LMDBDataset`` read (:mod:`tealign.io.lmdb`).
 
 An :class:`Executor` runs the workers: in this process (``workers=1``), in a local process
 pool (``workers>1``) or on a Dask cluster (``scheduler=ADDRESS``, the workers must see the
@@ -214,7 +215,7 @@ class ShardWriter:
         if fmt == "h5":
             import mace.data.utils  # noqa: F401
         else:
-            import mace.tools.fairchem_dataset.lmdb_dataset_tools  # noqa: F401
+            import lmdb  # noqa: F401
 
     def add(self, batch: FrameBatch) -> None:
         """Queue frames; every ``shard_size`` of them go to a worker as one shard."""
@@ -338,33 +339,62 @@ def _write_h5_shard(path: str, batches: list[FrameBatch], frame0: int, keys: dic
 
 def _write_lmdb_shard(path: str, batches: list[FrameBatch], frame0: int, keys: dict,
                       weights: dict, stride: int, r_max: float | None) -> dict:
-    """One fairchem ASE-LMDB shard through mace-torch's own copy of fairchem's writer
-    (``mace.tools.fairchem_dataset``: orjson + zlib rows, one transaction per shard)."""
-    from ase import Atoms
-    from mace.tools.fairchem_dataset.lmdb_dataset_tools import LMDBDatabase
+    """One fairchem ASE-LMDB shard (:func:`tealign.io.lmdb.write_lmdb_file`: rows with
+    their calculator results and MACE's ``data``, in a map sized to the data)."""
+    from tealign.io.lmdb import row_atoms, row_data, write_lmdb_file
 
-    from tealign.io.lmdb import row_data
-
-    p = Path(path)
-    for stale in (p, p.with_name(p.name + "-lock")):
-        if stale.exists():
-            stale.unlink()
     neighbors = {}
     n = frame0
-    with LMDBDatabase(p) as db:
+    for batch in batches:
+        if stride:
+            neighbors.update(_neighbor_counts(batch, n, stride, r_max))
+        n += batch.n_frames
+
+    def rows():
         for batch in batches:
-            if stride:
-                neighbors.update(_neighbor_counts(batch, n, stride, r_max))
             for i in range(batch.n_frames):
                 rec = batch.record(i)
-                atoms = Atoms(numbers=rec.numbers, positions=rec.positions, cell=rec.cell,
-                              pbc=rec.pbc)
-                db.write(atoms, data=row_data(rec, keys, weights))
-                n += 1
-    lock = p.with_name(p.name + "-lock")
-    if lock.exists():  # mace-torch's reader globs the directory: only shards may be there
-        lock.unlink()
+                yield row_atoms(rec, keys), row_data(rec, keys, weights)
+
+    write_lmdb_file(path, rows, n_frames=n - frame0,
+                    n_atoms=sum(int(b.offsets[-1]) for b in batches))
     return {"frames": n - frame0, "neighbors": neighbors}
+
+
+def write_h5_file(batches, path: str | os.PathLike, *, keys=None,
+                  weights: dict[str, float] | None = None) -> int:
+    """Write frames as one MACE HDF5 file (mace-torch's ``save_configurations_as_HDF5``, one
+    ``config_batch_0`` group) plus its sidecar ``<path>.meta.jsonl``, both atomically;
+    returns frames written. All frames are held in memory: use a shard directory
+    (:func:`write_shards`) for large data."""
+    from tealign.io.atomic import atomic_path
+    from tealign.io.mace_h5 import MACE_KEYS
+    from tealign.keys import REF
+
+    path = Path(path)
+    keys_d = {**MACE_KEYS, **(keys or REF).as_dict()}
+    with atomic_path(path) as tmp, \
+            atomic_path(path.with_name(path.name + ".meta.jsonl")) as side:
+        res = _write_h5_shard(str(tmp), list(batches), 0, keys_d, dict(weights or {}), 0, None)
+        os.replace(tmp.with_name(f".{tmp.stem}.meta.part"), side)
+    return res["frames"]
+
+
+@contextlib.contextmanager
+def open_text_output(tmp, path):
+    """``tmp`` (the temporary of output ``path``) opened for text; gzip-compressed when
+    ``path`` ends in ``.gz``, the gzip header naming ``path`` without ``.gz``."""
+    if not str(path).lower().endswith(".gz"):
+        with open(tmp, "w") as fh:
+            yield fh
+        return
+    import gzip
+    import io
+
+    with open(tmp, "wb") as raw, \
+            gzip.GzipFile(filename=Path(path).name[:-3], mode="wb", fileobj=raw) as gz, \
+            io.TextIOWrapper(gz, encoding="utf-8") as fh:
+        yield fh
 
 
 def write_extxyz_on(executor: Executor, path: str | os.PathLike, batches,
@@ -376,7 +406,7 @@ def write_extxyz_on(executor: Executor, path: str | os.PathLike, batches,
 
     n = 0
     pending: deque = deque()
-    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+    with atomic_path(path) as tmp, open_text_output(tmp, path) as fh:
         for batch in batches:
             pending.append((executor.submit(format_batch, batch, frozenset(rounded)),
                             batch.n_frames))
