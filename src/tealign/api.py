@@ -13,6 +13,7 @@ and where the verb knows it, the total as a second argument.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -67,15 +68,25 @@ class Result:
         return f"Result({self.name!r}: {keys}{', ...' if len(self._data) > 6 else ''})"
 
 
-def check_output(output, inputs=(), kind: str = "file") -> None:
-    """Before any work: the output must not be an input, and a file output must not be an
-    existing directory (docs/architecture.md §6.4: outputs never destroy what tealign did
-    not write)."""
-    from tealign.io.atomic import check_not_input, check_replaceable
+def check_output(output, inputs=(), kind: str = "file", rejects: bool = True) -> None:
+    """Before any work: the output must not be an input; it must be absent, a regular file
+    (``kind="file"``) or a directory tealign wrote (``kind="dir"``) — never a symbolic link,
+    device, FIFO or socket; its name must leave room for the temporaries beside it; and the
+    rejects file beside a file output must be absent or tealign's (docs/architecture.md
+    §6.4: outputs never destroy what tealign did not write)."""
+    from tealign.io.atomic import (
+        check_name_room,
+        check_not_input,
+        check_rejects_path,
+        check_replaceable,
+    )
 
     check_not_input(output, [i for i in inputs if i is not None])
     target = Path(os.path.abspath(output))
     check_replaceable(target, shown=str(output), writing_dir=(kind == "dir"))
+    check_name_room(target, shown=str(output))
+    if rejects and kind == "file":
+        check_rejects_path(target)
 
 
 def _rejects(output, rejects) -> str | None:
@@ -83,6 +94,22 @@ def _rejects(output, rejects) -> str | None:
 
     path = write_rejects(output, rejects)
     return str(path) if path else None
+
+
+@contextlib.contextmanager
+def _rejects_when_nothing_written(output):
+    """An all-rejected run (:class:`~tealign.errors.NothingWritten`) still writes its
+    rejects file beside the output, then goes on as the error (exit 1)."""
+    from tealign.errors import NothingWritten
+
+    try:
+        yield
+    except NothingWritten as exc:
+        path = _rejects(output, exc.rejects)
+        if path:
+            exc.message += f" (see {path})"
+            exc.args = (exc.line(),)
+        raise
 
 
 # ------------------------------------------------------------------------------- data
@@ -105,8 +132,9 @@ def convert(data: str, output: str | os.PathLike, to: str | None = None, *,
     target = convert_target(output, to)
     check_output(output, [data, e0], kind="file" if target == "extxyz" else "dir")
     table = load_table(e0) if e0 else None
-    counts = convert_file(data, output, target, fmt=format, keys=keys, table=table,
-                          r_max=r_max, strict=strict, progress=progress)
+    with _rejects_when_nothing_written(output):
+        counts = convert_file(data, output, target, fmt=format, keys=keys, table=table,
+                              r_max=r_max, strict=strict, progress=progress)
     return Result("convert", {"frames_in": counts.frames_in, "frames_out": counts.frames_out,
                               "frames_rejected": len(counts.rejects),
                               "rejects_file": _rejects(output, counts.rejects),
@@ -136,9 +164,11 @@ def fit(calibration: str, source_key: str, target_key: str, source_e0, target_e0
     check_output(output, [i for i in inputs if isinstance(i, (str, os.PathLike))])
     if plot is not None:
         from tealign.io.atomic import check_not_input
+        from tealign.report.parity import check_plot_dir
 
         check_not_input(plot, [i for i in inputs if isinstance(i, (str, os.PathLike))],
                         field="--plot")
+        check_plot_dir(plot)
     src = source_e0 if hasattr(source_e0, "energies") else load_table(source_e0)
     tgt = target_e0 if hasattr(target_e0, "energies") else load_table(target_e0)
     tea = TotalEnergyAlignment(src, tgt, model=model, n_bootstrap=bootstrap, cv_folds=folds,
@@ -174,9 +204,11 @@ def align(data: str, alignment, output: str | os.PathLike, keys: Keys = Keys(), 
     if workers < 0:
         raise SetupError(f"--workers must be ≥ 0 (got {workers})", field="--workers")
     tea = TotalEnergyAlignment.load(alignment) if path is not None else alignment
-    counts = align_file(tea, data, output, keys, remove_d3=remove_d3, source_name=source_name,
-                        inverse=inverse, strict=strict, fmt=format, workers=workers,
-                        scheduler=scheduler, progress=progress)
+    with _rejects_when_nothing_written(output):
+        counts = align_file(tea, data, output, keys, remove_d3=remove_d3,
+                            source_name=source_name, inverse=inverse, strict=strict,
+                            fmt=format, workers=workers, scheduler=scheduler,
+                            progress=progress)
     return Result("align", {"frames_in": counts.frames_in, "frames_out": counts.frames_out,
                             "frames_rejected": len(counts.rejects),
                             "rejects_file": _rejects(output, counts.rejects),

@@ -21,8 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tealign.errors import FrameError, SetupError
+from tealign.errors import FrameError, SetupError, all_rejected
+from tealign.io.atomic import remove_inside
 from tealign.keys import REF, Keys
+from tealign.workers import init_worker
 
 
 def default_workers() -> int:
@@ -167,17 +169,20 @@ def _align_stream(align: _Aligner, output, computed: frozenset, strict: bool,
     counts = AlignCounts()
 
     def batches():
-        done = 0
+        done = n_out = 0
         for batch in iter_batches(align.data, fmt):
             res = align(batch)
             if res.rejects and strict:
                 raise res.rejects[0].as_setup_error()
             counts.rejects.extend(res.rejects)
             done += batch.n_frames
+            n_out += res.n_frames
             if progress:
                 progress(done)
             yield res
         _check_whole(align)
+        if counts.rejects and not n_out:  # before the commit: a previous output is kept
+            raise all_rejected(counts.rejects, str(output))
 
     if scheduler:
         from tealign.io.shards import Executor, write_extxyz_on
@@ -282,7 +287,7 @@ def _align_ranges(align: _Aligner, ranges, output, computed: frozenset, strict: 
         # the pool's shutdown; on any exit the workers are told to stop and are joined
         # before the parts folder is removed
         cancel = ctx.Event()
-        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(cancel,))
+        pool = ctx.Pool(workers, initializer=init_worker(_init_worker, cancel))
         try:
             _join_ranges(align, jobs, pool, out, counts, strict, progress)
         finally:
@@ -290,6 +295,8 @@ def _align_ranges(align: _Aligner, ranges, output, computed: frozenset, strict: 
             pool.close()
             pool.join()
         _check_whole(align)
+        if counts.rejects and not counts.frames_out:  # before the commit (see above)
+            raise all_rejected(counts.rejects, str(output))
     return counts
 
 
@@ -312,7 +319,7 @@ def _join_ranges(align: _Aligner, jobs: list, pool, out, counts: AlignCounts, st
             align.watch.merge(done.watch)
         with open(job[2], "rb") as fh:
             shutil.copyfileobj(fh, out, 16 << 20)
-        os.unlink(job[2])
+        remove_inside(os.path.dirname(job[2]), job[2])
         counts.frames_out += done.frames_out
         if progress:
             progress(counts.frames_in)

@@ -19,6 +19,8 @@ shards whatever the number of frames.
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import multiprocessing as mp
 import os
 from collections import deque
@@ -26,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tealign.io.atomic import remove_inside
 from tealign.io.frames import FrameBatch
+from tealign.workers import init_worker
 
 SHARD_SIZE = 10_000
 FORMATS = ("lmdb", "h5")
@@ -76,7 +80,7 @@ class Executor:
 
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
             self._pool = ProcessPoolExecutor(workers, mp_context=ctx,
-                                             initializer=_below_the_reader)
+                                             initializer=init_worker(_below_the_reader))
             self.slots = workers
         else:
             self.slots = 1
@@ -273,7 +277,7 @@ class ShardWriter:
                     with open(part, "rb") as fh:
                         while chunk := fh.read(1 << 22):
                             out.write(chunk)
-                    part.unlink()
+                    remove_inside(self.dir, part)
         return self.n
 
     def avg_num_neighbors(self) -> float | None:
@@ -328,9 +332,16 @@ def _write_h5_shard(path: str, batches: list[FrameBatch], frame0: int, keys: dic
                             if k not in mace_arrays}
             lines.append(json.dumps({"frame": n, "info": extra_info, "arrays": extra_arrays}))
             n += 1
-    with h5py.File(p, "w") as f:
+    # HDF5 builds the shard in memory and Python writes it: a full disk or ``ulimit -f`` is
+    # then an OSError naming the file, where HDF5 writing to disk itself crashed the process
+    # (segmentation fault on a full tmpfs, issue 26)
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
         f.attrs["drop_last"] = False
         save_configurations_as_HDF5(configs, 0, f)
+    with open(p, "wb") as fh:
+        fh.write(buf.getbuffer())
+    del buf
     part = p.with_name(f".{p.stem}.meta.part")
     part.write_text("".join(line + "\n" for line in lines))
     return {"frames": n - frame0, "neighbors": neighbors}
@@ -340,6 +351,7 @@ def _write_lmdb_shard(path: str, batches: list[FrameBatch], frame0: int, keys: d
                       weights: dict, stride: int, r_max: float | None) -> dict:
     """One fairchem ASE-LMDB shard through mace-torch's own copy of fairchem's writer
     (``mace.tools.fairchem_dataset``: orjson + zlib rows, one transaction per shard)."""
+    import lmdb
     from ase import Atoms
     from mace.tools.fairchem_dataset.lmdb_dataset_tools import LMDBDatabase
 
@@ -347,23 +359,24 @@ def _write_lmdb_shard(path: str, batches: list[FrameBatch], frame0: int, keys: d
 
     p = Path(path)
     for stale in (p, p.with_name(p.name + "-lock")):
-        if stale.exists():
-            stale.unlink()
+        remove_inside(p.parent, stale)
     neighbors = {}
     n = frame0
-    with LMDBDatabase(p) as db:
-        for batch in batches:
-            if stride:
-                neighbors.update(_neighbor_counts(batch, n, stride, r_max))
-            for i in range(batch.n_frames):
-                rec = batch.record(i)
-                atoms = Atoms(numbers=rec.numbers, positions=rec.positions, cell=rec.cell,
-                              pbc=rec.pbc)
-                db.write(atoms, data=row_data(rec, keys, weights))
-                n += 1
-    lock = p.with_name(p.name + "-lock")
-    if lock.exists():  # mace-torch's reader globs the directory: only shards may be there
-        lock.unlink()
+    try:
+        with LMDBDatabase(p) as db:
+            for batch in batches:
+                if stride:
+                    neighbors.update(_neighbor_counts(batch, n, stride, r_max))
+                for i in range(batch.n_frames):
+                    rec = batch.record(i)
+                    atoms = Atoms(numbers=rec.numbers, positions=rec.positions, cell=rec.cell,
+                                  pbc=rec.pbc)
+                    db.write(atoms, data=row_data(rec, keys, weights))
+                    n += 1
+    except lmdb.Error as exc:  # e.g. mdb_txn_commit on a full disk: an OSError naming the file
+        raise OSError(errno.EIO, f"LMDB write failed: {exc}", str(p)) from None
+    # mace-torch's reader globs the directory: only shards may be there
+    remove_inside(p.parent, p.with_name(p.name + "-lock"))
     return {"frames": n - frame0, "neighbors": neighbors}
 
 
