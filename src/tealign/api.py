@@ -284,6 +284,19 @@ def _bench(name: str, res: dict, keys: Sequence[str], output, **objects) -> Resu
     return Result(f"bench_{name}", data, details=res, benchmark=name, **objects)
 
 
+def _bench_dir(output) -> Path:
+    """A benchmark's output folder, checked before the work: absent or a directory (not a
+    file, symbolic link, device, FIFO or socket); files are written into it atomically."""
+    from tealign.io.atomic import check_replaceable
+
+    target = Path(os.path.abspath(output))
+    check_replaceable(target, shown=str(output), writing_dir=None)
+    if target.exists() and not target.is_dir():
+        raise SetupError("a benchmark writes a folder; this is an existing file", file=str(output),
+                         field="--output")
+    return Path(output)
+
+
 def _torch_threads(threads: int | None) -> tuple[int, str]:
     """Set torch's intra-op threads for a benchmark: ``threads``, else $TEALIGN_THREADS,
     $OMP_NUM_THREADS, the cores this process may use; returns (threads, where from)."""
@@ -308,7 +321,7 @@ def bench_reactions(calculator: str, output, *, data=None, limit: int | None = N
 
     n_threads = _torch_threads(threads)
     path = registry.locate("reactions", data)
-    res = reactions.run(calculator, path, Path(output), limit=limit, d3=d3, dtype=dtype,
+    res = reactions.run(calculator, path, _bench_dir(output), limit=limit, d3=d3, dtype=dtype,
                         progress=progress)
     return _bench("reactions", res, ("n", "mae_kcal_mol", "mae_eV", "rmse_kcal_mol"), output,
                   torch_threads=n_threads)
@@ -322,7 +335,7 @@ def bench_lattice(calculator: str, output, *, limit: int | None = None,
     from tealign.bench import lattice
 
     n_threads = _torch_threads(threads)
-    res = lattice.run(calculator, Path(output), limit=limit, d3=d3, r_max=r_max, data=data,
+    res = lattice.run(calculator, _bench_dir(output), limit=limit, d3=d3, r_max=r_max, data=data,
                       progress=progress)
     return _bench("lattice", res, ("n", "mae_A", "mae_exp_A", "mae_by_structure", "excluded",
                                    "skipped", "r_max_A"), output, torch_threads=n_threads)
@@ -336,7 +349,7 @@ def bench_eos(calculator: str, output, *, reference: str | None = None,
     from tealign.bench import eos
 
     n_threads = _torch_threads(threads)
-    res = eos.run(calculator, Path(output), reference=reference,
+    res = eos.run(calculator, _bench_dir(output), reference=reference,
                   reference_file=reference_file, store=store, workers=workers,
                   progress=_out_of(progress, len(eos.GRID)))
     return _bench("eos", res, ("a0_A", "b0_GPa", "rmse_vs_reference_meV_per_atom"), output,
@@ -355,7 +368,7 @@ def bench_torsion(calculator: str, output, *, data=None, geometries=None,
     n_threads = _torch_threads(threads)
     csv_path = registry.locate("biaryl-csv", data)
     sdf_path = registry.locate("biaryl-sdf", geometries)
-    res = torsion.run(calculator, Path(output), csv_path, sdf_path, limit=limit, step=step,
+    res = torsion.run(calculator, _bench_dir(output), csv_path, sdf_path, limit=limit, step=step,
                       d3=d3, steps=max_steps, progress=progress,
                       max_force_calls=max_force_calls, batched=batched)
     return _bench("torsion", res, ("n", "barrier_mae_kcal_mol", "profile_mae_kcal_mol",
@@ -374,7 +387,7 @@ def bench_water(calculator: str, output, *, ps: float = 2.0, d3: str | None = No
 
     n_threads = _torch_threads(threads)
     refs = water.load_references(data, warn=warn)
-    res = water.run(calculator, Path(output), ps=ps,
+    res = water.run(calculator, _bench_dir(output), ps=ps,
                     d3=d3 if d3 is not None else water.default_d3(calculator), seed=seed,
                     references=refs, progress=_out_of(progress, water.n_steps(ps)))
     # the --json key is rmse_vs_exp (the benchmark's results.json calls it rmsd_vs_exp)
@@ -395,7 +408,7 @@ def bench_cross(output, *, calculator: str | None = None, alignment=None, data=N
 
     if alignment is not None and not Path(alignment).exists():
         raise SetupError("no such file", file=str(alignment), field="--alignment")
-    res = cross.run(Path(output), data=data, definition=definition, calculator=calculator,
+    res = cross.run(_bench_dir(output), data=data, definition=definition, calculator=calculator,
                     alignment=alignment, target_key=target_key, source_key=source_key,
                     aligned_domain=aligned_domain, d3=d3, dtype=dtype, progress=progress)
     return _bench("cross", res, ("mode", "n", "mae_eV", "rmse_eV", "reaction_mae_eV",
@@ -413,6 +426,7 @@ def compute_atoms(method: str, elements: str | Sequence[str],
     from tealign.compute.spec import parse_spec
     from tealign.compute.store import JobStore, default_store
 
+    check_output(output, [], rejects=False)
     spec = parse_spec(method)
     syms = parse_elements(elements if isinstance(elements, str) else ",".join(elements))
     jobs = atom_jobs(spec, syms)
@@ -444,6 +458,7 @@ def compute_calib(molecules: str, methods: Sequence[str],
     if len(methods) < 1:
         raise SetupError("give at least one --method", field="--method")
     specs = [parse_spec(m) for m in methods]
+    check_output(output, [molecules])
     mols = load_molecules(molecules, seed)
     store_dir = store or default_store(output)
     res = compute_calibration(mols, specs, Path(output), Path(store_dir), workers=workers,

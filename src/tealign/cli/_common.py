@@ -117,17 +117,17 @@ def command(fn):
         except SetupError as exc:
             print(f"tealign: error: {exc.line()}", file=sys.stderr)
             raise typer.Exit(getattr(exc, "exit_code", 2)) from None
-        except Exception as exc:  # file-system errors: one line, exit 2 (§6.1)
-            line = file_system_error(exc)
-            if line is None:
-                raise
-            print(f"tealign: error: {line}", file=sys.stderr)
-            raise typer.Exit(2) from None
         except ModuleNotFoundError as exc:
             missing = missing_extra(exc)
             if missing is None:
                 raise
             print(f"tealign: error: {missing.line()}", file=sys.stderr)
+            raise typer.Exit(2) from None
+        except Exception as exc:  # file-system errors: one line, exit 2 (§6.1)
+            line = file_system_error(exc)
+            if line is None:
+                raise
+            print(f"tealign: error: {line}", file=sys.stderr)
             raise typer.Exit(2) from None
         finally:
             if previous is not None:

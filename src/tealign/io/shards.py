@@ -347,6 +347,31 @@ def _write_h5_shard(path: str, batches: list[FrameBatch], frame0: int, keys: dic
     return {"frames": n - frame0, "neighbors": neighbors}
 
 
+#: bytes of LMDB's lock file reserved before LMDB opens it (it needs ~8 KiB for its 126
+#: reader slots; a larger file only gives it more)
+LOCK_FILE_BYTES = 64 << 10
+
+
+def _reserve_lock_file(lock: Path) -> None:
+    """Allocate LMDB's lock file with ordinary file-system calls first: LMDB maps it into
+    memory and writes there, which on a full disk is a bus error (SIGBUS kills the process);
+    reserved here, a full disk is an ``OSError`` naming the file instead."""
+    fd = os.open(lock, os.O_CREAT | os.O_WRONLY, 0o644)
+    try:
+        if hasattr(os, "posix_fallocate"):
+            try:
+                os.posix_fallocate(fd, 0, LOCK_FILE_BYTES)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                    raise OSError(exc.errno, exc.strerror, str(lock)) from None
+        os.write(fd, bytes(LOCK_FILE_BYTES))
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(lock)) from None
+    finally:
+        os.close(fd)
+
+
 def _write_lmdb_shard(path: str, batches: list[FrameBatch], frame0: int, keys: dict,
                       weights: dict, stride: int, r_max: float | None) -> dict:
     """One fairchem ASE-LMDB shard through mace-torch's own copy of fairchem's writer
@@ -362,6 +387,7 @@ def _write_lmdb_shard(path: str, batches: list[FrameBatch], frame0: int, keys: d
         remove_inside(p.parent, stale)
     neighbors = {}
     n = frame0
+    _reserve_lock_file(p.with_name(p.name + "-lock"))
     try:
         with LMDBDatabase(p) as db:
             for batch in batches:
@@ -374,7 +400,8 @@ def _write_lmdb_shard(path: str, batches: list[FrameBatch], frame0: int, keys: d
                     db.write(atoms, data=row_data(rec, keys, weights))
                     n += 1
     except lmdb.Error as exc:  # e.g. mdb_txn_commit on a full disk: an OSError naming the file
-        raise OSError(errno.EIO, f"LMDB write failed: {exc}", str(p)) from None
+        text = str(exc).replace(f"{p}: ", "")
+        raise OSError(errno.EIO, f"LMDB write failed: {text}", str(p)) from None
     # mace-torch's reader globs the directory: only shards may be there
     remove_inside(p.parent, p.with_name(p.name + "-lock"))
     return {"frames": n - frame0, "neighbors": neighbors}
