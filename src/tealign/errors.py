@@ -97,5 +97,5 @@ def all_rejected(rejects, output=None) -> NothingWritten:
     rejects = list(rejects)
     first = f"; the first: {rejects[0].line()}" if rejects else ""
     return NothingWritten(f"all {len(rejects)} frames were rejected, nothing written"
-                          + (" (a previous output is kept)" if output else "") + first,
+                          + (" (any previous output is kept)" if output else "") + first,
                           rejects=rejects, file=output, field=None)

@@ -485,7 +485,7 @@ def prepare_source(cfg: MergeConfig, src: SourceConfig, target: IsolatedAtomTabl
             report.by_split[s] += int(np.sum(res.info["split"] == s))
         report.frames_out += n
         yield res
-    if report.frames_in and not seen_energy:
+    if report.frames_in and not seen_energy and report.n_rejected < report.frames_in:
         raise SetupError("no frame has this energy key", file=path, field=src.energy_key)
 
 
@@ -579,7 +579,7 @@ def _all_rejected(reports: dict[str, SourceReport], outdir: Path) -> NothingWrit
         for k, v in r.reasons.items():
             reasons[k] = reasons.get(k, 0) + v
     top = "; ".join(f"{v} × {k}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
-    return NothingWritten(f"all {n} frames were rejected, nothing written (a previous output "
+    return NothingWritten(f"all {n} frames were rejected, nothing written (any previous output "
                           f"is kept): {top}", file=str(outdir))
 
 

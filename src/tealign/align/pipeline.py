@@ -180,9 +180,9 @@ def _align_stream(align: _Aligner, output, computed: frozenset, strict: bool,
             if progress:
                 progress(done)
             yield res
-        _check_whole(align)
         if counts.rejects and not n_out:  # before the commit: a previous output is kept
             raise all_rejected(counts.rejects, str(output))
+        _check_whole(align)
 
     if scheduler:
         from tealign.io.shards import Executor, write_extxyz_on
@@ -294,9 +294,9 @@ def _align_ranges(align: _Aligner, ranges, output, computed: frozenset, strict: 
             cancel.set()
             pool.close()
             pool.join()
-        _check_whole(align)
         if counts.rejects and not counts.frames_out:  # before the commit (see above)
             raise all_rejected(counts.rejects, str(output))
+        _check_whole(align)
     return counts
 
 

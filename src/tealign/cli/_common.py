@@ -147,10 +147,10 @@ def file_system_error(exc: BaseException) -> str | None:
         code = errno.errorcode.get(exc.errno or 0)
         what = exc.strerror or str(exc) or type(exc).__name__
         where = f"{exc.filename}: " if exc.filename else ""
-        return (f"{where}{what}{f' ({code})' if code else ''}; nothing written (a previous "
+        return (f"{where}{what}{f' ({code})' if code else ''}; nothing written (any previous "
                 "output is kept)")
     if type(exc).__module__ == "lmdb":
-        return f"LMDB: {exc}; nothing written (a previous output is kept)"
+        return f"LMDB: {exc}; nothing written (any previous output is kept)"
     return None
 
 
