@@ -64,6 +64,7 @@ frames spread evenly over the split.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -568,7 +569,8 @@ class _OutputDir:
 
     def abort(self) -> None:
         if self.extxyz is not None:
-            self.extxyz.close()
+            with contextlib.suppress(OSError):  # a full disk fails the last flush too
+                self.extxyz.close()
 
 
 def _all_rejected(reports: dict[str, SourceReport], outdir: Path) -> NothingWritten:
@@ -616,11 +618,13 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
         shared = None if per_source else _OutputDir(tmp, fmt, ex, target, cfg.r_max, extxyz,
                                                     shard_size)
         done = 0
+        opened = [shared] if shared is not None else []
         try:
             for src in cfg.sources:
                 rep = reports[src.name] = SourceReport(src.name, log=log, strict=strict)
                 out = shared or _OutputDir(inside(tmp, src.name), fmt, ex, tables[src.name],
                                            cfg.r_max, extxyz, shard_size)
+                opened.append(out)
                 for batch in prepare_source(cfg, src, tables[src.name], rep):
                     out.add(batch)
                     if progress:
@@ -639,6 +643,10 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
                 raise _all_rejected(reports, outdir)  # before the commit: previous output kept
             if shared is not None:
                 layout["merged"] = shared.close()
+        except BaseException:
+            for o in opened:  # their open files go before the temporary folder does
+                o.abort()
+            raise
         finally:
             rpath = log.close()
         report = {

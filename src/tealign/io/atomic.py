@@ -71,8 +71,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         elif (tmp.exists() or tmp.is_symlink()) and target.is_dir() and not target.is_symlink():
             check_replaceable(target, shown=str(path), writing_dir=False)
     except BaseException as exc:
-        if isinstance(exc, OSError) and not exc.filename:
-            exc.filename = str(path)  # a failed write() names no file: name the output
+        if isinstance(exc, OSError):
+            # a failed write() names no file: name the output; a file in the temporary is
+            # named as it would have been in the output
+            name = str(exc.filename or "")
+            exc.filename = (str(path) + name[len(str(tmp)):] if name.startswith(str(tmp))
+                            else name or str(path))
         with contextlib.suppress(OSError):
             _remove(tmp)
         raise

@@ -388,20 +388,26 @@ def _write_lmdb_shard(path: str, batches: list[FrameBatch], frame0: int, keys: d
     neighbors = {}
     n = frame0
     _reserve_lock_file(p.with_name(p.name + "-lock"))
+    db = None
     try:
-        with LMDBDatabase(p) as db:
-            for batch in batches:
-                if stride:
-                    neighbors.update(_neighbor_counts(batch, n, stride, r_max))
-                for i in range(batch.n_frames):
-                    rec = batch.record(i)
-                    atoms = Atoms(numbers=rec.numbers, positions=rec.positions, cell=rec.cell,
-                                  pbc=rec.pbc)
-                    db.write(atoms, data=row_data(rec, keys, weights))
-                    n += 1
+        db = LMDBDatabase(p)
+        for batch in batches:
+            if stride:
+                neighbors.update(_neighbor_counts(batch, n, stride, r_max))
+            for i in range(batch.n_frames):
+                rec = batch.record(i)
+                atoms = Atoms(numbers=rec.numbers, positions=rec.positions, cell=rec.cell,
+                              pbc=rec.pbc)
+                db.write(atoms, data=row_data(rec, keys, weights))
+                n += 1
+        db.close()  # commits
     except lmdb.Error as exc:  # e.g. mdb_txn_commit on a full disk: an OSError naming the file
         text = str(exc).replace(f"{p}: ", "")
         raise OSError(errno.EIO, f"LMDB write failed: {text}", str(p)) from None
+    finally:  # a failed commit leaves the environment open: its file and map go with it
+        if db is not None and getattr(db, "env", None) is not None:
+            with contextlib.suppress(Exception):
+                db.env.close()
     # mace-torch's reader globs the directory: only shards may be there
     remove_inside(p.parent, p.with_name(p.name + "-lock"))
     return {"frames": n - frame0, "neighbors": neighbors}
