@@ -180,8 +180,7 @@ def _align_stream(align: _Aligner, output, computed: frozenset, strict: bool,
             if progress:
                 progress(done)
             yield res
-        if counts.rejects and not n_out:  # before the commit: a previous output is kept
-            raise all_rejected(counts.rejects, str(output))
+        _check_all_rejected(align, counts.rejects, n_out, output)
         _check_whole(align)
 
     if scheduler:
@@ -193,6 +192,17 @@ def _align_stream(align: _Aligner, output, computed: frozenset, strict: bool,
         counts.frames_out = write_extxyz(output, batches(), rounded=computed, workers=workers)
     counts.frames_in = align.frames_in
     return counts
+
+
+def _check_all_rejected(align: _Aligner, rejects: list, n_out: int, output) -> None:
+    """Every frame rejected: exit 1 (:class:`~tealign.errors.NothingWritten`), raised in the
+    writer so a previous output is kept; when frames lack the energy and none has it, the
+    setup error that names the key instead."""
+    if not rejects or n_out:
+        return
+    if any(r.reason.startswith("missing energy") for r in rejects):
+        _check_whole(align)
+    raise all_rejected(rejects, str(output))
 
 
 def _check_whole(align: _Aligner) -> None:
@@ -294,8 +304,7 @@ def _align_ranges(align: _Aligner, ranges, output, computed: frozenset, strict: 
             cancel.set()
             pool.close()
             pool.join()
-        if counts.rejects and not counts.frames_out:  # before the commit (see above)
-            raise all_rejected(counts.rejects, str(output))
+        _check_all_rejected(align, counts.rejects, counts.frames_out, output)
         _check_whole(align)
     return counts
 
