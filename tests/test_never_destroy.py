@@ -1,4 +1,19 @@
-"""Names from configs never become paths outside the output (issue 26, item 1)."""
+"""Never destroy, never crash (issue 26): names from configs never become paths outside the
+output; special files at -o are left alone; plots and rejects files of a user are kept;
+all-rejected runs exit 1 keeping the previous output; file-system errors are one line;
+workers die with their parent."""
+
+import ast
+import json
+import os
+import resource
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from ase import Atoms
@@ -56,17 +71,6 @@ def test_per_source_name_cannot_reach_outside(tmp_path, run_cli, absolute):
 
 
 # ------------------------------------------------------------------ shared inputs (tiny)
-import ast  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import resource  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
-import stat  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 HEAD = 'Properties=species:S:1:pos:R:3:forces:R:3 energy={e} pbc="F F F"\n'
@@ -375,21 +379,45 @@ def test_read_only_output_folder_is_one_line(tmp_path):
         ro.chmod(0o755)
 
 
-@pytest.fixture
-def full_tmpfs(tmp_path):
-    """A 64 KiB tmpfs (needs root and mount; skipped otherwise)."""
+def _tmpfs(tmp_path: Path, options: str):
+    """A 64 KiB tmpfs mounted with ``options`` (needs root and mount; skipped otherwise)."""
     mnt = tmp_path / "tiny"
     mnt.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)],
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mnt)],
                        capture_output=True)
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    return mnt
+
+
+@pytest.fixture
+def full_tmpfs(tmp_path):
+    mnt = _tmpfs(tmp_path, "size=64k")
     try:
         yield mnt
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+@pytest.fixture
+def read_only_tmpfs(tmp_path):
+    mnt = _tmpfs(tmp_path, "ro,size=64k")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+def test_read_only_file_system_is_one_line(tmp_path, read_only_tmpfs, run_cli):
+    """As root (where chmod 555 does not stop writes): a read-only mount, once an EROFS
+    traceback, is exit 2 and one line for file and directory outputs."""
+    data = methane(tmp_path / "d.extxyz", 4)
+    for args in (["convert", data, "-o", read_only_tmpfs / "c.extxyz"],
+                 ["merge", merge_toml(tmp_path, data), "-o", read_only_tmpfs / "mg"]):
+        line = _one_line_error(*run_cli(*args)[::2])
+        assert "Read-only file system (EROFS)" in line and str(read_only_tmpfs) in line
 
 
 def test_full_disk_is_one_line_no_crash(tmp_path, full_tmpfs, run_cli):
