@@ -294,7 +294,7 @@ def test_merge_says_when_a_split_column_overrides_fractions(tmp_path, run_cli):
                      " test = 0.25 }")
     code, _, err = run_cli("merge", cfg, "-o", tmp_path / "out")
     assert code == 0, err
-    assert "carries a 'split' column" in err and "fractions and seed do not apply" in err
+    assert "carries a 'split' column" in err and "[target] fractions and seed do not apply" in err
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["sources"]["s"]["by_split"] == {"train": 4, "valid": 1, "test": 1}
     code, _, err = run_cli("merge", merge_toml(tmp_path, data, "plain.toml"), "-o",

@@ -440,7 +440,9 @@ def prepare_source(cfg: MergeConfig, src: SourceConfig, target: IsolatedAtomTabl
     if by_key and cfg.split_settings:
         warnings.warn(f"source {src.name!r} ({path}) carries a {src.split_key!r} column: its "
                       f"frames keep those splits, and [target] "
-                      f"{' and '.join(cfg.split_settings)} do not apply to it", stacklevel=2)
+                      f"{' and '.join(cfg.split_settings)} "
+                      f"{'do' if len(cfg.split_settings) > 1 else 'does'} not apply to it",
+                      stacklevel=2)
     seen_energy = False
     for batch in iter_batches(path, src.reader):
         report.frames_in += batch.n_frames + len(batch.rejects)

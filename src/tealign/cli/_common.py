@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -104,7 +105,7 @@ def command(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         def show(message, category, filename, lineno, file=None, line=None):
-            err.print(f"[yellow]warning:[/] {message}", highlight=False)
+            err.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
 
         warnings.showwarning = show
         _stdout[0] = sys.stdout
