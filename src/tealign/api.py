@@ -13,6 +13,7 @@ and where the verb knows it, the total as a second argument.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -67,15 +68,25 @@ class Result:
         return f"Result({self.name!r}: {keys}{', ...' if len(self._data) > 6 else ''})"
 
 
-def check_output(output, inputs=(), kind: str = "file") -> None:
-    """Before any work: the output must not be an input, and a file output must not be an
-    existing directory (docs/architecture.md §6.4: outputs never destroy what tealign did
-    not write)."""
-    from tealign.io.atomic import check_not_input, check_replaceable
+def check_output(output, inputs=(), kind: str = "file", rejects: bool = True) -> None:
+    """Before any work: the output must not be an input; it must be absent, a regular file
+    (``kind="file"``) or a directory tealign wrote (``kind="dir"``) — never a symbolic link,
+    device, FIFO or socket; its name must leave room for the temporaries beside it; and the
+    rejects file beside a file output must be absent or tealign's (docs/architecture.md
+    §6.4: outputs never destroy what tealign did not write)."""
+    from tealign.io.atomic import (
+        check_name_room,
+        check_not_input,
+        check_rejects_path,
+        check_replaceable,
+    )
 
     check_not_input(output, [i for i in inputs if i is not None])
     target = Path(os.path.abspath(output))
     check_replaceable(target, shown=str(output), writing_dir=(kind == "dir"))
+    check_name_room(target, shown=str(output))
+    if rejects and kind == "file":
+        check_rejects_path(target)
 
 
 def _extxyz_name(output) -> None:
@@ -92,6 +103,22 @@ def _rejects(output, rejects) -> str | None:
 
     path = write_rejects(output, rejects)
     return str(path) if path else None
+
+
+@contextlib.contextmanager
+def _rejects_when_nothing_written(output):
+    """An all-rejected run (:class:`~tealign.errors.NothingWritten`) still writes its
+    rejects file beside the output, then goes on as the error (exit 1)."""
+    from tealign.errors import NothingWritten
+
+    try:
+        yield
+    except NothingWritten as exc:
+        path = _rejects(output, exc.rejects)
+        if path:
+            exc.message += f" (see {path})"
+            exc.args = (exc.line(),)
+        raise
 
 
 # ------------------------------------------------------------------------------- data
@@ -114,8 +141,9 @@ def convert(data: str, output: str | os.PathLike, to: str | None = None, *,
     target = convert_target(output, to)
     check_output(output, [data, e0], kind="dir" if target == "mace-h5" else "file")
     table = load_table(e0) if e0 else None
-    counts = convert_file(data, output, target, fmt=format, keys=keys, table=table,
-                          r_max=r_max, strict=strict, progress=progress)
+    with _rejects_when_nothing_written(output):
+        counts = convert_file(data, output, target, fmt=format, keys=keys, table=table,
+                              r_max=r_max, strict=strict, progress=progress)
     return Result("convert", {"frames_in": counts.frames_in, "frames_out": counts.frames_out,
                               "frames_rejected": len(counts.rejects),
                               "rejects_file": _rejects(output, counts.rejects),
@@ -145,9 +173,11 @@ def fit(calibration: str, source_key: str, target_key: str, source_e0, target_e0
     check_output(output, [i for i in inputs if isinstance(i, (str, os.PathLike))])
     if plot is not None:
         from tealign.io.atomic import check_not_input
+        from tealign.report.parity import check_plot_dir
 
         check_not_input(plot, [i for i in inputs if isinstance(i, (str, os.PathLike))],
                         field="--plot")
+        check_plot_dir(plot)
     src = source_e0 if hasattr(source_e0, "energies") else load_table(source_e0)
     tgt = target_e0 if hasattr(target_e0, "energies") else load_table(target_e0)
     tea = TotalEnergyAlignment(src, tgt, model=model, n_bootstrap=bootstrap, cv_folds=folds,
@@ -185,9 +215,11 @@ def align(data: str, alignment, output: str | os.PathLike, keys: Keys = Keys(), 
     if workers < 0:
         raise SetupError(f"--workers must be ≥ 0 (got {workers})", field="--workers")
     tea = TotalEnergyAlignment.load(alignment) if path is not None else alignment
-    counts = align_file(tea, data, output, keys, remove_d3=remove_d3, source_name=source_name,
-                        inverse=inverse, strict=strict, fmt=format, workers=workers,
-                        scheduler=scheduler, progress=progress)
+    with _rejects_when_nothing_written(output):
+        counts = align_file(tea, data, output, keys, remove_d3=remove_d3,
+                            source_name=source_name, inverse=inverse, strict=strict,
+                            fmt=format, workers=workers, scheduler=scheduler,
+                            progress=progress)
     return Result("align", {"frames_in": counts.frames_in, "frames_out": counts.frames_out,
                             "frames_rejected": len(counts.rejects),
                             "rejects_file": _rejects(output, counts.rejects),
@@ -288,6 +320,19 @@ def _bench(name: str, res: dict, keys: Sequence[str], output, **objects) -> Resu
     return Result(f"bench_{name}", data, details=res, benchmark=name, **objects)
 
 
+def _bench_dir(output) -> Path:
+    """A benchmark's output folder, checked before the work: absent or a directory (not a
+    file, symbolic link, device, FIFO or socket); files are written into it atomically."""
+    from tealign.io.atomic import check_replaceable
+
+    target = Path(os.path.abspath(output))
+    check_replaceable(target, shown=str(output), writing_dir=None)
+    if target.exists() and not target.is_dir():
+        raise SetupError("a benchmark writes a folder; this is an existing file", file=str(output),
+                         field="--output")
+    return Path(output)
+
+
 def _torch_threads(threads: int | None) -> tuple[int, str]:
     """Set torch's intra-op threads for a benchmark: ``threads``, else $TEALIGN_THREADS,
     $OMP_NUM_THREADS, the cores this process may use; returns (threads, where from)."""
@@ -312,7 +357,7 @@ def bench_reactions(calculator: str, output, *, data=None, limit: int | None = N
 
     n_threads = _torch_threads(threads)
     path = registry.locate("reactions", data)
-    res = reactions.run(calculator, path, Path(output), limit=limit, d3=d3, dtype=dtype,
+    res = reactions.run(calculator, path, _bench_dir(output), limit=limit, d3=d3, dtype=dtype,
                         progress=progress)
     return _bench("reactions", res, ("n", "mae_kcal_mol", "mae_eV", "rmse_kcal_mol"), output,
                   torch_threads=n_threads)
@@ -326,7 +371,7 @@ def bench_lattice(calculator: str, output, *, limit: int | None = None,
     from tealign.bench import lattice
 
     n_threads = _torch_threads(threads)
-    res = lattice.run(calculator, Path(output), limit=limit, d3=d3, r_max=r_max, data=data,
+    res = lattice.run(calculator, _bench_dir(output), limit=limit, d3=d3, r_max=r_max, data=data,
                       progress=progress)
     return _bench("lattice", res, ("n", "mae_A", "mae_exp_A", "mae_by_structure", "excluded",
                                    "skipped", "r_max_A"), output, torch_threads=n_threads)
@@ -340,7 +385,7 @@ def bench_eos(calculator: str, output, *, reference: str | None = None,
     from tealign.bench import eos
 
     n_threads = _torch_threads(threads)
-    res = eos.run(calculator, Path(output), reference=reference,
+    res = eos.run(calculator, _bench_dir(output), reference=reference,
                   reference_file=reference_file, store=store, workers=workers,
                   progress=_out_of(progress, len(eos.GRID)))
     return _bench("eos", res, ("a0_A", "b0_GPa", "rmse_vs_reference_meV_per_atom"), output,
@@ -359,7 +404,7 @@ def bench_torsion(calculator: str, output, *, data=None, geometries=None,
     n_threads = _torch_threads(threads)
     csv_path = registry.locate("biaryl-csv", data)
     sdf_path = registry.locate("biaryl-sdf", geometries)
-    res = torsion.run(calculator, Path(output), csv_path, sdf_path, limit=limit, step=step,
+    res = torsion.run(calculator, _bench_dir(output), csv_path, sdf_path, limit=limit, step=step,
                       d3=d3, steps=max_steps, progress=progress,
                       max_force_calls=max_force_calls, batched=batched)
     return _bench("torsion", res, ("n", "barrier_mae_kcal_mol", "profile_mae_kcal_mol",
@@ -378,7 +423,7 @@ def bench_water(calculator: str, output, *, ps: float = 2.0, d3: str | None = No
 
     n_threads = _torch_threads(threads)
     refs = water.load_references(data, warn=warn)
-    res = water.run(calculator, Path(output), ps=ps,
+    res = water.run(calculator, _bench_dir(output), ps=ps,
                     d3=d3 if d3 is not None else water.default_d3(calculator), seed=seed,
                     references=refs, progress=_out_of(progress, water.n_steps(ps)))
     # the --json key is rmse_vs_exp (the benchmark's results.json calls it rmsd_vs_exp)
@@ -418,7 +463,7 @@ def _bench_cross(calculator: str | None, output, *, alignment=None, data=None,
 
     if alignment is not None and not Path(alignment).exists():
         raise SetupError("no such file", file=str(alignment), field="--alignment")
-    res = cross.run(Path(output), data=data, definition=definition, calculator=calculator,
+    res = cross.run(_bench_dir(output), data=data, definition=definition, calculator=calculator,
                     alignment=alignment, target_key=target_key, source_key=source_key,
                     aligned_domain=aligned_domain, d3=d3, dtype=dtype, progress=progress)
     return _bench("cross", res, ("mode", "n", "mae_eV", "rmse_eV", "reaction_mae_eV",
@@ -436,6 +481,7 @@ def compute_atoms(method: str, elements: str | Sequence[str],
     from tealign.compute.spec import parse_spec
     from tealign.compute.store import JobStore, default_store
 
+    check_output(output, [], rejects=False)
     spec = parse_spec(method)
     syms = parse_elements(elements if isinstance(elements, str) else ",".join(elements))
     jobs = atom_jobs(spec, syms)
@@ -467,6 +513,7 @@ def compute_calib(molecules: str, methods: Sequence[str],
     if len(methods) < 1:
         raise SetupError("give at least one --method", field="--method")
     specs = [parse_spec(m) for m in methods]
+    check_output(output, [molecules])
     mols = load_molecules(molecules, seed)
     store_dir = store or default_store(output)
     res = compute_calibration(mols, specs, Path(output), Path(store_dir), workers=workers,

@@ -78,3 +78,24 @@ def missing_extra(exc: ModuleNotFoundError) -> SetupError | None:
         return None
     return SetupError(f"this needs the optional package {root!r}, which is not installed: "
                       f"pip install 'tealign[{EXTRAS[root]}]'", field=root)
+
+
+class NothingWritten(SetupError):
+    """Every frame of the input was rejected: the command writes nothing (a previous output
+    at the path is kept) and exits with code 1 (docs/architecture.md §6.1). ``rejects`` are
+    the frame errors, for the rejects file beside the output."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, rejects=(), **where) -> None:
+        super().__init__(message, **where)
+        self.rejects = list(rejects)
+
+
+def all_rejected(rejects, output=None) -> NothingWritten:
+    """The error for a run whose ``rejects`` are all of its frames (with the first reason)."""
+    rejects = list(rejects)
+    first = f"; the first: {rejects[0].line()}" if rejects else ""
+    return NothingWritten(f"all {len(rejects)} frames were rejected, nothing written"
+                          + (" (any previous output is kept)" if output else "") + first,
+                          rejects=rejects, file=output, field=None)

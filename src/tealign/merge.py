@@ -64,9 +64,11 @@ frames spread evenly over the split.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import shutil
+import os
+import warnings
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -77,9 +79,16 @@ from ase.data import chemical_symbols
 
 from tealign import rundir as rd
 from tealign.align import TotalEnergyAlignment
-from tealign.errors import FrameError, SetupError
+from tealign.errors import FrameError, NothingWritten, SetupError
 from tealign.io import iter_batches
-from tealign.io.atomic import atomic_path, check_safe_name, inside, rejects_path, write_json
+from tealign.io.atomic import (
+    atomic_path,
+    check_safe_name,
+    inside,
+    rejects_path,
+    remove_inside,
+    write_json,
+)
 from tealign.io.extxyz import format_batch
 from tealign.io.frames import FrameBatch
 from tealign.io.shards import FORMATS, SHARD_SIZE, Executor, ShardWriter
@@ -132,6 +141,9 @@ class MergeConfig:
     seed: int = 0
     fractions: dict = field(default_factory=lambda: {"train": 0.8, "valid": 0.1, "test": 0.1})
     base: Path = Path(".")
+    #: which of [target] ``fractions`` / ``seed`` the TOML set (a source's split column
+    #: overrides them: a warning says so)
+    split_settings: list = field(default_factory=list)
 
 
 def load_config(path: str | Path) -> MergeConfig:
@@ -212,13 +224,32 @@ def load_config(path: str | Path) -> MergeConfig:
     if len(set(names)) != len(names):
         raise SetupError(f"source names must differ: {names}", file=str(p), field="source")
     base = p.parent
+    _check_no_twice(sources, base, str(p))
     e0 = target["e0"]
     if isinstance(e0, list):
         e0 = [str(base / e) if (base / e).exists() else e for e in e0]
     elif (base / e0).exists():
         e0 = str(base / e0)
     return MergeConfig(e0=e0, sources=sources, r_max=float(r_max), seed=seed,
-                       fractions=dict(fractions), base=base)
+                       fractions=dict(fractions), base=base,
+                       split_settings=[k for k in ("fractions", "seed") if k in target])
+
+
+def _check_no_twice(sources: list[SourceConfig], base: Path, file: str) -> None:
+    """The same data (same file after resolving links, or the same dataset spec) with the
+    same energy key under two source names would be merged twice: a setup error."""
+    seen: dict[tuple[str, str], int] = {}
+    for i, src in enumerate(sources):
+        cand = base / src.path
+        where = os.path.realpath(cand) if cand.exists() else src.path
+        key = (where, src.energy_key)
+        if key in seen:
+            first = sources[seen[key]]
+            raise SetupError(f"sources {first.name!r} and {src.name!r} are the same data "
+                             f"({first.path} and {src.path}, energy key {src.energy_key!r}): "
+                             "its frames would be merged twice; list it once", file=file,
+                             field=f"source[{i}].path")
+        seen[key] = i
 
 
 def _check_fractions(fractions, file: str) -> None:
@@ -406,6 +437,12 @@ def prepare_source(cfg: MergeConfig, src: SourceConfig, target: IsolatedAtomTabl
         raise SetupError("remove_d3 needs an alignment (target-scale data are "
                          "dispersion-free already)", file=path, field="remove_d3")
     by_key = _uses_split_key(path, src)
+    if by_key and cfg.split_settings:
+        warnings.warn(f"source {src.name!r} ({path}) carries a {src.split_key!r} column: its "
+                      f"frames keep those splits, and [target] "
+                      f"{' and '.join(cfg.split_settings)} "
+                      f"{'do' if len(cfg.split_settings) > 1 else 'does'} not apply to it",
+                      stacklevel=2)
     seen_energy = False
     for batch in iter_batches(path, src.reader):
         report.frames_in += batch.n_frames + len(batch.rejects)
@@ -451,7 +488,9 @@ def prepare_source(cfg: MergeConfig, src: SourceConfig, target: IsolatedAtomTabl
             report.by_split[s] += int(np.sum(res.info["split"] == s))
         report.frames_out += n
         yield res
-    if report.frames_in and not seen_energy:
+    all_bad = report.n_rejected == report.frames_in and not any(
+        k.split(": ", 1)[-1].startswith("missing energy") for k in report.reasons)
+    if report.frames_in and not seen_energy and not all_bad:  # all_bad: exit 1 in run_merge
         raise SetupError("no frame has this energy key", file=path, field=src.energy_key)
 
 
@@ -534,7 +573,20 @@ class _OutputDir:
 
     def abort(self) -> None:
         if self.extxyz is not None:
-            self.extxyz.close()
+            with contextlib.suppress(OSError):  # a full disk fails the last flush too
+                self.extxyz.close()
+
+
+def _all_rejected(reports: dict[str, SourceReport], outdir: Path) -> NothingWritten:
+    """Every frame of every source rejected: nothing is written (exit 1), with the reasons."""
+    n = sum(r.n_rejected for r in reports.values())
+    reasons: dict[str, int] = {}
+    for r in reports.values():
+        for k, v in r.reasons.items():
+            reasons[k] = reasons.get(k, 0) + v
+    top = "; ".join(f"{v} × {k}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1])[:3])
+    return NothingWritten(f"all {n} frames were rejected, nothing written (any previous output "
+                          f"is kept): {top}", file=str(outdir))
 
 
 def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = False,
@@ -570,11 +622,13 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
         shared = None if per_source else _OutputDir(tmp, fmt, ex, target, cfg.r_max, extxyz,
                                                     shard_size)
         done = 0
+        opened = [shared] if shared is not None else []
         try:
             for src in cfg.sources:
                 rep = reports[src.name] = SourceReport(src.name, log=log, strict=strict)
                 out = shared or _OutputDir(inside(tmp, src.name), fmt, ex, tables[src.name],
                                            cfg.r_max, extxyz, shard_size)
+                opened.append(out)
                 for batch in prepare_source(cfg, src, tables[src.name], rep):
                     out.add(batch)
                     if progress:
@@ -585,11 +639,18 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
                         layout[src.name] = out.close()
                     else:
                         out.abort()
-                        shutil.rmtree(inside(tmp, src.name), ignore_errors=True)
+                        remove_inside(tmp, inside(tmp, src.name))
                 if progress:
                     progress(done)
+            if not any(r.frames_out for r in reports.values()) \
+                    and any(r.n_rejected for r in reports.values()):
+                raise _all_rejected(reports, outdir)  # before the commit: previous output kept
             if shared is not None:
                 layout["merged"] = shared.close()
+        except BaseException:
+            for o in opened:  # their open files go before the temporary folder does
+                o.abort()
+            raise
         finally:
             rpath = log.close()
         report = {

@@ -21,8 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tealign.errors import FrameError, SetupError
+from tealign.errors import FrameError, SetupError, all_rejected
+from tealign.io.atomic import remove_inside
 from tealign.keys import REF, Keys
+from tealign.workers import init_worker
 
 
 def default_workers() -> int:
@@ -167,16 +169,18 @@ def _align_stream(align: _Aligner, output, computed: frozenset, strict: bool,
     counts = AlignCounts()
 
     def batches():
-        done = 0
+        done = n_out = 0
         for batch in iter_batches(align.data, fmt):
             res = align(batch)
             if res.rejects and strict:
                 raise res.rejects[0].as_setup_error()
             counts.rejects.extend(res.rejects)
             done += batch.n_frames
+            n_out += res.n_frames
             if progress:
                 progress(done)
             yield res
+        _check_all_rejected(align, counts.rejects, n_out, output)
         _check_whole(align)
 
     if scheduler:
@@ -188,6 +192,17 @@ def _align_stream(align: _Aligner, output, computed: frozenset, strict: bool,
         counts.frames_out = write_extxyz(output, batches(), rounded=computed, workers=workers)
     counts.frames_in = align.frames_in
     return counts
+
+
+def _check_all_rejected(align: _Aligner, rejects: list, n_out: int, output) -> None:
+    """Every frame rejected: exit 1 (:class:`~tealign.errors.NothingWritten`), raised in the
+    writer so a previous output is kept; when frames lack the energy and none has it, the
+    setup error that names the key instead."""
+    if not rejects or n_out:
+        return
+    if any(r.reason.startswith("missing energy") for r in rejects):
+        _check_whole(align)
+    raise all_rejected(rejects, str(output))
 
 
 def _check_whole(align: _Aligner) -> None:
@@ -282,13 +297,14 @@ def _align_ranges(align: _Aligner, ranges, output, computed: frozenset, strict: 
         # the pool's shutdown; on any exit the workers are told to stop and are joined
         # before the parts folder is removed
         cancel = ctx.Event()
-        pool = ctx.Pool(workers, initializer=_init_worker, initargs=(cancel,))
+        pool = ctx.Pool(workers, initializer=init_worker(_init_worker, cancel))
         try:
             _join_ranges(align, jobs, pool, out, counts, strict, progress)
         finally:
             cancel.set()
             pool.close()
             pool.join()
+        _check_all_rejected(align, counts.rejects, counts.frames_out, output)
         _check_whole(align)
     return counts
 
@@ -312,7 +328,7 @@ def _join_ranges(align: _Aligner, jobs: list, pool, out, counts: AlignCounts, st
             align.watch.merge(done.watch)
         with open(job[2], "rb") as fh:
             shutil.copyfileobj(fh, out, 16 << 20)
-        os.unlink(job[2])
+        remove_inside(os.path.dirname(job[2]), job[2])
         counts.frames_out += done.frames_out
         if progress:
             progress(counts.frames_in)

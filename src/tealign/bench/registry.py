@@ -145,20 +145,22 @@ def fetch(name: str, url: str | None = None) -> dict:
     ds = get(name)
     src = url or ds.url
     dest = cache_dir() / ds.file
+    from tealign.io.atomic import remove_inside
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + f".part-{os.getpid()}")
     try:
         with urllib.request.urlopen(src) as resp, open(tmp, "wb") as fh:  # noqa: S310
             shutil.copyfileobj(resp, fh)
     except Exception as exc:
-        tmp.unlink(missing_ok=True)
+        remove_inside(dest.parent, tmp)
         raise SetupError(f"download failed: {exc}", file=src, field=name) from None
     download_sha = sha256_file(tmp)
     # the registry's URLs point at prepared files; preparation is then the identity
     prepared_sha = download_sha
     matches = prepared_sha == ds.sha256
     if not matches:
-        tmp.unlink()
+        remove_inside(dest.parent, tmp)
         raise SetupError(f"sha256 of the prepared file is {prepared_sha}, expected "
                          f"{ds.sha256}; the source changed or the download is corrupt",
                          file=src, field=name)

@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -115,35 +116,69 @@ def out() -> Console:
 
 
 def command(fn):
-    """Turn SetupError, or an optional package that is not installed, into one line on
-    stderr and exit code 2; warnings go to stderr."""
+    """Turn SetupError, a file-system error (:func:`file_system_error`), or an optional
+    package that is not installed, into one line on stderr and exit code 2 (1 when every
+    frame was rejected: :class:`~tealign.errors.NothingWritten`); warnings go to stderr."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         def show(message, category, filename, lineno, file=None, line=None):
-            err.print(f"[yellow]warning:[/] {message}", highlight=False)
+            err.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
 
         warnings.showwarning = show
         _stdout[0] = sys.stdout
         previous = _terminate_as_exit()
+        _ignore_file_size_signal()
         try:
             # libraries that print (mace-torch, pyscf) must not pollute --json output
             with contextlib.redirect_stdout(sys.stderr):
                 return fn(*args, **kwargs)
         except SetupError as exc:
             print(f"tealign: error: {exc.line()}", file=sys.stderr)
-            raise typer.Exit(2) from None
+            raise typer.Exit(getattr(exc, "exit_code", 2)) from None
         except ModuleNotFoundError as exc:
             missing = missing_extra(exc)
             if missing is None:
                 raise
             print(f"tealign: error: {missing.line()}", file=sys.stderr)
             raise typer.Exit(2) from None
+        except Exception as exc:  # file-system errors: one line, exit 2 (§6.1)
+            line = file_system_error(exc)
+            if line is None:
+                raise
+            print(f"tealign: error: {line}", file=sys.stderr)
+            raise typer.Exit(2) from None
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
 
     return wrapper
+
+
+def file_system_error(exc: BaseException) -> str | None:
+    """One line for an error of the file system (``OSError``: no space, read-only, name too
+    long, file too large, permission, I/O; ``lmdb.Error`` from an LMDB write), naming the
+    path; None for any other exception. The output's temporaries are gone by then
+    (:func:`tealign.io.atomic.atomic_path`) and a previous output is kept."""
+    import errno
+
+    if isinstance(exc, OSError):
+        code = errno.errorcode.get(exc.errno or 0)
+        what = exc.strerror or str(exc) or type(exc).__name__
+        where = f"{exc.filename}: " if exc.filename else ""
+        return (f"{where}{what}{f' ({code})' if code else ''}; nothing written (any previous "
+                "output is kept)")
+    if type(exc).__module__ == "lmdb":
+        return f"LMDB: {exc}; nothing written (any previous output is kept)"
+    return None
+
+
+def _ignore_file_size_signal() -> None:
+    # past ``ulimit -f`` a write then fails with EFBIG (one line) instead of SIGXFSZ killing
+    # the process; forked workers inherit the ignored disposition
+    if hasattr(signal, "SIGXFSZ") and threading.current_thread() is threading.main_thread():
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
 def cmd(group: typer.Typer, name: str | None = None):

@@ -107,7 +107,9 @@ def run_jobs(jobs: Sequence[Job], store: JobStore, workers: int = 1,
         # one thread per worker process: the backends' BLAS/OpenMP would oversubscribe
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, "1")
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        from tealign.workers import init_worker
+
+        with ProcessPoolExecutor(max_workers=workers, initializer=init_worker()) as pool:
             futures = [pool.submit(execute, j) for j in todo]
             for fut in as_completed(futures):
                 record(*fut.result())

@@ -10,7 +10,12 @@ Guarantees (docs/architecture.md §6.4, README "Outputs"):
   setup errors; an output that
   names one of the command's inputs is a setup error (:func:`check_not_input`);
 - temporary files (``.<name>.tmp-<pid>``) are removed on every exit path Python sees; those
-  left by a killed run (their process is gone) are removed by the next run on the same output.
+  left by a killed run (their process is gone) are removed by the next run on the same output;
+- only what is absent, a regular file, or a directory of tealign's may be replaced: a symbolic
+  link, a device (``/dev/null``), a FIFO or a socket at an output path is a setup error
+  (:func:`check_replaceable`), and so is a name too long for the temporaries beside it;
+- nothing is deleted but through :func:`remove_inside`, which proves the path lies inside
+  the folder it is given (tests/test_never_destroy.py walks the sources for other calls).
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ import math
 import os
 import re
 import shutil
-from collections.abc import Iterable, Iterator
+import stat
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from tealign.errors import FrameError, SetupError
@@ -47,10 +53,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     target = Path(os.path.abspath(path))
     if target == target.parent:
         raise SetupError("output path is the file-system root", file=str(path))
-    check_replaceable(target, shown=str(path))
+    check_replaceable(target, shown=str(path), writing_dir=None)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    check_name_room(target, shown=str(path), room=len(tmp.name) - len(target.name))
     _remove(tmp)
     try:
         yield tmp
@@ -63,23 +70,45 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
                                  field="--output")
         elif (tmp.exists() or tmp.is_symlink()) and target.is_dir() and not target.is_symlink():
             check_replaceable(target, shown=str(path), writing_dir=False)
-    except BaseException:
-        _remove(tmp)
+    except BaseException as exc:
+        if isinstance(exc, OSError):
+            # a failed write() names no file: name the output; a file in the temporary is
+            # named as it would have been in the output
+            name = str(exc.filename or "")
+            exc.filename = (str(path) + name[len(str(tmp)):] if name.startswith(str(tmp))
+                            else name or str(path))
+        with contextlib.suppress(OSError):
+            _remove(tmp)
         raise
     if not tmp.exists() and not tmp.is_symlink():
         return  # the caller wrote nothing
-    if target.is_dir() and not target.is_symlink():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        _remove(old)
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
     manifest = manifest_path(target)
-    if files is not None:
-        manifest.write_text(json.dumps({"written_by": "tealign", "files": files}, indent=1)
+    try:
+        if files is not None:  # the manifest first: a full disk fails here, nothing replaced
+            mtmp = manifest.with_name(manifest.name + f".tmp-{os.getpid()}")
+            mtmp.write_text(json.dumps({"written_by": "tealign", "files": files}, indent=1)
                             + "\n")
+        if target.is_dir() and not target.is_symlink():
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            _remove(old)
+            os.replace(target, old)
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                os.replace(old, target)  # the previous output back in place
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except OSError as exc:
+        exc.filename = exc.filename or str(path)
+        with contextlib.suppress(OSError):
+            _remove(tmp)
+            if files is not None:
+                _remove(mtmp)
+        raise
+    if files is not None:
+        os.replace(mtmp, manifest)
     elif manifest.exists():
         manifest.unlink()
 
@@ -112,12 +141,78 @@ def inside(root: str | os.PathLike, *parts: str) -> Path:
     return path
 
 
-def check_replaceable(target: Path, shown: str | None = None, writing_dir: bool = True) -> None:
+#: bytes a name may need beside it: ``.<name>.tmp-<pid>``, the manifest
+#: ``.<name>.tealign-output.json``, ``<name>.rejects.jsonl`` and its temporary, the sidecars
+#: ``<name>.statistics.json`` / ``<name>.meta.jsonl`` and theirs (pids up to 7 digits),
+#: the manifest's own temporary (33 bytes)
+NAME_ROOM = 40
+
+
+def name_max(directory: Path) -> int:
+    """The longest file name (bytes) the file system holding ``directory`` (or its nearest
+    existing parent) allows; 255 where it cannot be asked."""
+    d = directory
+    while not d.exists() and d != d.parent:
+        d = d.parent
+    try:
+        return int(os.pathconf(d, "PC_NAME_MAX"))
+    except (OSError, ValueError):
+        return 255
+
+
+def check_name_room(target: Path, shown: str | None = None, room: int = NAME_ROOM) -> None:
+    """SetupError unless ``target``'s name plus ``room`` bytes fits the file system's name
+    limit (the temporaries and sidecars tealign writes beside an output are longer than it)."""
+    n = len(os.fsencode(target.name))
+    limit = name_max(target.parent)
+    if n + room > limit:
+        raise SetupError(f"output name is {n} bytes long; this file system allows {limit} and "
+                         f"tealign needs {room} more for the files it writes beside it: use a "
+                         f"name of at most {limit - room} bytes",
+                         file=shown or str(target), field="--output")
+
+
+def special_kind(target: Path) -> str | None:
+    """What ``target`` is when tealign must never replace it: ``"a symbolic link to …"``,
+    ``"a device"``, ``"a FIFO"``, ``"a socket"``; None for absent, a file or a directory."""
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # e.g. a component that is a file: let the writer report it
+        return None if exc.errno == 20 else f"unreadable ({exc.strerror})"
+    mode = st.st_mode
+    if stat.S_ISLNK(mode):
+        return f"a symbolic link (to {os.readlink(target)})"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return None
+
+
+def check_replaceable(target: Path, shown: str | None = None,
+                      writing_dir: bool | None = True) -> None:
     """Raise :class:`SetupError` unless writing ``target`` destroys nothing tealign did not
-    write: a missing path, a file, an empty directory, or a directory of tealign's own
-    (manifest present, no other files) may be replaced."""
+    write: a missing path, a regular file (for a file output), an empty directory, or a
+    directory of tealign's own (manifest present, no other files) may be replaced. Symbolic
+    links, devices, FIFOs and sockets never are. ``writing_dir``: True for a directory
+    output, False for a file output, None when not known yet (only the kind-free checks)."""
     shown = shown or str(target)
-    if target.is_symlink() or not target.is_dir():
+    kind = special_kind(target)
+    if kind is not None:
+        raise SetupError(f"output path is {kind}; tealign replaces only regular files and "
+                         "directories it wrote: give another path", file=shown, field="--output")
+    if not target.exists():
+        return
+    if not target.is_dir():
+        if writing_dir:
+            raise SetupError("output path is an existing file; a directory output will not "
+                             "replace it: choose another path", file=shown, field="--output")
+        return
+    if writing_dir is None:
         return
     foreign = foreign_files(target)
     if not writing_dir:
@@ -182,8 +277,8 @@ def _process_alive_since(pid: int, path: Path) -> bool:
         return True
     try:
         ticks = os.sysconf("SC_CLK_TCK")
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        start_ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        fields = Path(f"/proc/{pid}/stat").read_text()
+        start_ticks = int(fields.rsplit(")", 1)[1].split()[19])
         btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
                      if line.startswith("btime"))
         started = btime + start_ticks / ticks
@@ -218,6 +313,34 @@ def _remove(p: Path) -> None:
         shutil.rmtree(p)
     elif p.exists() or p.is_symlink():
         p.unlink()
+
+
+def remove_inside(root: str | os.PathLike, path: str | os.PathLike,
+                  missing_ok: bool = True) -> None:
+    """Delete ``path`` (a file, or a folder with everything in it) after proving that it lies
+    inside ``root`` (:func:`inside`); the one way tealign deletes anything outside this
+    module. A symbolic link is removed itself, never what it points to."""
+    p = Path(path)
+    rel = os.path.relpath(os.path.abspath(p), os.path.abspath(root))
+    if rel == "." or rel.startswith(".." + os.sep) or rel == "..":
+        raise SetupError(f"path {p} would lie outside {root}; refused", file=str(p))
+    inside(root, os.path.dirname(rel) or ".")
+    if missing_ok and not (p.exists() or p.is_symlink()):
+        return
+    _remove(p)
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes, *, own: Callable[[Path], bool]
+                       | None = None, what: str = "file") -> Path:
+    """Write ``data`` to ``path`` atomically; an existing file is replaced only when
+    ``own(path)`` says tealign wrote it (else :class:`SetupError`, the file is kept)."""
+    target = Path(path)
+    if target.exists() and own is not None and not own(target):
+        raise SetupError(f"{what} exists and was not written by tealign; it is kept: remove it "
+                         "or choose another place", file=str(target))
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return target
 
 
 def strict_json(obj):
@@ -255,16 +378,49 @@ def write_rejects(output: str | os.PathLike, rejects: Iterable[FrameError]) -> P
     """Write frame errors beside ``output``, one JSON object per line; None if there are none.
 
     Each line holds ``file``, ``frame`` (0-based index in that file), ``field`` and ``reason``.
-    A stale rejects file from an earlier run is removed when there is nothing to report.
+    A stale rejects file from an earlier run is removed when there is nothing to report —
+    only if it is tealign's (:func:`own_rejects`); a user's file of that name is never
+    deleted or replaced (:func:`check_rejects_path` refuses it before the work).
     """
     path = rejects_path(output)
     rejects = list(rejects)
+    if path.exists() and not own_rejects(path):
+        raise SetupError("a file that tealign did not write is where the rejects go; it is "
+                         "kept: move it or choose another output", file=str(path))
     if not rejects:
         if path.exists():
-            path.unlink()
+            remove_inside(path.parent, path)
         return None
     with atomic_path(path) as tmp, open(tmp, "w") as fh:
         for r in rejects:
             fh.write(dumps({"file": r.file, "frame": r.frame, "field": r.field,
                             "reason": r.reason}) + "\n")
     return path
+
+
+REJECT_FIELDS = ("file", "frame", "field", "reason")
+
+
+def own_rejects(path: Path) -> bool:
+    """True if ``path`` is a regular file whose first line is a rejects record as tealign
+    writes them (a JSON object with exactly ``file``, ``frame``, ``field``, ``reason``):
+    the test for a rejects file tealign may replace or remove."""
+    if special_kind(path) is not None or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline(1 << 20)
+        rec = json.loads(first)
+    except (OSError, ValueError):
+        return False
+    return isinstance(rec, dict) and sorted(rec) == sorted(REJECT_FIELDS)
+
+
+def check_rejects_path(output: str | os.PathLike) -> None:
+    """Before the work: the rejects file beside ``output`` is absent or tealign's own."""
+    path = rejects_path(output)
+    kind = special_kind(path)
+    if kind is not None or (path.exists() and not own_rejects(path)):
+        raise SetupError(f"{'a file' if kind is None else kind} that tealign did not write "
+                         "is where this output's rejects go; it is kept: move it or choose "
+                         "another output", file=str(path), field="--output")

@@ -55,6 +55,7 @@ def convert_file(data: str, output: str | os.PathLike, to: str | None = None, *,
     :class:`~tealign.methods.IsolatedAtomTable` or None. Rejects are returned, not written."""
     from ase.data import atomic_numbers
 
+    from tealign.errors import all_rejected
     from tealign.io import iter_batches
     from tealign.io.extxyz import write_extxyz
     from tealign.io.mace_h5 import write_mace_h5, write_statistics
@@ -78,6 +79,8 @@ def convert_file(data: str, output: str | os.PathLike, to: str | None = None, *,
             if progress:
                 progress(done)
             yield batch
+        if counts.rejects and not done:  # inside the writer: the previous output is kept
+            raise all_rejected(counts.rejects, str(output))
 
     if target == "extxyz":
         counts.frames_out = write_extxyz(output, batches())

@@ -1330,7 +1330,9 @@ def _write_stream(fh, batches, rounded: frozenset, workers: int) -> int:
     from collections import deque
 
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    with ctx.Pool(workers) as pool:
+    from tealign.workers import init_worker
+
+    with ctx.Pool(workers, initializer=init_worker()) as pool:
         pending: deque = deque()
         for batch in batches:
             pending.append(pool.apply_async(_format_counted, (batch, rounded)))

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from tealign.errors import FrameError, SetupError
+from tealign.io.atomic import remove_inside
 from tealign.io.frames import FrameBatch, FrameRecord
 from tealign.io.mace_h5 import _from_jsonable, _jsonable
 from tealign.keys import REF, Keys
@@ -163,8 +164,7 @@ def write_lmdb_file(path: str | os.PathLike, rows: Callable[[], Iterable[tuple]]
     user = os.getenv("USER")
     while True:
         for stale in (path, path + "-lock"):
-            if os.path.lexists(stale):
-                os.unlink(stale)
+            remove_inside(os.path.dirname(path) or ".", stale)
         try:
             env = lmdb.open(path, map_size=size, subdir=False, meminit=False, lock=False)
         except lmdb.Error as exc:

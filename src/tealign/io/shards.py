@@ -20,6 +20,7 @@ shards whatever the number of frames.
 from __future__ import annotations
 
 import contextlib
+import io
 import multiprocessing as mp
 import os
 from collections import deque
@@ -27,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tealign.io.atomic import remove_inside
 from tealign.io.frames import FrameBatch
+from tealign.workers import init_worker
 
 SHARD_SIZE = 10_000
 FORMATS = ("lmdb", "h5")
@@ -77,7 +80,7 @@ class Executor:
 
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
             self._pool = ProcessPoolExecutor(workers, mp_context=ctx,
-                                             initializer=_below_the_reader)
+                                             initializer=init_worker(_below_the_reader))
             self.slots = workers
         else:
             self.slots = 1
@@ -274,7 +277,7 @@ class ShardWriter:
                     with open(part, "rb") as fh:
                         while chunk := fh.read(1 << 22):
                             out.write(chunk)
-                    part.unlink()
+                    remove_inside(self.dir, part)
         return self.n
 
     def avg_num_neighbors(self) -> float | None:
@@ -329,9 +332,16 @@ def _write_h5_shard(path: str, batches: list[FrameBatch], frame0: int, keys: dic
                             if k not in mace_arrays}
             lines.append(json.dumps({"frame": n, "info": extra_info, "arrays": extra_arrays}))
             n += 1
-    with h5py.File(p, "w") as f:
+    # HDF5 builds the shard in memory and Python writes it: a full disk or ``ulimit -f`` is
+    # then an OSError naming the file, where HDF5 writing to disk itself crashed the process
+    # (segmentation fault on a full tmpfs, issue 26)
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
         f.attrs["drop_last"] = False
         save_configurations_as_HDF5(configs, 0, f)
+    with open(p, "wb") as fh:
+        fh.write(buf.getbuffer())
+    del buf
     part = p.with_name(f".{p.stem}.meta.part")
     part.write_text("".join(line + "\n" for line in lines))
     return {"frames": n - frame0, "neighbors": neighbors}

@@ -6,9 +6,58 @@ energy after ICEA only, and after ICEA + AEC, each with RMSE (eV) and R² on it.
 
 from __future__ import annotations
 
+import io
+import struct
 from pathlib import Path
 
 import numpy as np
+
+from tealign.errors import SetupError
+
+#: the files ``parity_plots`` writes into its directory
+PLOT_FILES = ("parity.png", "parity_icea.png", "parity_tea.png")
+#: the PNG ``Software`` text of a plot tealign wrote: only such files are ever replaced
+SOFTWARE = "tealign parity plot"
+
+
+def tealign_png(path: Path) -> bool:
+    """True if ``path`` is a PNG whose ``Software`` text chunk says tealign wrote it."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(8) != b"\x89PNG\r\n\x1a\n":
+                return False
+            while True:
+                head = fh.read(8)
+                if len(head) < 8:
+                    return False
+                n, kind = struct.unpack(">I4s", head)
+                if kind == b"IDAT" or kind == b"IEND":
+                    return False  # text chunks of matplotlib come before the image data
+                data = fh.read(n)
+                fh.read(4)
+                if kind == b"tEXt" and data.split(b"\0", 1) == [b"Software",
+                                                                 SOFTWARE.encode()]:
+                    return True
+    except OSError:
+        return False
+
+
+def check_plot_dir(outdir: str | Path, field: str = "--plot") -> None:
+    """Before any work: ``outdir`` is absent or a directory, and each plot file in it is
+    absent or one tealign wrote (a user's ``parity.png`` is never replaced)."""
+    from tealign.io.atomic import special_kind
+
+    d = Path(outdir)
+    kind = special_kind(d)
+    if kind is not None or (d.exists() and not d.is_dir()):
+        raise SetupError(f"--plot names a directory for the parity plots; this is "
+                         f"{kind or 'a file'}", file=str(d), field=field)
+    for name in PLOT_FILES:
+        f = d / name
+        if special_kind(f) is not None or (f.exists() and not tealign_png(f)):
+            raise SetupError("a file that tealign did not write is where a parity plot goes; "
+                             "it is kept: choose another --plot directory", file=str(f),
+                             field=field)
 
 
 def _panel(ax, target, aligned, title: str, color: str) -> None:
@@ -40,15 +89,24 @@ def parity_plots(target: np.ndarray, icea: np.ndarray, tea: np.ndarray, outdir: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from tealign.io.atomic import write_bytes_atomic
+
     outdir = Path(outdir)
+    check_plot_dir(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
+
+    def save(fig, path: Path) -> None:  # atomic; replaces only tealign's own plots
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=130, metadata={"Software": SOFTWARE})
+        write_bytes_atomic(path, buf.getvalue(), own=tealign_png, what="parity plot")
+
     target, icea, tea = (np.asarray(v, dtype=float) for v in (target, icea, tea))
     paths = []
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.8), constrained_layout=True)
     _panel(axes[0], target, icea, f"ICEA: {source_label} → {target_label}", "tab:orange")
     _panel(axes[1], target, tea, f"ICEA + AEC ({model}, a = {a:.5f})", "tab:blue")
     paths.append(outdir / "parity.png")
-    fig.savefig(paths[-1], dpi=130)
+    save(fig, paths[-1])
     plt.close(fig)
     for name, values, title, color in (
         ("parity_icea.png", icea, "after ICEA", "tab:orange"),
@@ -57,6 +115,6 @@ def parity_plots(target: np.ndarray, icea: np.ndarray, tea: np.ndarray, outdir: 
         fig, ax = plt.subplots(figsize=(5, 4.8), constrained_layout=True)
         _panel(ax, target, values, title, color)
         paths.append(outdir / name)
-        fig.savefig(paths[-1], dpi=130)
+        save(fig, paths[-1])
         plt.close(fig)
     return paths
