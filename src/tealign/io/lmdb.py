@@ -30,6 +30,7 @@ a bus error, not an exception). Shards are written in parallel by :mod:`tealign.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -144,6 +145,21 @@ def _lmdb_message(exc: Exception, path: str) -> str:
     return f"ASE-LMDB {type(exc).__name__}: {text}"
 
 
+def _write_failed(exc: Exception, path: str) -> OSError:
+    # a write that fails (full disk, file-size limit, read-only file system) is a file-system
+    # error naming the file; atomic_path renames a temporary's path to the output's. LMDB
+    # reports a full disk as EIO from mdb_txn_commit: say ENOSPC when the disk is full.
+    code = errno.EIO
+    try:
+        st = os.statvfs(os.path.dirname(os.path.abspath(path)))
+        if st.f_bavail * st.f_frsize < (1 << 20):
+            code = errno.ENOSPC
+    except OSError:
+        pass
+    return OSError(code, f"{os.strerror(code)}: LMDB write failed: "
+                   f"{_lmdb_message(exc, path)}", path)
+
+
 def write_lmdb_file(path: str | os.PathLike, rows: Callable[[], Iterable[tuple]],
                     n_frames: int = 0, n_atoms: int = 0) -> int:
     """Write one ``.aselmdb`` file from ``rows()`` (a callable returning ``(atoms, data)``
@@ -151,7 +167,7 @@ def write_lmdb_file(path: str | os.PathLike, rows: Callable[[], Iterable[tuple]]
 
     The map starts at ``MAP_MIN + MAP_PER_FRAME·n_frames + MAP_PER_ATOM·n_atoms`` bytes and
     doubles on ``MapFullError`` (the file is rewritten from the start), so the address space
-    a shard reserves stays near its size. Any LMDB error is a :class:`SetupError` naming
+    a shard reserves stays near its size. Any LMDB error is an ``OSError`` (EIO) naming
     the file.
     """
     import time
@@ -168,7 +184,7 @@ def write_lmdb_file(path: str | os.PathLike, rows: Callable[[], Iterable[tuple]]
         try:
             env = lmdb.open(path, map_size=size, subdir=False, meminit=False, lock=False)
         except lmdb.Error as exc:
-            raise SetupError(_lmdb_message(exc, path), file=path) from None
+            raise _write_failed(exc, path) from None
         try:
             n = 0
             with env.begin(write=True) as txn:
@@ -182,7 +198,7 @@ def write_lmdb_file(path: str | os.PathLike, rows: Callable[[], Iterable[tuple]]
         except lmdb.MapFullError:
             size *= 2
         except lmdb.Error as exc:
-            raise SetupError(_lmdb_message(exc, path), file=path) from None
+            raise _write_failed(exc, path) from None
         finally:
             env.close()
 
