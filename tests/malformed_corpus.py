@@ -295,6 +295,25 @@ def build(work: str | Path) -> list[Case]:
         frames_case(name, broken(fn), {BAD: fld})
     frames_case("energy_inf", energy_inf_frames, {BAD: "energy"})
 
+    # one bad value in one frame is one reject, never the run (issue 26)
+    def header(extra):
+        def fn(f):
+            f[BAD][1] += extra
+        return fn
+
+    def element_not_in_table(f):
+        f[BAD][2] = "Fe" + f[BAD][2][1:]  # the alignment's wB97M table has no Fe
+
+    for name, fn, fld in [
+        ("charge_word", header(" charge=abc"), "charge"),
+        ("charge_two_numbers", header(' charge="1 2"'), "charge"),
+        ("charge_fraction", header(" charge=1.5"), "charge"),
+        ("charge_nan", header(" charge=nan"), "charge"),
+        ("charged_one_frame", header(" charge=-1"), "charge"),
+        ("element_not_in_alignment_table", element_not_in_table, "e0[Fe]"),
+    ]:
+        frames_case(name, broken(fn), {BAD: fld})
+
     # forces with 2 columns in one frame
     rng = np.random.default_rng(11)
     f = _frames()
@@ -412,7 +431,7 @@ def build(work: str | Path) -> list[Case]:
                    [f"al_{name}.json", *fragments], output=out)
 
     def a_and_no_sha(d):
-        d["model"]["a"] = 2.0
+        d["model"]["a"] = 1.5
         del d["sha256"]
         return d
 
@@ -442,7 +461,15 @@ def build(work: str | Path) -> list[Case]:
         return inner
 
     edited("a_edited_sha_removed", a_and_no_sha, ["sha256", "tealign fit"])
-    edited("a_edited", set_a(2.0), ["sha256", "tealign fit"])
+    edited("a_edited", set_a(1.5), ["sha256", "tealign fit"])
+    # plausible ranges (issue 26): checked even under a matching checksum
+    edited("a_1e308", resign(set_a(1e308)), ["model.a", "0.5 < a < 2"])
+    edited("a_10_pow_400", resign(set_a(10**400)), ["model.a"])
+    edited("a_3", resign(set_a(3.0)), ["model.a", "0.5 < a < 2"])
+    edited("a_0_1", resign(set_a(0.1)), ["model.a", "0.5 < a < 2"])
+    edited("offset_1000_eV", resign(lambda d: {**d, "model": {**d["model"],
+                                                              "offsets_eV": {"H": 1000.0}}}),
+           ["model.offsets_eV.H", "10"])
     edited("sha_wrong", lambda d: {**d, "sha256": "0" * 64}, ["sha256"])
     edited("a_zero", resign(set_a(0.0)), ["model.a"])
     edited("a_negative", resign(set_a(-0.9)), ["model.a"])

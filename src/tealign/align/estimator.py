@@ -35,6 +35,7 @@ from tealign import __version__, units
 from tealign.align.aec import (
     MODELS,
     cross_validated_rmse,
+    implausible,
     kfold_indices,
     make_model,
 )
@@ -271,16 +272,22 @@ class TotalEnergyAlignment:
 
     @staticmethod
     def _reject_charged(batch, keep, fname, rejects):
+        """Frames whose total charge is not an integer, or is not 0, become frame errors."""
         for ck in CHARGE_KEYS:
-            if ck in batch.info:
-                q = np.asarray(batch.info[ck])
-                charged = keep & batch.has(ck) & (q.astype(float) != 0)
-                for i in np.flatnonzero(charged):
-                    rejects.append(FrameError(
-                        fname, int(batch.index[i]), ck,
-                        f"charged structure (charge {q[i]}); TEA's isolated-atom references "
-                        "are neutral atoms"))
-                keep = keep & ~charged
+            if ck not in batch.info:
+                continue
+            col = batch.info[ck]
+            has = batch.has(ck)
+            for i in np.flatnonzero(keep & has):
+                q, why = _charge(col[i])
+                if why is None and q == 0:
+                    continue
+                rejects.append(FrameError(
+                    fname, int(batch.index[i]), ck, why or
+                    f"charged structure (charge {q}); TEA's isolated-atom references "
+                    "are neutral atoms"))
+                keep = keep.copy()
+                keep[i] = False
         return keep
 
     def _keys(self, source_key, target_key) -> tuple[str, str]:
@@ -338,8 +345,14 @@ class TotalEnergyAlignment:
             offsets = model.offsets_
             boot = model.bootstrap_a(x, data.counts, y, self.n_bootstrap, rng)
             self.a_ci95_ = [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]
+        fitted_offsets = {s: float(c) for s, c in zip(data.elements, offsets) if c != 0.0}
+        wrong = implausible(self.a_, fitted_offsets)
+        if wrong:
+            del self.a_
+            raise SetupError(f"fitted {wrong[1]}: check the energy keys, their units (eV) and "
+                             "the isolated-atom tables", file=fname, field=wrong[0])
         self.model_ = choice
-        self.offsets_ = {s: float(c) for s, c in zip(data.elements, offsets) if c != 0.0}
+        self.offsets_ = fitted_offsets
         pred_y = self.a_ * x + data.counts @ offsets
         e_icea = sum_tgt - x
         e_tea = sum_tgt - pred_y
@@ -489,6 +502,7 @@ class TotalEnergyAlignment:
                                             for v, k in zip(batch.info[key], keep)])
         if forward:
             keep = self._reject_charged(batch, keep, fname, rejects)
+        keep = self._reject_uncovered(batch, keep, fname, rejects, forward)
         if self.strict and rejects:
             raise rejects[0].as_setup_error()
         out = batch.select(keep)
@@ -496,27 +510,52 @@ class TotalEnergyAlignment:
         if out.n_frames == 0:
             return out, None
         src_t, tgt_t = self.source_table_, self.target_table_
-        src_t.check_covers(out.numbers, file=fname)
-        tgt_t.check_covers(out.numbers, file=fname)
-        if forward:
-            self._check_offsets_cover(out.numbers, fname)
         sum_src, off = self._terms(out, src_t)
         sum_tgt, _ = self._terms(out, tgt_t)
         return out, (sum_src, sum_tgt, off)
 
-    def _check_offsets_cover(self, numbers, fname):
-        """Per-element offsets were fitted on some elements; others would silently get 0."""
-        if not self.offsets_:
-            return
-        fitted = set(self.calibration_.get("elements") or self.offsets_)
-        for z in np.unique(numbers):
-            sym = chemical_symbols[int(z)]
-            if sym not in fitted:
-                raise SetupError(
-                    f"element {sym} was not in the calibration set, so model "
-                    f"'{self.model_}' has no offset for it; refit with calibration structures "
-                    "containing it or use --model scale",
-                    file=fname, field=f"offsets[{sym}]")
+    def _reject_uncovered(self, batch, keep, fname, rejects, forward: bool):
+        """Frames with an element that either isolated-atom table lacks (or, going forward,
+        that the per-element offsets were not fitted on) become frame errors: one frame with
+        an odd element is one reject, not the whole run."""
+        covered = np.zeros(119, dtype=bool)
+        covered[[atomic_numbers[s] for s in self.source_table_.energies
+                 if s in self.target_table_.energies]] = True
+        why = {}
+        if forward and self.offsets_:
+            fitted = np.zeros(119, dtype=bool)
+            fitted[[atomic_numbers[s] for s in
+                    (self.calibration_.get("elements") or self.offsets_)]] = True
+        else:
+            fitted = np.ones(119, dtype=bool)
+        z = np.asarray(batch.numbers, dtype=np.int64)
+        z_ok = (z >= 1) & (z <= 118)
+        zc = np.where(z_ok, z, 0)
+        atom_bad = ~z_ok | ~covered[zc] | ~fitted[zc]
+        if not atom_bad.any():
+            return keep
+        frame_bad = np.zeros(batch.n_frames, dtype=bool)
+        np.logical_or.at(frame_bad, batch.frame_of_atom(), atom_bad)
+        for i in np.flatnonzero(keep & frame_bad):
+            a, b = batch.offsets[i], batch.offsets[i + 1]
+            zz = int(z[a:b][atom_bad[a:b]][0])
+            if not 1 <= zz <= 118:
+                why[i] = ("numbers", f"{zz} is not an atomic number (1–118)")
+                continue
+            sym = chemical_symbols[zz]
+            table = next((t for t in (self.source_table_, self.target_table_)
+                          if sym not in t.energies), None)
+            if table is not None:
+                why[i] = (f"e0[{sym}]", f"element {sym} is not in isolated-atom table "
+                          f"'{table.name}' of this alignment (compute it with `tealign compute "
+                          "atoms` and refit with a table that covers it)")
+            else:
+                why[i] = (f"offsets[{sym}]", f"element {sym} was not in the calibration set, "
+                          f"so model '{self.model_}' has no offset for it (refit with "
+                          "calibration structures containing it or use --model scale)")
+        for i, (fld, reason) in why.items():
+            rejects.append(FrameError(fname, int(batch.index[i]), fld, reason))
+        return keep & ~frame_bad
 
     # ------------------------------------------------------------------ chains
     @classmethod
@@ -647,13 +686,20 @@ _HOW_TO_GET_ONE = ("get a valid alignment with `tealign fit CALIB ... -o alignme
 
 
 def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+    if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, (bool,
+                                                                                 np.bool_)):
+        return False
+    try:
+        return bool(np.isfinite(float(v)))
+    except OverflowError:  # an integer beyond float's range (JSON's 10**400)
+        return False
 
 
 def validate_alignment(d, source: str = "<dict>") -> None:
     """Raise :class:`SetupError` (naming the field) unless ``d`` is a well-formed saved
     alignment: a JSON object of format tealign-alignment/1 with ``model`` {``name``: str,
-    ``a``: finite > 0, ``offsets_eV``: {element: finite}}, ``source_table`` and
+    ``a``: finite, 0.5 < a < 2, ``offsets_eV``: {element: finite, |c| ≤ 10 eV}} (the
+    plausible ranges of :func:`tealign.align.aec.implausible`), ``source_table`` and
     ``target_table`` objects, ``sha256`` (64 hex digits), and, where present, ``a_ci95``
     ([lo, hi] finite or null), ``settings`` (n_bootstrap ≥ 1, cv_folds ≥ 2,
     random_state int), ``metrics``/``calibration``/``units`` objects and ``chain`` a list."""
@@ -685,7 +731,7 @@ def validate_alignment(d, source: str = "<dict>") -> None:
         raise bad("model.a", "required number is missing")
     a = model["a"]
     if not _finite(a) or a <= 0:
-        raise bad("model.a", f"must be a finite number > 0, not {a!r}")
+        raise bad("model.a", f"must be a finite number > 0, not {str(a)[:30]}")
     offsets = model.get("offsets_eV", {})
     if not isinstance(offsets, dict):
         raise bad("model.offsets_eV", "must be an object of element → eV")
@@ -693,7 +739,10 @@ def validate_alignment(d, source: str = "<dict>") -> None:
         if el not in atomic_numbers:
             raise bad(f"model.offsets_eV.{el}", "not an element symbol")
         if not _finite(v):
-            raise bad(f"model.offsets_eV.{el}", f"must be a finite number, not {v!r}")
+            raise bad(f"model.offsets_eV.{el}", f"must be a finite number, not {str(v)[:30]}")
+    wrong = implausible(a, offsets)
+    if wrong:
+        raise bad(*wrong)
     if "alpha" in model and (not _finite(model["alpha"]) or model["alpha"] < 0):
         raise bad("model.alpha", "must be a finite number ≥ 0")
     ci = d.get("a_ci95")
@@ -715,6 +764,21 @@ def validate_alignment(d, source: str = "<dict>") -> None:
             raise bad(key, "must be a JSON object")
     if "chain" in d and not isinstance(d["chain"], list):
         raise bad("chain", "must be a list")
+
+
+def _charge(v) -> tuple[int | None, str | None]:
+    """(charge, None) for an integer total charge (an int, or a float with an integral
+    value); (None, reason) for anything else (text, several numbers, 1.5, NaN, a bool)."""
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        v = v.item()
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v, None
+    if isinstance(v, float) and np.isfinite(v) and v == int(v):
+        return int(v), None
+    text = str(v.tolist() if isinstance(v, np.ndarray) else v)
+    return None, f"total charge must be one integer, not {text[:30]!r}"
 
 
 def _check_energies(batch: FrameBatch, key: str, keep: np.ndarray, fname: str,

@@ -71,10 +71,9 @@ def _atomic_numbers(grp) -> np.ndarray:
     z = _dataset(grp, "atomic_numbers", "iuf")
     if z.ndim != 1 or z.size == 0:
         raise _GroupBad("atomic_numbers", f"must be a non-empty list (shape {z.shape})")
-    if z.dtype.kind == "f":
-        if not np.isfinite(z).all() or (z != np.round(z)).any():
-            bad = next(v for v in z if not np.isfinite(v) or v != round(v))
-            raise _GroupBad("atomic_numbers", f"not an integer: {bad}")
+    if z.dtype.kind == "f" and (not np.isfinite(z).all() or (z != np.round(z)).any()):
+        bad = next(v for v in z if not np.isfinite(v) or v != round(v))
+        raise _GroupBad("atomic_numbers", f"not an integer: {bad}")
     if ((z < 1) | (z > 118)).any():
         bad = next(v for v in z if v < 1 or v > 118)
         raise _GroupBad("atomic_numbers", f"{bad} is not an atomic number (1–118)")
