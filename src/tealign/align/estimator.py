@@ -388,10 +388,11 @@ class TotalEnergyAlignment:
         np.add.at(off, fa, lut[batch.numbers])
         return sums, off
 
-    def transform(self, frames, energy_key: str = "energy", forces_key: str | None = "forces",
-                  stress_key: str | None = "stress", virials_key: str | None = "virials",
-                  source_name: str | None = None, file: str | None = None,
-                  remove_d3: str | None = None) -> FrameBatch:
+    def transform(self, frames, energy_key: str | None = None,
+                  forces_key: str | None = "forces", stress_key: str | None = "stress",
+                  virials_key: str | None = "virials", source_name: str | None = None,
+                  file: str | None = None, remove_d3: str | None = None, *,
+                  allow_realign: bool = False, check: bool = True) -> FrameBatch:
         """Map source energies/forces/stress/virials onto the target scale.
 
         Writes MACE's ``REF_energy``/``REF_forces``/``REF_stress``/``REF_virials``, keeps the
@@ -399,6 +400,18 @@ class TotalEnergyAlignment:
         ``energy_key`` or charged become frame errors (in the returned batch's ``rejects``).
         ``remove_d3`` names a functional whose D3(BJ) energy, forces and stress are
         subtracted from the source before alignment (``orig_*`` keep the values with D3).
+        ``energy_key`` defaults to ``energy``, or, when no frame has that, to the source
+        key the alignment was fitted with. A key given as None is not aligned.
+
+        Frames that carry ``alignment_sha256`` (written by a previous alignment) are already
+        on a target scale: aligning them again is a :class:`SetupError` unless
+        ``allow_realign`` (e.g. chaining two alignments by hand).
+
+        With ``check`` (the default; streaming callers that judge the whole input pass
+        False), the frames given are judged as a whole: no frame with ``energy_key``, or
+        forces/stress found only under other keys than ``forces_key``/``stress_key`` (they
+        would stay unscaled beside aligned energies, as ``tealign align`` refuses), is a
+        :class:`SetupError`; rejecting every frame warns (``UserWarning``).
 
         Returns a FrameBatch (an :class:`AtomsList` when given a list of ``ase.Atoms``);
         its ``rejects`` name every frame left out and why. With ``strict=True`` the first
@@ -407,9 +420,65 @@ class TotalEnergyAlignment:
         self._check_fitted()
         batch = _single_batch(frames)
         fname = file or "<frames>"
+        if energy_key is None:
+            fitted = (getattr(self, "calibration_", None) or {}).get("source_key") \
+                or self.source_key
+            energy_key = fitted if fitted and not batch.has("energy").any() \
+                and batch.has(fitted).any() else "energy"
+        if not allow_realign and batch.has("alignment_sha256").any():
+            i = int(np.flatnonzero(batch.has("alignment_sha256"))[0])
+            raise SetupError(
+                "frames are aligned already (they carry alignment_sha256 "
+                f"{str(batch.info['alignment_sha256'][i])[:12]}...); aligning them again "
+                "applies the shift and factor twice. Align the source data instead, or pass "
+                "--allow-realign (allow_realign=True) to chain alignments on purpose",
+                file=fname, frame=int(batch.index[i]), field="alignment_sha256")
+        if check:
+            self._check_keys(batch, energy_key, forces_key, stress_key, fname)
+        out = self._transform(batch, energy_key, forces_key, stress_key, virials_key,
+                              source_name, fname, remove_d3)
+        if check and batch.n_frames and out.n_frames == 0:
+            import warnings
+
+            warnings.warn(f"transform rejected every frame ({len(out.rejects)}), e.g. "
+                          f"{out.rejects[0].line()}", UserWarning, stacklevel=2)
+        return _like(frames, out)
+
+    def _check_keys(self, batch: FrameBatch, energy_key: str, forces_key, stress_key,
+                    fname: str) -> None:
+        """Whole-input key checks of :meth:`transform` (see there)."""
+        from tealign.io.frames import energy_like, forces_like, tensor_kind
+
+        if batch.n_frames and not batch.has(energy_key).any():
+            fitted = (getattr(self, "calibration_", None) or {}).get("source_key") \
+                or self.source_key
+            found = sorted(k for k in batch.info if (energy_like(k) or k == fitted)
+                           and not k.startswith(("REF_", "orig_", "d3_")))
+            hint = f"; frames carry {', '.join(found)}: pass energy_key=" + repr(found[0]) \
+                if found else ""
+            raise SetupError("no frame has this energy key" + hint, file=fname,
+                             field=energy_key)
+        for kind, key, keys in (("forces", forces_key, batch.arrays),
+                                ("stress", stress_key, batch.info)):
+            if key is None or batch.has(key).any():
+                continue
+            found = sorted(k for k in keys if k != key
+                           and not k.startswith(("REF_", "orig_", "d3_"))
+                           and (forces_like(k) if kind == "forces"
+                                else tensor_kind(k) == "stress"))
+            if found:
+                raise SetupError(
+                    f"no frame has {kind} key '{key}', but frames carry {kind} under "
+                    f"{', '.join(repr(k) for k in found)}; pass {kind}_key={found[0]!r} (they "
+                    "would stay unscaled beside aligned energies) or "
+                    f"{kind}_key=None to leave them out", file=fname, field=f"{kind}_key")
+
+    def _transform(self, batch: FrameBatch, energy_key, forces_key, stress_key, virials_key,
+                   source_name, fname, remove_d3) -> FrameBatch:
+        """:meth:`transform` on one batch, without the whole-input checks."""
         out, sums = self._prepare(batch, energy_key, "missing energy", fname, forward=True)
         if sums is None:
-            return _like(frames, out)
+            return out
         sum_src, sum_tgt, off = sums
         kinds = (("forces", forces_key), ("stress", stress_key), ("virials", virials_key))
         out.info[ORIG_KEYS["energy"]] = np.asarray(out.info[energy_key], dtype=float).copy()
@@ -442,7 +511,7 @@ class TotalEnergyAlignment:
         if source_name is not None:
             out.info["source"] = np.array([source_name] * out.n_frames, dtype=object)
         out.info["alignment_sha256"] = np.array([self.sha256()] * out.n_frames, dtype=object)
-        return _like(frames, out)
+        return out
 
     def inverse_transform(self, frames, energy_key: str = "energy",
                           forces_key: str = "forces", stress_key: str = "stress",

@@ -104,6 +104,9 @@ def align(
                                                     "the input file's stem).")] = None,
     inverse: Annotated[bool, typer.Option(help="Undo the alignment: REF_* back to the source "
                                           "scale.")] = False,
+    allow_realign: Annotated[bool, typer.Option(help="Align frames that carry "
+                                                "alignment_sha256 (aligned already) again, "
+                                                "e.g. to chain alignments.")] = False,
     strict: StrictOpt = False,
     fmt: FormatOpt = None,
     workers: WorkersOpt = 0,
@@ -120,7 +123,8 @@ def align(
     with progress(f"aligning {data}") as update:
         res = api.align(data, alignment, output, keys, remove_d3=remove_d3,
                         source_name=source_name, inverse=inverse, strict=strict, format=fmt,
-                        workers=workers, scheduler=scheduler, progress=update)
+                        workers=workers, scheduler=scheduler, progress=update,
+                        allow_realign=allow_realign)
     show(res, as_json, render_rejects)
 
 
