@@ -17,7 +17,7 @@ y = a·x + Σ n_el c_el (x, y the source and target atomization energies, see ``
     E^[1] = Σ_i E_i^[1] − (a · (Σ_i E_i^[2] − E^[2]) + Σ n_el c_el)
     F^[1] = a · F^[2],   σ^[1] = a · σ^[2],   W^[1] = a · W^[2]
 
-``inverse_transform`` undoes it exactly. All energies eV, forces eV/Å, stress eV/Å³.
+``inverse_transform`` undoes it up to floating-point rounding (~1e-15 relative). All energies eV, forces eV/Å, stress eV/Å³.
 """
 
 from __future__ import annotations
@@ -517,7 +517,8 @@ class TotalEnergyAlignment:
                           forces_key: str = "forces", stress_key: str = "stress",
                           virials_key: str = "virials", file: str | None = None,
                           add_d3: str | None = None) -> FrameBatch:
-        """Map target-scale ``REF_*`` values back to the source scale (exact inverse).
+        """Map target-scale ``REF_*`` values back to the source scale (the inverse, up to
+        floating-point rounding: ~1e-15 relative).
 
         Source-scale values are written under the given keys; ``REF_*``, ``orig_*`` and the
         provenance keys are removed. ``add_d3`` adds that functional's D3(BJ) back (the
