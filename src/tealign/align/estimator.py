@@ -17,7 +17,8 @@ y = a·x + Σ n_el c_el (x, y the source and target atomization energies, see ``
     E^[1] = Σ_i E_i^[1] − (a · (Σ_i E_i^[2] − E^[2]) + Σ n_el c_el)
     F^[1] = a · F^[2],   σ^[1] = a · σ^[2],   W^[1] = a · W^[2]
 
-``inverse_transform`` undoes it up to floating-point rounding (~1e-15 relative). All energies eV, forces eV/Å, stress eV/Å³.
+``inverse_transform`` undoes it up to floating-point rounding (~1e-15 relative). All energies
+eV, forces eV/Å, stress eV/Å³.
 """
 
 from __future__ import annotations

@@ -171,7 +171,11 @@ def convert_value(key: str, value: str | None):
                 d = json.loads(out[6:])
             except ValueError as exc:
                 raise CommentError(key, f"_JSON value is not JSON ({exc.msg})") from None
-            arr = np.array(d)
+            try:
+                arr = np.array(d)
+            except (ValueError, OverflowError):  # ragged lists: ase.io.read fails on them
+                raise CommentError(key, "_JSON value is a ragged array (rows of different "
+                                   "lengths), which ase.io.read cannot read") from None
             return arr if arr.dtype.kind in "ifb" else d
     return out
 
@@ -457,8 +461,35 @@ def iter_extxyz(
         raise SetupError(f"cannot open file: {exc.strerror}", file=fname) from None
     with fh:
         src = fh if byte_range is None else _Slice(fh, *byte_range)
+        src = _LineEnds(src, strip_bom=byte_range is None or byte_range[0] == 0)
         for batch in _Reader(src, fname, batch_size).run():
             yield validate_batch(batch, fname)
+
+
+class _LineEnds:
+    """Reads a binary stream with a leading UTF-8 byte-order mark removed and, when the
+    first block has carriage returns but no line feed (classic Mac line ends, which
+    ``ase.io.read`` reads through Python's universal newlines), every CR read as LF.
+    Windows CRLF needs nothing: the reader strips the CR with the other whitespace."""
+
+    BOM = b"\xef\xbb\xbf"
+
+    def __init__(self, fh, strip_bom: bool = True):
+        self.fh = fh
+        self.first = True
+        self.strip_bom = strip_bom
+        self.cr_only = False
+
+    def read(self, n: int) -> bytes:
+        data = self.fh.read(n)
+        if self.first:
+            self.first = False
+            if self.strip_bom and data.startswith(self.BOM):
+                data = data[len(self.BOM):]
+            self.cr_only = b"\r" in data and b"\n" not in data
+        if self.cr_only:
+            data = data.replace(b"\r", b"\n")
+        return data
 
 
 class _Slice:
@@ -925,6 +956,14 @@ def _parse_rows_exactly(chunk: bytes, props, natoms: int):
     return out, None
 
 
+def _species_reason(u: str) -> str:
+    """Why a species column entry is not an element symbol (as ``ase.io.read`` refuses it)."""
+    if u.lstrip("+-").isdigit():
+        return (f"species '{u}' is an atomic number, not an element symbol; give numbers in "
+                "a Z:I:1 column (ase.io.read refuses numbers in species:S too)")
+    return f"unknown element symbol '{u}'"
+
+
 def _real(v: str) -> float:
     try:
         return float(v)
@@ -963,7 +1002,7 @@ def _build(
                 frames = np.unique(atom_frame[species == u])
                 for f in frames:
                     bad[f] = True
-                    reasons.setdefault(int(f), ("species", f"unknown element symbol {u!r}"))
+                    reasons.setdefault(int(f), ("species", _species_reason(str(u))))
     arrays = {}
     for name, _kind, n in pending.props:
         if name in ("species", "pos", "Z"):
