@@ -197,10 +197,21 @@ def build(work: str | Path) -> list[Case]:
                                        else "natoms"})
 
     # blank lines between frames are separators, not errors
+    # blank lines between frames: ase.io.read stops at the first one and drops the rest in
+    # silence, so a file with more frames after it is refused (issue 27 item 7), naming the line
     f = _frames()
     f[BAD].append("")
     f[BAD].append("   ")
-    frames_case("blank_lines_between_frames", f, {})
+    src = _write(work / "blank_lines_between_frames.extxyz", f)
+    line = sum(len(fr) for fr in f[:BAD + 1]) - 1
+    out = work / "blank_lines_between_frames.out.extxyz"
+    setup_case("blank_lines_between_frames", ["align", src, "--alignment", al, "-o", out],
+               ["blank_lines_between_frames.extxyz", f"frame {BAD + 1}", f"line {line}",
+                "ase.io.read"], output=out, protect=(src,))
+    # trailing blank lines end the file for ASE and tealign alike
+    f = _frames()
+    f[-1] += ["", "  ", ""]
+    frames_case("blank_lines_at_the_end", f, {})
 
     # truncated last frame
     f = _frames()

@@ -462,7 +462,9 @@ def iter_extxyz(
     with fh:
         src = fh if byte_range is None else _Slice(fh, *byte_range)
         src = _LineEnds(src, strip_bom=byte_range is None or byte_range[0] == 0)
-        for batch in _Reader(src, fname, batch_size).run():
+        reader = _Reader(src, fname, batch_size)
+        reader.more_after = byte_range is not None and byte_range[1] < path.stat().st_size
+        for batch in reader.run():
             yield validate_batch(batch, fname)
 
 
@@ -519,6 +521,7 @@ class _Reader:
         self.rejects: list[FrameError] = []
         self.skipping = False  # inside the debris of a broken frame
         self.comments = _CommentPlans()
+        self.more_after = False  # a byte range with more of the file after its end
 
     def reject(self, field: str, reason: str) -> None:
         self.rejects.append(FrameError(self.fname, self.frame, field, reason))
@@ -560,6 +563,15 @@ class _Reader:
         elif self.rejects:
             yield _empty_batch(self.rejects)
             self.rejects = []
+
+    def _blank_line_error(self, line: int) -> None:
+        """A blank line where an atom count is due, with more lines after it: ``ase.io.read``
+        ends the file there and drops the rest in silence; tealign refuses the file."""
+        raise SetupError(
+            f"line {self.line0 + line + 1} is blank where frame {self.frame}'s atom count is "
+            f"due, and more lines follow; ase.io.read stops at a blank line (it would read "
+            f"{self.frame} frame{'s' if self.frame != 1 else ''} and drop the rest): remove the "
+            "blank line(s) between frames", file=self.fname, frame=self.frame, field="natoms")
 
     def _check_start(self, buf: bytes, eof: bool) -> None:
         if not buf.strip():
@@ -612,8 +624,13 @@ class _Reader:
                 self.skipping = False
                 line = j
             if tok[line] == 0:
-                line += 1
-                continue
+                rest = np.flatnonzero(tok[line:n_lines] != 0)
+                if len(rest) or (eof and self.more_after):
+                    self._blank_line_error(line)
+                if not eof:
+                    break  # blank lines up to here: whether more follows needs more data
+                line = n_lines
+                break
             where = self.line0 + line + 1
             natoms = header_at(line)
             if natoms is None:
