@@ -157,8 +157,8 @@ def convert_value(key: str, value: str | None):
         nine = isinstance(out, np.ndarray) and out.shape == (9,) and out.dtype.kind in "if"
         if nine and key == "Lattice":
             return out.astype(float).reshape(3, 3)  # cell rows (ASE: the F-order matrix, .T)
-        if nine:
-            return out.astype(float).reshape((3, 3), order="F")
+        if nine:  # integers stay integers, as ASE reads them
+            return out.reshape((3, 3), order="F")
         if key == "Lattice":
             raise CommentError(key, "Lattice needs 9 numbers")
         return out  # stress/virial of another shape: validated with the other values
