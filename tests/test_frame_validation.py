@@ -238,3 +238,136 @@ def test_alignment_values_must_be_plausible(a, ok):
 def test_fit_refuses_an_implausible_factor():
     with pytest.raises(SetupError, match="0.5 < a < 2"):
         _fitted(a=3.0)
+
+
+# ------------------------------------------------------------------------------ fuzzing
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_JUNK = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**30, 10**30) | st.text(max_size=4)
+    | st.floats(allow_nan=True, allow_infinity=True),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner,
+                                                                max_size=2),
+    max_leaves=8)
+_MP_PATHS = ["force", "stress", "magmom", "uncorrected_total_energy", "structure",
+             "structure.charge", "structure.lattice", "structure.lattice.matrix",
+             "structure.sites", "structure.sites.0", "structure.sites.0.xyz",
+             "structure.sites.1.species", "structure.sites.0.species.0.element",
+             "structure.sites.0.species.0.occu", "force.0", "stress.2", "magmom.1"]
+
+
+def _set(entry, path, value):
+    *parents, last = path.split(".")
+    cur = entry
+    for p in parents:
+        cur = cur[int(p)] if isinstance(cur, list) else cur[p]
+    if isinstance(cur, list):
+        cur[int(last)] = value
+    else:
+        cur[last] = value
+
+
+def _valid_record(r) -> None:
+    """What a reader hands on is physically usable: the checks every frame passed."""
+    n = len(r.numbers)
+    assert n >= 1 and np.asarray(r.numbers).dtype.kind == "i"
+    assert ((np.asarray(r.numbers) >= 1) & (np.asarray(r.numbers) <= 118)).all()
+    assert np.asarray(r.positions).shape == (n, 3) and np.isfinite(r.positions).all()
+    assert np.asarray(r.cell).shape == (3, 3) and np.isfinite(r.cell).all()
+    e = r.info["energy"]
+    assert isinstance(e, float) and np.isfinite(e)
+    if "forces" in r.arrays:
+        f = np.asarray(r.arrays["forces"])
+        assert f.shape == (n, 3) and f.dtype.kind == "f" and np.isfinite(f).all()
+    if "magmom" in r.arrays:
+        assert np.asarray(r.arrays["magmom"]).shape == (n,)
+        assert np.isfinite(r.arrays["magmom"]).all()
+    if "charge" in r.info:
+        assert isinstance(r.info["charge"], int) and not isinstance(r.info["charge"], bool)
+
+
+@settings(max_examples=40, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 5), st.sampled_from(_MP_PATHS), _JUNK),
+                min_size=1, max_size=4))
+def test_fuzzed_mptrj_reads_or_rejects_every_entry(tmp_path, edits):
+    n = 6
+    entries = [copy.deepcopy(GOOD_MP) for _ in range(n)]
+    for k, e in enumerate(entries):
+        e["uncorrected_total_energy"] = -6.5 - k
+    touched = set()
+    for k, path, value in edits:
+        try:
+            _set(entries[k], path, value)
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue  # an earlier edit removed the path
+        touched.add(k)
+    p = tmp_path / "mp.json"
+    p.write_text(json.dumps({"mp-1": {f"f{k}": e for k, e in enumerate(entries)}}))
+    recs, rejects = _read(iter_mptrj(p))  # never anything but a frame error per entry
+    assert len(recs) + len(rejects) == n and not set(rejects) & {r.index for r in recs}
+    for r in recs:
+        _valid_record(r)
+    got = {r.index: r.info["energy"] for r in recs}
+    for k in set(range(n)) - touched:
+        assert got[k] == -6.5 - k
+
+
+_SPICE_KEYS = ["atomic_numbers", "conformations", "dft_total_energy", "dft_total_gradient",
+               "dispersion_correction_energy", "smiles"]
+_ARRAYS = st.one_of(
+    st.builds(lambda shape, v: np.full(shape, v),
+              st.lists(st.integers(0, 5), max_size=3).map(tuple),
+              st.floats(allow_nan=True, allow_infinity=True) | st.integers(-300, 300)),
+    st.builds(lambda shape: np.full(shape, b"x"), st.lists(st.integers(1, 4), max_size=2)
+              .map(tuple)),
+    st.builds(lambda shape: np.random.default_rng(0).normal(size=shape),
+              st.lists(st.integers(1, 5), min_size=1, max_size=3).map(tuple)),
+)
+
+
+@settings(max_examples=40, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from(_SPICE_KEYS), _ARRAYS),
+                min_size=1, max_size=3))
+def test_fuzzed_spice_reads_or_rejects_every_conformation(tmp_path, edits):
+    p = tmp_path / "s.hdf5"
+    names = [f"g{k}" for k in range(4)]
+    _spice(p, {name: {"d3": True} for name in names})
+    with h5py.File(p, "a") as fh:
+        for name in names:
+            fh[name]["dispersion_correction_energy"] = np.full(4, -0.001)
+        for k, key, value in edits:
+            g = fh[names[k]]
+            if key in g:
+                del g[key]
+            g[key] = value
+        expected = 0
+        for name in names:  # frames a reader can delimit: the conformations' first axis
+            shape = fh[name]["conformations"].shape
+            expected += int(shape[0]) if shape and shape[0] > 0 else 1
+    touched = {names[k] for k, _, _ in edits}
+    with h5py.File(p, "r") as fh:
+        clean = {n: (fh[n]["dft_total_energy"][()].copy(), fh[n]["conformations"][()].copy())
+                 for n in names if n not in touched}
+    recs, rejects = _read(iter_spice(p))
+    assert len(recs) + len(rejects) == expected
+    for r in recs:
+        _valid_record(r)
+    for name, (e, conf) in clean.items():
+        mine = [r for r in recs if r.info["mol_id"] == name]
+        assert len(mine) == 4
+        np.testing.assert_allclose([r.info["energy"] for r in mine], e * 27.211386245988)
+        np.testing.assert_allclose(mine[0].positions, conf[0] * 0.529177210903)
+
+
+def test_mptrj_integer_beyond_64_bits_is_read_not_a_setup_error(tmp_path):
+    entries = {f"f{k}": copy.deepcopy(GOOD_MP) for k in range(4)}
+    entries["f2"]["structure"]["charge"] = 10**20  # valid JSON the C parser cannot hold
+    entries["f3"]["uncorrected_total_energy"] = -7.25
+    p = tmp_path / "mp.json"
+    p.write_text(json.dumps({"mp-1": entries}))
+    recs, rejects = _read(iter_mptrj(p, batch_size=1))  # two batches out before the restart
+    assert [r.index for r in recs] == [0, 1, 2, 3] and not rejects
+    assert recs[2].info["charge"] == 10**20 and recs[3].info["energy"] == -7.25

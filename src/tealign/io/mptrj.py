@@ -29,8 +29,30 @@ MPTRJ_METHOD = "pbe/paw (vasp, Materials Project settings)"
 
 
 def iter_mptrj(path: str | Path, batch_size: int = 2048) -> Iterator[FrameBatch]:
+    """Stream an MPtrj JSON file as batches; one material (``mp_id``) is parsed at a time.
+
+    Every entry is checked (types, shapes, finiteness, integer charges): a bad value rejects
+    that entry only. A JSON integer beyond 64 bits (valid JSON that the fast C parser cannot
+    hold) makes the reader start again with ijson's pure-Python parser, skipping the frames
+    already handed on."""
     import ijson
 
+    try:
+        yield from _iter_mptrj(path, batch_size, ijson, skip=0)
+    except _Overflow as done:
+        from ijson.backends import python as slow
+
+        yield from _iter_mptrj(path, batch_size, slow, skip=done.frames)
+
+
+class _Overflow(Exception):
+    """The C parser met an integer it cannot hold after ``frames`` frames were handed on."""
+
+    def __init__(self, frames: int):
+        self.frames = frames
+
+
+def _iter_mptrj(path, batch_size: int, backend, skip: int) -> Iterator[FrameBatch]:
     fname = str(path)
     try:
         fh = open(path, "rb")  # noqa: SIM115 (closed in finally)
@@ -40,24 +62,29 @@ def iter_mptrj(path: str | Path, batch_size: int = 2048) -> Iterator[FrameBatch]
     records: list[FrameRecord] = []
     rejects: list[FrameError] = []
     frame = 0
+    handed = 0  # frames already yielded (counted when a batch goes out)
     try:
         if stream.first_token() != b"{":
             raise SetupError("MPtrj JSON must map mp_id to frames", file=fname)
-        for mp_id, frames in ijson.kvitems(stream, "", use_float=True):
+        for mp_id, frames in backend.kvitems(stream, "", use_float=True):
             if not isinstance(frames, dict):
                 raise SetupError("expected {frame_id: frame} under each mp_id", file=fname,
                                  field=mp_id)
             for frame_id, entry in frames.items():
-                try:
-                    records.append(_record(entry, mp_id, frame_id, frame))
-                except _Bad as bad:
-                    rejects.append(FrameError(fname, frame, bad.field, bad.reason))
+                if frame >= skip:
+                    try:
+                        records.append(_record(entry, mp_id, frame_id, frame))
+                    except _Bad as bad:
+                        rejects.append(FrameError(fname, frame, bad.field, bad.reason))
                 frame += 1
                 if len(records) >= batch_size:
                     yield FrameBatch.from_records(records, rejects)
                     records, rejects = [], []
-    except ijson.JSONError as exc:
+                    handed = frame
+    except backend.JSONError as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "integer overflow" in reason and skip == 0:
+            raise _Overflow(handed) from None
         raise SetupError(
             f"not valid JSON near byte {stream.consumed:,} ({reason}) after {frame} frames; "
             "a truncated MPtrj file cannot be read further",

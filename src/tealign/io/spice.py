@@ -205,9 +205,13 @@ def _check(numbers, positions, info, arrays) -> tuple[str, str] | None:
 
 
 def _text(value) -> str:
-    v = value[0] if isinstance(value, np.ndarray) and value.shape else value
-    if isinstance(v, bytes):
-        return v.decode()
-    if isinstance(v, (str, np.str_)):
-        return str(v)
-    raise TypeError(f"expected text, found {type(v).__name__}")
+    """One string from a scalar or a one-element text dataset; else :class:`TypeError`."""
+    if isinstance(value, np.ndarray):
+        if value.size != 1:
+            raise TypeError(f"expected one string, found an array of shape {value.shape}")
+        value = value.reshape(-1)[0]
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, (str, np.str_)):
+        return str(value)
+    raise TypeError(f"expected text, found {type(value).__name__}")
