@@ -766,6 +766,14 @@ def _finite(v) -> bool:
         return False
 
 
+def _show_number(v) -> str:
+    """A value for an error line: huge integers by their size, long text cut short."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10**30:
+        return f"an integer of {len(str(abs(v)))} digits"
+    text = repr(v)
+    return text if len(text) <= 30 else text[:27] + "..."
+
+
 def validate_alignment(d, source: str = "<dict>") -> None:
     """Raise :class:`SetupError` (naming the field) unless ``d`` is a well-formed saved
     alignment: a JSON object of format tealign-alignment/1 with ``model`` {``name``: str,
@@ -802,7 +810,7 @@ def validate_alignment(d, source: str = "<dict>") -> None:
         raise bad("model.a", "required number is missing")
     a = model["a"]
     if not _finite(a) or a <= 0:
-        raise bad("model.a", f"must be a finite number > 0, not {str(a)[:30]}")
+        raise bad("model.a", f"must be a finite number > 0, not {_show_number(a)}")
     offsets = model.get("offsets_eV", {})
     if not isinstance(offsets, dict):
         raise bad("model.offsets_eV", "must be an object of element → eV")
@@ -810,7 +818,8 @@ def validate_alignment(d, source: str = "<dict>") -> None:
         if el not in atomic_numbers:
             raise bad(f"model.offsets_eV.{el}", "not an element symbol")
         if not _finite(v):
-            raise bad(f"model.offsets_eV.{el}", f"must be a finite number, not {str(v)[:30]}")
+            raise bad(f"model.offsets_eV.{el}", f"must be a finite number, not "
+                      f"{_show_number(v)}")
     wrong = implausible(a, offsets)
     if wrong:
         raise bad(*wrong)

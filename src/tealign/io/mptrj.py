@@ -185,6 +185,11 @@ def _numeric(v, field: str, shape: tuple | None = None, what: str = "") -> np.nd
             return all(ok(y) for y in x)
         return isinstance(x, (int, float)) and not isinstance(x, bool)
 
+    def has_null(x) -> bool:
+        return x is None or isinstance(x, list) and any(has_null(y) for y in x)
+
+    if isinstance(v, list) and has_null(v):  # NaN/Infinity tokens are read as null
+        raise _Bad(field, f"null, NaN or inf value in the list{what}")
     if not isinstance(v, list) or not ok(v):
         raise _Bad(field, f"must be a list of numbers{what}, not {_show(v)}")
     try:
