@@ -152,6 +152,10 @@ TEXT_CASES = {
                          "    1\n\n    C  -7.28 4.71 -3.82\n    VEC1 1.0 0.1 1.1\n",
     "trailing_blank_lines": "1\n\nH 0 0 0\n\n  \n",
     "cr_only_line_ends": "2\rProperties=species:S:1:pos:R:3 e=-1.5\rH 0 0 0\rH 0 0 0.74\r",
+    "move_mask_integers": "2\nProperties=species:S:1:pos:R:3:move_mask:I:1\nH 0 0 0 0\n"
+                          "H 0 0 1 1\n",
+    "per_atom_energies": "2\nProperties=species:S:1:pos:R:3:energies:R:1 energy=-1.0\n"
+                         "H 0 0 0 -0.5\nH 0 0 1 -0.5\n",
     "crlf_line_ends": "2\r\nProperties=species:S:1:pos:R:3 e=-1.5\r\nH 0 0 0\r\nH 0 0 0.74\r\n",
 }
 

@@ -1026,6 +1026,8 @@ def _build(
             continue
         arrays[_ARRAY_NAMES.get(name, name)] = (table[name] if keep else
                                                 np.zeros((0, n) if n > 1 else (0,)))
+        if name == "move_mask" and keep:  # ASE reads an integer move_mask as flags
+            arrays[name] = np.asarray(arrays[name]).astype(bool)
     positions = (np.asarray(table["pos"], dtype=float).reshape(-1, 3) if keep
                  else np.zeros((0, 3)))
     headers = [pending.headers[k] for k in keep]

@@ -22,7 +22,7 @@ from tealign.errors import FrameError
 
 #: Names under which ASE calculator results are carried into ``info`` / ``arrays``.
 CALC_INFO_KEYS = ("energy", "free_energy", "stress", "virial", "dipole")
-CALC_ARRAY_KEYS = ("forces", "magmoms", "charges")
+CALC_ARRAY_KEYS = ("forces", "magmoms", "charges", "energies")
 
 
 @dataclass
