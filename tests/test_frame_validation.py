@@ -371,3 +371,21 @@ def test_mptrj_integer_beyond_64_bits_is_read_not_a_setup_error(tmp_path):
     recs, rejects = _read(iter_mptrj(p, batch_size=1))  # two batches out before the restart
     assert [r.index for r in recs] == [0, 1, 2, 3] and not rejects
     assert recs[2].info["charge"] == 10**20 and recs[3].info["energy"] == -7.25
+
+
+# ------------------------------------------------------------------------------ extxyz
+@pytest.mark.parametrize("column,value,why", [
+    ("Z:I:1", "0", "0 is not an atomic number"), ("Z:I:1", "-8", "-8 is not an atomic number"),
+    ("Z:I:1", "300", "300 is not an atomic number"), ("Z:R:1", "8.7", "8.7 is not an integer"),
+    ("species:S:1", "X", "dummy atom"), ("species:S:1", "8", "is an atomic number"),
+])
+def test_extxyz_atomic_numbers_outside_1_118_reject_their_frame(tmp_path, column, value, why):
+    from tealign.io import read_batch
+
+    p = tmp_path / "z.extxyz"
+    ok = "O" if column.startswith("species") else "8"
+    p.write_text(f"1\nProperties={column}:pos:R:3 energy=-1\n{value} 0 0 0\n"
+                 f"1\nProperties={column}:pos:R:3 energy=-2\n{ok} 0 0 0\n")
+    b = read_batch(p)
+    assert b.numbers.tolist() == [8] and b.index.tolist() == [1]
+    assert [r.frame for r in b.rejects] == [0] and why in b.rejects[0].reason

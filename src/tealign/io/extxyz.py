@@ -978,6 +978,9 @@ def _species_reason(u: str) -> str:
     if u.lstrip("+-").isdigit():
         return (f"species '{u}' is an atomic number, not an element symbol; give numbers in "
                 "a Z:I:1 column (ase.io.read refuses numbers in species:S too)")
+    if u.capitalize() == "X":
+        return ("species 'X' is a dummy atom (atomic number 0), not an element: TEA needs "
+                "an isolated-atom energy for every atom")
     return f"unknown element symbol '{u}'"
 
 
@@ -1003,16 +1006,27 @@ def _build(
     if not keep:
         numbers = np.zeros(0, dtype=np.int64)
     elif "Z" in table:
-        numbers = np.asarray(table["Z"], dtype=np.int64)
-        wrong = (numbers < 0) | (numbers >= len(_SYMBOLS))
+        raw = np.asarray(table["Z"])
+        if raw.dtype.kind == "f":  # a Z:R column: whole numbers only, never truncated
+            frac = ~np.isfinite(raw) | (raw != np.round(np.nan_to_num(raw)))
+            for f in np.unique(atom_frame[frac]):
+                bad[f] = True
+                z = raw[frac & (atom_frame == f)][0]
+                reasons.setdefault(int(f), ("Z", f"atomic number {z} is not an integer"))
+            raw = np.where(frac, 1, np.nan_to_num(raw))
+        numbers = raw.astype(np.int64)
+        wrong = (numbers < 1) | (numbers > 118)
         for f in np.unique(atom_frame[wrong]):
             bad[f] = True
-            reasons.setdefault(int(f), ("Z", "atomic number out of range"))
-        numbers = np.where(wrong, 0, numbers)
+            z = numbers[wrong & (atom_frame == f)][0]
+            reasons.setdefault(int(f), ("Z", f"{z} is not an atomic number (1–118)"))
+        numbers = np.where(wrong, 1, numbers)
     else:
         species = table["species"]
         uniq, inverse = np.unique(species.astype(str), return_inverse=True)
-        lut = np.array([_ATOMIC_NUMBERS.get(s.capitalize(), -1) for s in uniq], dtype=np.int64)
+        # 'X' (ASE's dummy atom, number 0) is no element: rejected like an unknown symbol
+        lut = np.array([_ATOMIC_NUMBERS.get(s.capitalize(), -1) or -1 for s in uniq],
+                       dtype=np.int64)
         numbers = lut[inverse] if len(uniq) else np.zeros(0, dtype=np.int64)
         for u, z in zip(uniq, lut):
             if z < 0:
