@@ -197,10 +197,21 @@ def build(work: str | Path) -> list[Case]:
                                        else "natoms"})
 
     # blank lines between frames are separators, not errors
+    # blank lines between frames: ase.io.read stops at the first one and drops the rest in
+    # silence, so a file with more frames after it is refused (issue 27 item 7), naming the line
     f = _frames()
     f[BAD].append("")
     f[BAD].append("   ")
-    frames_case("blank_lines_between_frames", f, {})
+    src = _write(work / "blank_lines_between_frames.extxyz", f)
+    line = sum(len(fr) for fr in f[:BAD + 1]) - 1
+    out = work / "blank_lines_between_frames.out.extxyz"
+    setup_case("blank_lines_between_frames", ["align", src, "--alignment", al, "-o", out],
+               ["blank_lines_between_frames.extxyz", f"frame {BAD + 1}", f"line {line}",
+                "ase.io.read"], output=out, protect=(src,))
+    # trailing blank lines end the file for ASE and tealign alike
+    f = _frames()
+    f[-1] += ["", "  ", ""]
+    frames_case("blank_lines_at_the_end", f, {})
 
     # truncated last frame
     f = _frames()
@@ -294,6 +305,25 @@ def build(work: str | Path) -> list[Case]:
     ]:
         frames_case(name, broken(fn), {BAD: fld})
     frames_case("energy_inf", energy_inf_frames, {BAD: "energy"})
+
+    # one bad value in one frame is one reject, never the run (issue 26)
+    def header(extra):
+        def fn(f):
+            f[BAD][1] += extra
+        return fn
+
+    def element_not_in_table(f):
+        f[BAD][2] = "Fe" + f[BAD][2][1:]  # the alignment's wB97M table has no Fe
+
+    for name, fn, fld in [
+        ("charge_word", header(" charge=abc"), "charge"),
+        ("charge_two_numbers", header(' charge="1 2"'), "charge"),
+        ("charge_fraction", header(" charge=1.5"), "charge"),
+        ("charge_nan", header(" charge=nan"), "charge"),
+        ("charged_one_frame", header(" charge=-1"), "charge"),
+        ("element_not_in_alignment_table", element_not_in_table, "e0[Fe]"),
+    ]:
+        frames_case(name, broken(fn), {BAD: fld})
 
     # forces with 2 columns in one frame
     rng = np.random.default_rng(11)
@@ -412,7 +442,7 @@ def build(work: str | Path) -> list[Case]:
                    [f"al_{name}.json", *fragments], output=out)
 
     def a_and_no_sha(d):
-        d["model"]["a"] = 2.0
+        d["model"]["a"] = 1.5
         del d["sha256"]
         return d
 
@@ -442,7 +472,15 @@ def build(work: str | Path) -> list[Case]:
         return inner
 
     edited("a_edited_sha_removed", a_and_no_sha, ["sha256", "tealign fit"])
-    edited("a_edited", set_a(2.0), ["sha256", "tealign fit"])
+    edited("a_edited", set_a(1.5), ["sha256", "tealign fit"])
+    # plausible ranges (issue 26): checked even under a matching checksum
+    edited("a_1e308", resign(set_a(1e308)), ["model.a", "0.5 < a < 2"])
+    edited("a_10_pow_400", resign(set_a(10**400)), ["model.a"])
+    edited("a_3", resign(set_a(3.0)), ["model.a", "0.5 < a < 2"])
+    edited("a_0_1", resign(set_a(0.1)), ["model.a", "0.5 < a < 2"])
+    edited("offset_1000_eV", resign(lambda d: {**d, "model": {**d["model"],
+                                                              "offsets_eV": {"H": 1000.0}}}),
+           ["model.offsets_eV.H", "10"])
     edited("sha_wrong", lambda d: {**d, "sha256": "0" * 64}, ["sha256"])
     edited("a_zero", resign(set_a(0.0)), ["model.a"])
     edited("a_negative", resign(set_a(-0.9)), ["model.a"])
@@ -493,8 +531,10 @@ def build(work: str | Path) -> list[Case]:
         g["conformations"] = np.random.default_rng(0).normal(size=(4, 3, 3))
         g["dft_total_energy"] = np.array([-76.4, -76.41, -76.39])
         g["smiles"] = np.array([b"[O:1]([H:2])[H:3]"])
+    # which energy belongs to which conformation is unknown: the whole group is rejected
     cases.append(Case("spice_energy_shorter_than_conformations", ["info", sp, "--json"],
-                      "frames", rejected={3: "dft_total_energy"}, frames_in=4, protect=(sp,)))
+                      "frames", rejected={k: "mol/dft_total_energy" for k in range(4)},
+                      frames_in=4, protect=(sp,)))
     return cases
 
 

@@ -160,7 +160,9 @@ def test_chain_composes_into_one_alignment(tmp_path):
     step = a32.transform(data)
     step.info["energy"] = step.info["REF_energy"]
     step.arrays["forces"] = step.arrays["REF_forces"]
-    two = a21.transform(step)
+    with pytest.raises(SetupError, match="aligned already"):
+        a21.transform(step)  # chaining by hand must be asked for
+    two = a21.transform(step, allow_realign=True)
     np.testing.assert_allclose(one.info["REF_energy"], two.info["REF_energy"], rtol=1e-12)
     np.testing.assert_allclose(one.arrays["REF_forces"], two.arrays["REF_forces"], rtol=1e-12)
     with pytest.raises(SetupError, match="cannot chain"):

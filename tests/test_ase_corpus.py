@@ -9,6 +9,9 @@ as 3×3, constraints as ``move_mask``)."""
 
 from __future__ import annotations
 
+import io
+import json
+
 import ase.io
 import numpy as np
 import pytest
@@ -137,6 +140,23 @@ TEXT_CASES = {
     "Z_column": "2\nProperties=Z:I:1:pos:R:3\n1 0 0 0\n8 0 0 1\n",
     "vec_cell": "2\ncomment here\nSi 0 0 0\nSi 1.3 1.3 1.3\nVEC1 5.4 0 0\nVEC2 0 5.4 0\n"
                 "VEC3 0 0 5.4\n",
+    # issue 27 item 7: cases in the spirit of ASE's own extxyz tests
+    "virial_int_fortran_order": '1\nvirial="1 4 7 2 5 8 3 6 9" plain9="1 4 7 2 5 8 3 6 9"\n'
+                                "H 0 0 0\n",
+    "int_arrays_and_infos": '2\nProperties=species:S:1:pos:R:3:tag:I:1 n=3 v="1 2 3" '
+                            '"j"="_JSON [[1, 2], [3, 4]]"\nH 0 0 0 1\nH 0 0 1 2\n',
+    "int_column_then_frame_without": "1\nProperties=species:S:1:pos:R:3:tag:I:1\nH 0 0 0 1\n"
+                                     "1\nProperties=species:S:1:pos:R:3\nH 0 0 0\n",
+    "fortran_d_list_in_info": '1\nv="1.0d-3 2.0D+2" x=1.0d-3\nH 0 0 0\n',
+    "vec_cell_indented": "1\n    Coordinates\n    C  -7.28 4.71 -3.82\n      VEC1 1.0 0.1 1.1\n"
+                         "    1\n\n    C  -7.28 4.71 -3.82\n    VEC1 1.0 0.1 1.1\n",
+    "trailing_blank_lines": "1\n\nH 0 0 0\n\n  \n",
+    "cr_only_line_ends": "2\rProperties=species:S:1:pos:R:3 e=-1.5\rH 0 0 0\rH 0 0 0.74\r",
+    "move_mask_integers": "2\nProperties=species:S:1:pos:R:3:move_mask:I:1\nH 0 0 0 0\n"
+                          "H 0 0 1 1\n",
+    "per_atom_energies": "2\nProperties=species:S:1:pos:R:3:energies:R:1 energy=-1.0\n"
+                         "H 0 0 0 -0.5\nH 0 0 1 -0.5\n",
+    "crlf_line_ends": "2\r\nProperties=species:S:1:pos:R:3 e=-1.5\r\nH 0 0 0\r\nH 0 0 0.74\r\n",
 }
 
 
@@ -234,7 +254,7 @@ def test_tealign_writes_what_ase_reads_back_exactly(tmp_path, name):
 @pytest.mark.parametrize("name", sorted(TEXT_CASES))
 def test_hand_written_files_read_like_ase_and_round_trip(tmp_path, name):
     path = tmp_path / f"{name}.extxyz"
-    path.write_text(TEXT_CASES[name])
+    path.write_bytes(TEXT_CASES[name].encode())  # line ends exactly as given
     ours = read_batch(path)
     assert not ours.rejects, [r.line() for r in ours.rejects]
     _assert_same(ours, ase.io.read(path, ":", format="extxyz"))
@@ -286,3 +306,57 @@ def test_comment_parser_agrees_with_ase_on_random_lines(alphabet):
             _same(ours[k], ref[k].tolist() if isinstance(ref[k], np.generic) else ref[k],
                   f"{line!r}:{k}")
     assert compared > 2000
+
+
+def test_a_byte_order_mark_is_skipped(tmp_path):
+    # ASE 3.29 itself fails on a BOM (int('\ufeff2')); editors on Windows write one, and
+    # the file is otherwise the one ASE reads without it
+    plain = "2\nProperties=species:S:1:pos:R:3 e=-1.5\nH 0 0 0\nH 0 0 0.74\n"
+    p, q = tmp_path / "bom.extxyz", tmp_path / "plain.extxyz"
+    p.write_bytes(b"\xef\xbb\xbf" + plain.encode())
+    q.write_text(plain)
+    _assert_same(read_batch(p), ase.io.read(q, ":", format="extxyz"))
+
+
+def _convert(tmp_path, name: str, text: str):
+    from typer.testing import CliRunner
+
+    from tealign.cli import app
+
+    src, out = tmp_path / f"{name}.extxyz", tmp_path / f"{name}.out.extxyz"
+    src.write_text(text)
+    r = CliRunner().invoke(app, ["convert", str(src), "-o", str(out), "--json"])
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+    assert "Traceback" not in r.stderr
+    return r, src, out
+
+
+@pytest.mark.parametrize("name,text,field,why", [
+    ("json_ragged", '1\nr="_JSON [[1, 2], [3]]"\nH 0 0 0\n', "r", "ragged"),
+    ("json_ragged_braces", "1\nr={_JSON [[1], [2, 3]]}\nH 0 0 0\n", "r", "ragged"),
+    ("species_numbers", "2\nProperties=species:S:1:pos:R:3\n1 0 0 0\n1 0 0 0.74\n",
+     "species", "atomic number"),
+])
+def test_what_ase_fails_on_is_one_reject_never_a_traceback(tmp_path, name, text, field, why):
+    r, src, _ = _convert(tmp_path, name, text)
+    with pytest.raises(Exception):  # noqa: B017 - ASE's own error type varies by case
+        ase.io.read(src, ":", format="extxyz")
+    rejects = read_batch(src).rejects
+    assert [(x.frame, x.field) for x in rejects] == [(0, field)] and why in rejects[0].reason
+    assert "np.str_" not in rejects[0].reason and json.loads(r.stdout)["frames_rejected"] == 1
+
+
+def test_blank_line_between_frames_is_refused_where_ase_drops_the_rest(tmp_path):
+    text = "1\n\nH 0 0 0\n\n1\n\nH 0 0 1\n"
+    assert len(ase.io.read(io.StringIO(text), ":", format="extxyz")) == 1  # ASE stops
+    r, _, out = _convert(tmp_path, "blank", text)
+    assert r.exit_code == 2 and "line 4 is blank" in r.stderr and not out.exists()
+
+
+def test_zero_atom_frames_are_counted_like_ase_and_rejected(tmp_path):
+    text = "0\n\n1\nProperties=species:S:1:pos:R:3 e=1\nH 0 0 0\n"
+    n_ase = len(ase.io.read(io.StringIO(text), ":", format="extxyz"))
+    r, _, out = _convert(tmp_path, "zero", text)
+    res = json.loads(r.stdout)
+    assert res["frames_in"] == n_ase == 2 and res["frames_rejected"] == 1
+    assert len(ase.io.read(out, ":", format="extxyz")) == 1

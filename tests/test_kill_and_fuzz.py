@@ -183,9 +183,10 @@ def test_fuzzed_extxyz_never_crashes_and_counts_every_frame(tmp_path, case):
     path.write_bytes("".join(frames).encode("utf-8", errors="surrogatepass"))
     try:
         batches = list(iter_extxyz(path))
-    except SetupError:
-        # only where the file cannot be framed at all: its first frame's count is broken
-        assert 0 in chosen
+    except SetupError as exc:
+        # only where the file cannot be framed at all (its first frame's count is broken) or
+        # where a blank line stands where a count is due (ase.io.read would stop there)
+        assert 0 in chosen or "is blank where" in str(exc)
         return
     read = set()  # (id, energy) of every frame read; a fuzzed frame may have lost or changed
     for b in batches:  # either ("id" alone reads as True; "abc" turns the column to text)

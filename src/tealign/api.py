@@ -202,10 +202,11 @@ def align(data: str, alignment, output: str | os.PathLike, keys: Keys = Keys(), 
           remove_d3: str | None = None, source_name: str | None = None,
           inverse: bool = False, strict: bool = False, format: str | None = None,
           workers: int = 0, scheduler: str | None = None,
-          progress: Progress = None) -> Result:
+          progress: Progress = None, allow_realign: bool = False) -> Result:
     """Put a dataset on the target scale (or with ``inverse`` back on the source scale),
     streamed into an extxyz ``output``; ``alignment`` is an ``alignment.json`` path or a
-    fitted :class:`~tealign.align.TotalEnergyAlignment`."""
+    fitted :class:`~tealign.align.TotalEnergyAlignment`. Frames aligned already (carrying
+    ``alignment_sha256``) are a setup error unless ``allow_realign``."""
     from tealign.align import TotalEnergyAlignment
     from tealign.align.pipeline import align_file
 
@@ -219,7 +220,7 @@ def align(data: str, alignment, output: str | os.PathLike, keys: Keys = Keys(), 
         counts = align_file(tea, data, output, keys, remove_d3=remove_d3,
                             source_name=source_name, inverse=inverse, strict=strict,
                             fmt=format, workers=workers, scheduler=scheduler,
-                            progress=progress)
+                            progress=progress, allow_realign=allow_realign)
     return Result("align", {"frames_in": counts.frames_in, "frames_out": counts.frames_out,
                             "frames_rejected": len(counts.rejects),
                             "rejects_file": _rejects(output, counts.rejects),

@@ -459,7 +459,7 @@ def prepare_source(cfg: MergeConfig, src: SourceConfig, target: IsolatedAtomTabl
         else:
             res = tea.transform(batch, src.energy_key, src.forces_key, src.stress_key,
                                 src.virials_key, source_name=src.name, file=path,
-                                remove_d3=src.remove_d3)
+                                remove_d3=src.remove_d3, check=False)
         report.reject(res.rejects)
         res.rejects = []
         if res.n_frames == 0:

@@ -28,6 +28,36 @@ from tealign.errors import SetupError
 
 MODELS = ("scale", "scale+elements")
 
+#: Physically plausible range of the AEC factor a (open interval). a is the ratio of two
+#: methods' atomization energies; between DFT functionals, and between DFT and
+#: coupled-cluster, it stays within a few percent to a few tens of percent of 1 (the paper's
+#: fits are 0.9-1.1), so a factor outside (0.5, 2) means wrong keys, units or tables.
+A_RANGE = (0.5, 2.0)
+#: Largest plausible |per-element offset| c_el (eV per atom) of ``scale+elements``: larger
+#: than most atomization energies per atom (≲ 10 eV), it would swamp the energy it corrects.
+MAX_OFFSET_EV = 10.0
+
+
+def implausible(a, offsets: dict | None = None) -> tuple[str, str] | None:
+    """(field, reason) if the factor ``a`` or an offset (eV) is not finite or lies outside
+    :data:`A_RANGE` / ±:data:`MAX_OFFSET_EV`; None if they are plausible."""
+    try:
+        a_f = float(a)
+    except (TypeError, ValueError, OverflowError):
+        return "model.a", f"must be a number, not {str(a)[:30]!r}"
+    if not np.isfinite(a_f) or not A_RANGE[0] < a_f < A_RANGE[1]:
+        return "model.a", (f"a = {str(a)[:30]} is outside the physically plausible range "
+                           f"{A_RANGE[0]} < a < {A_RANGE[1]}")
+    for el, c in (offsets or {}).items():
+        try:
+            c_f = float(c)
+        except (TypeError, ValueError, OverflowError):
+            return f"model.offsets_eV.{el}", f"must be a number, not {str(c)[:30]!r}"
+        if not np.isfinite(c_f) or abs(c_f) > MAX_OFFSET_EV:
+            return f"model.offsets_eV.{el}", (f"offset {str(c)[:30]} eV is outside the "
+                                              f"plausible range ±{MAX_OFFSET_EV} eV per atom")
+    return None
+
 
 class CorrectionModel:
     """Base: y = a·x + counts @ c. Subclasses implement ``_solve``."""

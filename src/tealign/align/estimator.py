@@ -17,7 +17,8 @@ y = a·x + Σ n_el c_el (x, y the source and target atomization energies, see ``
     E^[1] = Σ_i E_i^[1] − (a · (Σ_i E_i^[2] − E^[2]) + Σ n_el c_el)
     F^[1] = a · F^[2],   σ^[1] = a · σ^[2],   W^[1] = a · W^[2]
 
-``inverse_transform`` undoes it exactly. All energies eV, forces eV/Å, stress eV/Å³.
+``inverse_transform`` undoes it up to floating-point rounding (~1e-15 relative). All energies
+eV, forces eV/Å, stress eV/Å³.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from tealign import __version__, units
 from tealign.align.aec import (
     MODELS,
     cross_validated_rmse,
+    implausible,
     kfold_indices,
     make_model,
 )
@@ -271,16 +273,22 @@ class TotalEnergyAlignment:
 
     @staticmethod
     def _reject_charged(batch, keep, fname, rejects):
+        """Frames whose total charge is not an integer, or is not 0, become frame errors."""
         for ck in CHARGE_KEYS:
-            if ck in batch.info:
-                q = np.asarray(batch.info[ck])
-                charged = keep & batch.has(ck) & (q.astype(float) != 0)
-                for i in np.flatnonzero(charged):
-                    rejects.append(FrameError(
-                        fname, int(batch.index[i]), ck,
-                        f"charged structure (charge {q[i]}); TEA's isolated-atom references "
-                        "are neutral atoms"))
-                keep = keep & ~charged
+            if ck not in batch.info:
+                continue
+            col = batch.info[ck]
+            has = batch.has(ck)
+            for i in np.flatnonzero(keep & has):
+                q, why = _charge(col[i])
+                if why is None and q == 0:
+                    continue
+                rejects.append(FrameError(
+                    fname, int(batch.index[i]), ck, why or
+                    f"charged structure (charge {q}); TEA's isolated-atom references "
+                    "are neutral atoms"))
+                keep = keep.copy()
+                keep[i] = False
         return keep
 
     def _keys(self, source_key, target_key) -> tuple[str, str]:
@@ -338,8 +346,14 @@ class TotalEnergyAlignment:
             offsets = model.offsets_
             boot = model.bootstrap_a(x, data.counts, y, self.n_bootstrap, rng)
             self.a_ci95_ = [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))]
+        fitted_offsets = {s: float(c) for s, c in zip(data.elements, offsets) if c != 0.0}
+        wrong = implausible(self.a_, fitted_offsets)
+        if wrong:
+            del self.a_
+            raise SetupError(f"fitted {wrong[1]}: check the energy keys, their units (eV) and "
+                             "the isolated-atom tables", file=fname, field=wrong[0])
         self.model_ = choice
-        self.offsets_ = {s: float(c) for s, c in zip(data.elements, offsets) if c != 0.0}
+        self.offsets_ = fitted_offsets
         pred_y = self.a_ * x + data.counts @ offsets
         e_icea = sum_tgt - x
         e_tea = sum_tgt - pred_y
@@ -375,10 +389,11 @@ class TotalEnergyAlignment:
         np.add.at(off, fa, lut[batch.numbers])
         return sums, off
 
-    def transform(self, frames, energy_key: str = "energy", forces_key: str | None = "forces",
-                  stress_key: str | None = "stress", virials_key: str | None = "virials",
-                  source_name: str | None = None, file: str | None = None,
-                  remove_d3: str | None = None) -> FrameBatch:
+    def transform(self, frames, energy_key: str | None = None,
+                  forces_key: str | None = "forces", stress_key: str | None = "stress",
+                  virials_key: str | None = "virials", source_name: str | None = None,
+                  file: str | None = None, remove_d3: str | None = None, *,
+                  allow_realign: bool = False, check: bool = True) -> FrameBatch:
         """Map source energies/forces/stress/virials onto the target scale.
 
         Writes MACE's ``REF_energy``/``REF_forces``/``REF_stress``/``REF_virials``, keeps the
@@ -386,6 +401,18 @@ class TotalEnergyAlignment:
         ``energy_key`` or charged become frame errors (in the returned batch's ``rejects``).
         ``remove_d3`` names a functional whose D3(BJ) energy, forces and stress are
         subtracted from the source before alignment (``orig_*`` keep the values with D3).
+        ``energy_key`` defaults to ``energy``, or, when no frame has that, to the source
+        key the alignment was fitted with. A key given as None is not aligned.
+
+        Frames that carry ``alignment_sha256`` (written by a previous alignment) are already
+        on a target scale: aligning them again is a :class:`SetupError` unless
+        ``allow_realign`` (e.g. chaining two alignments by hand).
+
+        With ``check`` (the default; streaming callers that judge the whole input pass
+        False), the frames given are judged as a whole: no frame with ``energy_key``, or
+        forces/stress found only under other keys than ``forces_key``/``stress_key`` (they
+        would stay unscaled beside aligned energies, as ``tealign align`` refuses), is a
+        :class:`SetupError`; rejecting every frame warns (``UserWarning``).
 
         Returns a FrameBatch (an :class:`AtomsList` when given a list of ``ase.Atoms``);
         its ``rejects`` name every frame left out and why. With ``strict=True`` the first
@@ -394,9 +421,65 @@ class TotalEnergyAlignment:
         self._check_fitted()
         batch = _single_batch(frames)
         fname = file or "<frames>"
+        if energy_key is None:
+            fitted = (getattr(self, "calibration_", None) or {}).get("source_key") \
+                or self.source_key
+            energy_key = fitted if fitted and not batch.has("energy").any() \
+                and batch.has(fitted).any() else "energy"
+        if not allow_realign and batch.has("alignment_sha256").any():
+            i = int(np.flatnonzero(batch.has("alignment_sha256"))[0])
+            raise SetupError(
+                "frames are aligned already (they carry alignment_sha256 "
+                f"{str(batch.info['alignment_sha256'][i])[:12]}...); aligning them again "
+                "applies the shift and factor twice. Align the source data instead, or pass "
+                "--allow-realign (allow_realign=True) to chain alignments on purpose",
+                file=fname, frame=int(batch.index[i]), field="alignment_sha256")
+        if check:
+            self._check_keys(batch, energy_key, forces_key, stress_key, fname)
+        out = self._transform(batch, energy_key, forces_key, stress_key, virials_key,
+                              source_name, fname, remove_d3)
+        if check and batch.n_frames and out.n_frames == 0:
+            import warnings
+
+            warnings.warn(f"transform rejected every frame ({len(out.rejects)}), e.g. "
+                          f"{out.rejects[0].line()}", UserWarning, stacklevel=2)
+        return _like(frames, out)
+
+    def _check_keys(self, batch: FrameBatch, energy_key: str, forces_key, stress_key,
+                    fname: str) -> None:
+        """Whole-input key checks of :meth:`transform` (see there)."""
+        from tealign.io.frames import energy_like, forces_like, tensor_kind
+
+        if batch.n_frames and not batch.has(energy_key).any():
+            fitted = (getattr(self, "calibration_", None) or {}).get("source_key") \
+                or self.source_key
+            found = sorted(k for k in batch.info if (energy_like(k) or k == fitted)
+                           and not k.startswith(("REF_", "orig_", "d3_")))
+            hint = f"; frames carry {', '.join(found)}: pass energy_key=" + repr(found[0]) \
+                if found else ""
+            raise SetupError("no frame has this energy key" + hint, file=fname,
+                             field=energy_key)
+        for kind, key, keys in (("forces", forces_key, batch.arrays),
+                                ("stress", stress_key, batch.info)):
+            if key is None or batch.has(key).any():
+                continue
+            found = sorted(k for k in keys if k != key
+                           and not k.startswith(("REF_", "orig_", "d3_"))
+                           and (forces_like(k) if kind == "forces"
+                                else tensor_kind(k) == "stress"))
+            if found:
+                raise SetupError(
+                    f"no frame has {kind} key '{key}', but frames carry {kind} under "
+                    f"{', '.join(repr(k) for k in found)}; pass {kind}_key={found[0]!r} (they "
+                    "would stay unscaled beside aligned energies) or "
+                    f"{kind}_key=None to leave them out", file=fname, field=f"{kind}_key")
+
+    def _transform(self, batch: FrameBatch, energy_key, forces_key, stress_key, virials_key,
+                   source_name, fname, remove_d3) -> FrameBatch:
+        """:meth:`transform` on one batch, without the whole-input checks."""
         out, sums = self._prepare(batch, energy_key, "missing energy", fname, forward=True)
         if sums is None:
-            return _like(frames, out)
+            return out
         sum_src, sum_tgt, off = sums
         kinds = (("forces", forces_key), ("stress", stress_key), ("virials", virials_key))
         out.info[ORIG_KEYS["energy"]] = np.asarray(out.info[energy_key], dtype=float).copy()
@@ -429,13 +512,14 @@ class TotalEnergyAlignment:
         if source_name is not None:
             out.info["source"] = np.array([source_name] * out.n_frames, dtype=object)
         out.info["alignment_sha256"] = np.array([self.sha256()] * out.n_frames, dtype=object)
-        return _like(frames, out)
+        return out
 
     def inverse_transform(self, frames, energy_key: str = "energy",
                           forces_key: str = "forces", stress_key: str = "stress",
                           virials_key: str = "virials", file: str | None = None,
                           add_d3: str | None = None) -> FrameBatch:
-        """Map target-scale ``REF_*`` values back to the source scale (exact inverse).
+        """Map target-scale ``REF_*`` values back to the source scale (the inverse, up to
+        floating-point rounding: ~1e-15 relative).
 
         Source-scale values are written under the given keys; ``REF_*``, ``orig_*`` and the
         provenance keys are removed. ``add_d3`` adds that functional's D3(BJ) back (the
@@ -489,6 +573,7 @@ class TotalEnergyAlignment:
                                             for v, k in zip(batch.info[key], keep)])
         if forward:
             keep = self._reject_charged(batch, keep, fname, rejects)
+        keep = self._reject_uncovered(batch, keep, fname, rejects, forward)
         if self.strict and rejects:
             raise rejects[0].as_setup_error()
         out = batch.select(keep)
@@ -496,27 +581,52 @@ class TotalEnergyAlignment:
         if out.n_frames == 0:
             return out, None
         src_t, tgt_t = self.source_table_, self.target_table_
-        src_t.check_covers(out.numbers, file=fname)
-        tgt_t.check_covers(out.numbers, file=fname)
-        if forward:
-            self._check_offsets_cover(out.numbers, fname)
         sum_src, off = self._terms(out, src_t)
         sum_tgt, _ = self._terms(out, tgt_t)
         return out, (sum_src, sum_tgt, off)
 
-    def _check_offsets_cover(self, numbers, fname):
-        """Per-element offsets were fitted on some elements; others would silently get 0."""
-        if not self.offsets_:
-            return
-        fitted = set(self.calibration_.get("elements") or self.offsets_)
-        for z in np.unique(numbers):
-            sym = chemical_symbols[int(z)]
-            if sym not in fitted:
-                raise SetupError(
-                    f"element {sym} was not in the calibration set, so model "
-                    f"'{self.model_}' has no offset for it; refit with calibration structures "
-                    "containing it or use --model scale",
-                    file=fname, field=f"offsets[{sym}]")
+    def _reject_uncovered(self, batch, keep, fname, rejects, forward: bool):
+        """Frames with an element that either isolated-atom table lacks (or, going forward,
+        that the per-element offsets were not fitted on) become frame errors: one frame with
+        an odd element is one reject, not the whole run."""
+        covered = np.zeros(119, dtype=bool)
+        covered[[atomic_numbers[s] for s in self.source_table_.energies
+                 if s in self.target_table_.energies]] = True
+        why = {}
+        if forward and self.offsets_:
+            fitted = np.zeros(119, dtype=bool)
+            fitted[[atomic_numbers[s] for s in
+                    (self.calibration_.get("elements") or self.offsets_)]] = True
+        else:
+            fitted = np.ones(119, dtype=bool)
+        z = np.asarray(batch.numbers, dtype=np.int64)
+        z_ok = (z >= 1) & (z <= 118)
+        zc = np.where(z_ok, z, 0)
+        atom_bad = ~z_ok | ~covered[zc] | ~fitted[zc]
+        if not atom_bad.any():
+            return keep
+        frame_bad = np.zeros(batch.n_frames, dtype=bool)
+        np.logical_or.at(frame_bad, batch.frame_of_atom(), atom_bad)
+        for i in np.flatnonzero(keep & frame_bad):
+            a, b = batch.offsets[i], batch.offsets[i + 1]
+            zz = int(z[a:b][atom_bad[a:b]][0])
+            if not 1 <= zz <= 118:
+                why[i] = ("numbers", f"{zz} is not an atomic number (1–118)")
+                continue
+            sym = chemical_symbols[zz]
+            table = next((t for t in (self.source_table_, self.target_table_)
+                          if sym not in t.energies), None)
+            if table is not None:
+                why[i] = (f"e0[{sym}]", f"element {sym} is not in isolated-atom table "
+                          f"'{table.name}' of this alignment (compute it with `tealign compute "
+                          "atoms` and refit with a table that covers it)")
+            else:
+                why[i] = (f"offsets[{sym}]", f"element {sym} was not in the calibration set, "
+                          f"so model '{self.model_}' has no offset for it (refit with "
+                          "calibration structures containing it or use --model scale)")
+        for i, (fld, reason) in why.items():
+            rejects.append(FrameError(fname, int(batch.index[i]), fld, reason))
+        return keep & ~frame_bad
 
     # ------------------------------------------------------------------ chains
     @classmethod
@@ -649,13 +759,28 @@ _HOW_TO_GET_ONE = ("get a valid alignment with `tealign fit CALIB ... -o alignme
 
 
 def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+    if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, (bool,
+                                                                                 np.bool_)):
+        return False
+    try:
+        return bool(np.isfinite(float(v)))
+    except OverflowError:  # an integer beyond float's range (JSON's 10**400)
+        return False
+
+
+def _show_number(v) -> str:
+    """A value for an error line: huge integers by their size, long text cut short."""
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10**30:
+        return f"an integer of {len(str(abs(v)))} digits"
+    text = repr(v)
+    return text if len(text) <= 30 else text[:27] + "..."
 
 
 def validate_alignment(d, source: str = "<dict>") -> None:
     """Raise :class:`SetupError` (naming the field) unless ``d`` is a well-formed saved
     alignment: a JSON object of format tealign-alignment/1 with ``model`` {``name``: str,
-    ``a``: finite > 0, ``offsets_eV``: {element: finite}}, ``source_table`` and
+    ``a``: finite, 0.5 < a < 2, ``offsets_eV``: {element: finite, |c| ≤ 10 eV}} (the
+    plausible ranges of :func:`tealign.align.aec.implausible`), ``source_table`` and
     ``target_table`` objects, ``sha256`` (64 hex digits), and, where present, ``a_ci95``
     ([lo, hi] finite or null), ``settings`` (n_bootstrap ≥ 1, cv_folds ≥ 2,
     random_state int), ``metrics``/``calibration``/``units`` objects and ``chain`` a list."""
@@ -687,7 +812,7 @@ def validate_alignment(d, source: str = "<dict>") -> None:
         raise bad("model.a", "required number is missing")
     a = model["a"]
     if not _finite(a) or a <= 0:
-        raise bad("model.a", f"must be a finite number > 0, not {a!r}")
+        raise bad("model.a", f"must be a finite number > 0, not {_show_number(a)}")
     offsets = model.get("offsets_eV", {})
     if not isinstance(offsets, dict):
         raise bad("model.offsets_eV", "must be an object of element → eV")
@@ -695,7 +820,11 @@ def validate_alignment(d, source: str = "<dict>") -> None:
         if el not in atomic_numbers:
             raise bad(f"model.offsets_eV.{el}", "not an element symbol")
         if not _finite(v):
-            raise bad(f"model.offsets_eV.{el}", f"must be a finite number, not {v!r}")
+            raise bad(f"model.offsets_eV.{el}", f"must be a finite number, not "
+                      f"{_show_number(v)}")
+    wrong = implausible(a, offsets)
+    if wrong:
+        raise bad(*wrong)
     if "alpha" in model and (not _finite(model["alpha"]) or model["alpha"] < 0):
         raise bad("model.alpha", "must be a finite number ≥ 0")
     ci = d.get("a_ci95")
@@ -717,6 +846,21 @@ def validate_alignment(d, source: str = "<dict>") -> None:
             raise bad(key, "must be a JSON object")
     if "chain" in d and not isinstance(d["chain"], list):
         raise bad("chain", "must be a list")
+
+
+def _charge(v) -> tuple[int | None, str | None]:
+    """(charge, None) for an integer total charge (an int, or a float with an integral
+    value); (None, reason) for anything else (text, several numbers, 1.5, NaN, a bool)."""
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        v = v.item()
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v, None
+    if isinstance(v, float) and np.isfinite(v) and v == int(v):
+        return int(v), None
+    text = str(v.tolist() if isinstance(v, np.ndarray) else v)
+    return None, f"total charge must be one integer, not {text[:30]!r}"
 
 
 def _check_energies(batch: FrameBatch, key: str, keep: np.ndarray, fname: str,

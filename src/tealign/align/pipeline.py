@@ -87,6 +87,7 @@ class _Aligner:
     name: str
     remove_d3: str | None
     inverse: bool
+    allow_realign: bool = False
     frames_in: int = 0
     seen_key: bool = False
     watch: _KeyWatch | None = None  # forward alignment: the forces/stress keys seen
@@ -109,7 +110,8 @@ class _Aligner:
                                               add_d3=self.remove_d3)
         self.watch.add(batch)
         return self.tea.transform(batch, *args, source_name=self.name, file=self.data,
-                                  remove_d3=self.remove_d3)
+                                  remove_d3=self.remove_d3, allow_realign=self.allow_realign,
+                                  check=False)
 
 
 #: a file is read in parallel byte ranges when it has at least two of this size
@@ -123,13 +125,16 @@ def align_file(tea, data: str, output: str | os.PathLike, keys: Keys = Keys(), *
                remove_d3: str | None = None, source_name: str | None = None,
                inverse: bool = False, strict: bool = False, fmt: str | None = None,
                workers: int = 0, scheduler: str | None = None,
-               progress: Callable[[int], None] | None = None) -> AlignCounts:
+               progress: Callable[[int], None] | None = None,
+               allow_realign: bool = False) -> AlignCounts:
     """Align (or with ``inverse`` undo) every frame of ``data`` into the extxyz ``output``.
 
     ``keys`` are the source keys (with ``inverse``, the keys to write the source-scale
     values to). ``source_name`` (default: the input's stem) fills the ``source`` key.
-    ``progress`` is called with the number of frames done. Returns the frame counts and the
-    rejects (not written: see :func:`tealign.io.atomic.write_rejects`).
+    ``progress`` is called with the number of frames done. Frames carrying
+    ``alignment_sha256`` (aligned already) are a setup error unless ``allow_realign``.
+    Returns the frame counts and the rejects (not written: see
+    :func:`tealign.io.atomic.write_rejects`).
 
     An uncompressed extxyz input of at least ``2 × MIN_RANGE_BYTES`` is cut into byte ranges
     at frame starts (:func:`tealign.io.extxyz_ranges.frame_ranges`) that ``workers``
@@ -145,7 +150,7 @@ def align_file(tea, data: str, output: str | os.PathLike, keys: Keys = Keys(), *
         raise SetupError(f"--workers must be ≥ 0 (got {workers})", field="--workers")
     workers = workers or default_workers()
     align = _Aligner(tea, keys, data, source_name or Path(data).name.split(".")[0],
-                     remove_d3, inverse)
+                     remove_d3, inverse, allow_realign)
     # computed forces (a·F) may be rounded at 1e-12 eV/Å; copied columns stay exact
     computed = frozenset({keys.forces} if inverse else {REF.forces})
     if not scheduler and workers > 1:

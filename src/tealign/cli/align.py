@@ -106,6 +106,9 @@ def align(
                                                     "the input file's stem).")] = None,
     inverse: Annotated[bool, typer.Option(help="Undo the alignment: REF_* back to the source "
                                           "scale.")] = False,
+    allow_realign: Annotated[bool, typer.Option(help="Align frames that carry "
+                                                "alignment_sha256 (aligned already) again, "
+                                                "e.g. to chain alignments.")] = False,
     strict: StrictOpt = False,
     reader: ReaderOpt = None,
     fmt: FormatAliasOpt = None,
@@ -124,7 +127,7 @@ def align(
         res = api.align(data, alignment, output, keys, remove_d3=remove_d3,
                         source_name=source_name, inverse=inverse, strict=strict,
                         format=pick_reader(reader, fmt), workers=workers,
-                        scheduler=scheduler, progress=update)
+                        scheduler=scheduler, progress=update, allow_realign=allow_realign)
     show(res, as_json, render_rejects)
 
 

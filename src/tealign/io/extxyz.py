@@ -157,8 +157,8 @@ def convert_value(key: str, value: str | None):
         nine = isinstance(out, np.ndarray) and out.shape == (9,) and out.dtype.kind in "if"
         if nine and key == "Lattice":
             return out.astype(float).reshape(3, 3)  # cell rows (ASE: the F-order matrix, .T)
-        if nine:
-            return out.astype(float).reshape((3, 3), order="F")
+        if nine:  # integers stay integers, as ASE reads them
+            return out.reshape((3, 3), order="F")
         if key == "Lattice":
             raise CommentError(key, "Lattice needs 9 numbers")
         return out  # stress/virial of another shape: validated with the other values
@@ -171,7 +171,11 @@ def convert_value(key: str, value: str | None):
                 d = json.loads(out[6:])
             except ValueError as exc:
                 raise CommentError(key, f"_JSON value is not JSON ({exc.msg})") from None
-            arr = np.array(d)
+            try:
+                arr = np.array(d)
+            except (ValueError, OverflowError):  # ragged lists: ase.io.read fails on them
+                raise CommentError(key, "_JSON value is a ragged array (rows of different "
+                                   "lengths), which ase.io.read cannot read") from None
             return arr if arr.dtype.kind in "ifb" else d
     return out
 
@@ -457,8 +461,37 @@ def iter_extxyz(
         raise SetupError(f"cannot open file: {exc.strerror}", file=fname) from None
     with fh:
         src = fh if byte_range is None else _Slice(fh, *byte_range)
-        for batch in _Reader(src, fname, batch_size).run():
+        src = _LineEnds(src, strip_bom=byte_range is None or byte_range[0] == 0)
+        reader = _Reader(src, fname, batch_size)
+        reader.more_after = byte_range is not None and byte_range[1] < path.stat().st_size
+        for batch in reader.run():
             yield validate_batch(batch, fname)
+
+
+class _LineEnds:
+    """Reads a binary stream with a leading UTF-8 byte-order mark removed and, when the
+    first block has carriage returns but no line feed (classic Mac line ends, which
+    ``ase.io.read`` reads through Python's universal newlines), every CR read as LF.
+    Windows CRLF needs nothing: the reader strips the CR with the other whitespace."""
+
+    BOM = b"\xef\xbb\xbf"
+
+    def __init__(self, fh, strip_bom: bool = True):
+        self.fh = fh
+        self.first = True
+        self.strip_bom = strip_bom
+        self.cr_only = False
+
+    def read(self, n: int) -> bytes:
+        data = self.fh.read(n)
+        if self.first:
+            self.first = False
+            if self.strip_bom and data.startswith(self.BOM):
+                data = data[len(self.BOM):]
+            self.cr_only = b"\r" in data and b"\n" not in data
+        if self.cr_only:
+            data = data.replace(b"\r", b"\n")
+        return data
 
 
 class _Slice:
@@ -488,6 +521,7 @@ class _Reader:
         self.rejects: list[FrameError] = []
         self.skipping = False  # inside the debris of a broken frame
         self.comments = _CommentPlans()
+        self.more_after = False  # a byte range with more of the file after its end
 
     def reject(self, field: str, reason: str) -> None:
         self.rejects.append(FrameError(self.fname, self.frame, field, reason))
@@ -529,6 +563,15 @@ class _Reader:
         elif self.rejects:
             yield _empty_batch(self.rejects)
             self.rejects = []
+
+    def _blank_line_error(self, line: int) -> None:
+        """A blank line where an atom count is due, with more lines after it: ``ase.io.read``
+        ends the file there and drops the rest in silence; tealign refuses the file."""
+        raise SetupError(
+            f"line {self.line0 + line + 1} is blank where frame {self.frame}'s atom count is "
+            f"due, and more lines follow; ase.io.read stops at a blank line (it would read "
+            f"{self.frame} frame{'s' if self.frame != 1 else ''} and drop the rest): remove the "
+            "blank line(s) between frames", file=self.fname, frame=self.frame, field="natoms")
 
     def _check_start(self, buf: bytes, eof: bool) -> None:
         if not buf.strip():
@@ -581,8 +624,13 @@ class _Reader:
                 self.skipping = False
                 line = j
             if tok[line] == 0:
-                line += 1
-                continue
+                rest = np.flatnonzero(tok[line:n_lines] != 0)
+                if len(rest) or (eof and self.more_after):
+                    self._blank_line_error(line)
+                if not eof:
+                    break  # blank lines up to here: whether more follows needs more data
+                line = n_lines
+                break
             where = self.line0 + line + 1
             natoms = header_at(line)
             if natoms is None:
@@ -925,6 +973,17 @@ def _parse_rows_exactly(chunk: bytes, props, natoms: int):
     return out, None
 
 
+def _species_reason(u: str) -> str:
+    """Why a species column entry is not an element symbol (as ``ase.io.read`` refuses it)."""
+    if u.lstrip("+-").isdigit():
+        return (f"species '{u}' is an atomic number, not an element symbol; give numbers in "
+                "a Z:I:1 column (ase.io.read refuses numbers in species:S too)")
+    if u.capitalize() == "X":
+        return ("species 'X' is a dummy atom (atomic number 0), not an element: TEA needs "
+                "an isolated-atom energy for every atom")
+    return f"unknown element symbol '{u}'"
+
+
 def _real(v: str) -> float:
     try:
         return float(v)
@@ -947,29 +1006,42 @@ def _build(
     if not keep:
         numbers = np.zeros(0, dtype=np.int64)
     elif "Z" in table:
-        numbers = np.asarray(table["Z"], dtype=np.int64)
-        wrong = (numbers < 0) | (numbers >= len(_SYMBOLS))
+        raw = np.asarray(table["Z"])
+        if raw.dtype.kind == "f":  # a Z:R column: whole numbers only, never truncated
+            frac = ~np.isfinite(raw) | (raw != np.round(np.nan_to_num(raw)))
+            for f in np.unique(atom_frame[frac]):
+                bad[f] = True
+                z = raw[frac & (atom_frame == f)][0]
+                reasons.setdefault(int(f), ("Z", f"atomic number {z} is not an integer"))
+            raw = np.where(frac, 1, np.nan_to_num(raw))
+        numbers = raw.astype(np.int64)
+        wrong = (numbers < 1) | (numbers > 118)
         for f in np.unique(atom_frame[wrong]):
             bad[f] = True
-            reasons.setdefault(int(f), ("Z", "atomic number out of range"))
-        numbers = np.where(wrong, 0, numbers)
+            z = numbers[wrong & (atom_frame == f)][0]
+            reasons.setdefault(int(f), ("Z", f"{z} is not an atomic number (1–118)"))
+        numbers = np.where(wrong, 1, numbers)
     else:
         species = table["species"]
         uniq, inverse = np.unique(species.astype(str), return_inverse=True)
-        lut = np.array([_ATOMIC_NUMBERS.get(s.capitalize(), -1) for s in uniq], dtype=np.int64)
+        # 'X' (ASE's dummy atom, number 0) is no element: rejected like an unknown symbol
+        lut = np.array([_ATOMIC_NUMBERS.get(s.capitalize(), -1) or -1 for s in uniq],
+                       dtype=np.int64)
         numbers = lut[inverse] if len(uniq) else np.zeros(0, dtype=np.int64)
         for u, z in zip(uniq, lut):
             if z < 0:
                 frames = np.unique(atom_frame[species == u])
                 for f in frames:
                     bad[f] = True
-                    reasons.setdefault(int(f), ("species", f"unknown element symbol {u!r}"))
+                    reasons.setdefault(int(f), ("species", _species_reason(str(u))))
     arrays = {}
     for name, _kind, n in pending.props:
         if name in ("species", "pos", "Z"):
             continue
         arrays[_ARRAY_NAMES.get(name, name)] = (table[name] if keep else
                                                 np.zeros((0, n) if n > 1 else (0,)))
+        if name == "move_mask" and keep:  # ASE reads an integer move_mask as flags
+            arrays[name] = np.asarray(arrays[name]).astype(bool)
     positions = (np.asarray(table["pos"], dtype=float).reshape(-1, 3) if keep
                  else np.zeros((0, 3)))
     headers = [pending.headers[k] for k in keep]

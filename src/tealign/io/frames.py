@@ -22,7 +22,7 @@ from tealign.errors import FrameError
 
 #: Names under which ASE calculator results are carried into ``info`` / ``arrays``.
 CALC_INFO_KEYS = ("energy", "free_energy", "stress", "virial", "dipole")
-CALC_ARRAY_KEYS = ("forces", "magmoms", "charges")
+CALC_ARRAY_KEYS = ("forces", "magmoms", "charges", "energies")
 
 
 @dataclass
@@ -393,6 +393,9 @@ def validate_batch(batch: FrameBatch, file: str, energy_keys=(), forces_keys=(),
         if kind is None:
             continue
         tensors = np.full((n, 3, 3), np.nan)
+        # integer tensors in every frame stay integers, as ASE keeps them in info; ASE's
+        # calculator key 'stress' is float there
+        ints = bool(present.all()) and key != "stress"
         for i in np.flatnonzero(present):
             t = as_tensor(col[i])
             if t is None:
@@ -401,6 +404,9 @@ def validate_batch(batch: FrameBatch, file: str, energy_keys=(), forces_keys=(),
                 mark(_one(n, i), key, "NaN or inf value")
             else:
                 tensors[i] = t
+                ints &= np.asarray(col[i]).dtype.kind in "iu"
+        if ints:  # frames rejected above (NaN rows) are dropped below
+            tensors = np.where(np.isfinite(tensors), tensors, 0).astype(np.int64)
         batch.info[key] = tensors
     if not bad.any():
         batch.rejects = rejects

@@ -29,8 +29,30 @@ MPTRJ_METHOD = "pbe/paw (vasp, Materials Project settings)"
 
 
 def iter_mptrj(path: str | Path, batch_size: int = 2048) -> Iterator[FrameBatch]:
+    """Stream an MPtrj JSON file as batches; one material (``mp_id``) is parsed at a time.
+
+    Every entry is checked (types, shapes, finiteness, integer charges): a bad value rejects
+    that entry only. A JSON integer beyond 64 bits (valid JSON that the fast C parser cannot
+    hold) makes the reader start again with ijson's pure-Python parser, skipping the frames
+    already handed on."""
     import ijson
 
+    try:
+        yield from _iter_mptrj(path, batch_size, ijson, skip=0)
+    except _Overflow as done:
+        from ijson.backends import python as slow
+
+        yield from _iter_mptrj(path, batch_size, slow, skip=done.frames)
+
+
+class _Overflow(Exception):
+    """The C parser met an integer it cannot hold after ``frames`` frames were handed on."""
+
+    def __init__(self, frames: int):
+        self.frames = frames
+
+
+def _iter_mptrj(path, batch_size: int, backend, skip: int) -> Iterator[FrameBatch]:
     fname = str(path)
     try:
         fh = open(path, "rb")  # noqa: SIM115 (closed in finally)
@@ -40,24 +62,29 @@ def iter_mptrj(path: str | Path, batch_size: int = 2048) -> Iterator[FrameBatch]
     records: list[FrameRecord] = []
     rejects: list[FrameError] = []
     frame = 0
+    handed = 0  # frames already yielded (counted when a batch goes out)
     try:
         if stream.first_token() != b"{":
             raise SetupError("MPtrj JSON must map mp_id to frames", file=fname)
-        for mp_id, frames in ijson.kvitems(stream, "", use_float=True):
+        for mp_id, frames in backend.kvitems(stream, "", use_float=True):
             if not isinstance(frames, dict):
                 raise SetupError("expected {frame_id: frame} under each mp_id", file=fname,
                                  field=mp_id)
             for frame_id, entry in frames.items():
-                try:
-                    records.append(_record(entry, mp_id, frame_id, frame))
-                except _Bad as bad:
-                    rejects.append(FrameError(fname, frame, bad.field, bad.reason))
+                if frame >= skip:
+                    try:
+                        records.append(_record(entry, mp_id, frame_id, frame))
+                    except _Bad as bad:
+                        rejects.append(FrameError(fname, frame, bad.field, bad.reason))
                 frame += 1
                 if len(records) >= batch_size:
                     yield FrameBatch.from_records(records, rejects)
                     records, rejects = [], []
-    except ijson.JSONError as exc:
+                    handed = frame
+    except backend.JSONError as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "integer overflow" in reason and skip == 0:
+            raise _Overflow(handed) from None
         raise SetupError(
             f"not valid JSON near byte {stream.consumed:,} ({reason}) after {frame} frames; "
             "a truncated MPtrj file cannot be read further",
@@ -125,61 +152,121 @@ class _Bad(Exception):
         self.field, self.reason = field, reason
 
 
-def _element(species: list) -> str:
+def _element(species) -> str:
     """The site's element: the only species, or the one of highest occupancy."""
+    if not isinstance(species, list) or not species \
+            or not all(isinstance(sp, dict) for sp in species):
+        raise TypeError("species must be a non-empty list of objects")
     if len(species) == 1:
         return species[0]["element"]
-    return max(species, key=lambda sp: sp.get("occu", 1))["element"]
+    return max(species, key=lambda sp: _number(sp.get("occu", 1), "occu"))["element"]
+
+
+def _number(v, field: str) -> float:
+    """A real JSON number (never a bool, a string or null) as float; else :class:`_Bad`."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise _Bad(field, f"not a number: {_show(v)}")
+    try:
+        return float(v)
+    except OverflowError:
+        raise _Bad(field, f"number out of range: {_show(v)}") from None
+
+
+def _show(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _numeric(v, field: str, shape: tuple | None = None, what: str = "") -> np.ndarray:
+    """A nested list of real numbers as a float array of ``shape`` (when given): strings,
+    bools, nulls, ragged rows, a wrong shape and NaN/inf are :class:`_Bad` naming ``field``."""
+    def ok(x) -> bool:
+        if isinstance(x, list):
+            return all(ok(y) for y in x)
+        return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+    def has_null(x) -> bool:
+        return x is None or isinstance(x, list) and any(has_null(y) for y in x)
+
+    if isinstance(v, list) and has_null(v):  # NaN/Infinity tokens are read as null
+        raise _Bad(field, f"null, NaN or inf value in the list{what}")
+    if not isinstance(v, list) or not ok(v):
+        raise _Bad(field, f"must be a list of numbers{what}, not {_show(v)}")
+    try:
+        arr = np.array(v, dtype=float)
+    except (ValueError, OverflowError):
+        raise _Bad(field, f"ragged or out-of-range list{what}") from None
+    if shape is not None and arr.shape != shape:
+        raise _Bad(field, f"shape {arr.shape}, expected {shape}")
+    if not np.isfinite(arr).all():
+        raise _Bad(field, "NaN or inf value")
+    return arr
 
 
 def _record(entry: dict, mp_id: str, frame_id: str, index: int) -> FrameRecord:
+    """One MPtrj entry → a frame; every value is checked (types, shapes, finiteness,
+    ranges) and a bad one is :class:`_Bad` naming its field, so only that entry is
+    rejected."""
+    if not isinstance(entry, dict):
+        raise _Bad("entry", f"must be a JSON object, not {_show(entry)}")
+    s = entry.get("structure")
+    if not isinstance(s, dict):
+        raise _Bad("structure", "missing or not a pymatgen structure object")
+    lattice = s.get("lattice")
+    if not isinstance(lattice, dict) or "matrix" not in lattice:
+        raise _Bad("structure.lattice", "missing lattice matrix")
+    cell = _numeric(lattice["matrix"], "structure.lattice", (3, 3), " (3 × 3 Å)")
+    sites = s.get("sites")
+    if not isinstance(sites, list) or not sites:
+        raise _Bad("structure.sites", "missing or empty list of sites")
     try:
-        s = entry["structure"]
-        cell = np.array(s["lattice"]["matrix"], dtype=float)
-        sites = s["sites"]
         symbols = [_element(site["species"]) for site in sites]
-        positions = np.array([site["xyz"] for site in sites], dtype=float).reshape(-1, 3)
     except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise _Bad("structure", f"malformed pymatgen structure ({exc})") from None
-    try:
-        numbers = [atomic_numbers[sym] for sym in symbols]
-    except (KeyError, TypeError):
-        bad = next(sym for sym in symbols if sym not in atomic_numbers)
-        raise _Bad("structure", f"unknown element symbol {bad!r}") from None
+        raise _Bad("structure.sites", f"malformed site species ({exc})") from None
+    bad = next((sym for sym in symbols
+                if not isinstance(sym, str) or atomic_numbers.get(sym, 0) == 0), "")
+    if bad != "":
+        raise _Bad("structure.sites", f"unknown element symbol {_show(bad)}")
+    numbers = [atomic_numbers[sym] for sym in symbols]
     n = len(numbers)
-    if positions.shape != (n, 3):
-        raise _Bad("structure", f"{positions.shape[0]} positions for {n} sites")
+    if not all(isinstance(site, dict) and "xyz" in site for site in sites):
+        raise _Bad("structure.sites", "a site has no 'xyz' position")
+    positions = _numeric([site["xyz"] for site in sites], "structure.sites", (n, 3),
+                         " (xyz, Å)")
     if "uncorrected_total_energy" not in entry:
         raise _Bad("uncorrected_total_energy", "missing")
     energy = entry["uncorrected_total_energy"]
-    if not isinstance(energy, (int, float)) or not np.isfinite(energy):
-        raise _Bad("uncorrected_total_energy", f"not a finite number: {energy!r}")
+    if isinstance(energy, bool) or not isinstance(energy, (int, float)) \
+            or not np.isfinite(float(energy)):
+        raise _Bad("uncorrected_total_energy", f"not a finite number: {_show(energy)}")
     info = {
         "energy": float(energy),
         "mp_id": str(entry.get("mp_id", mp_id)),
         "frame_id": str(frame_id),
         "method": MPTRJ_METHOD,
     }
-    if s.get("charge"):
-        info["charge"] = int(s["charge"])
+    charge = s.get("charge")
+    if charge is not None:
+        if isinstance(charge, bool) or not isinstance(charge, (int, float)) \
+                or not np.isfinite(float(charge)) or float(charge) != int(charge):
+            raise _Bad("structure.charge", f"total charge must be an integer, not "
+                       f"{_show(charge)}")
+        if int(charge):
+            info["charge"] = int(charge)
     arrays = {}
-    if "force" in entry:
-        forces = np.array(entry["force"], dtype=float)
-        if forces.shape != (n, 3):
-            raise _Bad("force", f"shape {forces.shape}, expected ({n}, 3)")
-        if not np.isfinite(forces).all():
-            raise _Bad("force", "NaN or inf value")
-        arrays["forces"] = forces
-    if "stress" in entry and entry["stress"] is not None:
-        stress = np.array(entry["stress"], dtype=float)
-        if stress.shape != (3, 3):
-            raise _Bad("stress", f"shape {stress.shape}, expected (3, 3)")
+    if entry.get("force") is not None:
+        arrays["forces"] = _numeric(entry["force"], "force", (n, 3), " (eV/Å)")
+    if entry.get("stress") is not None:
+        stress = _numeric(entry["stress"], "stress", (3, 3), " (kbar)")
         info["stress"] = units.kbar_stress_vasp_to_ase(stress)
-    magmom = entry.get("magmom")
-    if magmom is not None:
-        mag = np.array(magmom, dtype=float).reshape(-1)
-        if mag.shape != (n,):
-            raise _Bad("magmom", f"{mag.size} values for {n} atoms")
-        arrays["magmom"] = mag
+    if "magmom" in entry:
+        magmom = entry["magmom"]
+        if magmom is None:
+            pass  # MPtrj writes null for non-magnetic runs: no magmom, nothing kept
+        else:
+            mag = _numeric(magmom, "magmom", None, " (μB per atom)").reshape(-1)
+            if mag.shape != (n,):
+                raise _Bad("magmom", f"{mag.size} values for {n} atoms")
+            arrays["magmom"] = mag
     return FrameRecord(numbers=np.array(numbers), positions=positions, cell=cell,
                        pbc=np.ones(3, dtype=bool), info=info, arrays=arrays, index=index)

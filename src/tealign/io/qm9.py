@@ -99,4 +99,6 @@ def read_path(path: str, batch_size: int = 2048) -> Iterator[FrameBatch]:
             limit = int(text.split(":", 1)[1])
         except ValueError:
             raise SetupError("qm9:N needs an integer N", file=text) from None
+        if limit < 1:
+            raise SetupError(f"qm9:N needs N ≥ 1 molecules (got {limit})", file=text)
     return iter_qm9(limit, batch_size)
