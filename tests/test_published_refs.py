@@ -103,6 +103,7 @@ def test_gaussian_pople_exponents_and_spec_options():
         == plain.settings_key()
     assert parse_spec(B3LYP_G09).settings_key() != plain.settings_key()
     for bad, msg in [("pyscf:b3lyp/def2-svp;pople=gaussian", "6-31G bases with 2d"),
+                     ("pyscf:b3lyp/6-31g(2df,2pd);pople=gaussian", "one p on H"),
                      ("pyscf:b3lyp/6-31g(d);cartesian=6d", "one of none, d, all"),
                      ("gpaw:pbe/pw400;cartesian=d", "unknown gpaw setting")]:
         with pytest.raises(SetupError, match=msg):

@@ -191,9 +191,13 @@ def parse_spec(text: str) -> MethodSpec:
         if not basis:
             raise SetupError("pyscf needs a basis: pyscf:functional/basis", field="--method")
         if settings.get("pople") == "gaussian" and not re.fullmatch(
-                r"6-31\+{0,2}g\(2d.*", basis):
-            raise SetupError("pople=gaussian applies to 6-31G bases with 2d polarization "
-                             f"(e.g. 6-31g(2df,p)), not {basis!r}", field="--method")
+                r"6-31\+{0,2}g\(2df?(,(p|pd))?\)", basis):
+            # only the heavy atoms' d pair is replaced: a basis with several p shells on H
+            # (2pd, 3pd, ...) would keep PySCF's pair there, which is not checked against
+            # Gaussian's
+            raise SetupError("pople=gaussian applies to 6-31G bases with 2d polarization on "
+                             "heavy atoms and one p on H (6-31g(2d), 6-31g(2df,p), "
+                             f"6-31g(2df,pd)), not {basis!r}", field="--method")
     elif code == "gpaw":
         m = re.fullmatch(r"pw(\d+(?:\.\d+)?)", basis)
         if not m:
