@@ -338,12 +338,16 @@ def _convert(tmp_path, name: str, text: str):
      "species", "atomic number"),
 ])
 def test_what_ase_fails_on_is_one_reject_never_a_traceback(tmp_path, name, text, field, why):
+    # a good frame after the bad one: the run writes it (a run whose every frame is rejected
+    # writes nothing and exits 1)
+    text += "1\nProperties=species:S:1:pos:R:3\nH 0 0 0\n"
     r, src, _ = _convert(tmp_path, name, text)
     with pytest.raises(Exception):  # noqa: B017 - ASE's own error type varies by case
         ase.io.read(src, ":", format="extxyz")
     rejects = read_batch(src).rejects
     assert [(x.frame, x.field) for x in rejects] == [(0, field)] and why in rejects[0].reason
-    assert "np.str_" not in rejects[0].reason and json.loads(r.stdout)["frames_rejected"] == 1
+    assert "np.str_" not in rejects[0].reason and r.exit_code == 0
+    assert json.loads(r.stdout)["frames_rejected"] == 1
 
 
 def test_blank_line_between_frames_is_refused_where_ase_drops_the_rest(tmp_path):
