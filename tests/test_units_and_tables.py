@@ -63,3 +63,25 @@ def test_transition_metal_warning():
     v = load_table("vasp-pbe-mp")
     with pytest.warns(UserWarning, match="Fe"):
         assert v.warn_unknown_settings([26, 8]) == ["Fe"]
+
+
+@pytest.mark.parametrize("value, why", [(1e308, "not a plausible"), (-1e308, "not a plausible"),
+                                        (5000.0, "not a plausible"), (10**400, "too large"),
+                                        (True, "not a number"), ("x", "not a number")])
+def test_implausible_isolated_atom_energies_are_refused(value, why):
+    """A table (user JSON, or inside an alignment file with a matching checksum) with an
+    energy no atom can have once wrote REF_energy=inf and exited 0 (found by the audit)."""
+    from tealign.methods import IsolatedAtomTable
+
+    d = {"units": "eV", "energies": {"H": value, "O": -2000.0}}
+    with pytest.raises(SetupError, match=why) as info:
+        IsolatedAtomTable.from_json_dict(d, source="t.json")
+    assert "energies.H" in info.value.line()
+
+
+def test_every_published_table_is_within_the_plausible_range():
+    from tealign.methods import ATOM_ENERGY_MAX_EV, atom_energy_min_ev, builtin_tables
+
+    for name in builtin_tables():
+        for sym, e in load_table(name).energies.items():
+            assert atom_energy_min_ev(sym) < e < ATOM_ENERGY_MAX_EV, (name, sym, e)

@@ -178,22 +178,52 @@ class IsolatedAtomTable:
             if sym not in atomic_numbers or sym == "X":
                 raise SetupError(f"unknown element symbol {sym!r}", file=source,
                                  field=f"energies.{sym}")
-            try:
-                v = float(value)
-            except (TypeError, ValueError):
-                raise SetupError(f"energy {value!r} is not a number", file=source,
-                                 field=f"energies.{sym}") from None
-            if not np.isfinite(v):
-                raise SetupError("energy is NaN or inf", file=source, field=f"energies.{sym}")
-            energies[sym] = v * factor
+            energies[sym] = _plausible_atom_energy(value, factor, sym, source,
+                                                   f"energies.{sym}")
         charged = {}
         for sym, states in d.get("charged", {}).items():
-            charged[sym] = {q: float(e) * factor for q, e in states.items()}
+            charged[sym] = {q: _plausible_atom_energy(e, factor, sym, source,
+                                                      f"charged.{sym}.{q}")
+                            for q, e in states.items()}
         provenance = {k: v for k, v in d.items() if k not in ("energies", "charged", "name")}
         provenance.setdefault("original_units", d["units"])
         provenance.pop("units", None)
         name = str(d.get("name") or Path(source).stem)
         return cls(name=name, energies=energies, provenance=provenance, charged=charged)
+
+
+#: eV above which no isolated-atom energy lies: valence-only (PAW) energies are near zero
+#: (Materials Project's largest is +0.001 eV), all-electron ones far below
+ATOM_ENERGY_MAX_EV = 10.0
+
+
+def atom_energy_min_ev(symbol: str) -> float:
+    """eV below which no isolated neutral atom's total energy lies: twice the Thomas–Fermi
+    energy −0.7687·Z^(7/3) Ha (Lieb and Simon, Adv. Math. 23, 22 (1977)). Published tables
+    reach 0.84 of it (ωB97M/def2-TZVPPD Br); relativistic heavy atoms stay within 2."""
+    return -2.0 * 0.7687 * atomic_numbers[symbol] ** (7 / 3) * units.HARTREE_TO_EV
+
+
+def _plausible_atom_energy(value, factor: float, sym: str, source: str, field: str) -> float:
+    """``value`` (in the table's units) as eV, or a :class:`SetupError` naming the field when
+    it is not a finite number within [atom_energy_min_ev, ATOM_ENERGY_MAX_EV]."""
+    if isinstance(value, bool):
+        raise SetupError(f"energy {value!r} is not a number", file=source, field=field)
+    try:
+        v = float(value) * factor
+    except (TypeError, ValueError):
+        raise SetupError(f"energy {value!r} is not a number", file=source, field=field) from None
+    except OverflowError:
+        raise SetupError("energy is too large to be a number", file=source,
+                         field=field) from None
+    if not np.isfinite(v):
+        raise SetupError("energy is NaN or inf", file=source, field=field)
+    lo = atom_energy_min_ev(sym)
+    if not lo <= v <= ATOM_ENERGY_MAX_EV:
+        raise SetupError(f"{v:.6g} eV is not a plausible isolated-atom energy of {sym} "
+                         f"(between {lo:.4g} and {ATOM_ENERGY_MAX_EV:g} eV)", file=source,
+                         field=field)
+    return v
 
 
 def _z(sym: str) -> int:
