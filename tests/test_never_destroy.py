@@ -415,9 +415,23 @@ def test_read_only_file_system_is_one_line(tmp_path, read_only_tmpfs, run_cli):
     traceback, is exit 2 and one line for file and directory outputs."""
     data = methane(tmp_path / "d.extxyz", 4)
     for args in (["convert", data, "-o", read_only_tmpfs / "c.extxyz"],
+                 ["convert", data, "-o", read_only_tmpfs / "c.aselmdb"],
                  ["merge", merge_toml(tmp_path, data), "-o", read_only_tmpfs / "mg"]):
         line = _one_line_error(*run_cli(*args)[::2])
         assert "Read-only file system (EROFS)" in line and str(read_only_tmpfs) in line
+
+
+def test_plots_on_a_full_disk_keep_the_previous_alignment(tmp_path, full_tmpfs, run_cli,
+                                                          alignment):
+    """fit --plot on a full disk said "nothing written" but had replaced the alignment
+    (written before the plots) and left an empty plots folder (found by the audit)."""
+    calib = alignment.parent / "calib.extxyz"
+    out = full_tmpfs / "f.json"
+    out.write_text("PREV\n")
+    code, _, err = run_cli("fit", calib, *FIT, "-o", out, "--plot", full_tmpfs / "plots")
+    line = _one_line_error(code, err)
+    assert "No space left on device" in line
+    assert out.read_text() == "PREV\n" and os.listdir(full_tmpfs) == ["f.json"]
 
 
 def test_full_disk_is_one_line_no_crash(tmp_path, full_tmpfs, run_cli):

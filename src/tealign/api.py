@@ -185,15 +185,22 @@ def fit(calibration: str, source_key: str, target_key: str, source_e0, target_e0
                                target_key=target_key, split=split, strict=strict)
     tea.check_params()
     tea.fit(calibration)
-    tea.save(output)
-    sha = tea.sha256()
     plots = []
-    if plot is not None:
+    if plot is not None:  # the plots first: if they fail (full disk), no alignment is written
+        from tealign.io.atomic import remove_inside
         from tealign.report.parity import parity_plots
 
+        made = not Path(plot).exists()
         p = tea.parity_
-        plots = [str(x) for x in parity_plots(p["target"], p["icea"], p["tea"], plot, tea.a_,
-                                              src.name, tgt.name, tea.model_)]
+        try:
+            plots = [str(x) for x in parity_plots(p["target"], p["icea"], p["tea"], plot,
+                                                  tea.a_, src.name, tgt.name, tea.model_)]
+        except BaseException:
+            if made and Path(plot).is_dir() and not any(Path(plot).iterdir()):
+                remove_inside(Path(plot).parent, plot)
+            raise
+    tea.save(output)
+    sha = tea.sha256()
     record = fit_record(tea, str(output), sha, _rejects(output, tea.rejects_), plots)
     return Result("fit", record, estimator=tea, rejects=tea.rejects_)
 

@@ -152,7 +152,9 @@ def _write_failed(exc: Exception, path: str) -> OSError:
     code = errno.EIO
     try:
         st = os.statvfs(os.path.dirname(os.path.abspath(path)))
-        if st.f_bavail * st.f_frsize < (1 << 20):
+        if st.f_flag & os.ST_RDONLY:
+            code = errno.EROFS
+        elif st.f_bavail * st.f_frsize < (1 << 20):
             code = errno.ENOSPC
     except OSError:
         pass
