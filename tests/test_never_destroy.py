@@ -273,9 +273,11 @@ def test_all_rejected_runs_exit_1_and_keep_the_previous_output(tmp_path, run_cli
 
 
 # ------------------------------------------------------------------ item 8: merge config
-def test_merge_refuses_a_source_listed_twice(tmp_path, run_cli):
+@pytest.mark.parametrize("link", [os.symlink, os.link])
+def test_merge_refuses_a_source_listed_twice(tmp_path, run_cli, link):
+    """One file under two names (a symbolic or a hard link) would be merged twice."""
     data = methane(tmp_path / "d.extxyz", 6)
-    (tmp_path / "link.extxyz").symlink_to(data)
+    link(data, tmp_path / "link.extxyz")
     cfg = tmp_path / "m.toml"
     cfg.write_text('[target]\ne0 = "vasp-pbe-mp"\n'
                    + "".join(f'[[source]]\nname = "{n}"\npath = "{p}"\nenergy_key = "energy"\n'

@@ -241,7 +241,11 @@ def _check_no_twice(sources: list[SourceConfig], base: Path, file: str) -> None:
     seen: dict[tuple[str, str], int] = {}
     for i, src in enumerate(sources):
         cand = base / src.path
-        where = os.path.realpath(cand) if cand.exists() else src.path
+        if cand.is_file():  # one file under two names: links, and hard links (one inode)
+            st = cand.stat()
+            where = f"inode:{st.st_dev}:{st.st_ino}"
+        else:
+            where = os.path.realpath(cand) if cand.exists() else src.path
         key = (where, src.energy_key)
         if key in seen:
             first = sources[seen[key]]
