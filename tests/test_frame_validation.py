@@ -389,3 +389,27 @@ def test_extxyz_atomic_numbers_outside_1_118_reject_their_frame(tmp_path, column
     b = read_batch(p)
     assert b.numbers.tolist() == [8] and b.index.tolist() == [1]
     assert [r.frame for r in b.rejects] == [0] and why in b.rejects[0].reason
+
+
+@pytest.mark.parametrize("where,raw,field,why", [
+    ("charge", "9" * 400, "structure.charge", "integer"),  # > 64 bits and > float range
+    ("energy", "9" * 400, "uncorrected_total_energy", "not a finite number"),
+    ("energy", "1e400", "uncorrected_total_energy", "not a finite number"),  # overflows C
+    ("energy", "-1e400", "uncorrected_total_energy", "not a finite number"),
+    ("energy", "1e308", "uncorrected_total_energy", "per atom"),  # finite, not physical
+    ("energy", "-2001", "uncorrected_total_energy", "per atom"),  # 2 atoms: > 1e3 eV/atom
+])
+def test_mptrj_number_beyond_float_or_physics_rejects_its_entry_only(tmp_path, where, raw,
+                                                                     field, why):
+    entries = {f"f{k}": copy.deepcopy(GOOD_MP) for k in range(4)}
+    entries["f3"]["uncorrected_total_energy"] = -7.25
+    if where == "charge":
+        entries["f1"]["structure"]["charge"] = "@@"
+    else:
+        entries["f1"]["uncorrected_total_energy"] = "@@"
+    p = tmp_path / "mp.json"
+    p.write_text(json.dumps({"mp-1": entries}).replace('"@@"', raw))  # raw JSON number
+    recs, rejects = _read(iter_mptrj(p, batch_size=1))
+    assert [r.index for r in recs] == [0, 2, 3] and recs[2].info["energy"] == -7.25
+    assert list(rejects) == [1] and rejects[1][0] == field and why in rejects[1][1]
+    np.testing.assert_allclose(recs[1].positions, [[0, 0, 0], [1.5, 1.5, 1.5]])
