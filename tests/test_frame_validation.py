@@ -389,3 +389,64 @@ def test_extxyz_atomic_numbers_outside_1_118_reject_their_frame(tmp_path, column
     b = read_batch(p)
     assert b.numbers.tolist() == [8] and b.index.tolist() == [1]
     assert [r.frame for r in b.rejects] == [0] and why in b.rejects[0].reason
+
+
+@pytest.mark.parametrize("where,raw,field,why", [
+    ("charge", "9" * 400, "structure.charge", "integer"),  # > 64 bits and > float range
+    ("energy", "9" * 400, "uncorrected_total_energy", "not a finite number"),
+    ("energy", "1e400", "uncorrected_total_energy", "not a finite number"),  # overflows C
+    ("energy", "-1e400", "uncorrected_total_energy", "not a finite number"),
+    ("energy", "1e308", "uncorrected_total_energy", "per atom"),  # finite, not physical
+    ("energy", "-2001", "uncorrected_total_energy", "per atom"),  # 2 atoms: > 1e3 eV/atom
+])
+def test_mptrj_number_beyond_float_or_physics_rejects_its_entry_only(tmp_path, where, raw,
+                                                                     field, why):
+    entries = {f"f{k}": copy.deepcopy(GOOD_MP) for k in range(4)}
+    entries["f3"]["uncorrected_total_energy"] = -7.25
+    if where == "charge":
+        entries["f1"]["structure"]["charge"] = "@@"
+    else:
+        entries["f1"]["uncorrected_total_energy"] = "@@"
+    p = tmp_path / "mp.json"
+    p.write_text(json.dumps({"mp-1": entries}).replace('"@@"', raw))  # raw JSON number
+    recs, rejects = _read(iter_mptrj(p, batch_size=1))
+    assert [r.index for r in recs] == [0, 2, 3] and recs[2].info["energy"] == -7.25
+    assert list(rejects) == [1] and rejects[1][0] == field and why in rejects[1][1]
+    np.testing.assert_allclose(recs[1].positions, [[0, 0, 0], [1.5, 1.5, 1.5]])
+
+
+def _spice_with_broken(path, broken: dict[str, list[str]]):
+    """Two good groups plus groups holding only the datasets listed (copied from a good one)."""
+    _spice(path, {"b_good": {}, "c_good": {}})
+    with h5py.File(path, "a") as fh:
+        for name, keys in broken.items():
+            g = fh.create_group(name)
+            for key in keys:
+                g[key] = fh["b_good"][key][()]
+
+
+@pytest.mark.parametrize("broken,frames,field", [
+    ({"zz_empty": []}, [8], "zz_empty/atomic_numbers"),  # sorts last: after 8 good frames
+    ({"a_empty": []}, [0], "a_empty/atomic_numbers"),  # sorts first: detection must see past it
+    ({"a_no_energy": ["atomic_numbers", "conformations"]}, [0, 1, 2, 3],
+     "a_no_energy/dft_total_energy"),  # conformations countable: one reject each
+])
+def test_spice_group_missing_datasets_is_a_reject_not_the_run(tmp_path, broken, frames, field):
+    from tealign.io import detect_format, read_batch
+
+    p = tmp_path / "s.hdf5"
+    _spice_with_broken(p, broken)
+    assert detect_format(p) == "spice"
+    b = read_batch(p)
+    assert [r.frame for r in b.rejects] == frames
+    assert all(r.field == field and "missing" in r.reason for r in b.rejects)
+    assert b.n_frames == 8 and sorted(b.index.tolist() + frames) == list(range(8 + len(frames)))
+
+
+def test_spice_file_with_no_usable_group_is_a_setup_error(tmp_path):
+    p = tmp_path / "s.hdf5"
+    with h5py.File(p, "w") as fh:
+        fh.create_group("a").create_dataset("conformations", data=np.zeros((2, 1, 3)))
+        fh.create_group("b")
+    with pytest.raises(SetupError, match="none of its 2 groups"):
+        list(iter_spice(p))

@@ -16,12 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
-from ase import Atoms
 
 from tealign.errors import SetupError
-from tealign.io.atomic import check_safe_name, inside
+from tealign.io.atomic import MANIFEST, check_safe_name, inside
 from tealign.io.extxyz import write_extxyz
-from tealign.io.frames import FrameBatch
 
 
 @pytest.mark.parametrize("name", ["../victim", "/tmp/victim", "a/b", "..", ".", "", "a\\b",
@@ -51,23 +49,62 @@ def test_inside_refuses_escapes_and_symlinks(tmp_path):
 @pytest.mark.parametrize("absolute", [False, True])
 def test_per_source_name_cannot_reach_outside(tmp_path, run_cli, absolute):
     """A source named ``../victim`` (or an absolute path) whose frames are all rejected once
-    deleted the user's ``victim/``; now the config is refused before anything is written."""
+    deleted the user's ``victim/``; now the config is refused before anything is written.
+    The frames carry the energy key (a NaN under it: every frame a reject, not a setup
+    error), so without the name check the run would reach the per-source deleting path."""
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "precious.txt").write_text("mine")
-    # frames with no energy under the key: every one would be rejected
-    write_extxyz(tmp_path / "d.extxyz", [FrameBatch.from_atoms([Atoms("H2", [[0, 0, 0],
-                                                                      [0, 0, 0.74]])])])
+    methane(tmp_path / "d.extxyz", 3, energy="nan")
     name = str(victim) if absolute else "../victim"
     (tmp_path / "m.toml").write_text(
         f'[target]\ne0 = "vasp-pbe-mp"\n\n[[source]]\nname = "{name}"\npath = "d.extxyz"\n'
-        'energy_key = "nope"\nalignment = "target"\n')
+        'energy_key = "energy"\nalignment = "target"\n')
     out = tmp_path / "out"
     code, _, err = run_cli("merge", tmp_path / "m.toml", "-o", out, "--per-source")
     assert code == 2 and "source[0].name" in err and "not a valid name" in err
     assert (victim / "precious.txt").read_text() == "mine"
     assert sorted(p.name for p in victim.iterdir()) == ["precious.txt"]
     assert not out.exists()
+
+
+def _tree(root: Path, skip: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under ``root`` but ``skip`` (relative path → content, mtime in ns)."""
+    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns)
+            for p in root.rglob("*") if p.is_file() and skip not in (p, *p.parents)}
+
+
+@pytest.mark.parametrize("with_good", [False, True])
+def test_per_source_all_rejected_safe_name_touches_only_the_output(tmp_path, run_cli,
+                                                                   with_good, monkeypatch):
+    """A safe source name whose frames are all rejected under ``--per-source``: the removal
+    of its per-source output stays inside ``-o``; a user's sibling ``victim/`` (the source's
+    own name) is intact. Alone it is an all-rejected run (exit 1, nothing written); next to
+    a good source the run writes the good one only (exit 0)."""
+    monkeypatch.chdir(tmp_path)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("mine")
+    (victim / "merged.extxyz").write_text("user's file")
+    methane(tmp_path / "bad.extxyz", 3, energy="nan")
+    methane(tmp_path / "good.extxyz", 2)
+    sources = [("good", "good.extxyz")] if with_good else []
+    sources.append(("victim", "bad.extxyz"))
+    (tmp_path / "m.toml").write_text('[target]\ne0 = "vasp-pbe-mp"\n' + "".join(
+        f'\n[[source]]\nname = "{n}"\npath = "{p}"\nenergy_key = "energy"\n'
+        'alignment = "target"\n' for n, p in sources))
+    out = tmp_path / "out"
+    before = _tree(tmp_path, out)
+    code, _, err = run_cli("merge", "m.toml", "-o", "out", "--per-source")
+    after = _tree(tmp_path, out)
+    sidecar = ".out" + MANIFEST  # tealign's documented manifest beside its output
+    assert {k: v for k, v in after.items() if k != sidecar} == before
+    if with_good:
+        assert code == 0
+        assert (out / "good" / "merged.extxyz").is_file() and not (out / "victim").exists()
+    else:
+        assert code == 1 and "all 3 frames were rejected" in err
+        assert not out.exists() and sidecar not in after
 
 
 # ------------------------------------------------------------------ shared inputs (tiny)

@@ -29,6 +29,7 @@ and :func:`read_atoms` are the batch-level forms the pipeline uses.
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -85,9 +86,16 @@ def _mace_layout(f) -> bool:
     return bool(names) and all(n.startswith("config_batch_") for n in names)
 
 
-def _spice_layout(f) -> bool:
-    names = list(f.keys())
-    return bool(names) and "conformations" in f[names[0]]
+def _spice_layout(f, look: int = 16) -> bool:
+    """SPICE: one of the first ``look`` top-level groups holds ``conformations`` (a few
+    malformed groups sorting first are the reader's rejects, not another format)."""
+    import h5py
+
+    for name in itertools.islice(f.keys(), look):
+        grp = f.get(name)
+        if isinstance(grp, h5py.Group) and "conformations" in grp:
+            return True
+    return False
 
 
 #: Every format tealign reads, in the order they are tried.

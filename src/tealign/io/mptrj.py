@@ -11,11 +11,17 @@ parsed at a time, so memory is bounded by the largest material's trajectory and 
 whatever the file size (the real 11 GB file included). ``NaN``/``Infinity`` tokens, which
 Python's ``json`` writes but JSON does not allow, are read as missing values, so such a
 frame is rejected on its own instead of stopping the file.
+
+Physical range: an entry whose ``uncorrected_total_energy`` exceeds
+:data:`MAX_ABS_ENERGY_PER_ATOM` (1e3 eV per atom in magnitude; MPtrj's PBE totals lie within
+about −15…+5 eV/atom) is rejected, as is any number a float cannot hold (``1e400``, an
+integer of hundreds of digits).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -27,22 +33,27 @@ from tealign.io.frames import FrameBatch, FrameRecord
 
 MPTRJ_METHOD = "pbe/paw (vasp, Materials Project settings)"
 
+#: Largest plausible |uncorrected_total_energy| per atom, eV; beyond it an entry is rejected.
+MAX_ABS_ENERGY_PER_ATOM = 1e3
+
 
 def iter_mptrj(path: str | Path, batch_size: int = 2048) -> Iterator[FrameBatch]:
     """Stream an MPtrj JSON file as batches; one material (``mp_id``) is parsed at a time.
 
-    Every entry is checked (types, shapes, finiteness, integer charges): a bad value rejects
-    that entry only. A JSON integer beyond 64 bits (valid JSON that the fast C parser cannot
-    hold) makes the reader start again with ijson's pure-Python parser, skipping the frames
-    already handed on."""
+    Every entry is checked (types, shapes, finiteness, integer charges, energy within
+    :data:`MAX_ABS_ENERGY_PER_ATOM` eV/atom): a bad value rejects that entry only. A JSON
+    number the fast C parser cannot hold (an integer beyond 64 bits, a float beyond
+    ±1.8e308: valid JSON) makes the reader start again with ijson's pure-Python parser, which
+    reads numbers exactly (``int``/``Decimal``), skipping the frames already handed on; such
+    a number is then a reject of its entry when it matters (energy, charge, arrays)."""
     import ijson
 
     try:
-        yield from _iter_mptrj(path, batch_size, ijson, skip=0)
+        yield from _iter_mptrj(path, batch_size, ijson, skip=0, exact=False)
     except _Overflow as done:
         from ijson.backends import python as slow
 
-        yield from _iter_mptrj(path, batch_size, slow, skip=done.frames)
+        yield from _iter_mptrj(path, batch_size, slow, skip=done.frames, exact=True)
 
 
 class _Overflow(Exception):
@@ -52,7 +63,13 @@ class _Overflow(Exception):
         self.frames = frames
 
 
-def _iter_mptrj(path, batch_size: int, backend, skip: int) -> Iterator[FrameBatch]:
+def _iter_mptrj(path, batch_size: int, backend, skip: int,
+                exact: bool) -> Iterator[FrameBatch]:
+    """Read with ``backend``; ``exact``: numbers come as ``int``/``Decimal`` (the
+    pure-Python parser's exact mode, which never overflows) and are turned into floats here
+    (``inf`` or 0 beyond float range) before the checks."""
+    from ijson.common import JSONError  # every backend's parse errors derive from it
+
     fname = str(path)
     try:
         fh = open(path, "rb")  # noqa: SIM115 (closed in finally)
@@ -66,7 +83,9 @@ def _iter_mptrj(path, batch_size: int, backend, skip: int) -> Iterator[FrameBatc
     try:
         if stream.first_token() != b"{":
             raise SetupError("MPtrj JSON must map mp_id to frames", file=fname)
-        for mp_id, frames in backend.kvitems(stream, "", use_float=True):
+        for mp_id, frames in backend.kvitems(stream, "", use_float=not exact):
+            if exact:
+                frames = _as_floats(frames)
             if not isinstance(frames, dict):
                 raise SetupError("expected {frame_id: frame} under each mp_id", file=fname,
                                  field=mp_id)
@@ -81,9 +100,9 @@ def _iter_mptrj(path, batch_size: int, backend, skip: int) -> Iterator[FrameBatc
                     yield FrameBatch.from_records(records, rejects)
                     records, rejects = [], []
                     handed = frame
-    except backend.JSONError as exc:
+    except JSONError as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "integer overflow" in reason and skip == 0:
+        if "overflow" in reason and not exact:  # integer or floating-point overflow
             raise _Overflow(handed) from None
         raise SetupError(
             f"not valid JSON near byte {stream.consumed:,} ({reason}) after {frame} frames; "
@@ -94,6 +113,18 @@ def _iter_mptrj(path, batch_size: int, backend, skip: int) -> Iterator[FrameBatc
         fh.close()
     if records or rejects:
         yield FrameBatch.from_records(records, rejects)
+
+
+def _as_floats(obj):
+    """``Decimal`` → ``float`` throughout a parsed JSON value (beyond float range: ``inf`` or
+    0.0); integers stay ``int`` (a huge one is caught by the checks)."""
+    if isinstance(obj, dict):
+        return {k: _as_floats(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_as_floats(v) for v in obj]
+    if isinstance(obj, Decimal):
+        return float(obj)
+    return obj
 
 
 class _NonFiniteAsNull:
@@ -172,6 +203,14 @@ def _number(v, field: str) -> float:
         raise _Bad(field, f"number out of range: {_show(v)}") from None
 
 
+def _finite(v) -> bool:
+    """Whether the JSON number ``v`` (int or float) is a finite float (huge ints are not)."""
+    try:
+        return bool(np.isfinite(float(v)))
+    except OverflowError:
+        return False
+
+
 def _show(v) -> str:
     text = repr(v)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -237,8 +276,12 @@ def _record(entry: dict, mp_id: str, frame_id: str, index: int) -> FrameRecord:
         raise _Bad("uncorrected_total_energy", "missing")
     energy = entry["uncorrected_total_energy"]
     if isinstance(energy, bool) or not isinstance(energy, (int, float)) \
-            or not np.isfinite(float(energy)):
+            or not _finite(energy):
         raise _Bad("uncorrected_total_energy", f"not a finite number: {_show(energy)}")
+    if abs(float(energy)) > MAX_ABS_ENERGY_PER_ATOM * n:
+        raise _Bad("uncorrected_total_energy",
+                   f"{float(energy):.6g} eV for {n} atoms is beyond "
+                   f"±{MAX_ABS_ENERGY_PER_ATOM:g} eV per atom")
     info = {
         "energy": float(energy),
         "mp_id": str(entry.get("mp_id", mp_id)),
@@ -248,9 +291,9 @@ def _record(entry: dict, mp_id: str, frame_id: str, index: int) -> FrameRecord:
     charge = s.get("charge")
     if charge is not None:
         if isinstance(charge, bool) or not isinstance(charge, (int, float)) \
-                or not np.isfinite(float(charge)) or float(charge) != int(charge):
-            raise _Bad("structure.charge", f"total charge must be an integer, not "
-                       f"{_show(charge)}")
+                or not _finite(charge) or float(charge) != int(charge):
+            raise _Bad("structure.charge", f"total charge must be an integer (within float "
+                       f"range), not {_show(charge)}")
         if int(charge):
             info["charge"] = int(charge)
     arrays = {}

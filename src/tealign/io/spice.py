@@ -46,6 +46,10 @@ def smiles_charge(smiles: str) -> int:
     return total
 
 
+#: Datasets every SPICE molecule group holds.
+_REQUIRED = ("atomic_numbers", "conformations", "dft_total_energy")
+
+
 class _GroupBad(Exception):
     """A group whose datasets cannot be read as conformations: every one is rejected."""
 
@@ -121,8 +125,10 @@ def iter_spice(path: str | Path, batch_size: int = 2048) -> Iterator[FrameBatch]
     numbers; ``dft_total_energy``, ``dft_total_gradient`` and
     ``dispersion_correction_energy`` one (finite) value per conformation. A group that
     fails is one reject per conformation (naming the dataset); a conformation with a NaN is
-    rejected alone. A group lacking one of the three required datasets is a setup error
-    (the file is not SPICE)."""
+    rejected alone. A group lacking one of the required datasets (:data:`_REQUIRED`) is
+    rejected the same way (one reject when its conformations cannot be counted, naming
+    ``group/dataset``); only a file in which no group holds them is a setup error (not
+    SPICE)."""
     import h5py
 
     from tealign.io.hdf5 import open_hdf5
@@ -132,18 +138,19 @@ def iter_spice(path: str | Path, batch_size: int = 2048) -> Iterator[FrameBatch]
     records: list[FrameRecord] = []
     rejects: list[FrameError] = []
     frame = 0
+    groups = usable = 0  # groups seen; those holding the required datasets
     with fh:
         for name in fh:
             grp = fh[name]
+            groups += 1
             if not isinstance(grp, h5py.Group):
                 raise SetupError("not a SPICE group (a dataset at the top level)", file=fname,
                                  field=name)
-            for key in ("atomic_numbers", "conformations", "dft_total_energy"):
-                if key not in grp:
-                    raise SetupError(
-                        "not a SPICE group: dataset missing", file=fname, field=f"{name}/{key}"
-                    )
             try:
+                missing = next((key for key in _REQUIRED if key not in grp), None)
+                if missing is not None:
+                    raise _GroupBad(missing, "dataset missing: not a SPICE group")
+                usable += 1
                 numbers, conf, energy, grad, d3 = _group(grp, name)
                 smiles = _text(grp["smiles"][()]) if "smiles" in grp else ""
                 subset = _text(grp["subset"][()]) if "subset" in grp else ""
@@ -187,6 +194,9 @@ def iter_spice(path: str | Path, batch_size: int = 2048) -> Iterator[FrameBatch]
                 if len(records) >= batch_size:
                     yield FrameBatch.from_records(records, rejects)
                     records, rejects = [], []
+    if groups and not usable:  # rejects are held until then: no batch has gone out
+        raise SetupError(f"not a SPICE file: none of its {groups} groups holds "
+                         f"{', '.join(_REQUIRED)}", file=fname)
     if records or rejects:
         yield FrameBatch.from_records(records, rejects)
 
