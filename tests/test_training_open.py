@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from ase.io import write as ase_write
 
 from tealign.errors import SetupError
 
@@ -324,3 +325,25 @@ def test_model_load_is_quiet_but_other_output_passes(tmp_path):
     assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" not in both
     assert "cuequivariance" not in both
     assert "kept line" in proc.stdout and "a real warning" in proc.stderr
+
+
+@pytest.mark.parametrize("suffix", [".h5", "dir"])
+def test_shard_writers_import_mace_quietly(tmp_path, suffix):
+    """convert to MACE HDF5 / a shard directory (and merge, through the same writers) once
+    printed both mace import notices (found by the audit): a fresh interpreter each."""
+    from ase.build import molecule
+
+    src = tmp_path / "in.extxyz"
+    frames = []
+    for k in range(3):
+        a = molecule("H2O")
+        a.rattle(0.01, seed=k)
+        a.info["energy"] = -10.0 - k
+        frames.append(a)
+    ase_write(src, frames, format="extxyz")
+    proc = subprocess.run([sys.executable, "-m", "tealign", "convert", str(src), "-o",
+                           str(tmp_path / f"out{suffix}")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    both = proc.stdout + proc.stderr
+    assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" not in both and "cuequivariance" not in both

@@ -40,6 +40,9 @@ def sidecar_path(shard_dir: str | os.PathLike) -> Path:
 
 
 def _config(rec: FrameRecord, keys: dict[str, str], weights: dict[str, float]):
+    from tealign._mace import import_mace
+
+    import_mace()
     from mace.data.utils import Configuration
 
     properties, property_weights = {}, {}
@@ -104,6 +107,9 @@ def iter_mace_h5(
     as ``config_<name>_weight``, the config weight as ``config_weight``. Metadata from the
     sidecar, when present, is merged back by frame index.
     """
+    from tealign._mace import import_mace
+
+    import_mace()
     from mace.data.hdf5_dataset import unpack_value
 
     from tealign.io.hdf5 import open_hdf5
@@ -186,6 +192,9 @@ def write_statistics(
     ``atomic_energies`` maps atomic number → E0 in eV (the target scale's isolated atoms);
     ``r_max`` (Å) fixes ``avg_num_neighbors``. Written atomically to ``out``.
     """
+    from tealign._mace import import_mace
+
+    import_mace()
     from mace.cli.preprocess_data import compute_stats_target
     from mace.tools.utils import AtomicNumberTable
 

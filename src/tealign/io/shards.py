@@ -214,7 +214,10 @@ class ShardWriter:
         self.n = 0  # frames handed to workers
         self.futures: deque = deque()
         self.shard = 0
-        import mace.data.neighborhood  # noqa: F401  (imported once, before workers fork)
+        from tealign._mace import import_mace
+
+        import_mace()  # quietly (tealign._mace), once, before the workers fork
+        import mace.data.neighborhood  # noqa: F401
         if fmt == "h5":
             import mace.data.utils  # noqa: F401
         else:
@@ -289,6 +292,9 @@ class ShardWriter:
 
 
 def _neighbor_counts(batch: FrameBatch, frame0: int, stride: int, r_max: float) -> dict:
+    from tealign._mace import import_mace
+
+    import_mace()
     from mace.data.neighborhood import get_neighborhood
 
     out = {}
@@ -311,6 +317,10 @@ def _write_h5_shard(path: str, batches: list[FrameBatch], frame0: int, keys: dic
     import json
 
     import h5py
+
+    from tealign._mace import import_mace
+
+    import_mace()
     from mace.data.utils import save_configurations_as_HDF5
 
     from tealign.io.mace_h5 import _config, _jsonable
