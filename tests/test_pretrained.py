@@ -88,3 +88,25 @@ def test_the_cli_takes_its_name(run_cli, tmp_path):
     code, _, err = run_cli("bench", "eos", "--calculator", "no-such-model", "-o",
                            tmp_path / "x")
     assert code != 0 and "no-such-model" in err
+
+
+def test_eval_takes_the_shipped_models_name(tmp_path, run_cli):
+    """`tealign eval tealign-mini DATA` (the name train --from and bench --calculator take)
+    was 'no such model file' (found by the audit)."""
+    import json
+
+    from ase.build import molecule
+    from ase.io import write
+
+    frames = []
+    for k in range(2):
+        a = molecule("CH4")
+        a.rattle(0.02, seed=k)
+        a.info["REF_energy"] = -24.0
+        a.arrays["REF_forces"] = np.zeros((5, 3))
+        frames.append(a)
+    write(tmp_path / "d.extxyz", frames, format="extxyz")
+    code, out, err = run_cli("eval", "tealign-mini", tmp_path / "d.extxyz", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["overall"]["n"] == 2 and res["frames_rejected"] == 0

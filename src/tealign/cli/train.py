@@ -11,7 +11,7 @@ from rich.table import Table
 
 from tealign import api
 from tealign import rundir as rd
-from tealign.cli._common import JsonOpt, app, cmd, err, out, progress, show
+from tealign.cli._common import JsonOpt, app, cmd, err, out, pretrained, progress, show
 from tealign.keys import REF
 
 
@@ -81,7 +81,9 @@ def _notes(res) -> None:
 
 @cmd(app, "eval")
 def eval_cmd(
-    model: Annotated[Path, typer.Argument(help="MACE model file.")],
+    model: Annotated[str, typer.Argument(help="MACE model file, or tealign-mini (the model "
+                                         "that ships with tealign).",
+                                         callback=pretrained)],
     data: Annotated[str, typer.Argument(help="Dataset with reference values (any format).")],
     energy_key: Annotated[str, typer.Option(help="Reference energy key (eV).")] = REF.energy,
     forces_key: Annotated[str, typer.Option(help="Reference forces key (eV/Å).")]
