@@ -307,6 +307,8 @@ def run_demo(run_dir: str | Path, datasets: str | Path | None = None,
     threads_env = demo_threads(opts.threads)
     state["torch_threads"] = int(threads_env["TEALIGN_THREADS"])
     log(f"torch threads per step: {threads_env['TEALIGN_THREADS']} (--threads to change)")
+    log(f"each step runs in the run directory; to rerun one by hand: "
+        f"cd {shlex.quote(str(run_dir))}")
     t_start = time.perf_counter()
     for k, step in enumerate(steps, 1):
         rec = {"name": step.name, "title": step.title, "command": step.command(),
