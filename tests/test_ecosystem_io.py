@@ -252,7 +252,7 @@ def test_write_and_convert_choose_the_format_from_the_suffix(tmp_path, name, kin
                 assert fh.readline().strip() == str(len(ref[0]))
         back = tealign.read(out, ":")
         assert len(back) == 4
-        energy = (lambda a: a.info["REF_energy"]) if name in ("o.aselmdb", "o.h5", "shards") \
+        energy = (lambda a: a.info["REF_energy"]) if name in ("o.h5", "shards") \
             else (lambda a: a.get_potential_energy())
         if how == "api" or name not in ("o.aselmdb", "o.h5", "shards"):
             assert [energy(a) for a in back] == [a.get_potential_energy() for a in ref]
@@ -318,3 +318,85 @@ def test_a_shard_map_that_fills_grows_and_keeps_every_row(tmp_path, monkeypatch)
     assert back.n_frames == 300 and not back.rejects
     np.testing.assert_array_equal(back.info["REF_energy"],
                                   [a.info["REF_energy"] for a in frames])
+
+
+def _same_as_ase(ours, theirs) -> None:
+    """``tealign.read`` frames equal ``ase.io.read``'s: calculator results, info, arrays."""
+    assert len(ours) == len(theirs) > 0
+    for t, a in zip(ours, theirs, strict=True):
+        assert (t.calc is None) == (a.calc is None)
+        if a.calc is not None:
+            assert t.calc.results.keys() == a.calc.results.keys()
+            for key, value in a.calc.results.items():
+                np.testing.assert_array_equal(t.calc.results[key], value)
+        assert t.info.keys() == a.info.keys()
+        assert t.arrays.keys() == a.arrays.keys()
+        for key, value in a.arrays.items():
+            assert t.arrays[key].dtype == value.dtype, key
+            np.testing.assert_array_equal(t.arrays[key], value)
+
+
+def test_read_of_aselmdb_gives_what_ase_io_read_gives(merged, tmp_path):
+    shard = next((merged / "train").glob("*.aselmdb"))
+    one, ref = tealign.read(shard, index=0), ase.io.read(shard, index=0)
+    assert one.get_potential_energy() == ref.get_potential_energy()  # was: calc is None
+    _same_as_ase([one], [ref])
+    _same_as_ase(tealign.read(shard, ":"), ase.io.read(shard, ":"))
+    # a shard directory: its files in order, each as ase.io reads it
+    files = sorted((merged / "train").glob("*.aselmdb"))
+    _same_as_ase(tealign.read(merged / "train", ":"),
+                 [a for f in files for a in ase.io.read(f, ":")])
+    # a file written by convert: no config_type/config_weight the source did not have
+    frames = random_frames(3, periodic_every=2)
+    ase.io.write(tmp_path / "x.extxyz", frames)
+    assert _cli("convert", tmp_path / "x.extxyz", "-o", tmp_path / "c.aselmdb").returncode == 0
+    conv = tmp_path / "c.aselmdb"
+    ours, theirs = tealign.read(conv, ":"), ase.io.read(conv, ":")
+    _same_as_ase(ours, theirs)
+    assert [a.get_potential_energy() for a in ours] == [a.info["REF_energy"] for a in frames]
+    assert "config_type" not in ours[0].info and "config_weight" not in ours[0].info
+    # the columnar reader still gives everything the row stores (REF_*, weights, extras)
+    assert "REF_energy" in tealign.read_frames(tmp_path / "c.aselmdb").info
+
+
+def _h2o_and_ch4():
+    from ase.build import molecule
+
+    a, b = molecule("H2O"), molecule("CH4")
+    a.arrays["lab"] = np.array(["x", "y", "zz"])
+    a.arrays["q"] = np.array([1, 2, 3])
+    return a, b
+
+
+def test_a_per_atom_string_array_only_some_frames_have_is_written_as_ase_writes_it(tmp_path):
+    a, b = _h2o_and_ch4()
+    del a.arrays["q"]
+    tealign.write(tmp_path / "h1.extxyz", [a, b])  # was: SetupError field 'lab'
+    lines = (tmp_path / "h1.extxyz").read_text().splitlines()
+    assert "lab:S:1" in lines[1] and "lab" not in lines[6]
+    back = ase.io.read(tmp_path / "h1.extxyz", ":")
+    assert back[0].arrays["lab"].tolist() == ["x", "y", "zz"] and "lab" not in back[1].arrays
+    ase.io.write(tmp_path / "ase.extxyz", [a, b])
+    _same_as_ase(tealign.read(tmp_path / "h1.extxyz", ":"),
+                 ase.io.read(tmp_path / "ase.extxyz", ":"))
+
+
+def test_an_integer_array_only_some_frames_have_stays_integer(tmp_path):
+    a, b = _h2o_and_ch4()
+    del a.arrays["lab"]
+    tealign.write(tmp_path / "two_mixed.extxyz", [a, b])
+    lines = (tmp_path / "two_mixed.extxyz").read_text().splitlines()
+    assert "q:I:1" in lines[1] and "q:" not in lines[6]  # was: q:R:1 (1.0 2.0 3.0)
+    back = ase.io.read(tmp_path / "two_mixed.extxyz", ":")
+    assert back[0].arrays["q"].dtype.kind == "i" and "q" not in back[1].arrays
+    ours = tealign.read(tmp_path / "two_mixed.extxyz", ":")
+    assert ours[0].arrays["q"].dtype.kind == "i" and "q" not in ours[1].arrays
+    np.testing.assert_array_equal(ours[0].arrays["q"], [1, 2, 3])
+    # through an .aselmdb file: the columnar reader keeps the dtype and the missing mask
+    ase.io.write(tmp_path / "mix.extxyz", [a, b])
+    assert _cli("convert", tmp_path / "mix.extxyz", "-o", tmp_path / "mix.aselmdb").returncode == 0
+    batch = tealign.read_frames(tmp_path / "mix.aselmdb")
+    assert batch.arrays["q"].dtype.kind == "i"
+    assert batch.missing["q"].tolist() == [False, True]
+    np.testing.assert_array_equal(batch.record(0).arrays["q"], [1, 2, 3])
+    assert "q" not in batch.record(1).arrays

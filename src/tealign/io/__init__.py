@@ -314,6 +314,11 @@ def ase_atoms(rec: FrameRecord) -> Atoms:
 
 
 def _own_atoms(path, fmt: str) -> Iterator[Atoms]:
+    if fmt == "lmdb":  # rows as ase.io.read gives them (calculator results, no data)
+        from tealign.io.lmdb import iter_lmdb_atoms
+
+        yield from iter_lmdb_atoms(path)
+        return
     for batch in iter_batches(path, fmt):
         if batch.rejects:
             raise batch.rejects[0].as_setup_error()

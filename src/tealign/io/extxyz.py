@@ -1332,7 +1332,10 @@ def _format_batch_per_value(batch: FrameBatch, cols, headers: list[str]) -> str:
             table[:, col : col + n] = arr
             fmt_parts += ["%d"] * n
         else:
-            flat = arr.ravel().tolist()
+            rows = arr
+            if name in batch.missing:  # only the frames that have the column
+                rows = arr[np.repeat(~batch.missing[name], np.diff(batch.offsets))]
+            flat = rows.ravel().tolist()
             if any(not isinstance(v, str) or not v or any(c.isspace() for c in v)
                    for v in flat):
                 raise SetupError("per-atom strings must be non-empty words without spaces "

@@ -486,22 +486,24 @@ def _stack_info(values: list, present: np.ndarray) -> np.ndarray:
 
 
 def _stack_arrays(values: list, counts: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """Column for per-atom arrays, concatenated over frames (absent frames filled with NaN)."""
+    """Column for per-atom arrays, concatenated over frames. The column keeps the kind of
+    the frames that have it (float, int64, bool, else object); the atoms of absent frames
+    hold a fill (NaN, 0, False, None) that the batch's ``missing`` mask marks as absent, so
+    an integer array stays integer when some frames lack it."""
     real = [np.asarray(v) for v, p in zip(values, present) if p]
     tail = real[0].shape[1:]
     kinds = {v.dtype.kind for v in real}
     if kinds <= {"f", "i", "u"}:
-        dtype = float if "f" in kinds or not present.all() else np.int64
-    elif kinds == {"b"} and present.all():
-        dtype = bool
+        dtype, fill = (float, np.nan) if "f" in kinds else (np.int64, 0)
+    elif kinds == {"b"}:
+        dtype, fill = bool, False
     else:
-        dtype = object
+        dtype, fill = object, None
     parts = []
     for v, p, c in zip(values, present, counts):
         if p:
             parts.append(np.asarray(v, dtype=dtype).reshape((c,) + tail))
         else:
-            fill = np.nan if dtype is float else None
             parts.append(np.full((c,) + tail, fill, dtype=dtype))
     if not parts:
         return np.zeros((0,) + tail)

@@ -317,6 +317,36 @@ def iter_lmdb(path: str | os.PathLike, batch_size: int = 2048,
         yield FrameBatch.from_records(records, rejects)
 
 
+def iter_lmdb_atoms(path: str | os.PathLike) -> Iterator:
+    """The rows of an ``.aselmdb`` file (or of every shard of a directory, in order) as
+    ``ase.io.read`` gives them (``AtomsRow.toatoms()`` through fairchem's ASE-LMDB
+    backend): energy (eV), forces (eV/Å) and stress (Voigt, eV/Å³) on a
+    ``SinglePointCalculator``, the row's stored arrays (tags, charges, ...) and an empty
+    ``info``; the ``data`` dict (``REF_*``, weights, tealign's extras) stays in the row, as
+    in ASE (:func:`iter_lmdb` reads it). A row that does not decode is a
+    :class:`SetupError` naming the file and row."""
+    import lmdb
+
+    from tealign.io.shards import existing_shards
+
+    for file in existing_shards(Path(path), SUFFIXES):
+        db = _open_for_reading(file)
+        try:
+            for n, rid in enumerate(list(db.ids)):
+                try:
+                    atoms = db._get_row(rid).toatoms()
+                except lmdb.Error:
+                    raise
+                except Exception as exc:  # noqa: BLE001 (zlib/JSON: a row that does not decode)
+                    raise SetupError(f"row {rid} does not decode: {type(exc).__name__}: {exc}",
+                                     file=str(file), frame=n, field="row") from None
+                yield atoms
+        except lmdb.Error as exc:
+            raise SetupError(_lmdb_message(exc, str(file)), file=str(file)) from None
+        finally:
+            db.close()
+
+
 def _open_for_reading(file: Path):
     """fairchem's reader (``ase-db-backends``) on a file that :func:`check_lmdb_file`
     accepted and LMDB opens; anything else is one :class:`SetupError` line."""
