@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -97,3 +98,10 @@ def emt_copper(n: int, rng, spread: float, prefix: str = "Cu") -> list:
         c.calc = None
         cells.append(c)
     return cells
+
+
+#: tests whose commands write LMDB or MACE HDF5 shards (merge's default output, .aselmdb, .h5):
+#: they need the torch stack (mace-torch, lmdb), which the floor-Python stage of .ci/run lacks
+requires_mace = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("mace", "lmdb")),
+    reason="needs the torch stack (mace-torch, lmdb): pip install 'tealign[mace]'")

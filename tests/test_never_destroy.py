@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import requires_mace
 
 from tealign.errors import SetupError
 from tealign.io.atomic import MANIFEST, check_safe_name, inside
@@ -74,6 +75,7 @@ def _tree(root: Path, skip: Path) -> dict[str, tuple[bytes, int]]:
             for p in root.rglob("*") if p.is_file() and skip not in (p, *p.parents)}
 
 
+@requires_mace
 @pytest.mark.parametrize("with_good", [False, True])
 def test_per_source_all_rejected_safe_name_touches_only_the_output(tmp_path, run_cli,
                                                                    with_good, monkeypatch):
@@ -284,6 +286,7 @@ def test_rejects_file_of_a_user_is_never_deleted(tmp_path, run_cli):
 
 
 # ------------------------------------------------------------------ item 6: all rejected
+@requires_mace
 def test_all_rejected_runs_exit_1_and_keep_the_previous_output(tmp_path, run_cli,
                                                                alignment):
     """Every frame rejected: exit 1, one line, the previous good output byte for byte
@@ -325,6 +328,7 @@ def test_merge_refuses_a_source_listed_twice(tmp_path, run_cli, link):
     assert not (tmp_path / "out").exists()
 
 
+@requires_mace
 def test_merge_says_when_a_split_column_overrides_fractions(tmp_path, run_cli):
     data = tmp_path / "d.extxyz"
     data.write_text("".join("5\n" + HEAD.format(e=-24.1).replace(
@@ -360,6 +364,7 @@ def _snapshot(path: Path) -> dict:
     return {p: p.read_bytes() for p in files}
 
 
+@requires_mace
 def test_file_size_limit_is_one_line_and_keeps_the_previous_output(tmp_path, alignment,
                                                                    run_cli):
     """``ulimit -f``: once a SIGXFSZ kill or an OSError/lmdb.Error traceback; now exit 2,
@@ -449,6 +454,7 @@ def read_only_tmpfs(tmp_path):
         subprocess.run(["umount", str(mnt)], check=True)
 
 
+@requires_mace
 def test_read_only_file_system_is_one_line(tmp_path, read_only_tmpfs, run_cli):
     """As root (where chmod 555 does not stop writes): a read-only mount, once an EROFS
     traceback, is exit 2 and one line for file and directory outputs."""
@@ -473,6 +479,7 @@ def test_plots_on_a_full_disk_keep_the_previous_alignment(tmp_path, full_tmpfs, 
     assert out.read_text() == "PREV\n" and os.listdir(full_tmpfs) == ["f.json"]
 
 
+@requires_mace
 def test_full_disk_is_one_line_no_crash(tmp_path, full_tmpfs, run_cli):
     """A full 64 KiB tmpfs: convert to MACE HDF5 once died of a segmentation fault (HDF5
     writing to disk) and merge's LMDB writer of a bus error (its lock file is mapped into
@@ -527,6 +534,7 @@ def _alive(pid: int) -> bool:
     return text.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+@requires_mace
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
 def test_workers_die_with_their_parent(tmp_path, alignment):
     """kill -9 of merge (2 of 5 times its two workers lived on, > 40 s) and of align with

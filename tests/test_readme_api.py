@@ -18,6 +18,8 @@ def python_blocks(section: str) -> list[str]:
 def test_readme_python_api_example_runs(tmp_path, monkeypatch):
     if not (ROOT / "datasets" / "calib-qm9" / "calib-qm9.extxyz").exists():
         pytest.skip("the bundled mini datasets are not in this checkout")
+    for module in ("lmdb", "ase_db_backends"):  # the example writes and reads an .aselmdb
+        pytest.importorskip(module, reason="the README example reads shards: tealign[mace]")
     blocks = python_blocks("Python API")
     assert len(blocks) >= 4
     (tmp_path / "datasets").symlink_to(ROOT / "datasets")
