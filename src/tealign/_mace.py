@@ -26,7 +26,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from tealign.errors import SetupError
+from tealign.errors import SetupError, missing_extra
 
 CUEQ_NOTICE = "cuequivariance or cuequivariance_torch is not available"
 WEIGHTS_ONLY_WARNING = r"Environment variable TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD detected"
@@ -65,6 +65,9 @@ def import_mace() -> None:
             for name in ("e3nn.o3", "mace.modules", "mace.calculators"):
                 importlib.import_module(name)
     except ImportError as exc:
+        missing = missing_extra(exc) if isinstance(exc, ModuleNotFoundError) else None
+        if missing is not None:  # the line every optional package gets (errors.EXTRAS)
+            raise missing from None
         raise SetupError(f"mace-torch is not installed ({exc}); pip install "
                          "'tealign[mace]'", field="model") from None
     _imported = True
