@@ -436,22 +436,22 @@ def _tmpfs(tmp_path: Path, options: str):
     return mnt
 
 
-@pytest.fixture
-def full_tmpfs(tmp_path):
-    mnt = _tmpfs(tmp_path, "size=64k")
+def _mounted(tmp_path, options: str):
+    mnt = _tmpfs(tmp_path, options)
     try:
         yield mnt
     finally:
         subprocess.run(["umount", str(mnt)], check=True)
+
+
+@pytest.fixture
+def full_tmpfs(tmp_path):
+    yield from _mounted(tmp_path, "size=64k")
 
 
 @pytest.fixture
 def read_only_tmpfs(tmp_path):
-    mnt = _tmpfs(tmp_path, "ro,size=64k")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True)
+    yield from _mounted(tmp_path, "ro,size=64k")
 
 
 @requires_mace

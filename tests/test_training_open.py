@@ -229,9 +229,7 @@ def test_tealign_align_is_always_the_subpackage():
             "try: m('no.extxyz', 'no.json', 'out.extxyz')\n"
             "except Exception as e: print(type(e).__name__)\n"
             "print(rec[0].category.__name__, 'align_file' in str(rec[0].message))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    proc = _fresh_python(code)
     # a fresh interpreter: the subpackage before anything else imported it; calling it
     # forwards to align_file (SetupError: no such alignment) with a DeprecationWarning
     assert proc.stdout.split() == ["SetupError", "DeprecationWarning", "True"]
@@ -318,9 +316,7 @@ def test_model_load_is_quiet_but_other_output_passes(tmp_path):
             "from tealign._mace import quiet_import\n"
             "with quiet_import(): print('kept line'); warnings.warn('a real warning')\n"
             "print(len(m.atomic_numbers))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
+    proc = _fresh_python(code)
     both = proc.stdout + proc.stderr
     assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" not in both
     assert "cuequivariance" not in both
@@ -347,3 +343,11 @@ def test_shard_writers_import_mace_quietly(tmp_path, suffix):
     assert proc.returncode == 0, proc.stderr
     both = proc.stdout + proc.stderr
     assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" not in both and "cuequivariance" not in both
+
+
+def _fresh_python(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (nothing imported yet); asserts it exits 0."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc
