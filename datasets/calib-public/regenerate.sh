@@ -11,8 +11,10 @@ cd "$(dirname "$0")"
 PY=${PYTHON:-../../.venv/bin/python}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 [ -d store ] || { [ -f jobs.snapshot.sqlite ] && mkdir -p store && cp jobs.snapshot.sqlite store/jobs.sqlite; } || true
-[ -f molecules.extxyz ] || $PY make_molecules.py
+[ -f molecules.extxyz ] && [ -f molecules-pbe.extxyz ] || $PY make_molecules.py
 $PY -m tealign compute calib --molecules molecules.extxyz --no-forces --store store \
   --method "wb97x=pyscf:wb97x/6-31g(d);cartesian=d" -o calib-ani1x.extxyz
 $PY -m tealign compute calib --molecules molecules.extxyz --no-forces --store store \
   --method "wb97m=pyscf:wb97m-d3bj/def2-tzvppd" -o calib-spice.extxyz
+$PY -m tealign compute calib --molecules molecules-pbe.extxyz --no-forces --store store \
+  --method "pbe=pyscf:pbe/def2-qzvpp" -o pbe-qzvpp.extxyz
