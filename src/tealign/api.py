@@ -212,17 +212,29 @@ def align(data: str, alignment, output: str | os.PathLike, keys: Keys = Keys(), 
           progress: Progress = None, allow_realign: bool = False) -> Result:
     """Put a dataset on the target scale (or with ``inverse`` back on the source scale),
     streamed into an extxyz ``output``; ``alignment`` is an ``alignment.json`` path or a
-    fitted :class:`~tealign.align.TotalEnergyAlignment`. Frames aligned already (carrying
+    fitted :class:`~tealign.align.TotalEnergyAlignment`, or the name of a shipped alignment
+    card (:mod:`tealign.cards`; its element coverage and D3 policy are enforced, and
+    ``remove_d3="auto"`` means the card's functional). Frames aligned already (carrying
     ``alignment_sha256``) are a setup error unless ``allow_realign``."""
+    from tealign import cards
     from tealign.align import TotalEnergyAlignment
     from tealign.align.pipeline import align_file
 
-    path = alignment if isinstance(alignment, (str, os.PathLike)) else None
+    card = cards.is_card(alignment)
+    path = alignment if isinstance(alignment, (str, os.PathLike)) and not card else None
     check_output(output, [data, path])
     _extxyz_name(output)
     if workers < 0:
         raise SetupError(f"--workers must be ≥ 0 (got {workers})", field="--workers")
-    tea = TotalEnergyAlignment.load(alignment) if path is not None else alignment
+    if card:
+        tea = cards.alignment(alignment)
+        remove_d3 = tea.resolve_d3(remove_d3)
+    else:
+        if remove_d3 == cards.CARD_D3:
+            raise SetupError("a bare --remove-d3 takes its functional from an alignment card "
+                             "(--alignment NAME); give the functional, e.g. --remove-d3 wb97m",
+                             field="--remove-d3")
+        tea = TotalEnergyAlignment.load(alignment) if path is not None else alignment
     with _rejects_when_nothing_written(output):
         counts = align_file(tea, data, output, keys, remove_d3=remove_d3,
                             source_name=source_name, inverse=inverse, strict=strict,
@@ -556,6 +568,33 @@ def e0_table(name: str) -> Result:
 
     t = load_table(name)
     return Result("e0_table", t.to_json_dict(), table=t)
+
+
+# ------------------------------------------------------------------------------- cards
+def alignments() -> Result:
+    """The shipped alignment cards, one summary row each (:func:`tealign.cards.summary`)."""
+    from tealign import cards
+
+    return Result("alignments", {"cards": [cards.summary(cards.load(n))
+                                           for n in cards.names()]})
+
+
+def alignment_card(name: str) -> Result:
+    """One alignment card, everything in it (energies eV)."""
+    from tealign import cards
+
+    return Result("alignment_card", cards.load(name))
+
+
+def export_card(name: str, format: str, output: str | os.PathLike) -> Result:
+    """Write card ``name`` in a trainer's format (``mace-e0s``, ``fairchem``,
+    ``shift-scale``; :func:`tealign.cards.export`)."""
+    from tealign import cards
+
+    if name != "all":
+        cards.load(name)
+    check_output(output, rejects=False)
+    return Result("alignment_export", cards.export(name, format, output))
 
 
 # ------------------------------------------------------------------------------- datasets

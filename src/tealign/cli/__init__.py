@@ -13,7 +13,15 @@ from typing import Annotated
 import typer
 
 from tealign import __version__
-from tealign.cli import align, bench, compute, data, report, train  # noqa: F401 (commands)
+from tealign.cli import (  # noqa: F401 (commands)
+    align,
+    bench,
+    cards,
+    compute,
+    data,
+    report,
+    train,
+)
 from tealign.cli._common import app
 
 __all__ = ["app"]

@@ -92,16 +92,19 @@ def _render_fit(res, output: Path, plot: Path | None) -> None:
 @cmd(app)
 def align(
     data: Annotated[str, typer.Argument(help="Dataset on the source scale (any format).")],
-    alignment: Annotated[Path, typer.Option(help="alignment.json from `tealign fit`.")],
+    alignment: Annotated[str, typer.Option(help="alignment.json from `tealign fit`, or the "
+                                           "name of an alignment card (`tealign "
+                                           "alignments`).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output extxyz.")],
     energy_key: Annotated[str, typer.Option(help="Source energy key (eV); with --inverse, the "
                                             "key to write it to.")] = "energy",
     forces_key: Annotated[str, typer.Option(help="Source forces key (eV/Å).")] = "forces",
     stress_key: Annotated[str, typer.Option(help="Source stress key (eV/Å³).")] = "stress",
     virials_key: Annotated[str, typer.Option(help="Source virials key (eV).")] = "virials",
-    remove_d3: Annotated[str | None, typer.Option(help="Subtract D3(BJ) of this functional "
-                                                  "(e.g. wb97m) first; with --inverse, add it "
-                                                  "back.")] = None,
+    remove_d3: Annotated[str | None, typer.Option(
+        help="Subtract D3(BJ) of this functional (e.g. wb97m) first; with --inverse, add it "
+        "back. With an alignment card, --remove-d3 alone uses the card's functional.",
+        is_flag=False, flag_value="auto")] = None,
     source_name: Annotated[str | None, typer.Option(help="Value of the 'source' key (default: "
                                                     "the input file's stem).")] = None,
     inverse: Annotated[bool, typer.Option(help="Undo the alignment: REF_* back to the source "
@@ -120,7 +123,8 @@ def align(
     """Put a dataset on the target scale: energies, forces, stress, virials (streamed).
 
     Example: tealign align spice.hdf5 --alignment alignment.json --remove-d3 wb97m
-    -o spice_on_pbe.extxyz
+    -o spice_on_pbe.extxyz; with a card: tealign align spice.hdf5 --alignment spice-to-mptrj
+    --remove-d3 -o spice_on_mptrj.extxyz
     """
     keys = Keys(energy_key, forces_key, stress_key, virials_key)
     with progress(f"aligning {data}") as update:
