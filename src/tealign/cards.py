@@ -59,7 +59,7 @@ def load(name: str) -> dict:
     shipped cards for an unknown name."""
     if name not in names():
         raise SetupError(f"no alignment card {name!r}; the cards are: {', '.join(names())} "
-                         "(`tealign alignments`)", field="--alignment")
+                         "(`tealign alignments`)", field="alignment card")
     text = (_dir() / f"{name}.json").read_text()
     card = json.loads(text)
     validate(card, source=f"card {name}")
@@ -183,19 +183,25 @@ class CardAlignment(TotalEnergyAlignment):
         marker = d3_marker_key(energy_key)
         flags = batch.info.get(marker)
         has = batch.has(marker) if flags is not None else np.zeros(batch.n_frames, bool)
-        state = [None if not has[i] else str(flags[i]).lower() in ("true", "t", "1")
-                 for i in range(batch.n_frames)]
-        for i, with_d3 in enumerate(state):
-            if remove_d3 is None:
-                if with_d3 is True or (with_d3 is None
-                                       and self.d3_policy_.get("published_with_d3")):
-                    why = (f"{marker} = T" if with_d3 else
-                           f"{self.dataset_} energies include D3(BJ) as published")
-                    raise SetupError(
-                        f"card {self.card_name_}: the source must be D3-free, and {why}; "
-                        "pass --remove-d3 (or mark D3-free energies with "
-                        f"{marker} = F)", file=fname, frame=int(batch.index[i]),
-                        field=energy_key)
+        # per frame: (includes D3?, how we know); None where nothing says
+        state = [(str(flags[i]).lower() in ("true", "t", "1"), f"{marker} = {flags[i]}")
+                 if has[i] else None for i in range(batch.n_frames)]
+        # readers label what they know: SPICE's reader writes dispersion = "d3bj-included"
+        disp = batch.info.get("dispersion")
+        if disp is not None:
+            has_disp = batch.has("dispersion")
+            state = [(True, f"dispersion = {disp[i]}") if s is None and has_disp[i]
+                     and "included" in str(disp[i]) else s for i, s in enumerate(state)]
+        published = bool(self.d3_policy_.get("published_with_d3"))
+        for i, s in enumerate(state):
+            with_d3, why = s if s is not None else (
+                published, f"{self.dataset_} energies include D3(BJ) as published")
+            if remove_d3 is None and with_d3:
+                raise SetupError(
+                    f"card {self.card_name_}: the source must be D3-free, but {why}; "
+                    + ("pass --remove-d3" if published else
+                       f"the {self.dataset_} card has no D3 to remove: align D3-free "
+                       "energies"), file=fname, frame=int(batch.index[i]), field=energy_key)
         return remove_d3
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from typer.core import TyperCommand
 
 from tealign import api
 from tealign.cli._common import (
@@ -16,9 +17,11 @@ from tealign.cli._common import (
     StrictOpt,
     app,
     cmd,
+    command,
     err,
     out,
     pick_reader,
+    plain_help,
     progress,
     render_rejects,
     show,
@@ -89,7 +92,25 @@ def _render_fit(res, output: Path, plot: Path | None) -> None:
         err.print(f"{tea.n_rejected_} calibration frames rejected: see {res.rejects_file}")
 
 
-@cmd(app)
+class _BareRemoveD3(TyperCommand):
+    """``align`` where ``--remove-d3`` given without a value (last, or before another option)
+    means the alignment card's own functional (:data:`tealign.cards.CARD_D3`)."""
+
+    def parse_args(self, ctx, args):
+        from tealign.cards import CARD_D3
+
+        args, i = list(args), 0
+        while i < len(args) and args[i] != "--":
+            if args[i] == "--remove-d3" and (i + 1 == len(args)
+                                             or args[i + 1].startswith("-")):
+                args.insert(i + 1, CARD_D3)
+            i += 1
+        return super().parse_args(ctx, args)
+
+
+@app.command(cls=_BareRemoveD3)
+@command
+@plain_help
 def align(
     data: Annotated[str, typer.Argument(help="Dataset on the source scale (any format).")],
     alignment: Annotated[str, typer.Option(help="alignment.json from `tealign fit`, or the "
@@ -103,8 +124,8 @@ def align(
     virials_key: Annotated[str, typer.Option(help="Source virials key (eV).")] = "virials",
     remove_d3: Annotated[str | None, typer.Option(
         help="Subtract D3(BJ) of this functional (e.g. wb97m) first; with --inverse, add it "
-        "back. With an alignment card, --remove-d3 alone uses the card's functional.",
-        is_flag=False, flag_value="auto")] = None,
+        "back. With an alignment card, --remove-d3 alone uses the card's functional.")]
+    = None,
     source_name: Annotated[str | None, typer.Option(help="Value of the 'source' key (default: "
                                                     "the input file's stem).")] = None,
     inverse: Annotated[bool, typer.Option(help="Undo the alignment: REF_* back to the source "
