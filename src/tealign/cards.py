@@ -287,9 +287,8 @@ def export(name: str, fmt: str, output: str | os.PathLike) -> dict:
     _suffix(out, ".npz", fmt)
     refs = tgt.by_number(119)
     refs = np.where(np.isfinite(refs), refs, 0.0)
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, element_references=refs)
+    with atomic_path(out) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, element_references=refs)
     return {"format": fmt, "output": str(out), "table": tgt.name,
             "elements": int(np.count_nonzero(refs))}
 
