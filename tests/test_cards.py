@@ -286,6 +286,11 @@ def test_card_numbers_recomputed_from_the_calibration_files(name):
         assert models[m]["heldout_rmse_eV"] == pytest.approx(np.sqrt(np.mean(r**2)), abs=1e-9)
     chosen = min(heldout, key=lambda m: np.mean(heldout[m] ** 2))
     assert card["model"]["chosen"] == chosen
+    # per molecule: aligned − target energy (eV) = y − prediction of the atomization energy
+    ids = [str(at.info["mol_id"]) for at, c in zip(frames, cal) if not c]
+    by_mol = models[chosen]["heldout_error_by_molecule_eV"]
+    assert sorted(by_mol) == sorted(ids)
+    np.testing.assert_allclose([by_mol[i] for i in ids], heldout[chosen], rtol=0, atol=1e-6)
     assert card["alignment"]["model"]["a"] == pytest.approx(models[chosen]["a"], abs=1e-12)
     for m in ("scale", "scale+elements"):
         lo, hi = models[m]["a_ci95"]

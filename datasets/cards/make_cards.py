@@ -235,7 +235,7 @@ def fit_models(spec: dict, frames: list):
                                    random_state=SEED)
         tea.fit(calib, source_key=spec["key"], target_key=TARGET_KEY)
         off = np.array([tea.offsets_.get(s, 0.0) for s in elements])
-        resid = yh - (tea.a_ * xh + ch @ off)  # = E_pred − E_target
+        resid = yh - (tea.a_ * xh + ch @ off)  # = E_aligned − E_target (eV per molecule)
         fits[m] = tea
         results[m] = {
             "a": tea.a_, "a_ci95": tea.a_ci95_, "offsets_eV": tea.offsets_,
@@ -244,8 +244,13 @@ def fit_models(spec: dict, frames: list):
             "heldout_mae_eV": float(np.mean(np.abs(resid))),
             "heldout_max_abs_eV": float(np.max(np.abs(resid))),
             "heldout_rmse_meV_per_atom": 1000 * rmse(resid / n_atoms),
+            "heldout_error_by_molecule_eV": {str(a.info["mol_id"]): round(float(r), 6)
+                                             for a, r in zip(held, resid)},
         }
     chosen = min(MODELS, key=lambda m: results[m]["heldout_rmse_eV"])
+    for m in MODELS:  # the per-molecule list for the chosen model only (cards stay small)
+        if m != chosen:
+            del results[m]["heldout_error_by_molecule_eV"]
     counts = {s: int(sum(a.get_chemical_symbols().count(s) for a in calib))
               for s in elements}
     return fits, results, chosen, elements, counts, len(calib), len(held)

@@ -54,8 +54,12 @@ def show_card(
     name: Annotated[str, typer.Argument(help="Card name (see `tealign alignments`).")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Show one card: methods, tables and citations, every model's held-out error, coverage,
-    D3 and charge policies, transfer error, calibration command and cost."""
+    """Show one card: everything on it.
+
+    Methods, tables and citations, every model's held-out error, coverage, D3 and charge
+    policies, transfer error, calibration command and cost, and the paper's Fig. 4 next to
+    ours (spice, off23).
+    """
     show(api.alignment_card(name), as_json, _render_card)
 
 
