@@ -308,3 +308,25 @@ def test_the_builder_reproduces_the_shipped_cards(tmp_path, monkeypatch):
     mod.main()
     for name in NAMES:
         assert json.loads((tmp_path / f"{name}.json").read_text()) == card_json(name)
+
+
+def test_a_refusal_in_a_byte_range_names_the_frame_of_the_whole_file(tmp_path, monkeypatch):
+    """Large extxyz files are aligned in byte ranges by worker processes; a card's refusal
+    raised in one still names the frame's number in the file."""
+    from ase.build import molecule
+
+    import tealign.align.pipeline as pipeline
+    from tealign import api
+    from tealign.keys import Keys
+
+    monkeypatch.setattr(pipeline, "MIN_RANGE_BYTES", 2000)
+    frames = read(PUB / "calib-spice.extxyz", ":40")
+    h2s = molecule("SH2")
+    h2s.info["energy_wb97m"] = -10855.0
+    h2s.info["d3_in_energy_wb97m"] = False
+    write(tmp_path / "in.extxyz", frames + [h2s] + frames[:5])
+    with pytest.raises(SetupError, match=r"in.extxyz: frame 40: field 'numbers': .*no "
+                                         "calibration data for S"):
+        api.align(tmp_path / "in.extxyz", "spice-to-mptrj", tmp_path / "out.extxyz",
+                  Keys("energy_wb97m"), workers=2)
+    assert not (tmp_path / "out.extxyz").exists()

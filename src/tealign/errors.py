@@ -47,6 +47,17 @@ class TealignError(Exception):
 class SetupError(TealignError):
     """Bad input that makes the whole command meaningless; nothing is written (exit 2)."""
 
+    def __reduce__(self):
+        # pickled (from a worker process) with its parts, not its rendered line, so that the
+        # parent can renumber the frame of a byte range (align/pipeline.py)
+        if type(self) is not SetupError:
+            return super().__reduce__()
+        return (_setup_error, (self.message, self.file, self.frame, self.field))
+
+
+def _setup_error(message, file, frame, field) -> SetupError:
+    return SetupError(message, file=file, frame=frame, field=field)
+
 
 @dataclass(frozen=True)
 class FrameError:

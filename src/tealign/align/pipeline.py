@@ -319,10 +319,19 @@ def _join_ranges(align: _Aligner, jobs: list, pool, out, counts: AlignCounts, st
     """Take the ranges' results in order: counts, rejects, key checks, the part's text."""
     import shutil
 
-    for job, done in zip(jobs, pool.imap(_align_range, jobs)):
+    results = pool.imap(_align_range, jobs)
+    for job in jobs:
+        offset = counts.frames_in
+        try:
+            done = next(results)
+        except SetupError as exc:
+            # a range numbers its frames from 0: name the frame of the whole file
+            if type(exc) is not SetupError or exc.frame is None:
+                raise
+            raise SetupError(exc.message, file=exc.file, frame=exc.frame + offset,
+                             field=exc.field) from None
         if not done.clean:
             raise _Unsplittable
-        offset = counts.frames_in
         counts.frames_in += done.frames_in
         counts.rejects.extend(dataclasses.replace(r, frame=r.frame + offset)
                               for r in done.rejects)
