@@ -25,6 +25,9 @@ from tealign.cli._common import (
 )
 from tealign.keys import Keys
 
+MismatchOpt = Annotated[bool, typer.Option(help="Use an isolated-atom table whose method "
+                                           "differs from the data's recorded method "
+                                           "(refused otherwise, exit 2).")]
 WorkersOpt = Annotated[int, typer.Option(help="Processes reading, aligning and formatting "
                                          "byte ranges of a large extxyz input side by side, "
                                          "or formatting the output while any other input is "
@@ -56,6 +59,7 @@ def fit(
                                            "a.")] = 1000,
     folds: Annotated[int, typer.Option(help="Folds for --model auto.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of bootstrap and folds.")] = 0,
+    allow_method_mismatch: MismatchOpt = False,
     strict: StrictOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -66,7 +70,7 @@ def fit(
     """
     res = api.fit(calib, source_key, target_key, source_e0, target_e0, output, model=model,
                   split=split, plot=plot, bootstrap=bootstrap, folds=folds, seed=seed,
-                  strict=strict)
+                  strict=strict, allow_method_mismatch=allow_method_mismatch)
     show(res, as_json, lambda res: _render_fit(res, output, plot))
 
 
@@ -109,6 +113,7 @@ def align(
     allow_realign: Annotated[bool, typer.Option(help="Align frames that carry "
                                                 "alignment_sha256 (aligned already) again, "
                                                 "e.g. to chain alignments.")] = False,
+    allow_method_mismatch: MismatchOpt = False,
     strict: StrictOpt = False,
     reader: ReaderOpt = None,
     fmt: FormatAliasOpt = None,
@@ -127,7 +132,8 @@ def align(
         res = api.align(data, alignment, output, keys, remove_d3=remove_d3,
                         source_name=source_name, inverse=inverse, strict=strict,
                         format=pick_reader(reader, fmt), workers=workers,
-                        scheduler=scheduler, progress=update, allow_realign=allow_realign)
+                        scheduler=scheduler, progress=update, allow_realign=allow_realign,
+                        allow_method_mismatch=allow_method_mismatch)
     show(res, as_json, render_rejects)
 
 
@@ -152,6 +158,7 @@ def merge(
                                          "merged.extxyz (every frame, keys of "
                                          "docs/architecture.md §4.3).")]
     = True,
+    allow_method_mismatch: MismatchOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Merge sources onto the target scale into a MACE-ready training set.
@@ -160,7 +167,8 @@ def merge(
     """
     with progress(f"merging {config}") as update:
         res = api.merge(config, output, per_source=per_source, strict=strict, format=fmt,
-                        workers=workers, scheduler=scheduler, extxyz=extxyz, progress=update)
+                        workers=workers, scheduler=scheduler, extxyz=extxyz, progress=update,
+                        allow_method_mismatch=allow_method_mismatch)
     show(res, as_json, _render_merge)
 
 
