@@ -158,8 +158,36 @@ def test_all_charged_input_is_a_nonzero_exit_with_a_summary(tmp_path, run_cli):
     code, _, stderr = run_cli("align", data, "--alignment", tea, "--energy-key",
                               "energy_wb97m", "-o", out)
     assert code == 1 and not out.exists()
-    assert "all 4 frames were rejected" in stderr and "charged structure (charge 1)" in stderr
+    line = _one_line(stderr)
+    assert "all 4 frames were rejected (by field: charge 4)" in line
+    assert "charged structure (charge 1)" in line and "--allow-charged" in line
     assert len(Path(f"{out}.rejects.jsonl").read_text().splitlines()) == 4
+    # the opt-in keeps them, aligned with the neutral-atom tables, and states the error
+    code, _, stderr = run_cli("align", data, "--alignment", tea, "--energy-key",
+                              "energy_wb97m", "--allow-charged", "-o", out)
+    assert code == 0 and "eV/atom" in stderr
+    got = read_batch(out)
+    np.testing.assert_allclose(got.info["REF_energy"], b.info["energy_pbe"], atol=5.0)
+    assert got.info["charge"].tolist() == [1, -1, 1, -1]
+    # a mixed input: the neutral frames are written, the summary counts the charged ones
+    b.info["charge"] = np.array([0, -1, 0, 0])
+    write_extxyz(data, [b])
+    code, stdout, stderr = run_cli("align", data, "--alignment", tea, "--energy-key",
+                                   "energy_wb97m", "-o", out)
+    assert code == 0 and read_batch(out).n_frames == 3
+    assert "1 rejected (1 charged: --allow-charged keeps them)" in stderr
+
+
+def test_charged_policy_constant_is_the_measurement():
+    from tealign.provenance import CHARGED_CHECK
+
+    measured = json.loads((REPO / "datasets" / "charged-ions" / "charged.json").read_text())
+    for key, value in CHARGED_CHECK.items():
+        assert measured[key] == value, key
+    assert measured["n_ions"] >= 10 and len(measured["ions"]) == measured["n_ions"]
+    rmse = np.sqrt(np.mean([r["error_eV"] ** 2 for r in measured["ions"]]))
+    assert abs(rmse - measured["rmse_eV_per_molecule"]) < 1e-3
+    assert measured["policy"] == "reject"
 
 
 # ------------------------------------------------------------------ merge

@@ -224,14 +224,15 @@ def align(data: str, alignment, output: str | os.PathLike, keys: Keys = Keys(), 
           inverse: bool = False, strict: bool = False, format: str | None = None,
           workers: int = 0, scheduler: str | None = None,
           progress: Progress = None, allow_realign: bool = False,
-          allow_method_mismatch: bool = False) -> Result:
+          allow_method_mismatch: bool = False, allow_charged: bool = False) -> Result:
     """Put a dataset on the target scale (or with ``inverse`` back on the source scale),
     streamed into an extxyz ``output``; ``alignment`` is an ``alignment.json`` path or a
     fitted :class:`~tealign.align.TotalEnergyAlignment`. Frames aligned already (carrying
     ``alignment_sha256``) are a setup error unless ``allow_realign``. The data's recorded
     method must be the alignment's source level (:mod:`tealign.provenance`; a setup error
     unless ``allow_method_mismatch``), and data flagged as including D3(BJ) need
-    ``remove_d3``."""
+    ``remove_d3``. Charged frames are rejected unless ``allow_charged`` (the measured error
+    of neutral-atom TEA on ions: :data:`tealign.provenance.CHARGED_CHECK`)."""
     from tealign.align import TotalEnergyAlignment
     from tealign.align.pipeline import align_file
 
@@ -241,6 +242,13 @@ def align(data: str, alignment, output: str | os.PathLike, keys: Keys = Keys(), 
     if workers < 0:
         raise SetupError(f"--workers must be ≥ 0 (got {workers})", field="--workers")
     tea = TotalEnergyAlignment.load(alignment) if path is not None else alignment
+    if allow_charged and not inverse:
+        import warnings
+
+        from tealign.provenance import charged_error_note
+
+        warnings.warn("--allow-charged: charged frames are aligned with neutral-atom "
+                      f"references ({charged_error_note()})", stacklevel=2)
     if not inverse and isinstance(data, (str, os.PathLike)):
         from tealign import provenance
 
@@ -254,9 +262,12 @@ def align(data: str, alignment, output: str | os.PathLike, keys: Keys = Keys(), 
         counts = align_file(tea, data, output, keys, remove_d3=remove_d3,
                             source_name=source_name, inverse=inverse, strict=strict,
                             fmt=format, workers=workers, scheduler=scheduler,
-                            progress=progress, allow_realign=allow_realign)
+                            progress=progress, allow_realign=allow_realign,
+                            allow_charged=allow_charged)
+    charged = sum(1 for r in counts.rejects if r.reason.startswith("charged structure"))
     return Result("align", {"frames_in": counts.frames_in, "frames_out": counts.frames_out,
                             "frames_rejected": len(counts.rejects),
+                            "frames_rejected_charged": charged,
                             "rejects_file": _rejects(output, counts.rejects),
                             "output": str(output), "a": tea.a_, "inverse": inverse},
                   rejects=counts.rejects)
@@ -265,7 +276,8 @@ def align(data: str, alignment, output: str | os.PathLike, keys: Keys = Keys(), 
 def merge(config: str | os.PathLike, output: str | os.PathLike, *, per_source: bool = False,
           strict: bool = False, format: str | None = None, workers: int = 0,
           scheduler: str | None = None, extxyz: bool = True,
-          progress: Progress = None, allow_method_mismatch: bool = False) -> Result:
+          progress: Progress = None, allow_method_mismatch: bool = False,
+          allow_charged: bool = False) -> Result:
     """Merge the sources of a TOML config onto the target scale into a MACE-ready training
     set (the result's ``report`` is ``OUTPUT/report.json``)."""
     from tealign.align.pipeline import default_workers
@@ -284,7 +296,8 @@ def merge(config: str | os.PathLike, output: str | os.PathLike, *, per_source: b
     report = run_merge(config, output, per_source=per_source, strict=strict,
                        progress=progress, fmt=format or DEFAULT_FORMAT, extxyz=extxyz,
                        scheduler=scheduler, workers=workers or default_workers(),
-                       allow_method_mismatch=allow_method_mismatch)
+                       allow_method_mismatch=allow_method_mismatch,
+                       allow_charged=allow_charged)
     data = {k: report[k] for k in ("frames_in", "frames_out", "frames_rejected",
                                    "rejects_file", "sources")}
     data["output"] = str(output)

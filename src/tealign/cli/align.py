@@ -28,6 +28,10 @@ from tealign.keys import Keys
 MismatchOpt = Annotated[bool, typer.Option(help="Use an isolated-atom table whose method "
                                            "differs from the data's recorded method "
                                            "(refused otherwise, exit 2).")]
+ChargedOpt = Annotated[bool, typer.Option(help="Keep charged frames (rejected otherwise: "
+                                          "TEA's isolated atoms are neutral). The measured "
+                                          "error on ions is in datasets/charged-ions/"
+                                          "charged.json.")]
 WorkersOpt = Annotated[int, typer.Option(help="Processes reading, aligning and formatting "
                                          "byte ranges of a large extxyz input side by side, "
                                          "or formatting the output while any other input is "
@@ -114,6 +118,7 @@ def align(
                                                 "alignment_sha256 (aligned already) again, "
                                                 "e.g. to chain alignments.")] = False,
     allow_method_mismatch: MismatchOpt = False,
+    allow_charged: ChargedOpt = False,
     strict: StrictOpt = False,
     reader: ReaderOpt = None,
     fmt: FormatAliasOpt = None,
@@ -133,7 +138,8 @@ def align(
                         source_name=source_name, inverse=inverse, strict=strict,
                         format=pick_reader(reader, fmt), workers=workers,
                         scheduler=scheduler, progress=update, allow_realign=allow_realign,
-                        allow_method_mismatch=allow_method_mismatch)
+                        allow_method_mismatch=allow_method_mismatch,
+                        allow_charged=allow_charged)
     show(res, as_json, render_rejects)
 
 
@@ -159,6 +165,7 @@ def merge(
                                          "docs/architecture.md §4.3).")]
     = True,
     allow_method_mismatch: MismatchOpt = False,
+    allow_charged: ChargedOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Merge sources onto the target scale into a MACE-ready training set.
@@ -168,7 +175,8 @@ def merge(
     with progress(f"merging {config}") as update:
         res = api.merge(config, output, per_source=per_source, strict=strict, format=fmt,
                         workers=workers, scheduler=scheduler, extxyz=extxyz, progress=update,
-                        allow_method_mismatch=allow_method_mismatch)
+                        allow_method_mismatch=allow_method_mismatch,
+                        allow_charged=allow_charged)
     show(res, as_json, _render_merge)
 
 
