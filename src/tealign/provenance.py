@@ -145,7 +145,7 @@ def level_from_text(method: str, code: str | None = None) -> Level | None:
     text = str(method).strip()
     if re.match(r"^[a-z0-9]+:", text):  # a SPEC
         return level_from_spec(text)
-    head, remarks = _strip_groups(text.split(";")[0] if "(" not in text else text)
+    head, remarks = _strip_groups(text)
     head = head.split(";")[0].strip()
     functional, _, basis = head.partition("/")
     f, _ = _functional(functional)
@@ -253,14 +253,21 @@ def check_d3(level: Level | None, energy_key: str, file: str | None, removed: bo
                          "energies)", file=file, field=energy_key)
 
 
-def peek(path: str, fmt: str | None = None, energy_key: str | None = None):
-    """The first batch of ``path`` that has frames (small: read lazily), or None."""
+def peek(path: str, fmt: str | None = None):
+    """The first batch of ``path`` that has frames (at most 64, read lazily; the reader is
+    closed at once), or None."""
     from tealign.io import iter_batches
 
-    for batch in iter_batches(path, fmt, batch_size=64):
-        if batch.n_frames:
-            return batch
-    return None
+    batches = iter_batches(path, fmt, batch_size=64)
+    try:
+        for batch in batches:
+            if batch.n_frames:
+                return batch
+        return None
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
 
 
 #: The measured error of neutral-atom TEA on ions (datasets/charged-ions/charged.json, issue 28
