@@ -34,6 +34,8 @@ def test_calib_end_to_end(tmp_path, run_cli):
         assert b.has(key).all(), key
     assert b.arrays["forces_hf"].shape == (len(b.numbers), 3)
     assert set(b.info["split"]) <= {"train", "valid", "test"}
+    # provenance: each key records its SPEC (tealign.provenance reads it)
+    assert set(b.info["method_energy_hf"]) == {"pyscf:hf/sto-3g"}
     for label in ("xtb_gfn2", "hf"):
         table = json.loads((tmp_path / f"calib.atoms_{label}.json").read_text())
         present = {s for s in b.to_atoms()[0].get_chemical_symbols()}

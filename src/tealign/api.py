@@ -158,10 +158,14 @@ def fit(calibration: str, source_key: str, target_key: str, source_e0, target_e0
         output: str | os.PathLike = "alignment.json", *, model: str = "scale",
         split: str | None = None, plot: str | os.PathLike | None = None,
         bootstrap: int = 1000, folds: int = 5, seed: int = 0,
-        strict: bool = False) -> Result:
+        strict: bool = False, allow_method_mismatch: bool = False) -> Result:
     """Fit ICEA + AEC on a calibration set and write ``alignment.json``; ``plot`` names a
     directory for the parity plots. The result's ``estimator`` is the fitted
-    :class:`~tealign.align.TotalEnergyAlignment`."""
+    :class:`~tealign.align.TotalEnergyAlignment`.
+
+    Each table must be of the level its key's data record (:mod:`tealign.provenance`): a
+    mismatch is a setup error unless ``allow_method_mismatch``; data recording no method
+    get a warning."""
     from tealign.align import TotalEnergyAlignment
     from tealign.align.record import fit_record
     from tealign.methods import load_table
@@ -180,6 +184,16 @@ def fit(calibration: str, source_key: str, target_key: str, source_e0, target_e0
         check_plot_dir(plot)
     src = source_e0 if hasattr(source_e0, "energies") else load_table(source_e0)
     tgt = target_e0 if hasattr(target_e0, "energies") else load_table(target_e0)
+    if isinstance(calibration, (str, os.PathLike)):
+        from tealign import provenance
+
+        first = provenance.peek(str(calibration))
+        if first is not None:
+            for table, role, key in ((src, "--source-e0", source_key),
+                                     (tgt, "--target-e0", target_key)):
+                provenance.check_table(table, role,
+                                       provenance.data_level(first, key, str(calibration)),
+                                       key, str(calibration), allow_method_mismatch)
     tea = TotalEnergyAlignment(src, tgt, model=model, n_bootstrap=bootstrap, cv_folds=folds,
                                random_state=seed, source_key=source_key,
                                target_key=target_key, split=split, strict=strict)
@@ -209,13 +223,18 @@ def align(data: str, alignment, output: str | os.PathLike, keys: Keys = Keys(), 
           remove_d3: str | None = None, source_name: str | None = None,
           inverse: bool = False, strict: bool = False, format: str | None = None,
           workers: int = 0, scheduler: str | None = None,
-          progress: Progress = None, allow_realign: bool = False) -> Result:
+          progress: Progress = None, allow_realign: bool = False,
+          allow_method_mismatch: bool = False, allow_charged: bool = False) -> Result:
     """Put a dataset on the target scale (or with ``inverse`` back on the source scale),
     streamed into an extxyz ``output``; ``alignment`` is an ``alignment.json`` path or a
     fitted :class:`~tealign.align.TotalEnergyAlignment`, or the name of a shipped alignment
     card (:mod:`tealign.cards`; its element coverage and D3 policy are enforced, and
     ``remove_d3="auto"`` means the card's functional). Frames aligned already (carrying
-    ``alignment_sha256``) are a setup error unless ``allow_realign``."""
+    ``alignment_sha256``) are a setup error unless ``allow_realign``. The data's recorded
+    method must be the alignment's source level (:mod:`tealign.provenance`; a setup error
+    unless ``allow_method_mismatch``), and data flagged as including D3(BJ) need
+    ``remove_d3``. Charged frames are rejected unless ``allow_charged`` (the measured error
+    of neutral-atom TEA on ions: :data:`tealign.provenance.CHARGED_CHECK`)."""
     from tealign import cards
     from tealign.align import TotalEnergyAlignment
     from tealign.align.pipeline import align_file
@@ -235,13 +254,32 @@ def align(data: str, alignment, output: str | os.PathLike, keys: Keys = Keys(), 
                              "(--alignment NAME); give the functional, e.g. --remove-d3 wb97m",
                              field="--remove-d3")
         tea = TotalEnergyAlignment.load(alignment) if path is not None else alignment
+    if allow_charged and not inverse:
+        import warnings
+
+        from tealign.provenance import charged_error_note
+
+        warnings.warn("--allow-charged: charged frames are aligned with neutral-atom "
+                      f"references ({charged_error_note()})", stacklevel=2)
+    if not inverse and isinstance(data, (str, os.PathLike)):
+        from tealign import provenance
+
+        first = provenance.peek(str(data), format)
+        if first is not None:
+            level = provenance.data_level(first, keys.energy, str(data))
+            provenance.check_table(tea.source_table_, "the alignment's source table", level,
+                                   keys.energy, str(data), allow_method_mismatch)
+            provenance.check_d3(level, keys.energy, str(data), removed=bool(remove_d3))
     with _rejects_when_nothing_written(output):
         counts = align_file(tea, data, output, keys, remove_d3=remove_d3,
                             source_name=source_name, inverse=inverse, strict=strict,
                             fmt=format, workers=workers, scheduler=scheduler,
-                            progress=progress, allow_realign=allow_realign)
+                            progress=progress, allow_realign=allow_realign,
+                            allow_charged=allow_charged)
+    charged = sum(1 for r in counts.rejects if r.reason.startswith("charged structure"))
     return Result("align", {"frames_in": counts.frames_in, "frames_out": counts.frames_out,
                             "frames_rejected": len(counts.rejects),
+                            "frames_rejected_charged": charged,
                             "rejects_file": _rejects(output, counts.rejects),
                             "output": str(output), "a": tea.a_, "inverse": inverse},
                   rejects=counts.rejects)
@@ -250,7 +288,8 @@ def align(data: str, alignment, output: str | os.PathLike, keys: Keys = Keys(), 
 def merge(config: str | os.PathLike, output: str | os.PathLike, *, per_source: bool = False,
           strict: bool = False, format: str | None = None, workers: int = 0,
           scheduler: str | None = None, extxyz: bool = True,
-          progress: Progress = None) -> Result:
+          progress: Progress = None, allow_method_mismatch: bool = False,
+          allow_charged: bool = False) -> Result:
     """Merge the sources of a TOML config onto the target scale into a MACE-ready training
     set (the result's ``report`` is ``OUTPUT/report.json``)."""
     from tealign.align.pipeline import default_workers
@@ -268,7 +307,9 @@ def merge(config: str | os.PathLike, output: str | os.PathLike, *, per_source: b
     check_output(output, inputs, kind="dir")
     report = run_merge(config, output, per_source=per_source, strict=strict,
                        progress=progress, fmt=format or DEFAULT_FORMAT, extxyz=extxyz,
-                       scheduler=scheduler, workers=workers or default_workers())
+                       scheduler=scheduler, workers=workers or default_workers(),
+                       allow_method_mismatch=allow_method_mismatch,
+                       allow_charged=allow_charged)
     data = {k: report[k] for k in ("frames_in", "frames_out", "frames_rejected",
                                    "rejects_file", "sources")}
     data["output"] = str(output)

@@ -104,9 +104,15 @@ class NothingWritten(SetupError):
 
 
 def all_rejected(rejects, output=None) -> NothingWritten:
-    """The error for a run whose ``rejects`` are all of its frames (with the first reason)."""
+    """The error for a run whose ``rejects`` are all of its frames (how many per field, then
+    the first reason)."""
+    from collections import Counter
+
     rejects = list(rejects)
     first = f"; the first: {rejects[0].line()}" if rejects else ""
-    return NothingWritten(f"all {len(rejects)} frames were rejected, nothing written"
+    fields = Counter(r.field for r in rejects)
+    by = f" (by field: {', '.join(f'{k} {n}' for k, n in fields.most_common())})" \
+        if rejects else ""
+    return NothingWritten(f"all {len(rejects)} frames were rejected{by}, nothing written"
                           + (" (any previous output is kept)" if output else "") + first,
                           rejects=rejects, file=output, field=None)

@@ -126,6 +126,10 @@ class SourceConfig:
     weights: dict = field(default_factory=dict)
     split_key: str = "split"
     e0: str | None = None  # this head's own isolated-atom table (only with --per-source)
+    #: use a table whose level differs from the data's recorded method (tealign.provenance)
+    allow_method_mismatch: bool = False
+    #: keep charged frames (rejected otherwise; tealign.provenance.CHARGED_CHECK)
+    allow_charged: bool = False
 
     @property
     def keys(self) -> Keys:
@@ -189,7 +193,8 @@ def load_config(path: str | Path) -> MergeConfig:
     _check_fractions(fractions, str(p))
     sources = []
     known = set(SourceConfig.__dataclass_fields__)
-    types = {"weights": dict, "d3_keys": bool}
+    types = {"weights": dict, "d3_keys": bool, "allow_method_mismatch": bool,
+             "allow_charged": bool}
     src_list = doc.get("source", [])
     if not isinstance(src_list, list):
         raise SetupError("sources are [[source]] tables", file=str(p), field="source")
@@ -416,7 +421,8 @@ def _uses_split_key(path: str, src: SourceConfig) -> bool:
 
 
 def prepare_source(cfg: MergeConfig, src: SourceConfig, target: IsolatedAtomTable,
-                   report: SourceReport | None = None) -> Iterator[FrameBatch]:
+                   report: SourceReport | None = None,
+                   allow_charged: bool = False) -> Iterator[FrameBatch]:
     """Stream one source: read, align and label it batch by batch.
 
     Yields labelled batches with ``split`` set (from the source's ``split_key`` when every
@@ -463,7 +469,8 @@ def prepare_source(cfg: MergeConfig, src: SourceConfig, target: IsolatedAtomTabl
         else:
             res = tea.transform(batch, src.energy_key, src.forces_key, src.stress_key,
                                 src.virials_key, source_name=src.name, file=path,
-                                remove_d3=src.remove_d3, check=False)
+                                remove_d3=src.remove_d3, check=False,
+                                allow_charged=allow_charged or src.allow_charged)
         report.reject(res.rejects)
         res.rejects = []
         if res.n_frames == 0:
@@ -593,10 +600,40 @@ def _all_rejected(reports: dict[str, SourceReport], outdir: Path) -> NothingWrit
                           f"is kept): {top}", file=str(outdir))
 
 
+def check_provenance(cfg: MergeConfig, tables: dict[str, IsolatedAtomTable],
+                     allow_method_mismatch: bool = False) -> None:
+    """Before any work: each source's recorded method (tealign.provenance) must match the
+    table its energies are referred to (the alignment's source table, or for target-scale
+    sources the [target] e0), and a source flagged as including D3(BJ) must remove it
+    (``remove_d3`` or ``d3_keys``). Setup errors (exit 2) name the source's file."""
+    from tealign import provenance
+
+    for src in cfg.sources:
+        path = _resolve(cfg, src.path)
+        batch = provenance.peek(path, src.reader)
+        if batch is None:
+            continue
+        level = provenance.data_level(batch, src.energy_key, path)
+        if src.alignment != "target":
+            tea = TotalEnergyAlignment.load(_resolve(cfg, src.alignment))
+            table, role = tea.source_table_, f"source[{src.name}] alignment's source table"
+        else:
+            table, role = tables[src.name], f"source[{src.name}] target e0"
+        provenance.check_table(table, role, level, src.energy_key, path,
+                               allow_method_mismatch or src.allow_method_mismatch,
+                               override="allow_method_mismatch = true (or "
+                                        "--allow-method-mismatch)")
+        if src.alignment != "target":
+            provenance.check_d3(level, src.energy_key, path,
+                                removed=bool(src.remove_d3 or src.d3_keys),
+                                how='remove_d3 = "FUNCTIONAL" (or d3_keys = true)')
+
+
 def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = False,
               strict: bool = False, progress=None, *, fmt: str = DEFAULT_FORMAT,
               workers: int = 1, scheduler=None, extxyz: bool = True,
-              shard_size: int | None = None) -> dict:
+              shard_size: int | None = None, allow_method_mismatch: bool = False,
+              allow_charged: bool = False) -> dict:
     """Merge every source of the TOML into ``outdir``; returns the report dict.
 
     Sources stream through (:func:`prepare_source`) into per-split shard writers
@@ -617,6 +654,14 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
                          file=str(config_path), field="source.e0")
     tables = {s.name: load_table(str(cfg.base / s.e0) if (cfg.base / s.e0).exists() else s.e0)
               if s.e0 else target for s in cfg.sources}
+    check_provenance(cfg, tables, allow_method_mismatch)
+    keep_ions = [s.name for s in cfg.sources if (allow_charged or s.allow_charged)
+                 and s.alignment != "target"]
+    if keep_ions:
+        from tealign.provenance import charged_error_note
+
+        warnings.warn(f"sources {keep_ions} keep charged frames, aligned with neutral-atom "
+                      f"references ({charged_error_note()})", stacklevel=2)
     outdir = Path(outdir)
     reports: dict[str, SourceReport] = {}
     with atomic_path(outdir) as tmp, Executor(workers, scheduler) as ex:
@@ -633,7 +678,7 @@ def run_merge(config_path: str | Path, outdir: str | Path, per_source: bool = Fa
                 out = shared or _OutputDir(inside(tmp, src.name), fmt, ex, tables[src.name],
                                            cfg.r_max, extxyz, shard_size)
                 opened.append(out)
-                for batch in prepare_source(cfg, src, tables[src.name], rep):
+                for batch in prepare_source(cfg, src, tables[src.name], rep, allow_charged):
                     out.add(batch)
                     if progress:
                         progress(done + rep.frames_in)

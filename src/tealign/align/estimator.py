@@ -47,6 +47,7 @@ from tealign.io.atomic import write_json
 from tealign.io.frames import FrameBatch
 from tealign.keys import ORIG, REF
 from tealign.methods import IsolatedAtomTable, load_table
+from tealign.provenance import charged_error_note
 
 FORMAT = "tealign-alignment/1"
 CHARGE_KEYS = ("charge", "total_charge")
@@ -272,8 +273,9 @@ class TotalEnergyAlignment:
                                np.concatenate(groups), rejects)
 
     @staticmethod
-    def _reject_charged(batch, keep, fname, rejects):
-        """Frames whose total charge is not an integer, or is not 0, become frame errors."""
+    def _reject_charged(batch, keep, fname, rejects, allow_charged: bool = False):
+        """Frames whose total charge is not an integer, or (unless ``allow_charged``) is not
+        0, become frame errors."""
         for ck in CHARGE_KEYS:
             if ck not in batch.info:
                 continue
@@ -281,12 +283,13 @@ class TotalEnergyAlignment:
             has = batch.has(ck)
             for i in np.flatnonzero(keep & has):
                 q, why = _charge(col[i])
-                if why is None and q == 0:
+                if why is None and (q == 0 or allow_charged):
                     continue
                 rejects.append(FrameError(
                     fname, int(batch.index[i]), ck, why or
                     f"charged structure (charge {q}); TEA's isolated-atom references "
-                    "are neutral atoms"))
+                    "are neutral atoms (--allow-charged keeps it: "
+                    f"{charged_error_note()})"))
                 keep = keep.copy()
                 keep[i] = False
         return keep
@@ -393,7 +396,8 @@ class TotalEnergyAlignment:
                   forces_key: str | None = "forces", stress_key: str | None = "stress",
                   virials_key: str | None = "virials", source_name: str | None = None,
                   file: str | None = None, remove_d3: str | None = None, *,
-                  allow_realign: bool = False, check: bool = True) -> FrameBatch:
+                  allow_realign: bool = False, check: bool = True,
+                  allow_charged: bool = False) -> FrameBatch:
         """Map source energies/forces/stress/virials onto the target scale.
 
         Writes MACE's ``REF_energy``/``REF_forces``/``REF_stress``/``REF_virials``, keeps the
@@ -407,6 +411,10 @@ class TotalEnergyAlignment:
         Frames that carry ``alignment_sha256`` (written by a previous alignment) are already
         on a target scale: aligning them again is a :class:`SetupError` unless
         ``allow_realign`` (e.g. chaining two alignments by hand).
+
+        Charged frames are rejected unless ``allow_charged``: TEA's isolated-atom references
+        are neutral atoms, and the measured error of applying them to ions is in
+        :data:`tealign.provenance.CHARGED_CHECK`.
 
         With ``check`` (the default; streaming callers that judge the whole input pass
         False), the frames given are judged as a whole: no frame with ``energy_key``, or
@@ -437,7 +445,7 @@ class TotalEnergyAlignment:
         if check:
             self._check_keys(batch, energy_key, forces_key, stress_key, fname)
         out = self._transform(batch, energy_key, forces_key, stress_key, virials_key,
-                              source_name, fname, remove_d3)
+                              source_name, fname, remove_d3, allow_charged)
         if check and batch.n_frames and out.n_frames == 0:
             import warnings
 
@@ -475,9 +483,11 @@ class TotalEnergyAlignment:
                     f"{kind}_key=None to leave them out", file=fname, field=f"{kind}_key")
 
     def _transform(self, batch: FrameBatch, energy_key, forces_key, stress_key, virials_key,
-                   source_name, fname, remove_d3) -> FrameBatch:
+                   source_name, fname, remove_d3, allow_charged: bool = False
+                   ) -> FrameBatch:
         """:meth:`transform` on one batch, without the whole-input checks."""
-        out, sums = self._prepare(batch, energy_key, "missing energy", fname, forward=True)
+        out, sums = self._prepare(batch, energy_key, "missing energy", fname, forward=True,
+                                  allow_charged=allow_charged)
         if sums is None:
             return out
         sum_src, sum_tgt, off = sums
@@ -558,7 +568,8 @@ class TotalEnergyAlignment:
             out.info.pop("d3_functional")
         return _like(frames, out)
 
-    def _prepare(self, batch: FrameBatch, key: str, reason: str, fname: str, forward: bool):
+    def _prepare(self, batch: FrameBatch, key: str, reason: str, fname: str, forward: bool,
+                 allow_charged: bool = False):
         """Reject frames lacking ``key`` (and, going forward, charged ones); check the tables
         cover the rest; return (frames, (Σ E_src atoms, Σ E_tgt atoms, offsets) or None)."""
         keep = batch.has(key)
@@ -572,7 +583,7 @@ class TotalEnergyAlignment:
                 batch.info[key] = np.array([float(v) if k else np.nan
                                             for v, k in zip(batch.info[key], keep)])
         if forward:
-            keep = self._reject_charged(batch, keep, fname, rejects)
+            keep = self._reject_charged(batch, keep, fname, rejects, allow_charged)
         keep = self._reject_uncovered(batch, keep, fname, rejects, forward)
         if self.strict and rejects:
             raise rejects[0].as_setup_error()

@@ -88,6 +88,7 @@ class _Aligner:
     remove_d3: str | None
     inverse: bool
     allow_realign: bool = False
+    allow_charged: bool = False
     frames_in: int = 0
     seen_key: bool = False
     watch: _KeyWatch | None = None  # forward alignment: the forces/stress keys seen
@@ -111,7 +112,7 @@ class _Aligner:
         self.watch.add(batch)
         return self.tea.transform(batch, *args, source_name=self.name, file=self.data,
                                   remove_d3=self.remove_d3, allow_realign=self.allow_realign,
-                                  check=False)
+                                  check=False, allow_charged=self.allow_charged)
 
 
 #: a file is read in parallel byte ranges when it has at least two of this size
@@ -126,7 +127,7 @@ def align_file(tea, data: str, output: str | os.PathLike, keys: Keys = Keys(), *
                inverse: bool = False, strict: bool = False, fmt: str | None = None,
                workers: int = 0, scheduler: str | None = None,
                progress: Callable[[int], None] | None = None,
-               allow_realign: bool = False) -> AlignCounts:
+               allow_realign: bool = False, allow_charged: bool = False) -> AlignCounts:
     """Align (or with ``inverse`` undo) every frame of ``data`` into the extxyz ``output``.
 
     ``keys`` are the source keys (with ``inverse``, the keys to write the source-scale
@@ -150,7 +151,7 @@ def align_file(tea, data: str, output: str | os.PathLike, keys: Keys = Keys(), *
         raise SetupError(f"--workers must be ≥ 0 (got {workers})", field="--workers")
     workers = workers or default_workers()
     align = _Aligner(tea, keys, data, source_name or Path(data).name.split(".")[0],
-                     remove_d3, inverse, allow_realign)
+                     remove_d3, inverse, allow_realign, allow_charged)
     # computed forces (a·F) may be rounded at 1e-12 eV/Å; copied columns stay exact
     computed = frozenset({keys.forces} if inverse else {REF.forces})
     if not scheduler and workers > 1:

@@ -305,5 +305,7 @@ def progress(description: str, total: int | None = None, counter: bool = False):
 def render_rejects(result, what: str = "frames") -> None:
     """The closing stderr line of a command that writes frames."""
     n = result.frames_rejected
+    charged = result.to_json().get("frames_rejected_charged", 0)
+    why = f" ({charged} charged: --allow-charged keeps them)" if charged else ""
     err.print(f"wrote {result.frames_out} {what} to {result.output}"
-              + (f"; {n} rejected, see {result.rejects_file}" if n else ""))
+              + (f"; {n} rejected{why}, see {result.rejects_file}" if n else ""))

@@ -28,6 +28,13 @@ from tealign.cli._common import (
 )
 from tealign.keys import Keys
 
+MismatchOpt = Annotated[bool, typer.Option(help="Use an isolated-atom table whose method "
+                                           "differs from the data's recorded method "
+                                           "(refused otherwise, exit 2).")]
+ChargedOpt = Annotated[bool, typer.Option(help="Keep charged frames (rejected otherwise: "
+                                          "TEA's isolated atoms are neutral). The measured "
+                                          "error on ions is in datasets/charged-ions/"
+                                          "charged.json.")]
 WorkersOpt = Annotated[int, typer.Option(help="Processes reading, aligning and formatting "
                                          "byte ranges of a large extxyz input side by side, "
                                          "or formatting the output while any other input is "
@@ -59,6 +66,7 @@ def fit(
                                            "a.")] = 1000,
     folds: Annotated[int, typer.Option(help="Folds for --model auto.")] = 5,
     seed: Annotated[int, typer.Option(help="Seed of bootstrap and folds.")] = 0,
+    allow_method_mismatch: MismatchOpt = False,
     strict: StrictOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -69,7 +77,7 @@ def fit(
     """
     res = api.fit(calib, source_key, target_key, source_e0, target_e0, output, model=model,
                   split=split, plot=plot, bootstrap=bootstrap, folds=folds, seed=seed,
-                  strict=strict)
+                  strict=strict, allow_method_mismatch=allow_method_mismatch)
     show(res, as_json, lambda res: _render_fit(res, output, plot))
 
 
@@ -133,6 +141,8 @@ def align(
     allow_realign: Annotated[bool, typer.Option(help="Align frames that carry "
                                                 "alignment_sha256 (aligned already) again, "
                                                 "e.g. to chain alignments.")] = False,
+    allow_method_mismatch: MismatchOpt = False,
+    allow_charged: ChargedOpt = False,
     strict: StrictOpt = False,
     reader: ReaderOpt = None,
     fmt: FormatAliasOpt = None,
@@ -152,7 +162,9 @@ def align(
         res = api.align(data, alignment, output, keys, remove_d3=remove_d3,
                         source_name=source_name, inverse=inverse, strict=strict,
                         format=pick_reader(reader, fmt), workers=workers,
-                        scheduler=scheduler, progress=update, allow_realign=allow_realign)
+                        scheduler=scheduler, progress=update, allow_realign=allow_realign,
+                        allow_method_mismatch=allow_method_mismatch,
+                        allow_charged=allow_charged)
     show(res, as_json, render_rejects)
 
 
@@ -177,6 +189,8 @@ def merge(
                                          "merged.extxyz (every frame, keys of "
                                          "docs/architecture.md §4.3).")]
     = True,
+    allow_method_mismatch: MismatchOpt = False,
+    allow_charged: ChargedOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Merge sources onto the target scale into a MACE-ready training set.
@@ -185,7 +199,9 @@ def merge(
     """
     with progress(f"merging {config}") as update:
         res = api.merge(config, output, per_source=per_source, strict=strict, format=fmt,
-                        workers=workers, scheduler=scheduler, extxyz=extxyz, progress=update)
+                        workers=workers, scheduler=scheduler, extxyz=extxyz, progress=update,
+                        allow_method_mismatch=allow_method_mismatch,
+                        allow_charged=allow_charged)
     show(res, as_json, _render_merge)
 
 

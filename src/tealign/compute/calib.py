@@ -5,7 +5,8 @@ Molecules come from QM9 (``qm9:N``, picked reproducibly and spread over sizes an
 or from any file tealign reads. Every method runs on every molecule and on the isolated atoms
 of every element present, through the resumable job store; the result is one extxyz with
 ``energy_<label>``, ``forces_<label>`` (and ``d3_energy_<label>``, ``d3_forces_<label>`` for
-``-d3bj`` SPECs, ``stress_<label>`` for periodic cells), ``mol_id``, ``config_type``,
+``-d3bj`` SPECs, ``stress_<label>`` for periodic cells), ``method_energy_<label>`` (the
+SPEC: the level behind the key, read by :mod:`tealign.provenance`), ``mol_id``, ``config_type``,
 ``split`` and, for QM9, ``energy_qm9_b3lyp``; plus ``<stem>.atoms_<label>.json`` per method.
 """
 
@@ -252,6 +253,8 @@ def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], o
                 info[f"energy_{spec.label}"] = r.energy
                 # provenance: the energy key is DFT without D3(BJ); D3 (if any) is stored apart
                 info[d3_marker_key(f"energy_{spec.label}")] = False
+                # provenance: the level behind the key (tealign.provenance reads it)
+                info[f"method_energy_{spec.label}"] = spec.spec or spec.label
                 if r.forces is not None:
                     arrays[f"forces_{spec.label}"] = r.forces
                 if r.stress is not None:
