@@ -273,17 +273,8 @@ def write_lmdb_single(batches: Iterable[FrameBatch], path: str | os.PathLike, *,
     from tealign.io.atomic import atomic_path
 
     keys_d = {**LMDB_KEYS, **keys.as_dict()}
-    batches = list(batches)
-
-    def rows():
-        for batch in batches:
-            for i in range(batch.n_frames):
-                rec = batch.record(i)
-                yield row_atoms(rec, keys_d), row_data(rec, keys_d, dict(weights or {}))
-
     with atomic_path(path) as tmp:
-        return write_lmdb_file(tmp, rows, n_frames=sum(b.n_frames for b in batches),
-                               n_atoms=sum(int(b.offsets[-1]) for b in batches))
+        return write_lmdb_shard(str(tmp), list(batches), 0, keys_d, dict(weights or {}))
 
 
 def iter_lmdb(path: str | os.PathLike, batch_size: int = 2048,
