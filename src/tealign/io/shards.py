@@ -89,6 +89,7 @@ class ShardWriter:
                  sidecar: str | os.PathLike | None = None, r_max: float | None = None,
                  sample_neighbors: bool = False):
         self.format = shard_format(fmt)  # ValueError for a name that is not one
+        self.task = _ShardTask(self.format.shard_writer)
         self.dir = Path(shard_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.fmt, self.executor = fmt, executor
@@ -138,9 +139,8 @@ class ShardWriter:
             while self.n + self.n_pending > self.stride * NEIGHBOR_SAMPLE:
                 self.stride *= 2
         stride = self.stride if self.sample else 0
-        fut = self.executor.submit(_write_shard, self.format.shard_writer, str(path),
-                                   self.pending, self.n, self.keys, self.weights, stride,
-                                   self.r_max)
+        fut = self.executor.submit(self.task, str(path), self.pending, self.n, self.keys,
+                                   self.weights, stride, self.r_max)
         self.futures.append(fut)
         self.n += self.n_pending
         self.shard += 1
@@ -201,15 +201,22 @@ def _neighbor_counts(batch: FrameBatch, frame0: int, stride: int, r_max: float) 
     return out
 
 
-def _write_shard(writer: str, path: str, batches: list[FrameBatch], frame0: int, keys: dict,
+class _ShardTask:
+    """Worker task: one shard through the format's ``shard_writer`` hook, plus the neighbour
+    counts of every ``stride``-th frame (none for ``stride`` 0). Named after the hook's
+    function (e.g. ``write_lmdb_shard``), which is what a Dask dashboard shows."""
+
+    def __init__(self, writer: str):
+        self.writer = writer
+        self.__name__ = writer.rpartition(":")[2]
+
+    def __call__(self, path: str, batches: list[FrameBatch], frame0: int, keys: dict,
                  weights: dict, stride: int, r_max: float | None) -> dict:
-    """Worker: one shard through the format's ``writer`` hook, and the neighbour counts of
-    every ``stride``-th frame (none for ``stride`` 0)."""
-    neighbors: dict = {}
-    n = frame0
-    for batch in batches:
-        if stride:
-            neighbors.update(_neighbor_counts(batch, n, stride, r_max))
-        n += batch.n_frames
-    frames = load(writer)(path, batches, frame0, keys, weights)
-    return {"frames": frames, "neighbors": neighbors}
+        neighbors: dict = {}
+        n = frame0
+        for batch in batches:
+            if stride:
+                neighbors.update(_neighbor_counts(batch, n, stride, r_max))
+            n += batch.n_frames
+        frames = load(self.writer)(path, batches, frame0, keys, weights)
+        return {"frames": frames, "neighbors": neighbors}
