@@ -219,10 +219,10 @@ def detect_format(path: str | os.PathLike) -> str:
     if last == ".gz" and len(suffixes) > 1:
         last = suffixes[-2]
     candidates = [f for f in REGISTRY.values() if last in f.suffixes]
-    if len(candidates) == 1 and candidates[0].layout is None:
+    if candidates and candidates[0].layout is None:
         return candidates[0].name
-    if candidates:
-        return _detect_layout(p, text, candidates)
+    if candidates:  # formats sharing a suffix, told apart by their layout (HDF5)
+        return _detect_layout(p, text, [f for f in candidates if f.layout])
     if not p.exists():
         raise SetupError("no such file", file=text)
     reads = ", ".join(f"{f.label} ({'/'.join(f.suffixes)})" if f.suffixes else f.label
