@@ -135,11 +135,11 @@ def convert(data: str, output: str | os.PathLike, to: str | None = None, *,
             format: str | None = None, keys: Keys = REF, e0: str | None = None,
             r_max: float = 4.5, strict: bool = False, progress: Progress = None) -> Result:
     """Convert a dataset to extxyz or MACE's sharded HDF5 (+ statistics.json with ``e0``)."""
-    from tealign.io.convert import convert_file, convert_target
+    from tealign.io.convert import convert_file, convert_target, output_is_directory
     from tealign.methods import load_table
 
     target = convert_target(output, to)
-    check_output(output, [data, e0], kind="dir" if target == "mace-h5" else "file")
+    check_output(output, [data, e0], kind="dir" if output_is_directory(target) else "file")
     table = load_table(e0) if e0 else None
     with _rejects_when_nothing_written(output):
         counts = convert_file(data, output, target, fmt=format, keys=keys, table=table,

@@ -169,8 +169,7 @@ def _align_stream(align: _Aligner, output, computed: frozenset, strict: bool,
                   fmt: str | None, workers: int, scheduler: str | None,
                   progress) -> AlignCounts:
     """One reader; the output formatted on ``workers`` processes or the ``scheduler``."""
-    from tealign.io import iter_batches
-    from tealign.io.extxyz import write_extxyz
+    from tealign.io import iter_batches, write
 
     counts = AlignCounts()
 
@@ -189,13 +188,8 @@ def _align_stream(align: _Aligner, output, computed: frozenset, strict: bool,
         _check_all_rejected(align, counts.rejects, n_out, output)
         _check_whole(align)
 
-    if scheduler:
-        from tealign.io.shards import Executor, write_extxyz_on
-
-        with Executor(scheduler=scheduler) as ex:
-            counts.frames_out = write_extxyz_on(ex, output, batches(), rounded=computed)
-    else:
-        counts.frames_out = write_extxyz(output, batches(), rounded=computed, workers=workers)
+    counts.frames_out = write(output, batches(), format="extxyz", rounded=computed,
+                              workers=workers, scheduler=scheduler)
     counts.frames_in = align.frames_in
     return counts
 

@@ -1,7 +1,10 @@
-"""ASE database reader (``.db`` files: SQLite or JSON backends), streamed in batches.
+"""ASE's formats: the ASE database reader, any file ``ase.io`` reads or writes.
 
-Rows become frames with their key-value pairs and ``data`` in ``info``/``arrays`` and the
-stored calculator results (energy, forces, stress) under ASE's names.
+:func:`iter_asedb` streams ``.db`` files (SQLite or JSON backends) in batches: rows become
+frames with their key-value pairs and ``data`` in ``info``/``arrays`` and the stored
+calculator results (energy, forces, stress) under ASE's names. :func:`iter_ase` reads, and
+:func:`write_ase` writes, through ``ase.io`` (the registry's ``ase`` fallback entry);
+:func:`ase_atoms` turns a frame into ``ase.Atoms`` as ``ase.io`` reads extxyz.
 """
 
 from __future__ import annotations
@@ -9,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from ase import Atoms
+
 from tealign.errors import SetupError
-from tealign.io.frames import FrameBatch
+from tealign.io.frames import FrameBatch, FrameRecord
 
 
 def iter_asedb(path: str | Path, batch_size: int = 2048) -> Iterator[FrameBatch]:
@@ -81,3 +86,59 @@ def ase_read_error(exc: Exception, fname: str) -> SetupError:
         return SetupError(f"unknown dataset format (suffix {suffix!r}): neither tealign nor "
                           "ase.io reads it", file=fname)
     return SetupError(f"ase.io cannot read it ({type(exc).__name__}: {exc})", file=fname)
+
+
+def ase_atoms(rec: FrameRecord) -> Atoms:
+    """One frame as ``ase.io`` reads extxyz: calculator results (``energy``, ``forces``,
+    ``stress`` in Voigt form, ...) on a ``SinglePointCalculator``, everything else in
+    ``info``/``arrays``, ``move_mask`` as constraints."""
+    import numpy as np
+    from ase.io.extxyz import set_calc_and_arrays
+
+    from tealign.io.frames import _set_constraints
+
+    atoms = Atoms(numbers=rec.numbers, positions=rec.positions, cell=rec.cell, pbc=rec.pbc)
+    for key, value in rec.info.items():
+        if isinstance(value, np.ndarray):
+            value = value.copy()
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = np.int64(value)  # ASE's scalar kinds (extxyz reader)
+        elif isinstance(value, float):
+            value = np.float64(value)
+        atoms.info[key] = value
+    arrays = {}
+    for key, value in rec.arrays.items():
+        if key == "move_mask":
+            _set_constraints(atoms, np.asarray(value, dtype=bool))
+        else:
+            value = np.array(value)
+            arrays[key] = value.astype(np.int32) if value.dtype.kind == "i" else value
+    set_calc_and_arrays(atoms, arrays)
+    return atoms
+
+
+def write_ase(batches, path, **options) -> int:
+    """Write frames through ``ase.io.write`` (format from the name, or ``ase_format``),
+    atomically; returns frames written. An error of ASE's writer is a setup error."""
+    import ase.io
+    from ase.io.formats import filetype
+
+    from tealign.io.atomic import atomic_path
+
+    atoms = [a for batch in batches for a in (ase_atoms(batch.record(i))
+                                              for i in range(batch.n_frames))]
+    fmt = options.pop("ase_format", None) or filetype(str(path), read=False)
+    with atomic_path(path) as tmp:
+        try:
+            if fmt == "db":  # ase.db picks the backend from the name: the temporary's is odd
+                import ase.db
+
+                with ase.db.connect(str(tmp), type="db", append=False) as db:
+                    for a in atoms:
+                        db.write(a)
+            else:
+                ase.io.write(str(tmp), atoms, format=fmt, **options)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise SetupError(f"ase.io cannot write it ({type(exc).__name__}: {exc})",
+                             file=str(path)) from None
+    return len(atoms)

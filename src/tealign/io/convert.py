@@ -14,30 +14,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tealign.errors import FrameError, SetupError
+from tealign.io.registry import ASE, REGISTRY, get_format, kind_format, load
 from tealign.keys import REF, Keys
 
-TARGETS = ("extxyz", "mace-h5")
+#: What ``convert --to`` names: the registry's formats that say so (``convert_to``).
+TARGETS = tuple(name for name, f in REGISTRY.items() if f.convert_to)
 #: What :func:`convert_target` may answer: :data:`TARGETS` and the one-file kinds of
 #: :func:`tealign.io.output_kind`.
-KINDS = (*TARGETS, "mace-h5-file", "lmdb-file", "ase")
+KINDS = (*TARGETS, *(f.one_file_kind for f in (*REGISTRY.values(), ASE) if f.file_writer))
 
 
 def convert_target(output: str | os.PathLike, to: str | None = None) -> str:
-    """What ``output`` becomes: with ``to`` (extxyz or mace-h5) that format (mace-h5 on a
-    ``.h5``/``.hdf5`` name: one HDF5 file, else a shard directory); without it the kind
+    """What ``output`` becomes: with ``to`` (one of :data:`TARGETS`) that format (one file
+    where the format writes one for the name's suffix, e.g. mace-h5 on ``.h5``/``.hdf5``,
+    else its main output, for mace-h5 a shard directory); without it the kind
     :func:`tealign.io.output_kind` reads from the name (an unknown suffix is a setup
     error: never a surprising directory)."""
     from tealign.io import output_kind
 
     if to is None:
         return output_kind(output)
-    if to in KINDS[2:]:
+    if to in KINDS[len(TARGETS):]:
         return to
     if to not in TARGETS:
-        raise SetupError(f"--to must be extxyz or mace-h5, not {to!r}", field="--to")
-    if to == "mace-h5" and Path(output).suffix.lower() in (".h5", ".hdf5"):
-        return "mace-h5-file"
+        raise SetupError(f"--to must be {' or '.join(TARGETS)}, not {to!r}", field="--to")
+    fmt = get_format(to)
+    if fmt.file_writer and Path(output).suffix.lower() in fmt.file_suffixes:
+        return fmt.one_file_kind
     return to
+
+
+def output_is_directory(target: str) -> bool:
+    """Whether output kind ``target`` (:func:`convert_target`) is a directory."""
+    fmt = kind_format(target)
+    return target == fmt.name and fmt.writes_directory
 
 
 @dataclass
@@ -56,9 +66,7 @@ def convert_file(data: str, output: str | os.PathLike, to: str | None = None, *,
     from ase.data import atomic_numbers
 
     from tealign.errors import all_rejected
-    from tealign.io import iter_batches
-    from tealign.io.extxyz import write_extxyz
-    from tealign.io.mace_h5 import write_mace_h5, write_statistics
+    from tealign.io import iter_batches, write_kind
 
     target = convert_target(output, to)
     output = Path(output)
@@ -82,21 +90,12 @@ def convert_file(data: str, output: str | os.PathLike, to: str | None = None, *,
         if counts.rejects and not done:  # inside the writer: the previous output is kept
             raise all_rejected(counts.rejects, str(output))
 
-    if target == "extxyz":
-        counts.frames_out = write_extxyz(output, batches())
-        return counts
-    if target == "mace-h5":
-        counts.frames_out = write_mace_h5(batches(), output, keys=keys)
-    else:
-        from tealign.io import write_file
-
-        options = {} if target == "ase" else {"keys": keys}
-        counts.frames_out = write_file(target, output, batches(), **options)
-        if target != "mace-h5-file":
-            return counts
-    if table is not None:
+    out = kind_format(target)
+    options = {"keys": keys} if out.keyed else {}
+    counts.frames_out = write_kind(target, output, batches(), **options)
+    if table is not None and out.statistics:
         e0s = {atomic_numbers[s]: e for s, e in table.energies.items()
                if atomic_numbers[s] in present}
-        write_statistics(output, e0s, output.with_name(output.name + ".statistics.json"),
-                         r_max=r_max)
+        load(out.statistics)(output, e0s, output.with_name(output.name + ".statistics.json"),
+                             r_max=r_max)
     return counts

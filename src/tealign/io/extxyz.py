@@ -1379,15 +1379,60 @@ def write_extxyz(path: str | os.PathLike, batches, append: bool = False,
     if append:
         with open(path, "a") as fh:
             return _write_stream(fh, batches, frozenset(rounded), workers)
-    from tealign.io.shards import open_text_output  # a .gz name is gzip (issue 26 item 6)
-
-    with atomic_path(path) as tmp, open_text_output(tmp, path) as fh:
+    with atomic_path(path) as tmp, open_text_output(tmp, path) as fh:  # .gz: gzip (issue 26)
         return _write_stream(fh, batches, frozenset(rounded), workers)
 
 
-def write_batches(batches, path: str | os.PathLike, **options) -> int:
-    """:func:`write_extxyz` with the writer argument order of the format registry."""
+def write_batches(batches, path: str | os.PathLike, *, scheduler=None, **options) -> int:
+    """:func:`write_extxyz` with the writer argument order of the format registry; with a
+    Dask ``scheduler`` (an address or a ``Client``) the batches are formatted there
+    (:func:`write_extxyz_on`)."""
+    if scheduler:
+        from tealign.workers import Executor
+
+        with Executor(scheduler=scheduler) as ex:
+            return write_extxyz_on(ex, path, batches, rounded=options.get("rounded", frozenset()))
     return write_extxyz(path, batches, **options)
+
+
+@contextlib.contextmanager
+def open_text_output(tmp, path):
+    """``tmp`` (the temporary of output ``path``) opened for text; gzip-compressed when
+    ``path`` ends in ``.gz``, the gzip header naming ``path`` without ``.gz``."""
+    if not str(path).lower().endswith(".gz"):
+        with open(tmp, "w") as fh:
+            yield fh
+        return
+    with open(tmp, "wb") as raw, \
+            gzip.GzipFile(filename=Path(path).name[:-3], mode="wb", fileobj=raw) as gz, \
+            io.TextIOWrapper(gz, encoding="utf-8") as fh:
+        yield fh
+
+
+def write_extxyz_on(executor, path: str | os.PathLike, batches,
+                    rounded: frozenset = frozenset()) -> int:
+    """Like :func:`write_extxyz`, with the formatting done by ``executor`` (a
+    :class:`tealign.workers.Executor`, e.g. on a Dask cluster) and the text written here in
+    input order; returns frames written."""
+    from collections import deque
+
+    n = 0
+    pending: deque = deque()
+    with atomic_path(path) as tmp, open_text_output(tmp, path) as fh:
+        for batch in batches:
+            pending.append((executor.submit(format_batch, batch, frozenset(rounded)),
+                            batch.n_frames))
+            while pending and pending[0][0].done():
+                fut, k = pending.popleft()
+                fh.write(fut.result())
+                n += k
+        while pending:
+            fut, k = pending.popleft()
+            fh.write(fut.result())
+            n += k
+    return n
+
+
 
 
 def _format_counted(batch: FrameBatch, rounded: frozenset) -> tuple[str, int]:

@@ -25,7 +25,8 @@ backends' writers reserve 2 TiB, which a job under ``ulimit -v`` cannot map). Th
 back here through the ``ase-db-backends`` package (fairchem's reader), so every shard is
 checked by an implementation other than the one that wrote it; :func:`check_lmdb_file`
 refuses a truncated or foreign file from its header before LMDB maps it (a truncated map is
-a bus error, not an exception). Shards are written in parallel by :mod:`tealign.io.shards`.
+a bus error, not an exception). Shards (:func:`write_lmdb_shard`, the registry's shard
+writer) are written in parallel by :mod:`tealign.io.shards`.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ import numpy as np
 
 from tealign.errors import FrameError, SetupError
 from tealign.io.atomic import remove_inside
+from tealign.io.common import existing_shards, from_jsonable, jsonable
 from tealign.io.frames import FrameBatch, FrameRecord
-from tealign.io.mace_h5 import _from_jsonable, _jsonable
 from tealign.keys import REF, Keys
 
 #: MACE property → the key mace-torch's LMDBDataset reads it from (DefaultKeys).
@@ -73,8 +74,8 @@ def row_data(rec: FrameRecord, keys: dict[str, str], weights: dict[str, float]) 
     data["__arrays__"] = arrays
     skip_info = {keys["energy"], keys["stress"], keys["virials"], "config_type",
                  "config_weight"} | {f"config_{n}_weight" for n in keys}
-    extra_info = {k: _jsonable(v) for k, v in rec.info.items() if k not in skip_info}
-    extra_arrays = {k: _jsonable(np.asarray(v)) for k, v in rec.arrays.items()
+    extra_info = {k: jsonable(v) for k, v in rec.info.items() if k not in skip_info}
+    extra_arrays = {k: jsonable(np.asarray(v)) for k, v in rec.arrays.items()
                     if k != keys["forces"]}
     data["tealign"] = {"info": extra_info, "arrays": extra_arrays}
     return data
@@ -250,25 +251,30 @@ def write_lmdb(batches: Iterable[FrameBatch], shard_dir: str | os.PathLike, *,
     return write_shards("lmdb", batches, shard_dir, keys=keys, **options)
 
 
+def write_lmdb_shard(path: str, batches: list[FrameBatch], frame0: int, keys: dict,
+                     weights: dict) -> int:
+    """One ``.aselmdb`` shard (:func:`write_lmdb_file`: rows with their calculator results
+    and MACE's ``data``, in a map sized to the data); returns frames written. ``frame0`` is
+    the first frame's number in the directory (rows are numbered per file)."""
+    def rows():
+        for batch in batches:
+            for i in range(batch.n_frames):
+                rec = batch.record(i)
+                yield row_atoms(rec, keys), row_data(rec, keys, weights)
+
+    return write_lmdb_file(path, rows, n_frames=sum(b.n_frames for b in batches),
+                           n_atoms=sum(int(b.offsets[-1]) for b in batches))
+
+
 def write_lmdb_single(batches: Iterable[FrameBatch], path: str | os.PathLike, *,
                       keys: Keys = REF, weights: dict[str, float] | None = None) -> int:
     """Write frames as one ``.aselmdb`` file (atomically; rows as in the module text, all
     frames of ``batches`` held in memory while writing); returns frames written."""
     from tealign.io.atomic import atomic_path
-    from tealign.io.mace_h5 import MACE_KEYS
 
-    keys_d = {**MACE_KEYS, **keys.as_dict()}
-    batches = list(batches)
-
-    def rows():
-        for batch in batches:
-            for i in range(batch.n_frames):
-                rec = batch.record(i)
-                yield row_atoms(rec, keys_d), row_data(rec, keys_d, dict(weights or {}))
-
+    keys_d = {**LMDB_KEYS, **keys.as_dict()}
     with atomic_path(path) as tmp:
-        return write_lmdb_file(tmp, rows, n_frames=sum(b.n_frames for b in batches),
-                               n_atoms=sum(int(b.offsets[-1]) for b in batches))
+        return write_lmdb_shard(str(tmp), list(batches), 0, keys_d, dict(weights or {}))
 
 
 def iter_lmdb(path: str | os.PathLike, batch_size: int = 2048,
@@ -284,8 +290,6 @@ def iter_lmdb(path: str | os.PathLike, batch_size: int = 2048,
     import lmdb
 
     keys = {**LMDB_KEYS, **(keys or {})}
-    from tealign.io.shards import existing_shards
-
     p = Path(path)
     files = existing_shards(p, SUFFIXES)
     records: list[FrameRecord] = []
@@ -326,8 +330,6 @@ def iter_lmdb_atoms(path: str | os.PathLike) -> Iterator:
     in ASE (:func:`iter_lmdb` reads it). A row that does not decode is a
     :class:`SetupError` naming the file and row."""
     import lmdb
-
-    from tealign.io.shards import existing_shards
 
     for file in existing_shards(Path(path), SUFFIXES):
         db = _open_for_reading(file)
@@ -425,8 +427,8 @@ def _record(row, keys: dict[str, str], index: int) -> FrameRecord:
             info[k] = data.pop(k)
     if meta is not None:
         try:
-            info.update({k: _from_jsonable(v) for k, v in meta.get("info", {}).items()})
-            extra = {k: np.asarray(_from_jsonable(v)) for k, v in meta.get("arrays", {}).items()}
+            info.update({k: from_jsonable(v) for k, v in meta.get("info", {}).items()})
+            extra = {k: np.asarray(from_jsonable(v)) for k, v in meta.get("arrays", {}).items()}
         except (AttributeError, TypeError, ValueError) as exc:
             raise _RowError("tealign", f"metadata does not decode: {exc}") from None
         for k, v in extra.items():

@@ -8,6 +8,9 @@ and ``config_type``; everything else a frame carries (``mp_id``, ``source``, SMI
 goes to a sidecar ``<DIR>.meta.jsonl`` beside the directory, one JSON line per frame keyed
 by its index in the written order, so the metadata survives a round trip.
 
+:func:`write_h5_shard` writes one shard (the registry's shard writer, run by
+:mod:`tealign.io.shards`), :func:`write_mace_h5_file` one ``.h5`` file.
+
 ``statistics.json`` (for ``--statistics_file``) is computed by mace-torch's own
 :func:`mace.cli.preprocess_data.compute_stats_target` on each shard and averaged as its
 ``pool_compute_stats`` does; ``atomic_energies`` and ``atomic_numbers`` are Python-literal
@@ -25,6 +28,13 @@ import numpy as np
 
 from tealign.errors import SetupError
 from tealign.io.atomic import write_json
+from tealign.io.common import (
+    existing_shards,
+    from_jsonable,
+    jsonable,
+    shard_files,
+    sidecar_path,
+)
 from tealign.io.frames import FrameBatch, FrameRecord
 from tealign.keys import REF, Keys
 
@@ -32,11 +42,6 @@ from tealign.keys import REF, Keys
 MACE_KEYS = REF.as_dict()
 _PER_ATOM = {"forces"}
 SHARD_SIZE = 10_000
-
-
-def sidecar_path(shard_dir: str | os.PathLike) -> Path:
-    d = Path(shard_dir)
-    return d.with_name(d.name + ".meta.jsonl")
 
 
 def _config(rec: FrameRecord, keys: dict[str, str], weights: dict[str, float]):
@@ -68,20 +73,6 @@ def _config(rec: FrameRecord, keys: dict[str, str], weights: dict[str, float]):
     )
 
 
-def _jsonable(value):
-    if isinstance(value, np.ndarray):
-        return {"__array__": value.tolist(), "dtype": value.dtype.str}
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _from_jsonable(value):
-    if isinstance(value, dict) and "__array__" in value:
-        return np.array(value["__array__"], dtype=np.dtype(value["dtype"]))
-    return value
-
-
 def write_mace_h5(batches: Iterable[FrameBatch], shard_dir: str | os.PathLike, *,
                   keys: Keys = REF, **options) -> int:
     """Write frames as MACE sharded HDF5 into ``shard_dir`` (atomically, each shard by
@@ -90,7 +81,70 @@ def write_mace_h5(batches: Iterable[FrameBatch], shard_dir: str | os.PathLike, *
     :func:`tealign.io.shards.write_shards`."""
     from tealign.io.shards import write_shards
 
-    return write_shards("h5", batches, shard_dir, keys=keys, **options)
+    return write_shards("mace-h5", batches, shard_dir, keys=keys, **options)
+
+
+def write_h5_shard(path: str, batches: list[FrameBatch], frame0: int, keys: dict,
+                   weights: dict) -> int:
+    """One MACE HDF5 file through mace-torch's writer (one ``config_batch_0`` group), and
+    its sidecar part (:func:`tealign.io.common.sidecar_part`: one JSON line per frame,
+    numbered from ``frame0``, with what MACE's layout does not hold); returns frames written.
+    The registry's shard writer of ``mace-h5``."""
+    import io
+
+    import h5py
+
+    from tealign._mace import import_mace
+
+    import_mace()
+    from mace.data.utils import save_configurations_as_HDF5
+
+    from tealign.io.common import sidecar_part
+
+    mace_info = {keys["energy"], keys["stress"], keys["virials"], "config_type",
+                 "config_weight"} | {f"config_{n}_weight" for n in keys}
+    mace_arrays = {keys["forces"]}
+    configs, lines = [], []
+    n = frame0
+    for batch in batches:
+        for i in range(batch.n_frames):
+            rec = batch.record(i)
+            configs.append(_config(rec, keys, weights))
+            extra_info = {k: jsonable(v) for k, v in rec.info.items() if k not in mace_info}
+            extra_arrays = {k: jsonable(np.asarray(v)) for k, v in rec.arrays.items()
+                            if k not in mace_arrays}
+            lines.append(json.dumps({"frame": n, "info": extra_info, "arrays": extra_arrays}))
+            n += 1
+    # HDF5 builds the shard in memory and Python writes it: a full disk or ``ulimit -f`` is
+    # then an OSError naming the file, where HDF5 writing to disk itself crashed the process
+    # (segmentation fault on a full tmpfs, issue 26)
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        f.attrs["drop_last"] = False
+        save_configurations_as_HDF5(configs, 0, f)
+    with open(path, "wb") as fh:
+        fh.write(buf.getbuffer())
+    del buf
+    sidecar_part(path).write_text("".join(line + "\n" for line in lines))
+    return n - frame0
+
+
+def write_mace_h5_file(batches, path: str | os.PathLike, *, keys=None,
+                       weights: dict[str, float] | None = None) -> int:
+    """Write frames as one MACE HDF5 file (mace-torch's ``save_configurations_as_HDF5``, one
+    ``config_batch_0`` group) plus its sidecar ``<path>.meta.jsonl``, both atomically;
+    returns frames written. All frames are held in memory: use a shard directory
+    (:func:`write_mace_h5`) for large data."""
+    from tealign.io.atomic import atomic_path
+    from tealign.io.common import sidecar_part
+
+    path = Path(path)
+    keys_d = {**MACE_KEYS, **(keys or REF).as_dict()}
+    with atomic_path(path) as tmp, \
+            atomic_path(path.with_name(path.name + ".meta.jsonl")) as side:
+        n = write_h5_shard(str(tmp), list(batches), 0, keys_d, dict(weights or {}))
+        os.replace(sidecar_part(tmp), side)
+    return n
 
 
 H5_SUFFIXES = (".h5", ".hdf5")
@@ -115,8 +169,6 @@ def iter_mace_h5(
     from tealign.io.hdf5 import open_hdf5
 
     keys = {**MACE_KEYS, **(keys or {})}
-    from tealign.io.shards import existing_shards
-
     path = Path(path)
     files = existing_shards(path, H5_SUFFIXES)
     side = sidecar_path(path) if path.is_dir() else path.with_name(path.name + ".meta.jsonl")
@@ -158,9 +210,9 @@ def iter_mace_h5(
                                         f"sidecar out of step: line for frame {meta.get('frame')}",
                                         file=str(side), frame=n,
                                     )
-                                info.update({k: _from_jsonable(v)
+                                info.update({k: from_jsonable(v)
                                              for k, v in meta["info"].items()})
-                                arrays.update({k: _from_jsonable(v)
+                                arrays.update({k: from_jsonable(v)
                                                for k, v in meta["arrays"].items()})
                         records.append(FrameRecord(
                             numbers=np.asarray(sub["atomic_numbers"][()], dtype=np.int64),
@@ -197,8 +249,6 @@ def write_statistics(
     import_mace()
     from mace.cli.preprocess_data import compute_stats_target
     from mace.tools.utils import AtomicNumberTable
-
-    from tealign.io.shards import shard_files
 
     zs = sorted(int(z) for z in atomic_energies)
     z_table = AtomicNumberTable(zs)
