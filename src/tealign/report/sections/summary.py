@@ -5,6 +5,7 @@ holds: the fit's methods, the merge's sources, training and benchmarks where pre
 from __future__ import annotations
 
 from tealign import rundir as rd
+from tealign.bench.benchmarks import BENCHMARKS
 from tealign.report.methods import fit_methods, target_method
 from tealign.report.page import E, Page, cards
 from tealign.report.sections import Section, sections
@@ -42,8 +43,7 @@ def _lead(page: Page) -> str:
         done.append(merge)
     if page.load(rd.TRAIN_SUMMARY) or page.load(rd.TRAIN_JSON):
         done.append("train a MACE model")
-    if any(page.load(rd.bench_results(name)) for name in
-           ("lattice", "eos", "torsion", "reactions", "water", "cross")):
+    if any(page.load(rd.bench_results(name)) for name in BENCHMARKS):
         done.append("benchmark it")
     what = (": " + (", ".join(done[:-1]) + " and " if len(done) > 1 else "") + done[-1]
             if done else "")
