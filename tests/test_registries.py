@@ -9,7 +9,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,11 @@ import pytest
 from tealign.compute.backends import BACKENDS, extras
 from tealign.compute.spec import parse_spec
 from tealign.errors import missing_extra
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,7 +22,7 @@ import os
 from typing import TYPE_CHECKING
 
 from tealign.compute.backends import gpaw, pyscf, xtb
-from tealign.compute.backends.base import Backend, CalculationFailed, Result
+from tealign.compute.backends.base import Backend, CalculationFailed, Result, Spec
 from tealign.compute.backends.pyscf import (  # noqa: F401 (public names of this module)
     PYSCF_XC,
     cartesian_d_orthogonalizer,
@@ -33,8 +33,6 @@ from tealign.errors import SetupError
 
 if TYPE_CHECKING:
     from ase import Atoms
-
-    from tealign.compute.spec import MethodSpec
 
 __all__ = ["BACKENDS", "Backend", "CalculationFailed", "Result", "extras", "get",
            "run_calculation"]
@@ -62,7 +60,7 @@ def bench_specs() -> dict[str, str]:
     return {b.name: b.bench_spec for b in BACKENDS.values() if b.bench_spec}
 
 
-def run_calculation(spec: MethodSpec, atoms: Atoms, charge: int = 0,
+def run_calculation(spec: Spec, atoms: Atoms, charge: int = 0,
                     multiplicity: int | None = None, forces: bool = True,
                     isolated_atom: bool = False,
                     kpts: tuple[int, int, int] | None = None) -> Result:
@@ -93,7 +91,7 @@ def run_calculation(spec: MethodSpec, atoms: Atoms, charge: int = 0,
     return res
 
 
-def _log_call(spec: MethodSpec, atoms: Atoms) -> None:
+def _log_call(spec: Spec, atoms: Atoms) -> None:
     """Append one line per backend call to $TEALIGN_CALL_LOG (used to prove resume works)."""
     path = os.environ.get("TEALIGN_CALL_LOG")
     if path:

@@ -7,14 +7,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 if TYPE_CHECKING:
     from ase import Atoms
 
-    from tealign.compute.spec import MethodSpec
+
+class Spec(Protocol):
+    """What a backend reads of a parsed SPEC (:class:`tealign.compute.spec.MethodSpec`, which
+    is built from the backends' entries and so is not imported here)."""
+
+    label: str
+    code: str
+    functional: str
+    basis: str
+    d3: str | None
+    settings: dict
 
 
 class CalculationFailed(RuntimeError):
@@ -39,7 +49,7 @@ class Result:
 #: calculation without any D3(BJ) term (:func:`tealign.compute.backends.run_calculation` adds
 #: that); ``forces`` is False for isolated atoms; ``kpts`` is a fixed mesh of a periodic cell
 #: or None. Raises :class:`CalculationFailed` with the reason when the SCF fails.
-RunFn = Callable[["MethodSpec", "Atoms", int, "int | None", bool, bool,
+RunFn = Callable[[Spec, "Atoms", int, "int | None", bool, bool,
                   "tuple[int, int, int] | None"], Result]
 
 

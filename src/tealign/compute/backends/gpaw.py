@@ -10,13 +10,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tealign.compute.backends.base import Backend, CalculationFailed, Result
+from tealign.compute.backends.base import Backend, CalculationFailed, Result, Spec
 from tealign.errors import SetupError
 
 if TYPE_CHECKING:
     from ase import Atoms
-
-    from tealign.compute.spec import MethodSpec
 
 #: Every energy-changing setting, with its default (lengths Å, energies eV).
 DEFAULTS = {
@@ -48,7 +46,7 @@ def check(functional: str, basis: str, settings: dict) -> None:
                          "'fd' (every frame) or 'none'", field="--method")
 
 
-def run(spec: MethodSpec, atoms: Atoms, charge: int, multiplicity: int | None,
+def run(spec: Spec, atoms: Atoms, charge: int, multiplicity: int | None,
         forces: bool, isolated_atom: bool = False,
         kpts: tuple[int, int, int] | None = None) -> Result:
     """One SCF; ``kpts``: the fixed Γ-centred mesh of a periodic cell (else from

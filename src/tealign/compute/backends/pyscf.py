@@ -17,14 +17,13 @@ from tealign.compute.backends.base import (
     Backend,
     CalculationFailed,
     Result,
+    Spec,
     default_multiplicity,
 )
 from tealign.errors import SetupError
 
 if TYPE_CHECKING:
     from ase import Atoms
-
-    from tealign.compute.spec import MethodSpec
 
 #: Every energy-changing setting, with its default.
 DEFAULTS = {
@@ -119,7 +118,7 @@ def cartesian_d_orthogonalizer(mol) -> np.ndarray:
     return t @ (v / np.sqrt(w))
 
 
-def run(spec: MethodSpec, atoms: Atoms, charge: int, multiplicity: int | None,
+def run(spec: Spec, atoms: Atoms, charge: int, multiplicity: int | None,
         forces: bool, isolated_atom: bool = False,
         kpts: tuple[int, int, int] | None = None) -> Result:
     """One SCF (and gradient with ``forces``); ``isolated_atom`` and ``kpts`` do not apply."""

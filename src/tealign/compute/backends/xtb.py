@@ -8,21 +8,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+import tealign.compute.backends.base as base
 from tealign import units
-from tealign.compute.backends.base import (
-    Backend,
-    CalculationFailed,
-    Result,
-    default_multiplicity,
-)
 from tealign.errors import SetupError
 
 if TYPE_CHECKING:
     from ase import Atoms
 
-    from tealign.compute.spec import MethodSpec
-
-#: Every energy-changing setting, with its default.
+#: tblite's settings that change the energy, each with its default (temperature in K)
 DEFAULTS = {
     "accuracy": 1.0,
     "electronic_temperature": 300.0,  # K
@@ -38,14 +31,14 @@ def check(functional: str, basis: str, settings: dict) -> None:
         raise SetupError("xtb methods: gfn2, gfn1, ipea1", field="--method")
 
 
-def run(spec: MethodSpec, atoms: Atoms, charge: int, multiplicity: int | None,
+def run(spec: base.Spec, atoms: Atoms, charge: int, multiplicity: int | None,
         forces: bool, isolated_atom: bool = False,
-        kpts: tuple[int, int, int] | None = None) -> Result:
+        kpts: tuple[int, int, int] | None = None) -> base.Result:
     """tblite's library interface (hartree, bohr), converted with ``tealign.units``."""
     from tblite.interface import Calculator
 
     s = spec.settings
-    mult = multiplicity or default_multiplicity(atoms, charge)
+    mult = multiplicity or base.default_multiplicity(atoms, charge)
     periodic = np.asarray(atoms.pbc, dtype=bool)
     try:
         calc = Calculator(XTB_METHODS[spec.functional], atoms.numbers,
@@ -58,8 +51,8 @@ def run(spec: MethodSpec, atoms: Atoms, charge: int, multiplicity: int | None,
         calc.set("verbosity", 0)
         res = calc.singlepoint()
     except Exception as exc:
-        raise CalculationFailed(f"tblite: {type(exc).__name__}: {exc}") from None
-    out = Result(energy=float(res["energy"]) * units.HARTREE_TO_EV,
+        raise base.CalculationFailed(f"tblite: {type(exc).__name__}: {exc}") from None
+    out = base.Result(energy=float(res["energy"]) * units.HARTREE_TO_EV,
                  info={"multiplicity": mult})
     if forces:
         out.forces = -np.asarray(res["gradient"]) * units.HARTREE_PER_BOHR_TO_EV_PER_A
@@ -68,7 +61,7 @@ def run(spec: MethodSpec, atoms: Atoms, charge: int, multiplicity: int | None,
     return out
 
 
-BACKEND = Backend(
+BACKEND = base.Backend(
     name="xtb", title="xTB", defaults=DEFAULTS, extra="xtb", modules=("tblite",),
     core="unknown", run=run, check=check, own_dispersion=True, bench_spec="xtb:gfn2",
     example="xtb:gfn2")
