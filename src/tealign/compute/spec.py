@@ -28,10 +28,6 @@ LABEL_RE = re.compile(r"^[a-z0-9_]+$")
 #: each backend's own ``DEFAULTS`` (:mod:`tealign.compute.backends`).
 DEFAULTS: dict[str, dict] = {name: b.defaults for name, b in BACKENDS.items()}
 
-#: PySCF's settings that only enter a SPEC (and its store key) when set away from their
-#: default (:data:`tealign.compute.backends.pyscf.OPTIONAL`).
-PYSCF_OPTIONAL: dict[str, tuple] = BACKENDS["pyscf"].optional
-
 CODES = tuple(BACKENDS)
 #: Settings that act on periodic cells only (left out of molecules' and atoms' store keys).
 PERIODIC_ONLY = frozenset().union(*(b.periodic_only for b in BACKENDS.values()))
