@@ -12,8 +12,7 @@ from typing import NamedTuple
 
 from tealign import rundir as rd
 from tealign.bench.benchmarks import Benchmark, in_section
-from tealign.report.page import E, Page, commands, table
-from tealign.report.sections import Section
+from tealign.report.page import E, Page, Section, commands, table
 from tealign.report.sections.bench_parts import (
     bench_figures,
     left_out,

@@ -7,8 +7,7 @@ from __future__ import annotations
 from tealign import rundir as rd
 from tealign.bench.benchmarks import BENCHMARKS
 from tealign.report.methods import fit_methods, target_method
-from tealign.report.page import E, Page, cards
-from tealign.report.sections import Section, sections
+from tealign.report.page import E, Page, Section, cards
 
 
 def _merge_clause(page: Page) -> str | None:
@@ -53,9 +52,10 @@ def _lead(page: Page) -> str:
             + (" (quick smoke-test sizes)" if demo.get("quick") else "") + ".</p>")
 
 
-def render(page: Page) -> str:
-    """The cards of every section that has headline numbers; empty when none has."""
-    items = [item for s in sections() if s.cards for item in s.cards(page)]
+def render(page: Page, others: tuple[Section, ...] = ()) -> str:
+    """The cards of every section of ``others`` that has headline numbers (the report's other
+    sections, handed in by :func:`tealign.report.sections.sections`); empty when none has."""
+    items = [item for s in others if s.cards for item in s.cards(page)]
     return _lead(page) + cards(items) if items else ""
 
 
