@@ -15,7 +15,8 @@ The public API (README.md, "Python API"):
   ``--json`` object; ``save(dir)``): :func:`info`, :func:`convert`, :func:`fit`,
   :func:`align_file`, :func:`merge_sources`, :func:`train_model`, :func:`evaluate_model`,
   :func:`bench_reactions`, :func:`bench_lattice`, :func:`bench_eos`, :func:`bench_torsion`,
-  :func:`bench_water`, :func:`bench_cross`, :func:`compute_atoms`, :func:`compute_calib`,
+  :func:`bench_water`, :func:`bench_cross` (one ``bench_NAME`` per entry of
+  :data:`tealign.bench.benchmarks.BENCHMARKS`), :func:`compute_atoms`, :func:`compute_calib`,
   :func:`write_report`, :func:`run_demo` (the same functions, under these names and under
   the command names ``api.align``, ``api.merge``, ..., are in :mod:`tealign.api`; the
   top-level names differ from the command names where a subpackage of that name exists:
@@ -26,14 +27,15 @@ The public API (README.md, "Python API"):
 Names are imported on first use, so ``import tealign`` stays light.
 """
 
+from tealign.bench.benchmarks import BENCHMARKS
+
 __version__ = "0.1.0"
 
 _API = {"align_file": "align", "merge_sources": "merge", "train_model": "train",
         "evaluate_model": "evaluate", "write_report": "report", "run_demo": "demo",
         **{verb: verb for verb in (
-            "info", "convert", "fit", "bench_reactions", "bench_lattice", "bench_eos",
-            "bench_torsion", "bench_water", "bench_cross", "compute_atoms", "compute_calib",
-            "Result")}}
+            "info", "convert", "fit", "compute_atoms", "compute_calib", "Result")},
+        **{b.kind: b.kind for b in BENCHMARKS.values()}}
 _EXPORTS = {
     "read": ("tealign.io", "read"), "iread": ("tealign.io", "iread"),
     "write": ("tealign.io", "write"), "read_frames": ("tealign.io", "read_frames"),
@@ -62,6 +64,8 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(module), attr)
         globals()[name] = value
         return value
+    if name.startswith("bench_") and name[len("bench_"):] in BENCHMARKS:  # registered later
+        return getattr(importlib.import_module("tealign.api"), name)
     if name in _SUBPACKAGES:
         return importlib.import_module(f"tealign.{name}")
     raise AttributeError(f"module 'tealign' has no attribute {name!r}")

@@ -376,9 +376,49 @@ def evaluate(model: str | os.PathLike, data: str, keys: Keys = REF, *,
 
 
 # ------------------------------------------------------------------------------- bench
-def _bench(name: str, res: dict, keys: Sequence[str], output, **objects) -> Result:
-    data = {k: res[k] for k in keys} | {"results": str(Path(output) / rd.RESULTS_FILE)}
+def _bench(name: str, res: dict, output, **objects) -> Result:
+    """The result of benchmark ``name``: the ``--json`` keys its registry entry names
+    (:data:`tealign.bench.benchmarks.BENCHMARKS`) and the path of its results.json."""
+    from tealign.bench.benchmarks import get
+
+    data = {k: res[k] for k in get(name).keys} | {
+        "results": str(Path(output) / rd.RESULTS_FILE)}
     return Result(f"bench_{name}", data, details=res, benchmark=name, **objects)
+
+
+def run_benchmark(name: str, calculator: str, output, *, threads: int | None = None,
+                  progress: Progress = None, **options) -> Result:
+    """Run benchmark ``name`` of the registry (:mod:`tealign.bench.benchmarks`) through its
+    module's ``run(calculator, output_dir, progress=..., **options)``: what ``api.bench_NAME``
+    is for a benchmark without a verb written out here. ``threads``: torch threads (the
+    result's ``torch_threads``: (n, where from))."""
+    import importlib
+
+    from tealign.bench.benchmarks import get
+
+    try:
+        b = get(name)
+    except KeyError as exc:
+        raise SetupError(exc.args[0], field="benchmark") from None
+    n_threads = _torch_threads(threads)
+    run = importlib.import_module(f"tealign.bench.{b.module or b.name}").run
+    res = run(calculator, _bench_dir(output), progress=progress, **options)
+    return _bench(b.name, res, output, torch_threads=n_threads)
+
+
+def __getattr__(name: str):
+    """``bench_NAME`` of a registered benchmark without a verb of its own here:
+    :func:`run_benchmark` for it."""
+    import functools
+
+    from tealign.bench.benchmarks import BENCHMARKS
+
+    bench = name[len("bench_"):] if name.startswith("bench_") else None
+    if bench in BENCHMARKS:
+        verb = functools.partial(run_benchmark, bench)
+        verb.__doc__ = f"{BENCHMARKS[bench].title} (:func:`run_benchmark` ``{bench!r}``)."
+        return verb
+    raise AttributeError(f"module 'tealign.api' has no attribute {name!r}")
 
 
 def _bench_dir(output) -> Path:
@@ -420,8 +460,7 @@ def bench_reactions(calculator: str, output, *, data=None, limit: int | None = N
     path = registry.locate("reactions", data)
     res = reactions.run(calculator, path, _bench_dir(output), limit=limit, d3=d3, dtype=dtype,
                         progress=progress)
-    return _bench("reactions", res, ("n", "mae_kcal_mol", "mae_eV", "rmse_kcal_mol"), output,
-                  torch_threads=n_threads)
+    return _bench("reactions", res, output, torch_threads=n_threads)
 
 
 def bench_lattice(calculator: str, output, *, limit: int | None = None,
@@ -434,8 +473,7 @@ def bench_lattice(calculator: str, output, *, limit: int | None = None,
     n_threads = _torch_threads(threads)
     res = lattice.run(calculator, _bench_dir(output), limit=limit, d3=d3, r_max=r_max, data=data,
                       progress=progress)
-    return _bench("lattice", res, ("n", "mae_A", "mae_exp_A", "mae_by_structure", "excluded",
-                                   "skipped", "r_max_A"), output, torch_threads=n_threads)
+    return _bench("lattice", res, output, torch_threads=n_threads)
 
 
 def bench_eos(calculator: str, output, *, reference: str | None = None,
@@ -449,8 +487,7 @@ def bench_eos(calculator: str, output, *, reference: str | None = None,
     res = eos.run(calculator, _bench_dir(output), reference=reference,
                   reference_file=reference_file, store=store, workers=workers,
                   progress=_out_of(progress, len(eos.GRID)))
-    return _bench("eos", res, ("a0_A", "b0_GPa", "rmse_vs_reference_meV_per_atom"), output,
-                  torch_threads=n_threads)
+    return _bench("eos", res, output, torch_threads=n_threads)
 
 
 def bench_torsion(calculator: str, output, *, data=None, geometries=None,
@@ -468,10 +505,7 @@ def bench_torsion(calculator: str, output, *, data=None, geometries=None,
     res = torsion.run(calculator, _bench_dir(output), csv_path, sdf_path, limit=limit, step=step,
                       d3=d3, steps=max_steps, progress=progress,
                       max_force_calls=max_force_calls, batched=batched)
-    return _bench("torsion", res, ("n", "barrier_mae_kcal_mol", "profile_mae_kcal_mol",
-                                   "unconverged_points", "skipped", "force_calls",
-                                   "max_force_calls", "cap_reached", "cap_bit"), output,
-                  torch_threads=n_threads)
+    return _bench("torsion", res, output, torch_threads=n_threads)
 
 
 def bench_water(calculator: str, output, *, ps: float = 2.0, d3: str | None = None,
@@ -489,8 +523,7 @@ def bench_water(calculator: str, output, *, ps: float = 2.0, d3: str | None = No
                     references=refs, progress=_out_of(progress, water.n_steps(ps)))
     # the --json key is rmse_vs_exp (the benchmark's results.json calls it rmsd_vs_exp)
     res = {**res, "rmse_vs_exp": res.get("rmsd_vs_exp")}
-    return _bench("water", res, ("peak_r_A", "peak_g", "rmse_vs_exp", "mean_temperature_K",
-                                 "skipped"), output, torch_threads=n_threads)
+    return _bench("water", res, output, torch_threads=n_threads)
 
 
 def bench_cross(*args, **kwargs) -> Result:
@@ -527,8 +560,7 @@ def _bench_cross(calculator: str | None, output, *, alignment=None, data=None,
     res = cross.run(_bench_dir(output), data=data, definition=definition, calculator=calculator,
                     alignment=alignment, target_key=target_key, source_key=source_key,
                     aligned_domain=aligned_domain, d3=d3, dtype=dtype, progress=progress)
-    return _bench("cross", res, ("mode", "n", "mae_eV", "rmse_eV", "reaction_mae_eV",
-                                 "adsorption_mae_eV", "lattice_mae_eV", "skipped"), output,
+    return _bench("cross", res, output,
                   kind_titles={k: cross.KIND_TITLES[k] for k in cross.KINDS})
 
 

@@ -75,20 +75,25 @@ class FrameError:
         return SetupError(self.reason, file=self.file, frame=self.frame, field=self.field)
 
 
-#: optional packages (import names) and the extra of tealign that installs each
+#: optional packages (import names) and the extra of tealign that installs each; the compute
+#: backends' packages are named by the backends themselves
+#: (:func:`tealign.compute.backends.extras`, passed in as ``extras``)
 EXTRAS = {"torch": "mace", "mace": "mace", "e3nn": "mace", "lmdb": "mace",
-          "ase_db_backends": "mace", "gpaw": "gpaw", "pyscf": "pyscf", "tblite": "xtb",
-          "dftd3": "d3", "chgnet": "bench", "distributed": "dask", "dask": "dask"}
+          "ase_db_backends": "mace", "dftd3": "d3", "chgnet": "bench", "distributed": "dask",
+          "dask": "dask"}
 
 
-def missing_extra(exc: ModuleNotFoundError) -> SetupError | None:
+def missing_extra(exc: ModuleNotFoundError,
+                  extras: dict[str, str] | None = None) -> SetupError | None:
     """The setup error for an optional package that is not installed (naming the extra that
-    installs it), or None if the missing module is not one of tealign's optional packages."""
+    installs it), or None if the missing module is not one of tealign's optional packages
+    (:data:`EXTRAS` and ``extras``, import name → extra)."""
+    known = {**EXTRAS, **(extras or {})}
     root = (exc.name or "").split(".")[0]
-    if root not in EXTRAS:
+    if root not in known:
         return None
     return SetupError(f"this needs the optional package {root!r}, which is not installed: "
-                      f"pip install 'tealign[{EXTRAS[root]}]'", field=root)
+                      f"pip install 'tealign[{known[root]}]'", field=root)
 
 
 class NothingWritten(SetupError):

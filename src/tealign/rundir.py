@@ -18,13 +18,16 @@ the ``train/`` part and :mod:`tealign.api` saves its results into it (docs/archi
     report.html                    tealign report
 
 Each kind of :class:`tealign.api.Result` saves under its own file name,
-:data:`RESULT_FILES` (``Result.save(dir)`` writes ``dir/<that name>``).
+:data:`RESULT_FILES` (``Result.save(dir)`` writes ``dir/<that name>``); the benchmarks' kinds
+come from the benchmark registry (:data:`tealign.bench.benchmarks.BENCHMARKS`).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from tealign.bench.benchmarks import BENCHMARKS
 
 #: The file each kind of api result saves under: one name a kind, no two alike, and none
 #: the name of another file a command writes (the isolated-atom table ``compute atoms``
@@ -37,8 +40,7 @@ RESULT_FILES = {
     "merge": "merge.json",
     "train": "train.json",
     "eval": "eval.json",
-    **{f"bench_{b}": f"bench_{b}.json"
-       for b in ("reactions", "lattice", "eos", "torsion", "water", "cross")},
+    **{b.kind: f"{b.kind}.json" for b in BENCHMARKS.values()},
     "compute_atoms": "compute_atoms.json",
     "compute_calib": "compute_calib.json",
     "e0_tables": "e0_tables.json",

@@ -1,9 +1,13 @@
-"""Calculators by name for the benchmarks: a MACE model file, ``xtb`` (GFN2-xTB through
-tealign's tblite backend, CODATA 2018 units), ``chgnet`` (its wheel's MPtrj weights), or any
-ASE calculator from Python; ``d3`` adds D3(BJ) for a functional through ``dftd3``."""
+"""Calculators by name for the benchmarks, all from here: a MACE model file, a compute
+backend that offers itself to the benchmarks (``xtb``: GFN2-xTB through tealign's tblite
+backend, CODATA 2018 units; :func:`tealign.compute.backends.bench_specs`), a calculator of
+:data:`NAMED` (``chgnet``: its wheel's MPtrj weights), or any ASE calculator from Python;
+``d3`` adds D3(BJ) for a functional through ``dftd3``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ase.calculators.calculator import Calculator, all_changes
@@ -22,12 +26,25 @@ class BackendCalculator(Calculator):
         super().__init__(**kwargs)
         self.spec = parse_spec(spec)
 
+    def check_state(self, atoms, tol=1e-15):
+        """ASE's changes, plus the charge (``atoms.info["charge"]``) the backend computes at."""
+        changes = list(super().check_state(atoms, tol))
+        if self.atoms is not None and "charge" not in changes and \
+                atoms.info.get("charge", 0) != self.atoms.info.get("charge", 0):
+            changes.append("charge")
+        return changes
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         from tealign.compute.backends import run_calculation
 
         super().calculate(atoms, properties, system_changes)
-        r = run_calculation(self.spec, self.atoms, charge=int(self.atoms.info.get("charge", 0)))
-        self.results = {"energy": r.energy, "free_energy": r.energy, "forces": r.forces}
+        # forces (and the stress that comes with them) only when asked: an energy is one SCF
+        want = any(p in properties for p in ("forces", "stress"))
+        r = run_calculation(self.spec, self.atoms, charge=int(self.atoms.info.get("charge", 0)),
+                            forces=want)
+        self.results = {"energy": r.energy, "free_energy": r.energy}
+        if r.forces is not None:
+            self.results["forces"] = r.forces
         if r.stress is not None:
             s = r.stress
             self.results["stress"] = s.flat[[0, 4, 8, 5, 2, 1]]
@@ -53,26 +70,63 @@ class D3Calculator(Calculator):
             self.results["stress"] = r.stress.flat[[0, 4, 8, 5, 2, 1]]
 
 
+@dataclass(frozen=True)
+class Named:
+    """A calculator the benchmarks know by name (not a compute backend)."""
+
+    build: Callable[[str], Calculator]  #: the calculator on ``device`` ("cpu", "cuda")
+    needs_cell: bool = False  #: periodic structures only: molecules go into a box
+
+
+def _chgnet(device: str) -> Calculator:
+    try:
+        from chgnet.model.dynamics import CHGNetCalculator
+    except ImportError:
+        raise SetupError("chgnet is not installed: pip install chgnet",
+                         field="--calculator") from None
+    return CHGNetCalculator(use_device=device)
+
+
+#: calculators by name besides MACE model files and the compute backends' (``xtb``)
+NAMED: dict[str, Named] = {"chgnet": Named(_chgnet, needs_cell=True)}
+
+
+def names() -> list[str]:
+    """Every calculator name ``--calculator`` takes besides a model file."""
+    from tealign.compute.backends import bench_specs
+
+    return [*bench_specs(), *NAMED]
+
+
+def needs_cell(name) -> bool:
+    """Whether the named calculator works on periodic structures only (CHGNet)."""
+    return isinstance(name, str) and name in NAMED and NAMED[name].needs_cell
+
+
+def own_dispersion(name) -> bool:
+    """Whether the named calculator is a method with its own dispersion (xTB): no D3 on top."""
+    from tealign.compute.backends import BACKENDS, bench_specs
+
+    return isinstance(name, str) and name in bench_specs() and BACKENDS[name].own_dispersion
+
+
 def get_calculator(name: str, d3: str | None = None, device: str = "cpu"):
     """Build the calculator named on the command line (with D3(BJ) added if asked).
 
     ``name`` may also be any ASE calculator object (used as it is).
     """
+    from tealign.compute.backends import bench_specs
+
     if not isinstance(name, (str, Path)):
         calc = name
-    elif name == "xtb":
-        calc = BackendCalculator("xtb:gfn2")
-    elif name == "chgnet":
-        try:
-            from chgnet.model.dynamics import CHGNetCalculator
-        except ImportError:
-            raise SetupError("chgnet is not installed: pip install chgnet",
-                             field="--calculator") from None
-        calc = CHGNetCalculator(use_device=device)
+    elif name in bench_specs():
+        calc = BackendCalculator(bench_specs()[name])
+    elif name in NAMED:
+        calc = NAMED[name].build(device)
     else:
         p = Path(name)
         if not p.exists():
-            raise SetupError("not a calculator name (xtb, chgnet) nor a model file",
+            raise SetupError(f"not a calculator name ({', '.join(names())}) nor a model file",
                              file=name, field="--calculator")
         from tealign._mace import calculator
 

@@ -1,5 +1,6 @@
 """Single-point energies of many structures: batched through mace-torch for MACE models,
-one call per structure otherwise (optionally with D3(BJ) added)."""
+one call per structure otherwise, through the calculator
+:mod:`tealign.bench.calculators` builds for the name (optionally with D3(BJ) added)."""
 
 from __future__ import annotations
 
@@ -29,26 +30,17 @@ def single_points(calculator: str, batch: FrameBatch, d3: str | None = None,
         model = load_model(calculator, dtype=dtype)
         energies = predict(model, batch, batch_size=batch_size, compute_stress=False,
                            compute_forces=False).energy
-    elif calculator == "xtb":
-        from tealign.compute.backends import run_calculation
-        from tealign.compute.spec import parse_spec
-
-        spec = parse_spec("xtb:gfn2")
-        energies = np.empty(batch.n_frames)
-        for i, atoms in enumerate(batch.to_atoms()):
-            energies[i] = run_calculation(spec, atoms, charge=int(atoms.info.get("charge", 0)),
-                                          forces=False).energy
-            if progress:
-                progress(i + 1)
     else:
-        from tealign.bench.calculators import get_calculator
+        from tealign.bench.calculators import get_calculator, needs_cell
 
         calc = get_calculator(calculator)
+        boxed = needs_cell(calculator)
         energies = np.empty(batch.n_frames)
         for i, atoms in enumerate(batch.to_atoms()):
-            if calculator == "chgnet" and not atoms.pbc.any():
-                # CHGNet works on periodic structures only: a molecule goes into a cubic box
-                # with MOLECULE_VACUUM on each side, far beyond its 6 Å graph cutoff
+            if boxed and not atoms.pbc.any():
+                # a calculator of periodic structures only (CHGNet): a molecule goes into a
+                # cubic box with MOLECULE_VACUUM on each side, far beyond its graph cutoff
+                # (CHGNet: 6 Å)
                 atoms.center(vacuum=MOLECULE_VACUUM)
                 atoms.cell = np.eye(3) * atoms.cell.lengths().max()
                 atoms.center()

@@ -50,6 +50,7 @@ def reference_curve(spec: str, store_dir: Path, grid=GRID, workers: int = 1,
     A plane-wave (GPAW) curve uses one k-point mesh for every point, chosen from the cell at
     ``A_EQUILIBRIUM`` at the SPEC's ``kpt_density``: a mesh recomputed from each cell jumps
     where it changes (+19 meV/atom between 5.44 and 5.45 Å at 2.5 Å⁻¹)."""
+    from tealign.compute.backends import BACKENDS
     from tealign.compute.runner import Job, run_jobs
     from tealign.compute.spec import parse_spec
     from tealign.compute.store import JobStore
@@ -57,7 +58,7 @@ def reference_curve(spec: str, store_dir: Path, grid=GRID, workers: int = 1,
     s = parse_spec(spec)
     mesh = None
     # one mesh for the whole curve, from the equilibrium cell (docs/architecture.md §7.5)
-    if s.code == "gpaw":
+    if BACKENDS[s.code].kpoint_mesh:
         from tealign.compute.kpoints import mesh_from_density
 
         mesh = mesh_from_density(si(A_EQUILIBRIUM).cell[:], float(s.settings["kpt_density"]))

@@ -26,7 +26,9 @@ REFERENCE_CURVES = ("tip3p", "tip4p")
 
 def default_d3(calculator: str) -> str:
     """D3(BJ) of PBE for MACE/CHGNet models; none for xTB (it has its own dispersion)."""
-    return "none" if calculator == "xtb" else "pbe"
+    from tealign.bench.calculators import own_dispersion
+
+    return "none" if own_dispersion(calculator) else "pbe"
 
 
 def n_steps(ps: float, timestep_fs: float = TIMESTEP_FS) -> int:

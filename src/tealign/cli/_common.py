@@ -23,6 +23,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from tealign.bench.calculators import names as calculator_names
+from tealign.compute.backends import BACKENDS
+from tealign.compute.backends import extras as backend_extras
 from tealign.errors import SetupError, missing_extra
 
 app = typer.Typer(
@@ -34,8 +37,9 @@ app = typer.Typer(
 )
 e0_app = typer.Typer(help="Isolated-atom energy tables (built-in and user JSON).",
                      no_args_is_help=True)
-compute_app = typer.Typer(help="Reference calculations (PySCF, GPAW, xTB) through a resumable "
-                          "job store.", no_args_is_help=True)
+compute_app = typer.Typer(help="Reference calculations ("
+                          + ", ".join(b.title for b in BACKENDS.values())
+                          + ") through a resumable job store.", no_args_is_help=True)
 data_app = typer.Typer(help="Benchmark datasets: registry, download, verification.",
                        no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks of any calculator (paper section IV).",
@@ -66,8 +70,8 @@ def pick_reader(reader: str | None, fmt: str | None) -> str | None:
     err.print("warning: --format is deprecated here (it names the input reader): use "
               f"--reader {fmt}", highlight=False, markup=False)
     return fmt
-CALCULATOR_HELP = ("MACE model file, tealign-mini (the model that ships with tealign), xtb "
-                   "or chgnet.")
+CALCULATOR_HELP = ("MACE model file, tealign-mini (the model that ships with tealign), "
+                   + " or ".join(calculator_names()) + ".")
 
 _stdout = [sys.stdout]
 # Off a terminal, output is never wrapped: a path or a printed command stays on one line, so
@@ -137,7 +141,7 @@ def command(fn):
             print(f"tealign: error: {exc.line()}", file=sys.stderr)
             raise typer.Exit(getattr(exc, "exit_code", 2)) from None
         except ModuleNotFoundError as exc:
-            missing = missing_extra(exc)
+            missing = missing_extra(exc, backend_extras())
             if missing is None:
                 raise
             print(f"tealign: error: {missing.line()}", file=sys.stderr)

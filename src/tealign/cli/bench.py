@@ -1,4 +1,6 @@
-"""Benchmarks of any calculator: ``bench reactions|lattice|eos|torsion|water|cross``."""
+"""Benchmarks of any calculator: ``bench reactions|lattice|eos|torsion|water|cross``, written
+out here with their own options and tables, and a generated command for every other entry of
+the benchmark registry (:mod:`tealign.bench.benchmarks`)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import typer
 from rich.table import Table
 
 from tealign import api
+from tealign.bench.benchmarks import BENCHMARKS
 from tealign.cli._common import (
     CALCULATOR_HELP,
     CalculatorOpt,
@@ -290,3 +293,49 @@ def _render_cross(res, who: str) -> None:
         t.add_row("[bold]all[/]", str(d["n"]), f"{d['mae_eV']:.3f}", f"{d['rmse_eV']:.3f}",
                   f"{d['max_abs_eV']:.3f}")
     out().print(t)
+
+
+def _generated(b) -> None:
+    """Register ``tealign bench NAME`` for a benchmark that is only a registry entry
+    (:mod:`tealign.bench.benchmarks`): ``--calculator``, ``-o``, the entry's own options,
+    ``--threads`` and ``--json``; it calls :func:`tealign.api.run_benchmark` and prints the
+    ``--json`` keys as a table."""
+    import functools
+    import inspect
+
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params = [inspect.Parameter("calculator", kw, annotation=CalculatorOpt),
+              inspect.Parameter("output", kw, annotation=OutputOpt)]
+    for o in b.options:
+        kind = o.type if o.default is not None else o.type | None
+        params.append(inspect.Parameter(o.name, kw, default=o.default, annotation=Annotated[
+            kind, typer.Option(f"--{o.name.replace('_', '-')}", help=o.help)]))
+    params += [inspect.Parameter("threads", kw, default=None, annotation=ThreadsOpt),
+               inspect.Parameter("as_json", kw, default=False, annotation=JsonOpt)]
+
+    def command(**options) -> None:
+        calculator, output = options.pop("calculator"), options.pop("output")
+        as_json = options.pop("as_json")
+        _run(functools.partial(api.run_benchmark, b.name), (calculator, output), options,
+             b.title, as_json, lambda res: _render_generated(res, calculator))
+
+    command.__signature__ = inspect.Signature(params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__name__ = command.__qualname__ = f"bench_{b.name}"
+    command.__doc__ = f"{b.title}.\n\nExample: tealign bench {b.name} --calculator xtb -o " \
+                      f"bench_{b.name}"
+    cmd(bench_app, b.name)(command)
+
+
+def _render_generated(res, calculator: str) -> None:
+    t = Table("model", "quantity", "value")
+    for key, value in res.to_json().items():
+        if isinstance(value, (int, float, str)) and key != "results":
+            t.add_row(calculator, key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    out().print(t)
+
+
+_WRITTEN = {c.name for c in bench_app.registered_commands}
+for _b in BENCHMARKS.values():
+    if _b.name not in _WRITTEN:
+        _generated(_b)

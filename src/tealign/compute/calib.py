@@ -23,6 +23,7 @@ from ase import Atoms
 
 from tealign.compute import pulay
 from tealign.compute.atoms import atom_jobs, table_from_store
+from tealign.compute.backends import BACKENDS
 from tealign.compute.runner import Job, run_jobs
 from tealign.compute.spec import MethodSpec
 from tealign.compute.store import JobStore
@@ -138,7 +139,8 @@ def _fixed_meshes(molecules: list[FrameRecord], specs: list[MethodSpec], source_
 
     from tealign.compute.kpoints import mesh_from_density, parse_mesh
 
-    gpaw = [s for s in specs if s.code == "gpaw"]
+    # backends with one k-point mesh per crystal (GPAW), from their kpt_density
+    meshed = [s for s in specs if BACKENDS[s.code].kpoint_mesh]
     meshes: list[tuple[int, int, int] | None] = []
     bad: list[tuple[int, str]] = []
     missing: dict[tuple, list[int]] = {}
@@ -151,7 +153,7 @@ def _fixed_meshes(molecules: list[FrameRecord], specs: list[MethodSpec], source_
         except ValueError as exc:
             bad.append((k, str(exc)))
             continue
-        if meshes[k] is None and gpaw:  # grouped like the Pulay term (pulay.group_key)
+        if meshes[k] is None and meshed:  # grouped like the Pulay term (pulay.group_key)
             formula = Symbols(np.asarray(rec.numbers)).get_chemical_formula(mode="hill")
             missing.setdefault(formula, []).append(k)
     chosen = []
@@ -159,7 +161,7 @@ def _fixed_meshes(molecules: list[FrameRecord], specs: list[MethodSpec], source_
         volumes = [abs(np.linalg.det(np.asarray(molecules[k].cell, float))) for k in members]
         median = members[int(np.argsort(volumes)[len(volumes) // 2])]
         mesh = mesh_from_density(molecules[median].cell,
-                                 float(gpaw[0].settings["kpt_density"]))
+                                 float(meshed[0].settings["kpt_density"]))
         for k in members:
             meshes[k] = mesh
         chosen.append(f"{len(members)} frames of {formula} → {'×'.join(map(str, mesh))}")
@@ -209,7 +211,8 @@ def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], o
             charge = int(rec.info.get("charge", 0))
             jobs_by_method[spec.label].append(
                 Job(spec=spec, atoms=atoms, name=str(rec.info["mol_id"]), charge=charge,
-                    forces=forces, kpts=meshes[k] if spec.code == "gpaw" else None))
+                    forces=forces,
+                    kpts=meshes[k] if BACKENDS[spec.code].kpoint_mesh else None))
     if bad_mesh:
         bad_keys = {k for k, _ in bad_mesh}
         for spec in specs:

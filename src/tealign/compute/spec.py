@@ -18,59 +18,19 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from tealign.compute.backends import BACKENDS, get
 from tealign.errors import SetupError
 from tealign.methods import Method
 
 LABEL_RE = re.compile(r"^[a-z0-9_]+$")
 
-#: Every energy-changing setting of each backend, with its default (lengths Å, energies eV).
-DEFAULTS: dict[str, dict] = {
-    "pyscf": {
-        "density_fit": True,    # RI-J/K with PySCF's default auxiliary basis for the basis
-        "grid_level": 3,        # PySCF's default DFT grid
-        "conv_tol": 1e-10,      # Ha, SCF energy convergence
-        "max_cycle": 200,
-        "nlc": False,           # VV10 off, as SPICE/OFF23 (docs/architecture.md §7.5)
-        "spin_restricted": "auto",  # RKS for closed shells, UKS otherwise
-    },
-    "gpaw": {
-        "vacuum": 5.0,          # Å on each side of a molecule (ASE's center(vacuum=))
-        "smearing": 0.1,        # eV, Fermi-Dirac width
-        "kpt_density": 4.0,     # k-points per Å⁻¹ (ASE/GPAW 'density') for periodic cells
-        "hund": True,           # spin-polarised Hund's-rule isolated atoms
-        "energy_tol": 5e-6,     # eV per valence electron (GPAW 'energy' convergence)
-        "density_tol": 1e-6,    # GPAW 'density' convergence
-        "setups": "paw",
-        # stress of periodic cells (tealign.compute.pulay): "formula" adds the Pulay term
-        # (2/3)·E_cut·(∂E/∂E_cut)/V with ∂E/∂E_cut from two energy-only probes at
-        # E_cut ± pulay_step eV, once per (formula, k-mesh); "fd" probes every frame; "none"
-        # keeps GPAW's fixed-basis stress (60 GPa off for MgO at 400 eV)
-        "pulay_stress": "formula",
-        "pulay_step": 25.0,
-    },
-    "xtb": {
-        "accuracy": 1.0,
-        "electronic_temperature": 300.0,  # K
-        "max_iterations": 250,
-    },
-}
+#: Every energy-changing setting of each backend, with its default (lengths Å, energies eV):
+#: each backend's own ``DEFAULTS`` (:mod:`tealign.compute.backends`).
+DEFAULTS: dict[str, dict] = {name: b.defaults for name, b in BACKENDS.items()}
 
-#: PySCF settings that only enter a SPEC (and its store key) when set away from their default,
-#: so the keys of SPECs written before they existed stay what they were. ``cartesian``: which
-#: shells use Cartesian functions — "none" (PySCF's spherical default), "d" (Cartesian d, pure
-#: f and higher: Gaussian's 6D 7F, its default for the 6-31G family) or "all" (6D 10F);
-#: ``pople``: "pyscf" (PySCF's basis file) or "gaussian" (Gaussian's exponents for 6-31G
-#: multiple d polarization, 2x and 1/2 x the 6-31G* d exponent; PySCF's file has 6-311G's
-#: for C-F). Needed to reproduce Gaussian's B3LYP/6-31G(2df,p) (QM9) and wB97X/6-31G(d)
-#: (ANI-1x) energies; see docs/published_references.md.
-PYSCF_OPTIONAL: dict[str, tuple] = {
-    "cartesian": ("none", "d", "all"),
-    "pople": ("pyscf", "gaussian"),
-}
-
-CODES = tuple(DEFAULTS)
+CODES = tuple(BACKENDS)
 #: Settings that act on periodic cells only (left out of molecules' and atoms' store keys).
-PERIODIC_ONLY = frozenset({"kpt_density", "pulay_stress", "pulay_step"})
+PERIODIC_ONLY = frozenset().union(*(b.periodic_only for b in BACKENDS.values()))
 
 
 @dataclass(frozen=True)
@@ -89,7 +49,7 @@ class MethodSpec:
     def method(self) -> Method:
         # def2 bases put an ECP on elements beyond Kr (I included); lighter ones are
         # all-electron
-        core = {"pyscf": "all-electron", "gpaw": "paw", "xtb": "unknown"}[self.code]
+        core = BACKENDS[self.code].core
         return Method(functional=self.functional, code=self.code, basis=self.basis, core=core,
                       dispersion="none" if self.d3 is None else f"d3bj({self.d3}) stored apart",
                       settings=dict(self.settings))
@@ -149,27 +109,24 @@ def parse_spec(text: str) -> MethodSpec:
     parts = raw.split(";")
     main, options = parts[0].strip(), parts[1:]
     if ":" not in main:
-        raise SetupError(f"method {text!r} is not code:functional/basis (e.g. "
-                         "pyscf:wb97m-d3bj/def2-svp, gpaw:pbe/pw800, xtb:gfn2)",
+        examples = ", ".join(b.example for b in BACKENDS.values() if b.example)
+        raise SetupError(f"method {text!r} is not code:functional/basis (e.g. {examples})",
                          field="--method")
     code, rest = main.split(":", 1)
     code = code.strip().lower()
-    if code not in DEFAULTS:
-        raise SetupError(f"unknown code {code!r}; tealign computes with "
-                         f"{', '.join(CODES)}", field="--method")
+    backend = get(code)
     functional, _, basis = rest.partition("/")
     functional, basis = functional.strip().lower(), basis.strip().lower()
-    settings = dict(DEFAULTS[code])
+    settings = dict(backend.defaults)
+    optional = backend.optional
     for opt in options:
         if not opt.strip():
             continue
         if "=" not in opt:
             raise SetupError(f"option {opt!r} is not key=value", field="--method")
         k, v = (s.strip() for s in opt.split("=", 1))
-        optional = PYSCF_OPTIONAL if code == "pyscf" else {}
-        if k not in settings and not (code == "pyscf" and k in ("auxbasis", "ecp")) \
-                and k not in optional:
-            known = sorted(DEFAULTS[code]) + sorted(optional)
+        if k not in settings and k not in backend.free and k not in optional:
+            known = sorted(backend.defaults) + sorted(optional)
             raise SetupError(f"unknown {code} setting {k!r}; known: "
                              f"{', '.join(known)}", field="--method")
         if k in optional:
@@ -185,30 +142,10 @@ def parse_spec(text: str) -> MethodSpec:
     if functional.endswith("-d3bj"):
         functional = functional[: -len("-d3bj")]
         d3 = functional.replace("-v", "") if functional.endswith("-v") else functional
-        if code == "xtb":
-            raise SetupError("xtb has its own dispersion; drop -d3bj", field="--method")
-    if code == "pyscf":
-        if not basis:
-            raise SetupError("pyscf needs a basis: pyscf:functional/basis", field="--method")
-        if settings.get("pople") == "gaussian" and not re.fullmatch(
-                r"6-31\+{0,2}g\(2df?(,(p|pd))?\)", basis):
-            # only the heavy atoms' d pair is replaced: a basis with several p shells on H
-            # (2pd, 3pd, ...) would keep PySCF's pair there, which is not checked against
-            # Gaussian's
-            raise SetupError("pople=gaussian applies to 6-31G bases with 2d polarization on "
-                             "heavy atoms and one p on H (6-31g(2d), 6-31g(2df,p), "
-                             f"6-31g(2df,pd)), not {basis!r}", field="--method")
-    elif code == "gpaw":
-        m = re.fullmatch(r"pw(\d+(?:\.\d+)?)", basis)
-        if not m:
-            raise SetupError("gpaw needs a plane-wave cutoff in eV: gpaw:pbe/pw800",
-                             field="--method")
-        settings["ecut"] = float(m.group(1))
-        if settings["pulay_stress"] not in ("formula", "fd", "none"):
-            raise SetupError("gpaw pulay_stress is 'formula' (Pulay term once per formula), "
-                             "'fd' (every frame) or 'none'", field="--method")
-    elif code == "xtb" and functional not in ("gfn2", "gfn1", "ipea1"):
-        raise SetupError("xtb methods: gfn2, gfn1, ipea1", field="--method")
+        if backend.own_dispersion:
+            raise SetupError(f"{code} has its own dispersion; drop -d3bj", field="--method")
+    if backend.check is not None:
+        backend.check(functional, basis, settings)
     spec_text = raw
     return MethodSpec(label=label or default_label(spec_text), code=code,
                       functional=functional, basis=basis, d3=d3, settings=settings,

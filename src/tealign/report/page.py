@@ -15,7 +15,9 @@ import base64
 import html
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from tealign import rundir as rd
 
@@ -166,3 +168,13 @@ def commands(page: Page, names: list[str]) -> str:
 
 #: HTML-escape a text for the page
 E = html.escape
+
+
+class Section(NamedTuple):
+    """One section of the report (:mod:`tealign.report.sections` lists them)."""
+
+    sid: str                                   #: the HTML anchor
+    title: str                                 #: its heading (and navigation link)
+    kinds: tuple[str, ...]                     #: result kinds it renders (rundir.RESULT_FILES)
+    render: Callable[[Page], str]              #: its HTML; empty when its files are absent
+    cards: Callable[[Page], list[tuple[str, str]]] | None = None  #: headline numbers

@@ -11,20 +11,11 @@ directory's layout, then the commands that reproduce them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
+import functools
 
-from tealign.report.page import Page
+from tealign.report.page import Section
 
-
-class Section(NamedTuple):
-    """One section of the report."""
-
-    sid: str                                   #: the HTML anchor
-    title: str                                 #: its heading (and navigation link)
-    kinds: tuple[str, ...]                     #: result kinds it renders (rundir.RESULT_FILES)
-    render: Callable[[Page], str]              #: its HTML; empty when its files are absent
-    cards: Callable[[Page], list[tuple[str, str]]] | None = None  #: headline numbers
+__all__ = ["Section", "for_kind", "sections"]
 
 
 def sections() -> tuple[Section, ...]:
@@ -41,8 +32,11 @@ def sections() -> tuple[Section, ...]:
         training,
     )
 
-    return tuple(m.SECTION for m in (summary, cross, datasets, alignment, merge, training,
-                                      errors, benchmarks, reproduce))
+    rest = tuple(m.SECTION for m in (cross, datasets, alignment, merge, training, errors,
+                                      benchmarks, reproduce))
+    # the summary shows the others' cards: it is handed them (it imports none of them)
+    first = summary.SECTION._replace(render=functools.partial(summary.render, others=rest))
+    return (first, *rest)
 
 
 def for_kind(kind: str) -> Section | None:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from tealign import rundir as rd
 from tealign.report.methods import fit_methods
-from tealign.report.page import E, Page, commands, table
-from tealign.report.sections import Section
+from tealign.report.page import E, Page, Section, commands, table
 
 
 def cards(page: Page) -> list[tuple[str, str]]:

@@ -2,7 +2,8 @@
 ``bench/<name>/results.json``): each benchmark's numbers for the calculator its results name,
 the shipped model's row where ``bench_mini/`` holds one, the paper's published figures beside
 them, and the benchmarks the demo could not run. Reference data are named as the benchmark
-data registry names them (:mod:`tealign.bench.registry`)."""
+data registry names them (:mod:`tealign.bench.registry`). The benchmarks, their order and
+summary cards are the benchmark registry's (:mod:`tealign.bench.benchmarks`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tealign import rundir as rd
-from tealign.report.page import E, Page, commands, table
-from tealign.report.sections import Section
+from tealign.bench.benchmarks import Benchmark, in_section
+from tealign.report.page import E, Page, Section, commands, table
 from tealign.report.sections.bench_parts import (
     bench_figures,
     left_out,
@@ -21,24 +22,18 @@ from tealign.report.sections.bench_parts import (
     run_model,
 )
 
-#: the headline number of each benchmark on the summary: name, key, label, format, unit
-HEADLINES = (("lattice", "mae_A", "lattice MAE vs PBE", ".3f", " Å"),
-             ("eos", "a0_A", "Si a₀", ".3f", " Å"),
-             ("torsion", "barrier_mae_kcal_mol", "torsion barrier MAE", ".2f", " kcal/mol"),
-             ("reactions", "mae_kcal_mol", "reaction barrier MAE", ".1f", " kcal/mol"),
-             ("water", "peak_r_A", "water O–O first peak", ".2f", " Å"))
-
 
 def cards(page: Page) -> list[tuple[str, str]]:
     """The headline number of every benchmark run, the run's results first, then the shipped
     model's."""
     items = []
     for mini in (False, True):
-        for name, key, label, fmt, unit in HEADLINES:
-            rel = rd.bench_results(name, mini=mini)
-            if page.load(rel):
-                items.append((f"{model_of(page, rel, mini).short} · {label}",
-                               page.num(rel, key, fmt, unit)))
+        for b in in_section("benchmarks"):
+            h = b.headline
+            rel = rd.bench_results(b.name, mini=mini)
+            if h is not None and page.load(rel):
+                items.append((f"{model_of(page, rel, mini).short} · {h.label}",
+                               page.num(rel, h.key, h.fmt, h.unit)))
     return items
 
 
@@ -137,12 +132,19 @@ def _water(page: Page, rel: str, d: dict) -> Part:
         ["", "first peak r (Å)", "g(r) at peak", "RMSD vs experiment"], [row]))
 
 
-#: each benchmark's part of the section, in the section's order, with its figures' caption
-PARTS = (("lattice", _lattice, "lattice-constant errors"),
-         ("eos", _eos, "E–V curves relative to their minima"),
-         ("torsion", _torsion, "torsion profiles vs reference"),
-         ("reactions", _reactions, "barrier errors"),
-         ("water", _water, "O–O RDF"))
+#: the benchmarks with a part of their own; any other shows :func:`_generic`
+PARTS = {"lattice": _lattice, "eos": _eos, "torsion": _torsion, "reactions": _reactions,
+         "water": _water}
+
+
+def _generic(b: Benchmark):
+    """The part of a benchmark without one of its own: its title and a table of its
+    ``columns`` for this run's calculator and the shipped model."""
+    def build(page: Page, rel: str, d: dict) -> Part:
+        return Part(E(b.title), "", models_table(
+            page, b.name, ["model", *(E(c.heading) for c in b.columns)],
+            [(c.key, c.fmt) for c in b.columns]))
+    return build
 
 
 def _not_run(page: Page) -> str:
@@ -160,11 +162,12 @@ def _not_run(page: Page) -> str:
 def render(page: Page) -> str:
     """Every benchmark the run directory holds, then those not run."""
     parts = []
-    for name, build, caption in PARTS:
+    for b in in_section("benchmarks"):
+        name, caption = b.name, b.caption
         rel = rd.bench_results(name)
         d = page.load(rel)
         if d:
-            part = build(page, rel, d)
+            part = PARTS.get(name, _generic(b))(page, rel, d)
             note = f"<p class='muted'>{part.note}</p>" if part.note else ""
             parts.append(f"<h3>{part.heading}</h3>{note}{part.body}"
                          + bench_figures(page, name, d, caption)
@@ -180,4 +183,4 @@ def render(page: Page) -> str:
 
 
 SECTION = Section("benchmarks", "Benchmarks",
-                  tuple(f"bench_{name}" for name, _, _ in PARTS), render, cards)
+                  tuple(b.kind for b in in_section("benchmarks")), render, cards)

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tealign import rundir as rd
-from tealign.report.page import E, Page, commands, table
-from tealign.report.sections import Section
+from tealign.report.page import E, Page, Section, commands, table
 from tealign.report.sections.bench_parts import Model, bench_figures, left_out, model_of
 
 

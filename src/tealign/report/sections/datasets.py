@@ -4,8 +4,7 @@ saved it, the energy key it was summarised with included."""
 from __future__ import annotations
 
 from tealign import rundir as rd
-from tealign.report.page import E, Page, commands, table
-from tealign.report.sections import Section
+from tealign.report.page import E, Page, Section, commands, table
 
 
 def render(page: Page) -> str:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from tealign import rundir as rd
 from tealign.report.methods import target_method
-from tealign.report.page import E, Page, commands, table
-from tealign.report.sections import Section
+from tealign.report.page import E, Page, Section, commands, table
 
 #: the eval metrics the table shows: key, column heading, format
 METRICS = [("energy_mae_meV_per_atom", "E MAE (meV/atom)", ".2f"),

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from tealign import rundir as rd
 from tealign.report.methods import table_method
-from tealign.report.page import E, Page, commands, table
-from tealign.report.sections import Section
+from tealign.report.page import E, Page, Section, commands, table
 
 
 def _how(alignment: object) -> str:

@@ -4,8 +4,7 @@ time, and the commands that reproduce the run."""
 from __future__ import annotations
 
 from tealign import rundir as rd
-from tealign.report.page import E, Page, table
-from tealign.report.sections import Section
+from tealign.report.page import E, Page, Section, table
 
 
 def render(page: Page) -> str:

@@ -5,9 +5,9 @@ holds: the fit's methods, the merge's sources, training and benchmarks where pre
 from __future__ import annotations
 
 from tealign import rundir as rd
+from tealign.bench.benchmarks import BENCHMARKS
 from tealign.report.methods import fit_methods, target_method
-from tealign.report.page import E, Page, cards
-from tealign.report.sections import Section, sections
+from tealign.report.page import E, Page, Section, cards
 
 
 def _merge_clause(page: Page) -> str | None:
@@ -42,8 +42,7 @@ def _lead(page: Page) -> str:
         done.append(merge)
     if page.load(rd.TRAIN_SUMMARY) or page.load(rd.TRAIN_JSON):
         done.append("train a MACE model")
-    if any(page.load(rd.bench_results(name)) for name in
-           ("lattice", "eos", "torsion", "reactions", "water", "cross")):
+    if any(page.load(rd.bench_results(name)) for name in BENCHMARKS):
         done.append("benchmark it")
     what = (": " + (", ".join(done[:-1]) + " and " if len(done) > 1 else "") + done[-1]
             if done else "")
@@ -53,9 +52,10 @@ def _lead(page: Page) -> str:
             + (" (quick smoke-test sizes)" if demo.get("quick") else "") + ".</p>")
 
 
-def render(page: Page) -> str:
-    """The cards of every section that has headline numbers; empty when none has."""
-    items = [item for s in sections() if s.cards for item in s.cards(page)]
+def render(page: Page, others: tuple[Section, ...] = ()) -> str:
+    """The cards of every section of ``others`` that has headline numbers (the report's other
+    sections, handed in by :func:`tealign.report.sections.sections`); empty when none has."""
+    items = [item for s in others if s.cards for item in s.cards(page)]
     return _lead(page) + cards(items) if items else ""
 
 

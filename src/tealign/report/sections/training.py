@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 from tealign import rundir as rd
-from tealign.report.page import E, Page, commands
-from tealign.report.sections import Section
+from tealign.report.page import E, Page, Section, commands
 
 
 def training_curves(train_dir: Path, head: str | None = None) -> dict[str, list]:

@@ -1,0 +1,151 @@
+"""GPAW: plane waves at the SPEC's cutoff (``gpaw:pbe/pw800``: 800 eV), molecules centred in a
+box with ``vacuum`` Å on each side, periodic cells with a k-point density (or one fixed mesh
+per crystal), Fermi-Dirac smearing, spin-polarised Hund's-rule isolated atoms. Energies eV,
+forces eV/Å, stress eV/Å³ (with the Pulay term: :mod:`tealign.compute.pulay`)."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from tealign.compute.backends.base import Backend, CalculationFailed, Result, Spec
+from tealign.errors import SetupError
+
+if TYPE_CHECKING:
+    from ase import Atoms
+
+#: Every energy-changing setting, with its default (lengths Å, energies eV).
+DEFAULTS = {
+    "vacuum": 5.0,          # Å on each side of a molecule (ASE's center(vacuum=))
+    "smearing": 0.1,        # eV, Fermi-Dirac width
+    "kpt_density": 4.0,     # k-points per Å⁻¹ (ASE/GPAW 'density') for periodic cells
+    "hund": True,           # spin-polarised Hund's-rule isolated atoms
+    "energy_tol": 5e-6,     # eV per valence electron (GPAW 'energy' convergence)
+    "density_tol": 1e-6,    # GPAW 'density' convergence
+    "setups": "paw",
+    # stress of periodic cells (tealign.compute.pulay): "formula" adds the Pulay term
+    # (2/3)·E_cut·(∂E/∂E_cut)/V with ∂E/∂E_cut from two energy-only probes at
+    # E_cut ± pulay_step eV, once per (formula, k-mesh); "fd" probes every frame; "none"
+    # keeps GPAW's fixed-basis stress (60 GPa off for MgO at 400 eV)
+    "pulay_stress": "formula",
+    "pulay_step": 25.0,
+}
+
+
+def check(functional: str, basis: str, settings: dict) -> None:
+    """The basis is a plane-wave cutoff ``pwNNN`` in eV (set as ``ecut``)."""
+    m = re.fullmatch(r"pw(\d+(?:\.\d+)?)", basis)
+    if not m:
+        raise SetupError("gpaw needs a plane-wave cutoff in eV: gpaw:pbe/pw800",
+                         field="--method")
+    settings["ecut"] = float(m.group(1))
+    if settings["pulay_stress"] not in ("formula", "fd", "none"):
+        raise SetupError("gpaw pulay_stress is 'formula' (Pulay term once per formula), "
+                         "'fd' (every frame) or 'none'", field="--method")
+
+
+def run(spec: Spec, atoms: Atoms, charge: int, multiplicity: int | None,
+        forces: bool, isolated_atom: bool = False,
+        kpts: tuple[int, int, int] | None = None) -> Result:
+    """One SCF; ``kpts``: the fixed Γ-centred mesh of a periodic cell (else from
+    ``kpt_density``); isolated atoms in a slightly anisotropic box."""
+    mesh = kpts
+    # GPAW reports eV with ASE's (CODATA 2014) hartree; for its valence-only energies the
+    # difference to CODATA 2018 is below 1 µeV per structure.
+    from gpaw import GPAW, PW, FermiDirac
+
+    s = spec.settings
+    work = atoms.copy()
+    periodic = bool(atoms.pbc.any())
+    if not periodic:
+        if isolated_atom:
+            v = float(s["vacuum"])
+            # a slightly anisotropic box breaks the spherical symmetry that stalls open shells
+            work.cell = [2 * v, 2 * v + 0.1, 2 * v + 0.2]
+            work.positions = work.cell.lengths() / 2
+        else:
+            work.center(vacuum=float(s["vacuum"]))
+        work.pbc = True  # plane waves need periodic images; the vacuum separates them
+        kpts = {"size": (1, 1, 1), "gamma": True}
+    else:
+        from tealign.compute.kpoints import mesh_from_density
+
+        # a fixed mesh per crystal (chosen once from its equilibrium cell) when given
+        mesh = mesh or mesh_from_density(atoms.cell[:], float(s["kpt_density"]))
+        kpts = {"size": tuple(int(k) for k in mesh), "gamma": True}
+    magmoms = None
+    spinpol = False
+    if isolated_atom and s["hund"]:
+        spinpol = True
+    elif multiplicity not in (None, 1):
+        spinpol = True
+        magmoms = [0.0] * len(work)
+        magmoms[0] = multiplicity - 1
+    def calculator(ecut: float):
+        return GPAW(
+            mode=PW(ecut),
+            xc=spec.functional.upper(),
+            kpts=kpts,
+            occupations=FermiDirac(float(s["smearing"]), fixmagmom=False),
+            spinpol=spinpol,
+            hund=bool(isolated_atom and s["hund"]),
+            charge=charge,
+            setups=s["setups"],
+            convergence={"energy": float(s["energy_tol"]), "density": float(s["density_tol"])},
+            txt=None,
+        )
+
+    if magmoms is not None:
+        work.set_initial_magnetic_moments(magmoms)
+    ecut = float(s["ecut"])
+    work.calc = calculator(ecut)
+    try:
+        energy = work.get_potential_energy()
+    except Exception as exc:  # gpaw raises KohnShamConvergenceError and friends
+        raise CalculationFailed(f"GPAW: {type(exc).__name__}: {exc}") from None
+    res = Result(energy=float(energy), info={"spinpol": spinpol})
+    if periodic:
+        res.info["kpts"] = [int(k) for k in kpts["size"]]
+    if forces:
+        res.forces = work.get_forces()
+    if periodic and forces:  # energy-only jobs (--no-forces) skip stress and its probes
+        res.stress = work.get_stress(voigt=False)
+        if s["pulay_stress"] == "fd":
+            res.stress, res.info["dedecut"] = _pulay_corrected(work, calculator, ecut,
+                                                               res.stress,
+                                                               float(s["pulay_step"]))
+    return res
+
+
+def _pulay_corrected(atoms: Atoms, calculator, ecut: float, stress: np.ndarray,
+                     step: float) -> tuple[np.ndarray, float]:
+    """Stress (eV/Å³) with the Pulay correction, and dE/dE_cut (eV per eV).
+
+    GPAW's analytic plane-wave stress is the strain derivative at a fixed set of plane waves;
+    the energy at a fixed cutoff, which is what the labels hold, has the derivative
+    σ = σ_fixed-basis + (2/3)·E_cut·(∂E/∂E_cut)/V · 1. GPAW 26.7's plane-wave code (gpaw.new)
+    ignores ``PW(dedecut=...)`` (its builder leaves it unused), so tealign applies the term
+    itself, with ∂E/∂E_cut from a central difference of two extra SCFs at E_cut ± ``step``.
+    """
+    energies = []
+    for ec in (ecut + step, ecut - step):
+        probe = atoms.copy()
+        probe.calc = calculator(ec)
+        try:
+            energies.append(probe.get_potential_energy())
+        except Exception as exc:
+            raise CalculationFailed(f"GPAW (Pulay probe at {ec:g} eV): "
+                                    f"{type(exc).__name__}: {exc}") from None
+    dedecut = (energies[0] - energies[1]) / (2 * step)
+    correction = 2.0 / 3.0 * ecut * dedecut / atoms.get_volume()
+    return stress + correction * np.eye(3), float(dedecut)
+
+
+
+BACKEND = Backend(
+    name="gpaw", title="GPAW", defaults=DEFAULTS, extra="gpaw", modules=("gpaw",),
+    core="paw", run=run, check=check,
+    periodic_only=frozenset({"kpt_density", "pulay_stress", "pulay_step"}), kpoint_mesh=True,
+    example="gpaw:pbe/pw800")
