@@ -89,7 +89,9 @@ class MethodSpec:
     def method(self) -> Method:
         # def2 bases put an ECP on elements beyond Kr (I included); lighter ones are
         # all-electron
-        core = {"pyscf": "all-electron", "gpaw": "paw", "xtb": "unknown"}[self.code]
+        from tealign.compute.external import CORE
+
+        core = {"pyscf": "all-electron", "gpaw": "paw", "xtb": "unknown", **CORE}[self.code]
         return Method(functional=self.functional, code=self.code, basis=self.basis, core=core,
                       dispersion="none" if self.d3 is None else f"d3bj({self.d3}) stored apart",
                       settings=dict(self.settings))
@@ -154,9 +156,15 @@ def parse_spec(text: str) -> MethodSpec:
                          field="--method")
     code, rest = main.split(":", 1)
     code = code.strip().lower()
+    from tealign.compute.external import EXTERNAL_CODES, parse_external
+
+    if code in EXTERNAL_CODES:  # code:PRESET (tealign.compute.external)
+        functional, basis, d3, settings = parse_external(code, rest, options)
+        return MethodSpec(label=label or default_label(raw), code=code, functional=functional,
+                          basis=basis, d3=d3, settings=settings, spec=raw)
     if code not in DEFAULTS:
         raise SetupError(f"unknown code {code!r}; tealign computes with "
-                         f"{', '.join(CODES)}", field="--method")
+                         f"{', '.join(CODES + EXTERNAL_CODES)}", field="--method")
     functional, _, basis = rest.partition("/")
     functional, basis = functional.strip().lower(), basis.strip().lower()
     settings = dict(DEFAULTS[code])
