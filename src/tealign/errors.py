@@ -67,7 +67,8 @@ class FrameError:
 #: optional packages (import names) and the extra of tealign that installs each
 EXTRAS = {"torch": "mace", "mace": "mace", "e3nn": "mace", "lmdb": "mace",
           "ase_db_backends": "mace", "gpaw": "gpaw", "pyscf": "pyscf", "tblite": "xtb",
-          "dftd3": "d3", "chgnet": "bench", "distributed": "dask", "dask": "dask"}
+          "dftd3": "d3", "chgnet": "bench", "distributed": "dask", "dask": "dask",
+          "dask_jobqueue": "cluster"}
 
 
 def missing_extra(exc: ModuleNotFoundError) -> SetupError | None:

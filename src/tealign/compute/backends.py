@@ -61,6 +61,10 @@ def run_calculation(spec: MethodSpec, atoms: Atoms, charge: int = 0,
     (:mod:`tealign.compute.pulay`).
     """
     _log_call(spec, atoms)
+    if spec.code in ("vasp", "orca", "psi4"):  # run outside tealign (D3 included)
+        from tealign.compute.external import run_external
+
+        return run_external(spec, atoms, charge, multiplicity, forces, isolated_atom, kpts)
     if spec.code == "pyscf":
         res = _pyscf(spec, atoms, charge, multiplicity, forces and not isolated_atom)
     elif spec.code == "gpaw":

@@ -24,9 +24,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tomllib
-
 from tealign.errors import SetupError
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: the same parser as a package (tealign[cluster])
+    import tomli as tomllib  # type: ignore[no-redef]
 
 KINDS = ("slurm", "pbs", "local")
 

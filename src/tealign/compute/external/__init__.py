@@ -218,6 +218,18 @@ def code_command(code: str) -> str:
     raise KeyError(code)
 
 
+def preflight(codes) -> None:
+    """SetupError (one line, exit 2) when a code that jobs still need is not installed here —
+    raised before any job runs, so the store never records it as a failed job."""
+    from tealign.errors import SetupError
+
+    for code in sorted(set(codes) & set(EXTERNAL_CODES)):
+        try:
+            code_command(code)
+        except CodeNotInstalled as exc:
+            raise SetupError(str(exc), field="--method") from None
+
+
 def run_external(spec, atoms: Atoms, charge: int = 0, multiplicity: int | None = None,
                  forces: bool = True, isolated_atom: bool = False, kpts=None):
     """Run one structure with an installed external code in a scratch directory (under

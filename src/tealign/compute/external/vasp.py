@@ -258,6 +258,8 @@ def vasprun_settings(path: Path) -> dict:
         for elem in incar:
             if elem.get("name"):
                 used[elem.get("name").upper()] = _xml_value(elem)
+    if "ENCUT" not in used and "ENMAX" in used:  # <parameters> names the cutoff ENMAX
+        used["ENCUT"] = used["ENMAX"]
     calcs = root.findall("calculation")
     used["_NSTEPS"] = len(calcs[-1].findall("scstep")) if calcs else 0
     return used
@@ -273,7 +275,7 @@ def outcar_settings(path: Path) -> dict:
     used: dict = {}
     text = path.read_text(errors="replace")
     for key, kind in _OUTCAR_KEYS.items():
-        m = re.search(rf"^\s+{key}\s*=\s*([^\s;]+)", text, re.M)
+        m = re.search(rf"(?:^|;)\s*{key}\s*=\s*([^\s;]+)", text, re.M)
         if m:
             raw = m.group(1)
             try:
