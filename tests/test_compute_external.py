@@ -8,10 +8,8 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import ase
@@ -348,6 +346,13 @@ def _queue(standin, jobs: Path, **extra) -> int:
     return proc.returncode
 
 
+def _rows(store: Path) -> list:
+    import sqlite3
+
+    with sqlite3.connect(store / "jobs.sqlite") as db:
+        return db.execute("SELECT * FROM jobs ORDER BY key").fetchall()
+
+
 def test_export_queue_import_fit_with_kill_and_resume(tmp_path, run_cli, standin):
     """export → a stand-in SLURM array (the same submit.slurm and run_job.sh) killed at its
     5th job → import refuses (one line per missing job, nothing stored) → the array
@@ -405,16 +410,15 @@ def test_export_queue_import_fit_with_kill_and_resume(tmp_path, run_cli, standin
     assert np.allclose(frame.arrays["forces_psi4_spice"], a.get_forces(), atol=1e-8)
 
     # importing twice changes nothing
-    before = (store / "jobs.sqlite").read_bytes()
+    before = _rows(store)
     code, out, err = run_cli("compute", "import", jobs, "-o", tmp_path / "calib2.extxyz",
                              "--store", store, "--json")
     assert code == 0 and json.loads(out)["imported"] == 0, err
-    with JobStore(store) as s:
-        assert s.count() == {"done": n_jobs}
+    assert _rows(store) == before and len(before) == n_jobs
 
     # compute calib with the export's method and xTB: the psi4 jobs come from the store
     code, out, err = run_cli("compute", "calib", "--molecules", calib, "--method", "xtb:gfn2",
-                             "--method", "psi4:spice", "--no-forces", "-o",
+                             "--method", "psi4:spice", "-o",
                              tmp_path / "both.extxyz", "--store", store, "--json")
     assert code == 0, err
     r = json.loads(out)
@@ -524,7 +528,7 @@ def test_cluster_file_to_dask_jobqueue_script(tmp_path):
                  "source ~/miniforge3/bin/activate tealign"):
         assert line in script, (line, script)
     assert re.search(r"#SBATCH --mem=(59G|60G|64G)", script)
-    assert "distributed.cli.dask_worker" in script or "dask-worker" in script         or "dask worker" in script
+    assert re.search(r"distributed\.cli\.dask_worker|dask[- ]worker", script)
     path.write_text(CLUSTER.format(kind="pbs"))
     pbs = job_script(load_config(path))
     assert "#PBS -q normal" in pbs and "walltime=04:00:00" in pbs
