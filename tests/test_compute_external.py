@@ -221,6 +221,76 @@ def test_psi4_spice_preset_equals_stated_settings(tmp_path):
         "reference": "uks"}
 
 
+def test_energy_only_jobs_ask_for_no_gradient(tmp_path):
+    """--no-forces: Psi4's energy driver and ORCA without EnGrad (half the cost or less)."""
+    from tealign.compute.external import orca, psi4
+
+    psi4.write_job(tmp_path / "p", parse_spec("psi4:spice").settings, molecule("H2O"),
+                   forces=False)
+    assert json.loads((tmp_path / "p" / "input.json").read_text())["driver"] == "energy"
+    orca.write_job(tmp_path / "o", parse_spec("orca:omol25").settings, molecule("H2O"),
+                   forces=False)
+    assert "engrad" not in (tmp_path / "o" / "orca.inp").read_text().lower()
+
+
+def test_vasp_collect_equals_ase_read_and_refuses_other_settings(tmp_path):
+    """A job directory holding ASE's NaCl vasprun.xml: collect() returns what ase.io.read
+    gives, in the job's atom order; a preset asking other settings is refused by field."""
+    from tealign.compute.external import collect
+
+    shutil.copy(ASE_VASP / "vasprun_dfpt.xml", tmp_path / "vasprun.xml")
+    ref = ase.io.read(ASE_VASP / "vasprun_dfpt.xml")
+    spec = parse_spec("vasp:mptrj")
+    res = collect(spec, ref, tmp_path, {"incar": {}, "sort": list(range(len(ref)))})
+    assert res.energy == ref.get_potential_energy()
+    assert np.array_equal(res.forces, ref.get_forces())
+    assert np.array_equal(res.stress, ref.get_stress(voigt=False))
+    assert res.info["settings_used"]["ENCUT"] == 400.0 and res.info["preset"] == "mptrj"
+    # the same atoms listed in the other order: forces come back in the job's order
+    swapped = ref[[1, 0]]
+    res2 = collect(spec, swapped, tmp_path, {"incar": {}, "sort": [1, 0]})
+    assert np.array_equal(res2.forces, ref.get_forces()[[1, 0]])
+    with pytest.raises(JobProblem) as e:  # not the atoms of this job
+        collect(spec, swapped, tmp_path, {"incar": {}, "sort": [0, 1]})
+    assert e.value.field == "atoms"
+    expected = vasp.write_job(tmp_path / "deck", spec.settings, ref)
+    with pytest.raises(JobProblem) as e:
+        collect(spec, ref, tmp_path, expected)
+    assert e.value.field == "ENCUT" and "520" in e.value.reason and "400" in e.value.reason
+
+
+def test_vasp_job_script_builds_potcar_and_import_names_the_setting(tmp_path, run_cli):
+    """The VASP branch of run_job.sh: POTCAR concatenated from $VASP_PP_PATH in POSCAR's
+    species order, the command from TEALIGN_VASP_COMMAND (here a stand-in that leaves ASE's
+    NaCl vasprun.xml, computed with other settings); import refuses it, naming ENCUT."""
+    read = ase.io.read(ASE_VASP / "vasprun_dfpt.xml")
+    ref = ase.Atoms(read.numbers, positions=read.positions, cell=read.cell, pbc=True,
+                    info={"mol_id": "NaCl"})
+    ase.io.write(tmp_path / "nacl.extxyz", [ref], format="extxyz")
+    jobs = tmp_path / "jobs"
+    code, _, err = run_cli("compute", "export", tmp_path / "nacl.extxyz", "--method",
+                           "vasp:mptrj", "-o", jobs)
+    assert code == 0, err
+    pp = tmp_path / "pp"
+    for sym in ("Na_pv", "Cl"):
+        (pp / "potpaw_PBE" / sym).mkdir(parents=True)
+        (pp / "potpaw_PBE" / sym / "POTCAR").write_text(f"PAW_PBE {sym}\n")
+    names = (jobs / "jobs.txt").read_text().split()
+    crystal = next(n for n in names if json.loads((jobs / n / "job.json").read_text())[
+        "name"] == "NaCl")
+    env = {**os.environ, "VASP_PP_PATH": str(pp),
+           "TEALIGN_VASP_COMMAND": f"cp {ASE_VASP / 'vasprun_dfpt.xml'} vasprun.xml"}
+    for i in range(1, len(names) + 1):
+        subprocess.run(["bash", str(jobs / "run_job.sh"), str(i)], env=env, check=True)
+    assert (jobs / crystal / "POTCAR").read_text() == "PAW_PBE Na_pv\nPAW_PBE Cl\n"
+    code, _, err = run_cli("compute", "import", jobs, "-o", tmp_path / "out.extxyz")
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.startswith("tealign: error:")]
+    assert len(lines) == len(names)  # the atoms' jobs got a crystal's output: refused too
+    assert sum(f"{jobs / crystal}: field 'ENCUT': VASP used ENCUT=400.0, the preset asks "
+               "520.0" in ln for ln in lines) == 1, err
+
+
 def test_spec_parsing_and_overrides():
     a, b = parse_spec("vasp:mptrj;encut=600"), parse_spec("vasp:mptrj;encut=600.0")
     assert a.settings_key() == b.settings_key() != parse_spec("vasp:mptrj").settings_key()

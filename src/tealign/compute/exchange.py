@@ -142,7 +142,7 @@ def export_jobs(source: str, methods: list[str], out_dir: str | Path, *, seed: i
             shutil.rmtree(tmp)
         try:
             expected = write_job(job.spec, job.atoms, tmp, job.charge, job.multiplicity,
-                                 job.isolated_atom)
+                                 job.isolated_atom, job.forces)
         except JobProblem as exc:
             problems.append(f"{job.name} ({job.spec.label}): field '{exc.field}': "
                             f"{exc.reason}")

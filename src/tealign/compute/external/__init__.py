@@ -94,11 +94,12 @@ def parse_external(code: str, rest: str, options: list[str]) -> tuple[str, str, 
 
 
 def write_job(spec, atoms: Atoms, directory: Path, charge: int = 0,
-              multiplicity: int | None = None, isolated_atom: bool = False) -> dict:
+              multiplicity: int | None = None, isolated_atom: bool = False,
+              forces: bool = True) -> dict:
     """Write one job's input deck into ``directory``; returns the code's expectations (the
     settings to check at import, VASP's atom order)."""
     return module(spec.code).write_job(Path(directory), spec.settings, atoms, charge,
-                                       multiplicity, isolated_atom)
+                                       multiplicity, isolated_atom, forces)
 
 
 def collect(spec, atoms: Atoms, directory: Path, expected: dict, want_forces: bool = True):
@@ -143,6 +144,10 @@ def collect(spec, atoms: Atoms, directory: Path, expected: dict, want_forces: bo
     out = Result(energy=float(res["energy"]), info=info)
     if want_forces and not isolated_atom_like(atoms):
         out.forces = forces
+    if want_forces and not isolated_atom_like(atoms) and forces is None \
+            and res.get("total_forces") is None:
+        raise JobProblem("forces", f"{res.get('source')} holds no forces (ORCA: orca.engrad "
+                         "missing; VASP: a run without them)")
     if atoms.pbc.any() and res.get("stress") is not None and want_forces:
         out.stress = np.asarray(res["stress"])
     if spec.d3 is not None:
@@ -155,7 +160,7 @@ def collect(spec, atoms: Atoms, directory: Path, expected: dict, want_forces: bo
                 raise JobProblem("dispersion", f"Psi4's D3(BJ) is {res['psi4_dispersion']:.6f}"
                                  f" eV, tealign's {d3.energy:.6f} eV for {spec.d3}: another "
                                  "damping or parameter set")
-            if want_forces and len(atoms) > 1:
+            if want_forces and res.get("total_forces") is not None:
                 out.forces = res["total_forces"] - d3.forces
     return out
 
@@ -243,7 +248,8 @@ def run_external(spec, atoms: Atoms, charge: int = 0, multiplicity: int | None =
                                      dir=os.environ.get("TEALIGN_SCRATCH")) as tmp:
         work = Path(tmp)
         try:
-            expected = write_job(spec, atoms, work, charge, multiplicity, isolated_atom)
+            expected = write_job(spec, atoms, work, charge, multiplicity, isolated_atom,
+                                 forces)
         except JobProblem as exc:
             raise CalculationFailed(f"{spec.code}: {exc.field}: {exc.reason}") from None
         proc = subprocess.run(command, shell=True, cwd=work, capture_output=True, text=True)

@@ -41,27 +41,30 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def input_parameters(settings: dict, charge: int, multiplicity: int) -> dict:
-    """``ase.io.orca.write_orca`` parameters: the simple-input line (with EnGrad, so ORCA
-    writes the gradient) and the blocks."""
+def input_parameters(settings: dict, charge: int, multiplicity: int,
+                     forces: bool = True) -> dict:
+    """``ase.io.orca.write_orca`` parameters: the simple-input line (with EnGrad when forces
+    are wanted, so ORCA writes the gradient) and the blocks."""
     s = settings
     blocks = [f"%scf Convergence {s['scf_convergence']} MaxIter {int(s['scf_maxiter'])} "
               f"THRESH {float(s['thresh']):.0e} TCUT {float(s['tcut']):.0e} end"]
     if s.get("basis_file"):
         blocks.append(f'%basis GTOName "{s["basis_file"]}" end')
-    return {"orcasimpleinput": f"{s['keywords']} EnGrad", "orcablocks": "\n".join(blocks),
+    return {"orcasimpleinput": s["keywords"] + (" EnGrad" if forces else ""),
+            "orcablocks": "\n".join(blocks),
             "charge": int(charge), "mult": int(multiplicity)}
 
 
 def write_job(directory: Path, settings: dict, atoms: Atoms, charge: int = 0,
-              multiplicity: int | None = None, isolated_atom: bool = False) -> dict:
+              multiplicity: int | None = None, isolated_atom: bool = False,
+              forces: bool = True) -> dict:
     """Write ``orca.inp`` (Å coordinates) into ``directory``; returns the expected keywords."""
     from ase.io.orca import write_orca
 
     mult = multiplicity or 1 + (int(atoms.numbers.sum()) - charge) % 2
     if atoms.pbc.any():
         raise JobProblem("pbc", "ORCA computes molecules; this frame is periodic")
-    params = input_parameters(settings, charge, mult)
+    params = input_parameters(settings, charge, mult, forces and not isolated_atom)
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / "orca.inp", "w") as fd:
         write_orca(fd, atoms, params)

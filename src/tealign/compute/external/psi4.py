@@ -42,16 +42,19 @@ PRESETS: dict[str, dict] = {
 
 
 def write_job(directory: Path, settings: dict, atoms: Atoms, charge: int = 0,
-              multiplicity: int | None = None, isolated_atom: bool = False) -> dict:
-    """Write ``input.json`` (QCSchema AtomicInput, geometry in bohr) into ``directory``."""
+              multiplicity: int | None = None, isolated_atom: bool = False,
+              forces: bool = True) -> dict:
+    """Write ``input.json`` (QCSchema AtomicInput, geometry in bohr) into ``directory``: the
+    gradient driver, or the energy driver for energy-only jobs and isolated atoms."""
     if atoms.pbc.any():
         raise JobProblem("pbc", "Psi4 computes molecules; this frame is periodic")
     mult = multiplicity or 1 + (int(atoms.numbers.sum()) - charge) % 2
     keywords = dict(settings["keywords"])
     if mult != 1:
         keywords.setdefault("reference", "uks")
+    driver = "gradient" if forces and not isolated_atom else "energy"
     payload = {
-        "schema_name": "qcschema_input", "schema_version": 1, "driver": "gradient",
+        "schema_name": "qcschema_input", "schema_version": 1, "driver": driver,
         "model": {"method": settings["method"], "basis": settings["basis_set"]},
         "keywords": keywords,
         "molecule": {"schema_name": "qcschema_molecule", "schema_version": 2,
@@ -63,7 +66,7 @@ def write_job(directory: Path, settings: dict, atoms: Atoms, charge: int = 0,
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "input.json").write_text(json.dumps(payload, indent=1))
     return {"method": settings["method"].lower(), "basis": settings["basis_set"].lower(),
-            "keywords": {k.lower(): v for k, v in keywords.items()}, "driver": "gradient",
+            "keywords": {k.lower(): v for k, v in keywords.items()}, "driver": driver,
             "charge": float(charge), "mult": mult}
 
 
@@ -95,12 +98,14 @@ def read_job(directory: Path) -> tuple[dict, dict, bool]:
     total = float(data["properties"]["return_energy"])
     disp = float(qcvars.get("DISPERSION CORRECTION ENERGY", 0.0))
     energy = float(qcvars.get("DFT FUNCTIONAL TOTAL ENERGY", total - disp))
-    grad = np.asarray(data["return_result"], dtype=float).reshape(-1, 3)
+    grad = (np.asarray(data["return_result"], dtype=float).reshape(-1, 3)
+            if data.get("driver") == "gradient" else None)
     symbols = data.get("molecule", {}).get("symbols", [])
     from ase.data import atomic_numbers
 
     res = {"energy": energy * units.HARTREE_TO_EV,
-           "total_forces": -grad * units.HARTREE_PER_BOHR_TO_EV_PER_A,
+           "total_forces": None if grad is None else -grad
+           * units.HARTREE_PER_BOHR_TO_EV_PER_A,
            "psi4_dispersion": disp * units.HARTREE_TO_EV, "forces": None, "stress": None,
            "source": "result.json", "numbers": [atomic_numbers[s.capitalize()]
                                                 for s in symbols] or None}

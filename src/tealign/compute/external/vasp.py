@@ -183,10 +183,12 @@ def expected_incar(params: dict, atoms_sorted: Atoms, species: list[str]) -> dic
 
 
 def write_job(directory: Path, settings: dict, atoms: Atoms, charge: int = 0,
-              multiplicity: int | None = None, isolated_atom: bool = False) -> dict:
+              multiplicity: int | None = None, isolated_atom: bool = False,
+              forces: bool = True) -> dict:
     """Write INCAR, KPOINTS, POSCAR and POTCAR.symbols (the POTCARs to concatenate; ASE writes
     POTCAR itself when ``$VASP_PP_PATH`` holds them) into ``directory``; returns what the job
-    record needs: the expected INCAR and the atom order (VASP groups atoms by species)."""
+    record needs: the expected INCAR and the atom order (VASP groups atoms by species). VASP
+    computes forces and stress with every SCF, so ``forces`` changes nothing here."""
     import os
 
     from ase.calculators.vasp import Vasp
