@@ -432,8 +432,8 @@ def test_export_queue_import_fit_with_kill_and_resume(tmp_path, run_cli, standin
 
     calib = _molecules(tmp_path / "mols.extxyz")
     jobs = tmp_path / "jobs"
-    code, out, err = run_cli("compute", "export", calib, "--method", "psi4:spice", "-o", jobs,
-                             "--json")
+    code, out, err = run_cli("compute", "export", calib, "--method", "spice=psi4:spice",
+                             "-o", jobs, "--json")
     assert code == 0, err
     n_jobs = json.loads(out)["jobs"]
     assert n_jobs == 8 + 4  # the molecules and the isolated H, C, N, O
@@ -474,10 +474,10 @@ def test_export_queue_import_fit_with_kill_and_resume(tmp_path, run_cli, standin
     a = molecule("CH4")
     a.calc = EMT()
     k = b.info["mol_id"].tolist().index("CH4")
-    assert b.info["energy_psi4_spice"][k] == pytest.approx(a.get_potential_energy(), abs=1e-9)
-    assert b.info["d3_energy_psi4_spice"][k] < 0
+    assert b.info["energy_spice"][k] == pytest.approx(a.get_potential_energy(), abs=1e-9)
+    assert b.info["d3_energy_spice"][k] < 0
     frame = ase.io.read(tmp_path / "calib.extxyz", index=k)
-    assert np.allclose(frame.arrays["forces_psi4_spice"], a.get_forces(), atol=1e-8)
+    assert np.allclose(frame.arrays["forces_spice"], a.get_forces(), atol=1e-8)
 
     # importing twice changes nothing
     before = _rows(store)
@@ -488,16 +488,16 @@ def test_export_queue_import_fit_with_kill_and_resume(tmp_path, run_cli, standin
 
     # compute calib with the export's method and xTB: the psi4 jobs come from the store
     code, out, err = run_cli("compute", "calib", "--molecules", calib, "--method", "xtb:gfn2",
-                             "--method", "psi4:spice", "-o",
+                             "--method", "spice=psi4:spice", "-o",
                              tmp_path / "both.extxyz", "--store", store, "--json")
     assert code == 0, err
     r = json.loads(out)
     assert r["failed"] == 0 and r["computed"] == 8 + 4  # xTB only
     code, out, err = run_cli("fit", tmp_path / "both.extxyz",
                              "--source-key", "energy_xtb_gfn2",
-                             "--target-key", "energy_psi4_spice",
+                             "--target-key", "energy_spice",
                              "--source-e0", tmp_path / "both.atoms_xtb_gfn2.json",
-                             "--target-e0", tmp_path / "both.atoms_psi4_spice.json",
+                             "--target-e0", tmp_path / "both.atoms_spice.json",
                              "-o", tmp_path / "alignment.json", "--bootstrap", "20",
                              "--folds", "2", "--json")
     assert code == 0, err
@@ -513,7 +513,8 @@ def test_import_refuses_bad_jobs_one_line_each(tmp_path, run_cli, standin):
         f.info["mol_id"] = n
     ase.io.write(calib, frames, format="extxyz")
     jobs = tmp_path / "jobs"
-    assert run_cli("compute", "export", calib, "--method", "psi4:spice", "-o", jobs)[0] == 0
+    assert run_cli("compute", "export", calib, "--method", "spice=psi4:spice", "-o",
+                   jobs)[0] == 0
     assert _queue(standin, jobs) == 0
     names = (jobs / "jobs.txt").read_text().split()  # atoms H, C, N, O first, then molecules
     records = {n: json.loads((jobs / n / "job.json").read_text()) for n in names}

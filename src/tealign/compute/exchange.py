@@ -119,9 +119,10 @@ def export_jobs(source: str, methods: list[str], out_dir: str | Path, *, seed: i
     molecules = load_molecules(source, seed)
     jobs = plan_jobs(molecules, specs, forces)
     out = Path(out_dir)
+    methods_text = [f"{s.label}={s.spec}" for s in specs]
     if (out / "manifest.json").exists():
         old = json.loads((out / "manifest.json").read_text())
-        if old.get("source") != src or old.get("methods") != [s.spec for s in specs] \
+        if old.get("source") != src or old.get("methods") != methods_text \
                 or old.get("forces") != forces:
             raise SetupError("holds an export of other molecules or methods; choose another "
                              "directory", file=str(out))
@@ -164,7 +165,7 @@ def export_jobs(source: str, methods: list[str], out_dir: str | Path, *, seed: i
     if problems:
         raise SetupError(f"{len(problems)} jobs cannot be written; first: {problems[0]}",
                          file=source)
-    manifest = {"source": src, "methods": [s.spec for s in specs],
+    manifest = {"source": src, "methods": methods_text,
                 "labels": labels, "seed": seed, "forces": forces, "jobs": entries}
     _atomic_write(out / "manifest.json", json.dumps(manifest, indent=1))
     _atomic_write(out / "jobs.txt", "".join(e["dir"] + "\n" for e in entries))
