@@ -253,6 +253,9 @@ def test_vasp_collect_equals_ase_read_and_refuses_other_settings(tmp_path):
     with pytest.raises(JobProblem) as e:  # not the atoms of this job
         collect(spec, swapped, tmp_path, {"incar": {}, "sort": [0, 1]})
     assert e.value.field == "atoms"
+    with pytest.raises(JobProblem) as e:  # VASP's k-mesh (3x3x3 in this run) is checked too
+        collect(spec, ref, tmp_path, {"incar": {}, "sort": [0, 1], "kpts": [4, 4, 4]})
+    assert e.value.field == "KPOINTS" and "3x3x3" in e.value.reason
     expected = vasp.write_job(tmp_path / "deck", spec.settings, ref)
     with pytest.raises(JobProblem) as e:
         collect(spec, ref, tmp_path, expected)

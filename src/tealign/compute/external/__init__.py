@@ -120,6 +120,10 @@ def collect(spec, atoms: Atoms, directory: Path, expected: dict, want_forces: bo
     if spec.code == "vasp":
         check = expected["incar"]
     problems = mod.check_settings(check, used)
+    if spec.code == "vasp" and "_KPTS" in used and expected.get("kpts") is not None \
+            and list(used["_KPTS"]) != list(expected["kpts"]):
+        problems.append(("KPOINTS", f"VASP used a {'x'.join(map(str, used['_KPTS']))} mesh, "
+                         f"the preset asks {'x'.join(map(str, expected['kpts']))}"))
     if problems:
         raise JobProblem(*problems[0])
     numbers = np.asarray(atoms.numbers)

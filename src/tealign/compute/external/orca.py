@@ -20,7 +20,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 from ase import Atoms
 
 from tealign.compute.external.common import JobProblem
@@ -144,7 +143,3 @@ def check_settings(expected: dict, used: dict) -> list[tuple[str, str]]:
         elif got != want:
             problems.append((key, f"ORCA used {key}={got!r}, the preset asks {want!r}"))
     return problems
-
-
-def forces_order_ok(res: dict, atoms: Atoms) -> bool:
-    return res.get("numbers") is None or np.array_equal(res["numbers"], atoms.numbers)

@@ -31,7 +31,6 @@ sign (tension positive), as ``ase.io.read`` returns them.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import xml.etree.ElementTree as ET
@@ -262,6 +261,9 @@ def vasprun_settings(path: Path) -> dict:
                 used[elem.get("name").upper()] = _xml_value(elem)
     if "ENCUT" not in used and "ENMAX" in used:  # <parameters> names the cutoff ENMAX
         used["ENCUT"] = used["ENMAX"]
+    divisions = root.find("kpoints/generation/v[@name='divisions']")
+    if divisions is not None:
+        used["_KPTS"] = [int(float(x)) for x in (divisions.text or "").split()]
     calcs = root.findall("calculation")
     used["_NSTEPS"] = len(calcs[-1].findall("scstep")) if calcs else 0
     return used
@@ -300,7 +302,7 @@ def read_job(directory: Path) -> tuple[dict, dict, bool]:
         try:
             used = vasprun_settings(vasprun)
             atoms = ase.io.read(vasprun, index=-1)
-        except (ET.ParseError, Exception) as exc:
+        except Exception as exc:  # ET.ParseError and whatever ASE's reader raises
             raise JobProblem("vasprun.xml", f"unreadable ({type(exc).__name__}: "
                              f"{str(exc).splitlines()[0] if str(exc) else 'truncated'}); "
                              "the run crashed or is still writing") from None
@@ -368,9 +370,3 @@ def check_settings(expected: dict, used: dict) -> list[tuple[str, str]]:
         if not ok:
             problems.append((key, f"VASP used {key}={got!r}, the preset asks {want!r}"))
     return problems
-
-
-def json_safe(obj):
-    """``used`` settings as JSON (numpy scalars and lists made plain)."""
-    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist")
-                                 else str(o)))
