@@ -26,7 +26,8 @@ def test_spec_parsing_and_labels():
         "gpaw:pbe/pw400;vacuum=5.0").settings_key()
     assert parse_spec("gpaw:pbe/pw400").settings_key() != parse_spec(
         "gpaw:pbe/pw500").settings_key()
-    for bad, msg in [("vasp:pbe/pw400", "unknown code"), ("gpaw:pbe/400", "cutoff"),
+    for bad, msg in [("castep:pbe/pw400", "unknown code"), ("vasp:pbe/pw400", "vasp presets"),
+                     ("gpaw:pbe/400", "cutoff"),
                      ("Bad=xtb:gfn2", "label"), ("pyscf:b3lyp", "needs a basis"),
                      ("gpaw:pbe/pw400;colour=red", "unknown gpaw setting"),
                      ("xtb:gfn2-d3bj", "own dispersion")]:

@@ -80,7 +80,7 @@ class FrameError:
 #: (:func:`tealign.compute.backends.extras`, passed in as ``extras``)
 EXTRAS = {"torch": "mace", "mace": "mace", "e3nn": "mace", "lmdb": "mace",
           "ase_db_backends": "mace", "dftd3": "d3", "chgnet": "bench", "distributed": "dask",
-          "dask": "dask"}
+          "dask": "dask", "dask_jobqueue": "cluster"}
 
 
 def missing_extra(exc: ModuleNotFoundError,

@@ -17,6 +17,24 @@ StoreOpt = Annotated[Path | None, typer.Option(help="Job store directory (defaul
 WorkersOpt = Annotated[int, typer.Option(help="Local worker processes.")]
 SchedulerOpt = Annotated[str | None, typer.Option(help="Dask scheduler address "
                                                   "(tcp://host:port).")]
+ClusterOpt = Annotated[Path | None, typer.Option(help="Cluster TOML file (SLURM/PBS through "
+                                                 "dask-jobqueue, or local); see "
+                                                 "docs/external_codes.md.")]
+
+
+def _scheduler(scheduler, cluster):
+    """The --cluster file's Dask client (a context) or the --scheduler address."""
+    import contextlib
+
+    if cluster is None:
+        return contextlib.nullcontext(scheduler)
+    if scheduler is not None:
+        from tealign.errors import SetupError
+
+        raise SetupError("give --cluster or --scheduler, not both", field="--cluster")
+    from tealign.compute.cluster import cluster_client
+
+    return cluster_client(cluster)
 
 
 @cmd(compute_app, "atoms")
@@ -30,6 +48,7 @@ def compute_atoms(
     store: StoreOpt = None,
     workers: WorkersOpt = 1,
     scheduler: SchedulerOpt = None,
+    cluster: ClusterOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Compute spin-polarised ground-state isolated atoms and write an isolated-atom table.
@@ -37,9 +56,10 @@ def compute_atoms(
     Example: tealign compute atoms --method pyscf:wb97m-d3bj/def2-tzvppd --elements H,C,N,O
     -o atoms.json
     """
-    with progress(f"{parse_spec(method).label} atoms", counter=True) as update:
+    with _scheduler(scheduler, cluster) as sched, \
+            progress(f"{parse_spec(method).label} atoms", counter=True) as update:
         res = api.compute_atoms(method, elements, output, store=store, workers=workers,
-                                scheduler=scheduler, progress=update)
+                                scheduler=sched, progress=update)
     show(res, as_json, _render_atoms)
 
 
@@ -61,6 +81,7 @@ def compute_calib(
     store: StoreOpt = None,
     workers: WorkersOpt = 1,
     scheduler: SchedulerOpt = None,
+    cluster: ClusterOpt = None,
     seed: Annotated[int, typer.Option(help="Seed of the QM9 pick and of the splits.")] = 0,
     forces: Annotated[bool, typer.Option(help="Compute forces too (--no-forces: energies "
                                          "only, all a calibration needs, much cheaper for "
@@ -74,9 +95,10 @@ def compute_calib(
     Example: tealign compute calib --molecules qm9:90 --method pbe=gpaw:pbe/pw800
     --method wb97m=pyscf:wb97m-d3bj/def2-svp -o calib.extxyz
     """
-    with progress(f"calib {molecules} × {len(method)} methods", counter=True) as update:
+    with _scheduler(scheduler, cluster) as sched, \
+            progress(f"calib {molecules} × {len(method)} methods", counter=True) as update:
         res = api.compute_calib(molecules, method, output, store=store, workers=workers,
-                                scheduler=scheduler, seed=seed, forces=forces, strict=strict,
+                                scheduler=sched, seed=seed, forces=forces, strict=strict,
                                 progress=update)
     show(res, as_json, _render_calib)
 
@@ -88,3 +110,65 @@ def _render_calib(res) -> None:
         err.print(f"  isolated atoms {label}: {path}")
     for r in res.rejects:
         err.print(f"  rejected: {r.line()}", highlight=False)
+
+
+@cmd(compute_app, "export")
+def compute_export(
+    molecules: Annotated[str, typer.Argument(help="qm9:N or a dataset file (the calibration "
+                                             "geometries).")],
+    method: Annotated[list[str], typer.Option(help="[LABEL=]SPEC of an external code: "
+                                              "vasp:mptrj, vasp:paper-qm9vasp, orca:omol25, "
+                                              "psi4:spice; once per method.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the jobs.")]
+    = Path("jobs"),
+    seed: Annotated[int, typer.Option(help="Seed of the QM9 pick and of the splits.")] = 0,
+    forces: Annotated[bool, typer.Option(help="Forces too (--no-forces: energies only).")]
+    = True,
+    cluster: ClusterOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write one directory per job (input deck + job.json), run_job.sh and a job-array script.
+
+    Example: tealign compute export calib.extxyz --method vasp:mptrj -o jobs/ ; cd jobs &&
+    sbatch submit.slurm ; tealign compute import jobs/ -o calib_vasp.extxyz
+    """
+    from tealign.compute.exchange import export_jobs
+
+    res = api.Result("compute_export", export_jobs(molecules, method, output, seed=seed,
+                                                    forces=forces, cluster=cluster))
+    show(res, as_json, lambda r: err.print(
+        f"wrote {r.jobs} jobs ({r.molecules} molecules + isolated atoms × "
+        f"{len(r.methods)} methods) to {r.directory}; submit {r.script} from there",
+        highlight=False))
+
+
+@cmd(compute_app, "import")
+def compute_import(
+    jobs: Annotated[Path, typer.Argument(help="Directory written by compute export, with the "
+                                         "codes' outputs.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Calibration extxyz.")]
+    = Path("calib.extxyz"),
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Read the outputs back into the job store (all or nothing) and write the calibration set.
+
+    Every missing, crashed or unconverged job and every setting that differs from the preset
+    is one line naming the job directory and the field; then nothing is imported (exit 2).
+    Importing twice changes nothing.
+    """
+    from tealign.compute.exchange import import_calib
+    from tealign.errors import SetupError
+
+    try:
+        with progress(f"import {jobs}", counter=True) as update:
+            res = api.Result("compute_import", import_calib(jobs, output, store=store,
+                                                            progress=update))
+    except SetupError as exc:
+        for line in getattr(exc, "problems", [])[1:]:
+            err.print(f"tealign: error: {line}", highlight=False)
+        raise
+    show(res, as_json, lambda r: err.print(
+        f"imported {r.imported} jobs ({r.already} were in the store) from {jobs}; wrote "
+        f"{r.frames} calibration frames to {r.output} ({r.computed} jobs computed)",
+        highlight=False))

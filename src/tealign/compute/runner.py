@@ -89,6 +89,9 @@ def run_jobs(jobs: Sequence[Job], store: JobStore, workers: int = 1,
 
     if not todo:
         return stats
+    from tealign.compute.external import preflight
+
+    preflight({j.spec.code for j in todo})  # an external code not installed here: exit 2
     if scheduler is not None:
         from distributed import Client, as_completed
 

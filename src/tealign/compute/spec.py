@@ -49,7 +49,9 @@ class MethodSpec:
     def method(self) -> Method:
         # def2 bases put an ECP on elements beyond Kr (I included); lighter ones are
         # all-electron
-        core = BACKENDS[self.code].core
+        from tealign.compute.external import CORE
+
+        core = CORE[self.code] if self.code in CORE else BACKENDS[self.code].core
         return Method(functional=self.functional, code=self.code, basis=self.basis, core=core,
                       dispersion="none" if self.d3 is None else f"d3bj({self.d3}) stored apart",
                       settings=dict(self.settings))
@@ -114,6 +116,12 @@ def parse_spec(text: str) -> MethodSpec:
                          field="--method")
     code, rest = main.split(":", 1)
     code = code.strip().lower()
+    from tealign.compute.external import EXTERNAL_CODES, parse_external
+
+    if code in EXTERNAL_CODES:  # code:PRESET, run outside tealign (tealign.compute.external)
+        functional, basis, d3, settings = parse_external(code, rest, options)
+        return MethodSpec(label=label or default_label(raw), code=code, functional=functional,
+                          basis=basis, d3=d3, settings=settings, spec=raw)
     backend = get(code)
     functional, _, basis = rest.partition("/")
     functional, basis = functional.strip().lower(), basis.strip().lower()

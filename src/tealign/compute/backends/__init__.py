@@ -76,6 +76,10 @@ def run_calculation(spec: Spec, atoms: Atoms, charge: int = 0,
     (:mod:`tealign.compute.pulay`).
     """
     _log_call(spec, atoms)
+    if spec.code in ("vasp", "orca", "psi4"):  # run outside tealign (D3 included)
+        from tealign.compute.external import run_external
+
+        return run_external(spec, atoms, charge, multiplicity, forces, isolated_atom, kpts)
     backend = BACKENDS.get(spec.code)
     if backend is None:  # parse_spec guards this
         raise CalculationFailed(f"unknown code {spec.code}")
