@@ -140,7 +140,7 @@ def _fixed_meshes(molecules: list[FrameRecord], specs: list[MethodSpec], source_
     from tealign.compute.kpoints import mesh_from_density, parse_mesh
 
     # backends with one k-point mesh per crystal (GPAW), from their kpt_density
-    meshed = [s for s in specs if BACKENDS[s.code].kpoint_mesh]
+    meshed = [s for s in specs if _meshed(s.code)]
     meshes: list[tuple[int, int, int] | None] = []
     bad: list[tuple[int, str]] = []
     missing: dict[tuple, list[int]] = {}
@@ -212,7 +212,7 @@ def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], o
             jobs_by_method[spec.label].append(
                 Job(spec=spec, atoms=atoms, name=str(rec.info["mol_id"]), charge=charge,
                     forces=forces,
-                    kpts=meshes[k] if BACKENDS[spec.code].kpoint_mesh else None))
+                    kpts=meshes[k] if _meshed(spec.code) else None))
     if bad_mesh:
         bad_keys = {k for k, _ in bad_mesh}
         for spec in specs:
@@ -300,3 +300,9 @@ def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], o
         write_rejects(output, rejects)
     return CalibResult(frames=batch.n_frames, rejects=rejects, stats=stats, tables=tables,
                        failed_atoms=failed_atoms)
+
+
+def _meshed(code: str) -> bool:
+    """Whether ``code`` takes one k-point mesh per crystal from tealign (GPAW); the external
+    codes' presets (:mod:`tealign.compute.external`) choose their own."""
+    return code in BACKENDS and BACKENDS[code].kpoint_mesh
