@@ -122,7 +122,7 @@ class CardAlignment(TotalEnergyAlignment):
 
     def transform(self, frames, energy_key=None, forces_key="forces", stress_key="stress",
                   virials_key="virials", source_name=None, file=None, remove_d3=None, *,
-                  allow_realign=False, check=True):
+                  allow_realign=False, check=True, allow_charged=False):
         from tealign.align.estimator import _single_batch
 
         batch = _single_batch(frames)
@@ -135,7 +135,8 @@ class CardAlignment(TotalEnergyAlignment):
         remove_d3 = self.check_d3(batch, energy_key, remove_d3, fname)
         return super().transform(frames if isinstance(frames, list) else batch, energy_key,
                                  forces_key, stress_key, virials_key, source_name, file,
-                                 remove_d3, allow_realign=allow_realign, check=check)
+                                 remove_d3, allow_realign=allow_realign, check=check,
+                                 allow_charged=allow_charged)
 
     def _check_coverage(self, batch, fname: str) -> None:
         ok = np.zeros(119, dtype=bool)
