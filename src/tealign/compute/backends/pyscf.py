@@ -153,18 +153,23 @@ def run(spec: Spec, atoms: Atoms, charge: int, multiplicity: int | None,
     mf.max_cycle = int(s["max_cycle"])
     if s["density_fit"]:
         mf = mf.density_fit(auxbasis=s.get("auxbasis"))
-    if cartesian == "d" and any(mol.bas_angular(b) >= 3 for b in range(mol.nbas)):
+    subspace = cartesian == "d" and any(mol.bas_angular(b) >= 3 for b in range(mol.nbas))
+    if subspace:
         # 6D 7F: the SCF runs in the span of Cartesian d and pure f+ functions (without f
         # shells that is the whole Cartesian basis, 6-31G(d)'s 6D)
         x = cartesian_d_orthogonalizer(mol)
         mf.check_linear_dependency = lambda s1e, verbose=None: x
-    elif _gpu_available():  # gpu4pyscf does not take the 6D 7F subspace; CPU then
+    device = "cpu"
+    if not subspace and _gpu_available():  # gpu4pyscf lacks the 6D 7F subspace: CPU then
+        import gpu4pyscf
+
         mf = mf.to_gpu()
+        device = f"cuda (gpu4pyscf {gpu4pyscf.__version__})"
     energy = mf.kernel()
     if not mf.converged:
         raise CalculationFailed(f"PySCF SCF did not converge in {mf.max_cycle} cycles")
     res = Result(energy=float(energy) * units.HARTREE_TO_EV,
-                 info={"scf": type(mf).__name__, "multiplicity": mult})
+                 info={"scf": type(mf).__name__, "multiplicity": mult, "device": device})
     if unrestricted:
         res.info["s2"] = float(mf.spin_square()[0])
     if forces:
