@@ -623,3 +623,21 @@ def test_compute_with_a_local_cluster_file(tmp_path, run_cli):
                              "-o", tmp_path / "atoms.json", "--cluster", path, "--json")
     assert code == 0, err
     assert json.loads(out)["computed"] == 2
+
+
+def test_vasp_physics_the_preset_did_not_ask_for_is_refused():
+    """Another functional, dispersion, hybrid exchange or +U reported by VASP but absent from
+    the preset are refused by field; VASP's defaults for them pass."""
+    from tealign.compute.external.vasp import check_settings
+
+    want = {"ENCUT": 400.0}
+    quiet = {"ENCUT": 400.0, "GGA": "--", "METAGGA": "--", "IVDW": 0, "LHFCALC": False,
+             "LDAU": False, "PSTRESS": 0.0}
+    assert check_settings(want, quiet) == []
+    assert check_settings(want, {**quiet, "GGA": "PE"}) == []
+    loud = {**quiet, "GGA": "PS", "IVDW": 11, "LHFCALC": True, "LDAU": True,
+            "METAGGA": "SCAN"}
+    assert sorted(f for f, _ in check_settings(want, loud)) == sorted(
+        ["GGA", "IVDW", "LHFCALC", "LDAU", "METAGGA"])
+    assert check_settings({"ENCUT": 400.0, "LDAUU": [5.3, 0.0]},
+                          {**quiet, "LDAU": True, "LDAUU": [5.3, 0.0]}) == []

@@ -369,4 +369,49 @@ def check_settings(expected: dict, used: dict) -> list[tuple[str, str]]:
             ok = str(got).strip().lower()[:6] == str(want).strip().lower()[:6]
         if not ok:
             problems.append((key, f"VASP used {key}={got!r}, the preset asks {want!r}"))
+    return problems + _unrequested_physics(expected, used)
+
+
+#: INCAR keys that change the energy when set, with the value that means "off" (every preset
+#: here is plain PBE(+U) without dispersion or hybrid exchange). PSTRESS is not among them: it
+#: shifts the reported stress by a set pressure, not the energy
+_OFF = {"IVDW": 0, "LHFCALC": False, "LUSE_VDW": False}
+
+
+def _truthy(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().upper().lstrip(".").startswith("T")
+    return bool(value)
+
+
+def _unrequested_physics(expected: dict, used: dict) -> list[tuple[str, str]]:
+    """(field, why) for physics the preset did not ask for but VASP reports: another
+    functional (GGA other than PE or the POTCAR's default, any METAGGA), +U on a preset
+    without it, dispersion or hybrid exchange."""
+    problems = []
+    gga = str(used.get("GGA", "--")).strip().upper()
+    if gga not in ("PE", "--", ""):
+        problems.append(("GGA", f"VASP used GGA={used['GGA']!r}, the preset is PBE (GGA = PE)"))
+    meta = str(used.get("METAGGA", "--")).strip().upper()
+    if meta not in ("--", "", "NONE"):
+        problems.append(("METAGGA", f"VASP used METAGGA={used['METAGGA']!r}, the preset is "
+                                    "PBE (no meta-GGA)"))
+    if "LDAUU" not in expected and _truthy(used.get("LDAU", False)):
+        problems.append(("LDAU", "VASP used +U (LDAU = .TRUE.), the preset asks none for "
+                                 "this structure"))
+    for key, off in _OFF.items():
+        if key in expected or key not in used:
+            continue
+        got = used[key]
+        on = _truthy(got) if isinstance(off, bool) else _number(got) != off
+        if on:
+            problems.append((key, f"VASP used {key}={got!r}, the preset does not set it "
+                                  f"(off: {off!r})"))
     return problems
+
+
+def _number(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
