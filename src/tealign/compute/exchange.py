@@ -137,10 +137,10 @@ def export_jobs(source: str, methods: list[str], out_dir: str | Path, *, seed: i
             entries.append({"dir": name, "key": job.key})
             continue
         tmp = out / f".{name}.part"
-        if tmp.exists():
-            import shutil
+        if tmp.exists() or tmp.is_symlink():  # a half-written job of a killed export
+            from tealign.io.atomic import remove_inside
 
-            shutil.rmtree(tmp)
+            remove_inside(out, tmp)
         try:
             expected = write_job(job.spec, job.atoms, tmp, job.charge, job.multiplicity,
                                  job.isolated_atom, job.forces)
