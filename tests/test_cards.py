@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase.io import read, write
+from conftest import requires_mace
 
 from tealign import cards
 from tealign.errors import SetupError
@@ -310,6 +311,7 @@ def test_card_numbers_recomputed_from_the_calibration_files(name):
     assert all(abs(v) < 0.5e-3 * HA * 1e3 for v in card["source"]["shipped_minus_fit_meV"].values())
 
 
+@requires_mace  # built on the full stack; floor numpy/ASE may round differently
 def test_the_builder_reproduces_the_shipped_cards(tmp_path, monkeypatch):
     spec = importlib.util.spec_from_file_location("make_cards",
                                                   ROOT / "datasets/cards/make_cards.py")

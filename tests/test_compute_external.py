@@ -4,6 +4,7 @@ and a resume), bad outputs as one line each, missing codes as one line, the clus
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -127,6 +128,8 @@ def test_mptrj_incar_equals_pymatgen_mpstaticset(tmp_path, build):
     assert ("LDAU" in ours) == (build in ("FeO", "Co2O4Li2", "MnF2"))
 
 
+@pytest.mark.skipif(importlib.util.find_spec("pymatgen") is None,
+                    reason="needs pymatgen (the MP input sets): pip install pymatgen")
 def test_paper_qm9vasp_equals_the_papers_settings(tmp_path):
     """TEA paper §C.1: PBE, ENCUT 400, EDIFF 1e-5, ISYM 0, PREC Accurate, ISMEAR 0,
     SIGMA 0.1, 10 Å vacuum (Γ point)."""
@@ -233,6 +236,8 @@ def test_energy_only_jobs_ask_for_no_gradient(tmp_path):
     assert "engrad" not in (tmp_path / "o" / "orca.inp").read_text().lower()
 
 
+@pytest.mark.skipif(importlib.util.find_spec("pymatgen") is None,
+                    reason="needs pymatgen (the MP input sets): pip install pymatgen")
 def test_vasp_collect_equals_ase_read_and_refuses_other_settings(tmp_path):
     """A job directory holding ASE's NaCl vasprun.xml: collect() returns what ase.io.read
     gives, in the job's atom order; a preset asking other settings is refused by field."""
@@ -262,6 +267,8 @@ def test_vasp_collect_equals_ase_read_and_refuses_other_settings(tmp_path):
     assert e.value.field == "ENCUT" and "520" in e.value.reason and "400" in e.value.reason
 
 
+@pytest.mark.skipif(importlib.util.find_spec("pymatgen") is None,
+                    reason="needs pymatgen (the MP input sets): pip install pymatgen")
 def test_vasp_job_script_builds_potcar_and_import_names_the_setting(tmp_path, run_cli):
     """The VASP branch of run_job.sh: POTCAR concatenated from $VASP_PP_PATH in POSCAR's
     species order, the command from TEALIGN_VASP_COMMAND (here a stand-in that leaves ASE's

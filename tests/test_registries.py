@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import requires_mace
 
 from tealign.compute.backends import BACKENDS, extras
 from tealign.compute.spec import parse_spec
@@ -122,6 +123,7 @@ TOY = textwrap.dedent('''
 ''')
 
 
+@requires_mace  # the generated command runs through the report, which imports the torch stack
 def test_a_benchmark_is_one_module_and_one_entry(tmp_path):
     """A toy benchmark (H2's bond length with GFN2-xTB) defined only as a module and a
     registry entry: the command, the API verb, the run-directory file and the report's part

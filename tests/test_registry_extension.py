@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import random_frames
+from conftest import random_frames, requires_mace
 
 import tealign
 from tealign.io import REGISTRY, Format
@@ -87,6 +87,7 @@ def test_one_entry_reads_writes_and_converts(toy, tmp_path):
     assert (tmp_path / f"c{SUFFIX}").read_text() == (tmp_path / f"a{SUFFIX}").read_text()
 
 
+@requires_mace
 def test_one_entry_writes_shard_directories(toy, tmp_path):
     from tealign.io.shards import write_shards
 
