@@ -69,20 +69,25 @@ _SPICE_COST = ("36 molecules and the 5 atoms on one CPU core of this machine (up
                "H200 (752 GPU-seconds for 110 molecules, 16.5 s for the largest); GPU and "
                "CPU agree to 1.8e-11 Ha (datasets/calib-public/README.md)")
 
+#: SPICE's level (OFF23 is computed at it): source method, calibration files and D3 policy
+_SPICE_LEVEL = {
+    "source_method": "ωB97M-D3(BJ)/def2-TZVPPD, energies without D3(BJ)",
+    "source_code": "Psi4 (dataset); PySCF 2.14 / gpu4pyscf 1.9 (calibration)",
+    "file": PUB / "calib-spice.extxyz", "key": "energy_wb97m",
+    "fit_table": PUB / "calib-spice.atoms_wb97m.json",
+    "shipped_table": "wb97m-d3bj-def2-tzvppd",
+    "d3": {"published_with_d3": True, "functional": "wb97m"},
+    "source_cost": _SPICE_COST, "source_label": "wb97m",
+    "fig4": True,
+}
+
 PAIRS = {
     "spice-to-mptrj": {
         "dataset": {"name": "SPICE", "citation": "Eastman et al., SPICE, a dataset of "
                     "drug-like molecules and peptides, Sci. Data 10, 11 (2023)",
                     "energy": "total energy ωB97M-D3(BJ)/def2-TZVPPD (Psi4), D3(BJ) "
                     "included"},
-        "source_method": "ωB97M-D3(BJ)/def2-TZVPPD, energies without D3(BJ)",
-        "source_code": "Psi4 (dataset); PySCF 2.14 / gpu4pyscf 1.9 (calibration)",
-        "file": PUB / "calib-spice.extxyz", "key": "energy_wb97m",
-        "fit_table": PUB / "calib-spice.atoms_wb97m.json",
-        "shipped_table": "wb97m-d3bj-def2-tzvppd",
-        "d3": {"published_with_d3": True, "functional": "wb97m"},
-        "source_cost": _SPICE_COST, "source_label": "wb97m",
-        "fig4": True,
+        **_SPICE_LEVEL,
     },
     "off23-to-mptrj": {
         "dataset": {"name": "OFF23 (the MACE-OFF23 training set: SPICE 1.x at SPICE's level)",
@@ -91,14 +96,7 @@ PAIRS = {
                     "al., Sci. Data 10, 11 (2023)",
                     "energy": "total energy ωB97M-D3(BJ)/def2-TZVPPD (Psi4), D3(BJ) "
                     "included"},
-        "source_method": "ωB97M-D3(BJ)/def2-TZVPPD, energies without D3(BJ)",
-        "source_code": "Psi4 (dataset); PySCF 2.14 / gpu4pyscf 1.9 (calibration)",
-        "file": PUB / "calib-spice.extxyz", "key": "energy_wb97m",
-        "fit_table": PUB / "calib-spice.atoms_wb97m.json",
-        "shipped_table": "wb97m-d3bj-def2-tzvppd",
-        "d3": {"published_with_d3": True, "functional": "wb97m"},
-        "source_cost": _SPICE_COST, "source_label": "wb97m",
-        "fig4": True,
+        **_SPICE_LEVEL,
         "note": "OFF23 is computed at SPICE's level of theory, so this card is the SPICE "
                 "card's fit under OFF23's name and citations (the paper's TEA-OFF23).",
     },

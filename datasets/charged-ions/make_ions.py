@@ -35,24 +35,23 @@ def _index(a: Atoms, symbol: str, nth: int = 0) -> int:
     return [i for i, s in enumerate(a.get_chemical_symbols()) if s == symbol][nth]
 
 
-def _formate() -> Atoms:
-    a = molecule("HCOOH")  # drop the hydroxyl H (bonded to an O)
+def _carboxylate(acid: str) -> Atoms:
+    """ASE's G2 ``acid`` without its hydroxyl H (the H nearest an O)."""
+    a = molecule(acid)
     pos = a.positions
     hs = [i for i, s in enumerate(a.get_chemical_symbols()) if s == "H"]
     os_ = [i for i, s in enumerate(a.get_chemical_symbols()) if s == "O"]
     h_oh = min(hs, key=lambda i: min(np.linalg.norm(pos[i] - pos[o]) for o in os_))
     del a[h_oh]
     return a
+
+
+def _formate() -> Atoms:
+    return _carboxylate("HCOOH")
 
 
 def _acetate() -> Atoms:
-    a = molecule("CH3COOH")
-    pos = a.positions
-    hs = [i for i, s in enumerate(a.get_chemical_symbols()) if s == "H"]
-    os_ = [i for i, s in enumerate(a.get_chemical_symbols()) if s == "O"]
-    h_oh = min(hs, key=lambda i: min(np.linalg.norm(pos[i] - pos[o]) for o in os_))
-    del a[h_oh]
-    return a
+    return _carboxylate("CH3COOH")
 
 
 def _planar3(center: str, ligand: str, r: float) -> Atoms:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from tealign.compute.backends import BACKENDS, get
@@ -98,6 +99,18 @@ def _value(text: str):
         return text
 
 
+def key_values(options) -> Iterator[tuple[str, str]]:
+    """``(key, value)`` of each non-empty ``key=value`` option of a SPEC (stripped), in turn;
+    SetupError (field ``--method``) at the first that has no ``=``."""
+    for opt in options:
+        if not opt.strip():
+            continue
+        if "=" not in opt:
+            raise SetupError(f"option {opt!r} is not key=value", field="--method")
+        k, v = opt.split("=", 1)
+        yield k.strip(), v.strip()
+
+
 def parse_spec(text: str) -> MethodSpec:
     """Parse ``[LABEL=]code:functional/basis[;key=value...]``; SetupError on anything off."""
     raw = text.strip()
@@ -127,12 +140,7 @@ def parse_spec(text: str) -> MethodSpec:
     functional, basis = functional.strip().lower(), basis.strip().lower()
     settings = dict(backend.defaults)
     optional = backend.optional
-    for opt in options:
-        if not opt.strip():
-            continue
-        if "=" not in opt:
-            raise SetupError(f"option {opt!r} is not key=value", field="--method")
-        k, v = (s.strip() for s in opt.split("=", 1))
+    for k, v in key_values(options):
         if k not in settings and k not in backend.free and k not in optional:
             known = sorted(backend.defaults) + sorted(optional)
             raise SetupError(f"unknown {code} setting {k!r}; known: "

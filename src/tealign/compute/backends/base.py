@@ -87,3 +87,17 @@ class Backend:
 def default_multiplicity(atoms: Atoms, charge: int) -> int:
     """The lowest allowed multiplicity 2S+1 (1 or 2) of ``atoms`` at ``charge``."""
     return 1 + (int(atoms.numbers.sum()) - charge) % 2
+
+
+def place_in_box(work: Atoms, vacuum: float, isolated_atom: bool) -> None:
+    """Put a molecule (in place) in a periodic box for a plane-wave code: ``vacuum`` Å on each
+    side, or for a single atom a box of 2·vacuum + (0, 0.1, 0.2) Å with the atom at its
+    centre (the slight anisotropy breaks the spherical symmetry that stalls open shells).
+    ``pbc`` becomes True: plane waves need periodic images, the vacuum separates them."""
+    if isolated_atom:
+        v = float(vacuum)
+        work.cell = [2 * v, 2 * v + 0.1, 2 * v + 0.2]
+        work.positions = work.cell.lengths() / 2
+    else:
+        work.center(vacuum=float(vacuum))
+    work.pbc = True

@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tealign.compute.backends.base import Backend, CalculationFailed, Result, Spec
+from tealign.compute.backends.base import (
+    Backend,
+    CalculationFailed,
+    Result,
+    Spec,
+    place_in_box,
+)
 from tealign.errors import SetupError
 
 if TYPE_CHECKING:
@@ -60,14 +66,7 @@ def run(spec: Spec, atoms: Atoms, charge: int, multiplicity: int | None,
     work = atoms.copy()
     periodic = bool(atoms.pbc.any())
     if not periodic:
-        if isolated_atom:
-            v = float(s["vacuum"])
-            # a slightly anisotropic box breaks the spherical symmetry that stalls open shells
-            work.cell = [2 * v, 2 * v + 0.1, 2 * v + 0.2]
-            work.positions = work.cell.lengths() / 2
-        else:
-            work.center(vacuum=float(s["vacuum"]))
-        work.pbc = True  # plane waves need periodic images; the vacuum separates them
+        place_in_box(work, s["vacuum"], isolated_atom)
         kpts = {"size": (1, 1, 1), "gamma": True}
     else:
         from tealign.compute.kpoints import mesh_from_density

@@ -58,7 +58,7 @@ def parse_external(code: str, rest: str, options: list[str]) -> tuple[str, str, 
                                                                       dict]:
     """``code:PRESET[;key=value...]`` → (functional, basis, d3, settings); settings hold the
     preset name and every preset setting, overrides applied. SetupError on anything off."""
-    from tealign.compute.spec import _value
+    from tealign.compute.spec import _value, key_values
     from tealign.errors import SetupError
 
     presets = module(code).PRESETS
@@ -68,12 +68,7 @@ def parse_external(code: str, rest: str, options: list[str]) -> tuple[str, str, 
                          f"{code}:{next(iter(presets))}", field="--method")
     p = presets[name]
     settings = {"preset": name, **json.loads(json.dumps(p["settings"]))}
-    for opt in options:
-        if not opt.strip():
-            continue
-        if "=" not in opt:
-            raise SetupError(f"option {opt!r} is not key=value", field="--method")
-        k, v = (s.strip() for s in opt.split("=", 1))
+    for k, v in key_values(options):
         if k not in p["settings"] or k == "keywords" and code == "psi4":
             raise SetupError(f"unknown {code}:{name} setting {k!r}; known: "
                              f"{', '.join(sorted(p['settings']))}", field="--method")

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from tealign.compute.backends.base import place_in_box
 from tealign.compute.external.common import JobProblem
 
 COMMAND_ENV = "ASE_VASP_COMMAND"
@@ -135,13 +136,7 @@ def incar_parameters(settings: dict, atoms: Atoms, multiplicity: int | None = No
         params.update(lorbit=11, lwave=False, lcharg=True)
     spin = int(s["ispin"])
     if not periodic:
-        if isolated_atom:
-            v = float(s["vacuum"])
-            work.cell = [2 * v, 2 * v + 0.1, 2 * v + 0.2]
-            work.positions = work.cell.lengths() / 2
-        else:
-            work.center(vacuum=float(s["vacuum"]))
-        work.pbc = True
+        place_in_box(work, s["vacuum"], isolated_atom)
         params.update(kpts=(1, 1, 1), gamma=True, ismear=0)
     else:
         density = s["kpt_reciprocal_density"]
