@@ -47,7 +47,15 @@ SLAB_VACUUM = 5.0
 # --------------------------------------------------------------------------- molecules
 #: species id -> ASE G2 name; geometries as ASE ships them (ase.collections.g2)
 MOLECULES = {"H2O_g": "H2O", "CO2_g": "CO2", "HF_g": "HF", "CH4_g": "CH4", "H2_g": "H2",
-             "NH3_g": "NH3", "CH3OH_g": "CH3OH"}
+             "NH3_g": "NH3", "CH3OH_g": "CH3OH",
+             # datasets/bridge-v2's further gas species (not in bridge-mini's items)
+             "O2_g": "O2", "N2_g": "N2", "CO_g": "CO", "NO_g": "NO", "H2S_g": "SH2",
+             "SO2_g": "SO2", "HCl_g": "HCl", "Cl2_g": "Cl2", "C2H2_g": "C2H2",
+             "C2H4_g": "C2H4", "C2H6_g": "C2H6", "HCN_g": "HCN", "HCOOH_g": "HCOOH",
+             "CH2O_g": "H2CO", "N2H4_g": "N2H4", "H2O2_g": "H2O2"}
+#: ground-state multiplicity 2S+1 of the open-shell gas species (the rest are singlets):
+#: O2 X ³Σg⁻, NO X ²Π
+MULTIPLICITY = {"O2_g": 3, "NO_g": 2}
 
 
 def gas(species: str) -> Atoms:
@@ -145,6 +153,25 @@ def solid(species: str) -> Atoms:
         # H. Schulz, J. Less-Common Met. 50, 155 (1976))
         return crystal(["N", "Li", "Li"], [(0, 0, 0), (0, 0, 0.5), (1 / 3, 2 / 3, 0)],
                        spacegroup=191, cellpar=_hexagonal(3.648, 3.875))
+    # datasets/bridge-v2's further solids: room-temperature X-ray lattice constants as
+    # tabulated by R. W. G. Wyckoff, Crystal Structures, 2nd ed., vol. 1 (Interscience, 1963)
+    rocksalt = {"NaCl_s": ("Na", "Cl", 5.640), "LiCl_s": ("Li", "Cl", 5.130),
+                "MgS_s": ("Mg", "S", 5.200)}
+    if species in rocksalt:
+        cation, anion, a = rocksalt[species]
+        return crystal([cation, anion], [(0, 0, 0), (0.5, 0.5, 0.5)], spacegroup=225,
+                       cellpar=_cubic(a), primitive_cell=True)
+    antifluorite = {"Li2S_s": ("Li", 5.708), "Na2S_s": ("Na", 6.540)}
+    if species in antifluorite:
+        cation, a = antifluorite[species]
+        return crystal(["S", cation], [(0, 0, 0), (0.25, 0.25, 0.25)], spacegroup=225,
+                       cellpar=_cubic(a), primitive_cell=True)
+    if species == "MgCl2_s":
+        # CdCl2 type R-3m (hexagonal axes), Mg 3a, Cl 6c (0, 0, z); a = 3.6363 Å,
+        # c = 17.6663 Å, z = 0.25808 (D. E. Partin, M. O'Keeffe, J. Solid State Chem. 95, 176
+        # (1991)); rhombohedral primitive cell, Z = 1
+        return crystal(["Mg", "Cl"], [(0, 0, 0), (0, 0, 0.25808)], spacegroup=166,
+                       cellpar=_hexagonal(3.6363, 17.6663), primitive_cell=True)
     raise KeyError(species)
 
 
@@ -152,7 +179,9 @@ def solid(species: str) -> Atoms:
 SOLIDS = {"MgO_s": ("MgO", 1), "LiF_s": ("LiF", 1), "NaF_s": ("NaF", 1),
           "Li2O_s": ("Li2O", 1), "Na2O_s": ("Na2O", 1), "MgF2_s": ("MgF2", 2),
           "MgOH2_s": ("MgO2H2", 1), "MgCO3_s": ("MgCO3", 2), "LiOH_s": ("LiOH", 2),
-          "Li3N_s": ("Li3N", 1)}
+          "Li3N_s": ("Li3N", 1),
+          "NaCl_s": ("NaCl", 1), "LiCl_s": ("LiCl", 1), "MgS_s": ("MgS", 1),
+          "Li2S_s": ("Li2S", 1), "Na2S_s": ("Na2S", 1), "MgCl2_s": ("MgCl2", 1)}
 
 #: (id, equation as written, {species id: stoichiometric coefficient per formula unit});
 #: negative coefficients are reactants

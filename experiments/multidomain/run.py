@@ -55,6 +55,7 @@ import sys
 import time
 from pathlib import Path
 
+import bridge_v2
 import numpy as np
 from model_level import (
     HELD_OUT_CRYSTAL,
@@ -533,6 +534,7 @@ def write_readme(results: dict, path: Path, runs: Path = HERE / "runs") -> None:
              "2-core CPU, are listed at the end.", ""]
     if results.get("label_level"):
         lines += label_section(results["label_level"])
+    lines += bridge_v2.readme_section(runs)
     if not results["variants"]:
         lines += ["## Model level", "",
                   "Not redone yet on the corrected data (PW 800 eV target, D3 counted once): the "

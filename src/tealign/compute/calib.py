@@ -209,8 +209,11 @@ def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], o
             atoms = Atoms(numbers=rec.numbers, positions=rec.positions, cell=rec.cell,
                           pbc=rec.pbc)
             charge = int(rec.info.get("charge", 0))
+            # 2S+1 from the frame (e.g. 3 for O2); absent: the lowest allowed (1 or 2)
+            mult = rec.info.get("multiplicity")
             jobs_by_method[spec.label].append(
                 Job(spec=spec, atoms=atoms, name=str(rec.info["mol_id"]), charge=charge,
+                    multiplicity=int(mult) if mult is not None else None,
                     forces=forces,
                     kpts=meshes[k] if _meshed(spec.code) else None))
     if bad_mesh:

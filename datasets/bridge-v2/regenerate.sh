@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Computes datasets/bridge-v2 with tealign's own compute command (rerun to resume from store/).
+# The levels are bridge-mini's (see its regenerate.sh): target GPAW PBE PW800 (0.1 eV
+# Fermi-Dirac, 5 Å vacuum, each solid on its fixed Γ-centred mesh `kpts`), source PySCF
+# ωB97M/def2-SVP with D3(BJ) stored apart (molecules only). Energies only: every item is an
+# energy difference at fixed geometries. The store starts from bridge-mini's snapshot, so its
+# 7 molecules, 10 solids and isolated atoms are not recomputed.
+set -euo pipefail
+cd "$(dirname "$0")"
+TARGET="pbe=gpaw:pbe/pw800;vacuum=5.0;smearing=0.1"
+SOURCE="wb97m=pyscf:wb97m-d3bj/def2-svp"
+PY=../../.venv/bin/python
+TEALIGN=../../.venv/bin/tealign
+if [ ! -d store ]; then
+  mkdir -p store
+  if [ -f jobs.snapshot.sqlite ]; then cp jobs.snapshot.sqlite store/jobs.sqlite
+  else cp ../bridge-mini/jobs.snapshot.sqlite store/jobs.sqlite; fi
+fi
+{ [ -f molecules.extxyz ] && [ -f periodic.extxyz ] && [ -f bridge.json ]; } || $PY make_geometries.py
+$TEALIGN compute calib --molecules molecules.extxyz --seed 0 --no-forces \
+  --method "$SOURCE" --method "$TARGET" --store store --workers "${WORKERS:-2}" -o bridge-molecules.extxyz
+$TEALIGN compute calib --molecules periodic.extxyz --seed 0 --no-forces \
+  --method "$TARGET" --store store --workers "${WORKERS:-2}" -o bridge-periodic.extxyz
+$PY ../bridge-mini/make_geometries.py --combine bridge-molecules.extxyz bridge-periodic.extxyz \
+  -o bridge-v2.extxyz
+$PY ../snapshot.py  # the live store into jobs.snapshot.sqlite (SQLite online backup)
+# training frames of every bridge species (make_training_frames.py): molecules at the source
+# level, solids at the target level, with forces (and stress, through GPAW's Pulay probes)
+{ [ -f training-molecules.extxyz ] && [ -f training-solids.extxyz ]; } || $PY make_training_frames.py
+$TEALIGN compute calib --molecules training-molecules.extxyz --seed 0 \
+  --method "$SOURCE" --store store --workers "${WORKERS:-2}" -o training-molecules-wb97m.extxyz
+$PY ../snapshot.py  # the live store into jobs.snapshot.sqlite (SQLite online backup)
+$TEALIGN compute calib --molecules training-solids.extxyz --seed 0 \
+  --method "$TARGET" --store store --workers "${WORKERS:-2}" -o training-solids-pbe.extxyz
+$PY ../snapshot.py  # the live store into jobs.snapshot.sqlite (SQLite online backup)
