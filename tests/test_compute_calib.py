@@ -127,3 +127,28 @@ def test_dask_local_cluster(tmp_path, run_cli):
         assert json.loads(stdout)["computed"] > 0
         b = read_batch(out)
         assert b.n_frames == 3 and np.isfinite(b.info["energy_xtb_gfn2"]).all()
+
+
+def test_a_frame_multiplicity_is_used(tmp_path, run_cli):
+    """O2 with ``multiplicity=3`` is computed as the triplet (UHF, <S²> ≈ 2), below the
+    closed-shell singlet the electron count alone would give."""
+    from ase.build import molecule
+    from ase.io import write
+
+    frames = []
+    for mult in (3, None):
+        a = molecule("O2")
+        a.set_initial_magnetic_moments(None)
+        a.info["mol_id"] = f"O2_{mult}"
+        if mult is not None:
+            a.info["multiplicity"] = mult
+        frames.append(a)
+    src = tmp_path / "o2.extxyz"
+    write(src, frames)
+    out = tmp_path / "o2-hf.extxyz"
+    code, _, stderr = run_cli("compute", "calib", "--molecules", src, "--method",
+                              "hf=pyscf:hf/sto-3g", "--no-forces", "-o", out, "--json")
+    assert code == 0, stderr
+    b = read_batch(out)
+    e = dict(zip(b.info["mol_id"], np.asarray(b.info["energy_hf"], float)))
+    assert e["O2_3"] < e["O2_None"] - 0.5  # triplet O2 lies well below the RHF singlet
