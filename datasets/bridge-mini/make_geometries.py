@@ -214,10 +214,12 @@ REACTIONS = [
 
 
 # --------------------------------------------------------------------------- slabs
-def rocksalt_slab(bulk_species: str, repeat: int = 2, vacuum: float = SLAB_VACUUM) -> Atoms:
-    """A two-layer rocksalt (001) slab whose surface cell is ``repeat`` x ``repeat`` primitive
-    (001) surface cells (a/sqrt2 each), from the bulk's lattice constant; z = surface normal,
-    cation and anion alternate in each layer, bottom layer at z = vacuum."""
+def rocksalt_slab(bulk_species: str, repeat: int = 2, vacuum: float = SLAB_VACUUM,
+                  layers: int = 2) -> Atoms:
+    """A rocksalt (001) slab of ``layers`` layers (a/2 apart) whose surface cell is ``repeat``
+    x ``repeat`` primitive (001) surface cells (a/sqrt2 each), from the bulk's lattice
+    constant; z = surface normal, cation and anion alternate in each layer, bottom layer at
+    z = vacuum."""
     prim = solid(bulk_species)
     a = float(np.linalg.norm(prim.cell[0])) * np.sqrt(2)  # conventional cubic a
     cation, anion = prim.get_chemical_symbols()
@@ -225,10 +227,12 @@ def rocksalt_slab(bulk_species: str, repeat: int = 2, vacuum: float = SLAB_VACUU
                    cellpar=_cubic(a))
     # the conventional cell holds two (001) layers, at z = 0 and a/2; in-plane cell
     # (a/sqrt2)(1, 1), (a/sqrt2)(-1, 1) times repeat
-    p = np.array([[0.5, 0.5, 0], [-0.5, 0.5, 0], [0, 0, 1]]) * np.array([[repeat], [repeat], [1]])
+    p = np.array([[0.5, 0.5, 0], [-0.5, 0.5, 0], [0, 0, 1]]) * np.array(
+        [[repeat], [repeat], [(layers + 1) // 2]])
     slab = make_supercell(conv, p)
     slab.wrap()
-    slab.cell[2] = [0, 0, a / 2 + 2 * vacuum]  # two layers a/2 apart, vacuum on both sides
+    slab = slab[slab.positions[:, 2] < (layers - 1) * a / 2 + 0.01]
+    slab.cell[2] = [0, 0, (layers - 1) * a / 2 + 2 * vacuum]  # vacuum on both sides
     slab.positions[:, 2] += vacuum
     slab.pbc = True
     order = np.lexsort((slab.positions[:, 1], slab.positions[:, 0], slab.positions[:, 2]))

@@ -52,6 +52,28 @@ def check(functional: str, basis: str, settings: dict) -> None:
                          "'fd' (every frame) or 'none'", field="--method")
 
 
+def make_calculator(spec: Spec, kpts: dict, spinpol: bool = False, hund: bool = False,
+                    charge: int = 0, ecut: float | None = None):
+    """The GPAW calculator of a SPEC (plane waves at ``ecut`` eV, default the SPEC's cutoff;
+    ``kpts`` as GPAW takes it, e.g. ``{"size": (4, 4, 1), "gamma": True}``): what every job of
+    this backend runs, and what a relaxation at the same level uses."""
+    from gpaw import GPAW, PW, FermiDirac
+
+    s = spec.settings
+    return GPAW(
+        mode=PW(float(s["ecut"]) if ecut is None else ecut),
+        xc=spec.functional.upper(),
+        kpts=kpts,
+        occupations=FermiDirac(float(s["smearing"]), fixmagmom=False),
+        spinpol=spinpol,
+        hund=hund,
+        charge=charge,
+        setups=s["setups"],
+        convergence={"energy": float(s["energy_tol"]), "density": float(s["density_tol"])},
+        txt=None,
+    )
+
+
 def run(spec: Spec, atoms: Atoms, charge: int, multiplicity: int | None,
         forces: bool, isolated_atom: bool = False,
         kpts: tuple[int, int, int] | None = None) -> Result:
@@ -60,8 +82,6 @@ def run(spec: Spec, atoms: Atoms, charge: int, multiplicity: int | None,
     mesh = kpts
     # GPAW reports eV with ASE's (CODATA 2014) hartree; for its valence-only energies the
     # difference to CODATA 2018 is below 1 µeV per structure.
-    from gpaw import GPAW, PW, FermiDirac
-
     s = spec.settings
     work = atoms.copy()
     periodic = bool(atoms.pbc.any())
@@ -83,18 +103,8 @@ def run(spec: Spec, atoms: Atoms, charge: int, multiplicity: int | None,
         magmoms = [0.0] * len(work)
         magmoms[0] = multiplicity - 1
     def calculator(ecut: float):
-        return GPAW(
-            mode=PW(ecut),
-            xc=spec.functional.upper(),
-            kpts=kpts,
-            occupations=FermiDirac(float(s["smearing"]), fixmagmom=False),
-            spinpol=spinpol,
-            hund=bool(isolated_atom and s["hund"]),
-            charge=charge,
-            setups=s["setups"],
-            convergence={"energy": float(s["energy_tol"]), "density": float(s["density_tol"])},
-            txt=None,
-        )
+        return make_calculator(spec, kpts, spinpol=spinpol,
+                               hund=bool(isolated_atom and s["hund"]), charge=charge, ecut=ecut)
 
     if magmoms is not None:
         work.set_initial_magnetic_moments(magmoms)
