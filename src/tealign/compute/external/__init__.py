@@ -26,14 +26,17 @@ from types import ModuleType
 import numpy as np
 from ase import Atoms
 
+from tealign.compute.backends.base import (
+    Backend,
+    CalculationFailed,
+    CalculationResult,
+    key_values,
+    option_value,
+)
 from tealign.compute.external.common import CodeNotInstalled, JobProblem
 
-EXTERNAL_CODES = ("vasp", "orca", "psi4")
-#: the core treatment of each code's presets (Method.core)
-CORE = {"vasp": "paw", "orca": "all-electron", "psi4": "all-electron"}
-
-__all__ = ["EXTERNAL_CODES", "CORE", "CodeNotInstalled", "JobProblem", "module", "preset",
-           "parse_external", "write_job", "collect", "run_external", "code_command"]
+__all__ = ["BACKENDS", "EXTERNAL_CODES", "CORE", "CodeNotInstalled", "JobProblem", "module",
+           "preset", "parse_external", "write_job", "collect", "run_external", "code_command"]
 
 
 def module(code: str) -> ModuleType:
@@ -58,7 +61,6 @@ def parse_external(code: str, rest: str, options: list[str]) -> tuple[str, str, 
                                                                       dict]:
     """``code:PRESET[;key=value...]`` → (functional, basis, d3, settings); settings hold the
     preset name and every preset setting, overrides applied. SetupError on anything off."""
-    from tealign.compute.spec import _value, key_values
     from tealign.errors import SetupError
 
     presets = module(code).PRESETS
@@ -72,7 +74,7 @@ def parse_external(code: str, rest: str, options: list[str]) -> tuple[str, str, 
         if k not in p["settings"] or k == "keywords" and code == "psi4":
             raise SetupError(f"unknown {code}:{name} setting {k!r}; known: "
                              f"{', '.join(sorted(p['settings']))}", field="--method")
-        value = None if v.lower() == "none" else _value(v)
+        value = None if v.lower() == "none" else option_value(v)
         if isinstance(p["settings"][k], float) and isinstance(value, int) \
                 and not isinstance(value, bool):
             value = float(value)  # 450 and 450.0 are one setting (and one store key)
@@ -98,13 +100,12 @@ def write_job(spec, atoms: Atoms, directory: Path, charge: int = 0,
 
 
 def collect(spec, atoms: Atoms, directory: Path, expected: dict, want_forces: bool = True):
-    """Read one finished job back as a :class:`~tealign.compute.backends.Result` (energy eV,
-    forces eV/Å in ``atoms``' order, stress eV/Å³ for periodic cells, D3(BJ) apart for
-    ``-d3bj`` presets); info holds the code, preset and the settings the code reports it used.
+    """Read one finished job back as a
+    :class:`~tealign.compute.backends.CalculationResult` (energy eV, forces eV/Å in
+    ``atoms``' order, stress eV/Å³ for periodic cells, D3(BJ) apart for ``-d3bj``
+    presets); info holds the code, preset and the settings the code reports it used.
     Raises :class:`JobProblem` for a missing or crashed output, an unconverged SCF or a
     setting that differs from the preset."""
-    from tealign.compute.backends import Result
-
     mod = module(spec.code)
     res, used, converged = mod.read_job(Path(directory))
     if not converged:
@@ -140,7 +141,7 @@ def collect(spec, atoms: Atoms, directory: Path, expected: dict, want_forces: bo
             "output": res.get("source")}
     if "free_energy" in res and np.isfinite(res["free_energy"]):
         info["free_energy"] = float(res["free_energy"])  # eV, VASP's F (σ ≠ 0)
-    out = Result(energy=float(res["energy"]), info=info)
+    out = CalculationResult(energy=float(res["energy"]), info=info)
     if want_forces and not isolated_atom_like(atoms):
         out.forces = forces
     if want_forces and not isolated_atom_like(atoms) and forces is None \
@@ -240,8 +241,6 @@ def run_external(spec, atoms: Atoms, charge: int = 0, multiplicity: int | None =
     ``$TEALIGN_SCRATCH`` or the system's temp) and read it back: the backend entry of
     ``vasp``, ``orca`` and ``psi4``. Units and failures as :func:`collect`; a job that cannot
     be read raises :class:`~tealign.compute.backends.CalculationFailed`."""
-    from tealign.compute.backends import CalculationFailed
-
     command = code_command(spec.code)
     with tempfile.TemporaryDirectory(prefix=f"tealign-{spec.code}-",
                                      dir=os.environ.get("TEALIGN_SCRATCH")) as tmp:
@@ -258,3 +257,23 @@ def run_external(spec, atoms: Atoms, charge: int = 0, multiplicity: int | None =
             tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-1:] or [""]
             raise CalculationFailed(f"{spec.code} (exit {proc.returncode}): {exc.field}: "
                                     f"{exc.reason} {tail[0]}".strip()) from None
+
+
+def _entry(name: str, title: str, core: str, example: str) -> Backend:
+    """The backend-registry entry of an external code (no extra: the code is installed apart;
+    no defaults: each preset holds its settings)."""
+    return Backend(name=name, title=title, defaults={}, extra="", modules=(), core=core,
+                   run=run_external, parse=parse_external, external=True, example=example)
+
+
+#: The external codes' entries of the backend registry
+#: (:func:`tealign.compute.backends.registry`): each code's module (:func:`module`) holds its
+#: ``PRESETS``, ``write_job``, ``read_job`` and ``check_settings``.
+BACKENDS: dict[str, Backend] = {b.name: b for b in (
+    _entry("vasp", "VASP", "paw", "vasp:mptrj"),
+    _entry("orca", "ORCA", "all-electron", "orca:omol25"),
+    _entry("psi4", "Psi4", "all-electron", "psi4:spice"),
+)}
+EXTERNAL_CODES = tuple(BACKENDS)
+#: the core treatment of each code's presets (Method.core)
+CORE = {name: b.core for name, b in BACKENDS.items()}
