@@ -5,7 +5,9 @@ A SPEC names a code and one of its presets, ``vasp:mptrj``, ``vasp:paper-qm9vasp
 settings (``vasp:mptrj;encut=600``). Each code module (:mod:`.vasp`, :mod:`.orca`,
 :mod:`.psi4`) has ``PRESETS``, ``write_job`` (the input deck, through ASE's writers or
 QCSchema), ``read_job`` (results through ASE's readers or QCSchema, the settings the code
-reports it used, SCF convergence) and ``check_settings``.
+reports it used, SCF convergence), ``check_settings`` and ``command`` (how it runs here), and
+one entry in :data:`BACKENDS` at the end of this file (its entry of the backend registry,
+:func:`tealign.compute.backends.registry`).
 
 The same two halves serve both ways of running: :func:`run_external` writes a job into a
 scratch directory, runs the code there and reads it back (direct runs, when the code is
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -40,16 +41,13 @@ __all__ = ["BACKENDS", "EXTERNAL_CODES", "CORE", "CodeNotInstalled", "JobProblem
 
 
 def module(code: str) -> ModuleType:
-    """The module of an external code."""
-    if code == "vasp":
-        from tealign.compute.external import vasp as mod
-    elif code == "orca":
-        from tealign.compute.external import orca as mod
-    elif code == "psi4":
-        from tealign.compute.external import psi4 as mod
-    else:
+    """The module of an external code: ``tealign.compute.external.<code>``, for a code of
+    :data:`BACKENDS` (KeyError otherwise)."""
+    import importlib
+
+    if code not in BACKENDS:
         raise KeyError(code)
-    return mod
+    return importlib.import_module(f"{__name__}.{code}")
 
 
 def preset(code: str, name: str) -> dict:
@@ -188,39 +186,9 @@ def _json_safe(obj):
 
 # ----------------------------------------------------------------------------- direct runs
 def code_command(code: str) -> str:
-    """The shell command that runs ``code`` in a job directory; :class:`CodeNotInstalled`
-    (one line naming what to set) when it is not installed here."""
-    if code == "vasp":
-        cmd = os.environ.get("ASE_VASP_COMMAND") or os.environ.get("VASP_COMMAND")
-        if not cmd:
-            raise CodeNotInstalled("VASP is not set up here: set ASE_VASP_COMMAND (e.g. "
-                                   "'mpirun vasp_std') and VASP_PP_PATH, or run it elsewhere "
-                                   "with `tealign compute export`")
-        if not os.environ.get("VASP_PP_PATH"):
-            raise CodeNotInstalled("VASP_PP_PATH is not set: ASE needs it to write POTCAR "
-                                   "(the folder holding potpaw_PBE)")
-        return cmd
-    if code == "orca":
-        exe = os.environ.get("ASE_ORCA_COMMAND") or shutil.which("orca")
-        if not exe:
-            raise CodeNotInstalled("ORCA is not set up here: set ASE_ORCA_COMMAND to the full "
-                                   "path of the orca binary (ORCA needs it for parallel runs), "
-                                   "or run it elsewhere with `tealign compute export`")
-        return f"{exe} orca.inp > orca.out"
-    if code == "psi4":
-        import importlib.util
-
-        if importlib.util.find_spec("psi4") is None:
-            raise CodeNotInstalled("Psi4 is not installed here: the psi4 Python module must "
-                                   "import (conda install -c conda-forge psi4), or run it "
-                                   "elsewhere with `tealign compute export`")
-        import shlex
-        import sys
-
-        from tealign.compute.external.psi4 import RUNNER
-
-        return f"{shlex.quote(sys.executable)} -c {shlex.quote(RUNNER)}"
-    raise KeyError(code)
+    """The shell command that runs ``code`` in a job directory (its module's ``command()``);
+    :class:`CodeNotInstalled` (one line naming what to set) when it is not installed here."""
+    return module(code).command()
 
 
 def preflight(codes) -> None:
