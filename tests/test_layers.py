@@ -95,3 +95,18 @@ def test_compute_backends_import_no_registry():
     assert "tealign.compute.external.vasp" in backend_modules
     for m in backend_modules:
         assert not GRAPH[m] & {"tealign.compute.backends", "tealign.compute.spec"}, m
+
+
+def test_external_codes_are_entries_of_the_backend_registry():
+    """VASP, ORCA and Psi4 sit in the one backend registry beside the in-process backends;
+    ``BACKENDS`` (what the help and the unknown-code message list) stays in-process."""
+    from tealign.compute.backends import BACKENDS, get, registry
+    from tealign.compute.spec import parse_spec
+
+    codes = registry()
+    assert list(codes)[:len(BACKENDS)] == list(BACKENDS)
+    for code in ("vasp", "orca", "psi4"):
+        entry = get(code)
+        assert entry.external and entry.parse is not None and code not in BACKENDS
+        assert parse_spec(entry.example).code == code
+    assert not any(b.external or b.parse for b in BACKENDS.values())
