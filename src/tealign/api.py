@@ -177,7 +177,7 @@ def fit(calibration: str, source_key: str, target_key: str, source_e0, target_e0
     check_output(output, [i for i in inputs if isinstance(i, (str, os.PathLike))])
     if plot is not None:
         from tealign.io.atomic import check_not_input
-        from tealign.report.parity import check_plot_dir
+        from tealign.report import check_plot_dir
 
         check_not_input(plot, [i for i in inputs if isinstance(i, (str, os.PathLike))],
                         field="--plot")
@@ -202,7 +202,7 @@ def fit(calibration: str, source_key: str, target_key: str, source_e0, target_e0
     plots = []
     if plot is not None:  # the plots first: if they fail (full disk), no alignment is written
         from tealign.io.atomic import remove_inside
-        from tealign.report.parity import parity_plots
+        from tealign.report import parity_plots
 
         made = not Path(plot).exists()
         p = tea.parity_
@@ -702,7 +702,7 @@ def verify() -> Result:
 # ------------------------------------------------------------------------------- report
 def report(run_dir: str | os.PathLike, output: str | os.PathLike | None = None) -> Result:
     """One self-contained HTML report of a run directory (:mod:`tealign.rundir`)."""
-    from tealign.report.html import build_report
+    from tealign.report import build_report
 
     path = build_report(run_dir, output)
     return Result("report", {"report": str(path), "bytes": path.stat().st_size})
@@ -712,10 +712,10 @@ def demo(output: str | os.PathLike = "tealign-demo", datasets_dir=None, options=
          log: Callable[[str], None] = print) -> Result:
     """The whole pipeline on the bundled mini datasets, then the HTML report
     (:class:`tealign.demo.DemoOptions` gives the sizes). Rerunning resumes."""
-    from tealign.demo import DemoOptions, run_demo, summary_rows
-    from tealign.report.html import build_report
+    from tealign.demo import DemoOptions, run_steps, summary_rows
+    from tealign.report import build_report
 
-    state = run_demo(output, datasets_dir, options or DemoOptions(), log=log)
+    state = run_steps(output, datasets_dir, options or DemoOptions(), log=log)
     path = build_report(output)
     rows = summary_rows(output)
     return Result("demo", {"run_dir": str(output), "report": str(path),
@@ -732,3 +732,108 @@ train_model = train
 evaluate_model = evaluate
 write_report = report
 run_demo = demo
+
+
+# ------------------------------------------------------------------------------- compute (2)
+def compute_export(molecules: str, methods: Sequence[str], output: str | os.PathLike = "jobs",
+                   *, seed: int = 0, forces: bool = True, cluster=None) -> Result:
+    """Write one directory per job of ``molecules`` × ``methods`` (external codes only:
+    VASP, ORCA, Psi4) with a job-array script (:func:`tealign.compute.exchange.export_jobs`)."""
+    from tealign.compute.exchange import export_jobs
+
+    return Result("compute_export", export_jobs(molecules, list(methods), output, seed=seed,
+                                                forces=forces, cluster=cluster))
+
+
+def compute_import(jobs: str | os.PathLike, output: str | os.PathLike = "calib.extxyz", *,
+                   store=None, progress: Progress = None) -> Result:
+    """Read an export's outputs back into the job store (all or nothing) and write the
+    calibration set (:func:`tealign.compute.exchange.import_calib`); SetupError listing every
+    bad job in its ``problems``."""
+    from tealign.compute.exchange import import_calib
+
+    return Result("compute_import", import_calib(jobs, output, store=store, progress=progress))
+
+
+def method_label(method: str) -> str:
+    """The label of a method SPEC (``[LABEL=]code:...``; :func:`tealign.compute.spec.parse_spec`
+    checks it: SetupError on anything off)."""
+    from tealign.compute.spec import parse_spec
+
+    return parse_spec(method).label
+
+
+def cluster_client(path: str | os.PathLike):
+    """The Dask client of a cluster TOML file, as a context manager
+    (:func:`tealign.compute.cluster.cluster_client`)."""
+    from tealign.compute.cluster import cluster_client as client
+
+    return client(path)
+
+
+# ------------------------------------------------------------------------------- registries
+# What the command line lists in its help and options, read from the registries.
+def backend_titles() -> list[str]:
+    """How help texts name the compute backends tealign runs itself, in registry order
+    (:data:`tealign.compute.backends.BACKENDS`)."""
+    from tealign.compute.backends import BACKENDS
+
+    return [b.title for b in BACKENDS.values()]
+
+
+def backend_extras() -> dict[str, str]:
+    """Import name → the tealign extra that installs it, for every backend's packages."""
+    from tealign.compute.backends import extras
+
+    return extras()
+
+
+def calculator_names() -> list[str]:
+    """The ``--calculator`` names of the benchmarks besides a model file
+    (:func:`tealign.bench.calculators.names`)."""
+    from tealign.bench.calculators import names
+
+    return names()
+
+
+def resolve_calculator(value: str | None) -> str | None:
+    """``--calculator``: a shipped model's name becomes its file path; anything else is
+    returned as given (:func:`tealign.train.pretrained.resolve`; SetupError for a shipped
+    model that is missing)."""
+    from tealign.train.pretrained import resolve
+
+    return resolve(value)
+
+
+def benchmarks() -> dict:
+    """The benchmark registry, name → entry (:data:`tealign.bench.benchmarks.BENCHMARKS`)."""
+    from tealign.bench.benchmarks import BENCHMARKS
+
+    return BENCHMARKS
+
+
+def card_d3() -> str:
+    """The D3 functional ``align --remove-d3`` removes when given without a value
+    (:data:`tealign.cards.CARD_D3`)."""
+    from tealign.cards import CARD_D3
+
+    return CARD_D3
+
+
+def demo_options(**options):
+    """The sizes of a demo run (:class:`tealign.demo.DemoOptions`)."""
+    from tealign.demo import DemoOptions
+
+    return DemoOptions(**options)
+
+
+def json_text(obj, **kwargs) -> str:
+    """``obj`` as strict JSON text (NaN and infinities become null;
+    :func:`tealign.io.atomic.dumps`)."""
+    from tealign.io.atomic import dumps
+
+    return dumps(obj, **kwargs)
+
+
+#: The training log a run directory holds (:data:`tealign.rundir.TRAIN_LOG_FILE`).
+TRAIN_LOG_FILE = rd.TRAIN_LOG_FILE

@@ -144,7 +144,7 @@ def merge_config(ds: Path) -> str:
 
 def plan(ds: Path, opts: DemoOptions) -> list[Step]:
     """The demo's steps, in order (benchmarks whose data is not available are left out by
-    :func:`run_demo`, which says how to get it)."""
+    :func:`run_steps`, which says how to get it)."""
     f = {k: str(ds / v) for k, v in {**DATASET_FILES, **OPTIONAL_FILES}.items()}
     model = rd.MODEL
     steps = [
@@ -291,9 +291,10 @@ def _load_state(path: Path) -> dict:
     return {}
 
 
-def run_demo(run_dir: str | Path, datasets: str | Path | None = None,
-             opts: DemoOptions | None = None, log=print) -> dict:
-    """Run every step (resuming finished ones), write ``demo.json``; returns it."""
+def run_steps(run_dir: str | Path, datasets: str | Path | None = None,
+              opts: DemoOptions | None = None, log=print) -> dict:
+    """Run every step (resuming finished ones), write ``demo.json``; returns it (the demo's
+    pipeline without the report: :func:`tealign.api.demo` is ``tealign.run_demo``)."""
     opts = opts or DemoOptions()
     ds = locate_datasets(datasets)
     run_dir = Path(run_dir)
@@ -402,3 +403,8 @@ def summary_rows(run_dir: str | Path) -> list[tuple[str, str]]:
     if wat:
         rows.append(("water O–O peak", f"{wat['peak_r_A']:.2f} Å, g = {wat['peak_g']:.2f}"))
     return rows
+
+
+#: The former name of :func:`run_steps` (deprecated: ``tealign.run_demo`` is
+#: :func:`tealign.api.demo`, which also writes the report).
+run_demo = run_steps

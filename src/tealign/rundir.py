@@ -43,6 +43,8 @@ RESULT_FILES = {
     **{b.kind: f"{b.kind}.json" for b in BENCHMARKS.values()},
     "compute_atoms": "compute_atoms.json",
     "compute_calib": "compute_calib.json",
+    "compute_export": "compute_export.json",
+    "compute_import": "compute_import.json",
     "e0_tables": "e0_tables.json",
     "e0_table": "e0_table.json",
     "alignments": "alignments.json",

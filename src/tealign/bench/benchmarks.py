@@ -63,6 +63,9 @@ class Benchmark:
     caption: str = ""           #: the caption of its figures in the report
     columns: tuple[Column, ...] = ()  #: the report's table where it has no part of its own
     options: tuple[Option, ...] = ()  #: the generated command's own options
+    #: the kinds of item its results break down by (``by_kind``): (key, title) each, in the
+    #: order of the report's table
+    kinds: tuple[tuple[str, str], ...] = ()
 
     @property
     def kind(self) -> str:
@@ -98,7 +101,9 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
               caption="O–O RDF"),
     Benchmark("cross", "Cross-domain consistency against target-level truth",
               ("mode", "n", "mae_eV", "rmse_eV", "reaction_mae_eV", "adsorption_mae_eV",
-               "lattice_mae_eV", "skipped"), section="cross"),
+               "lattice_mae_eV", "skipped"), section="cross",
+              kinds=(("reaction", "gas–solid reactions"), ("adsorption", "adsorption"),
+                     ("lattice", "molecular-crystal lattice energies"))),
 )}
 
 

@@ -36,12 +36,13 @@ from pathlib import Path
 import numpy as np
 
 from tealign import rundir as rd
+from tealign.bench.benchmarks import BENCHMARKS
 from tealign.errors import SetupError
 from tealign.keys import REF
 
-KINDS = ("reaction", "adsorption", "lattice")
-KIND_TITLES = {"reaction": "gas–solid reactions", "adsorption": "adsorption",
-               "lattice": "molecular-crystal lattice energies"}
+#: the kinds of item (key → title), as the benchmark registry's entry lists them
+KIND_TITLES = dict(BENCHMARKS["cross"].kinds)
+KINDS = tuple(KIND_TITLES)
 DEFAULT_DATA = Path("bridge-mini") / "bridge-mini.extxyz"
 
 

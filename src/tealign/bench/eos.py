@@ -100,7 +100,7 @@ def load_reference(path: str | Path, energy_key: str | None = None) -> np.ndarra
     return (np.asarray(b.info[key], float) / b.n_atoms)[order]
 
 
-def fit(grid, e_per_atom) -> dict:
+def fit_birch_murnaghan(grid, e_per_atom) -> dict:
     """Birch–Murnaghan fit: a0 (Å), B0 (GPa), E0 (eV/atom)."""
     from ase.eos import EquationOfState
 
@@ -109,6 +109,11 @@ def fit(grid, e_per_atom) -> dict:
     v0, e0, b = eos.fit()
     return {"a0_A": float((v0 * ATOMS_PER_CONVENTIONAL_CELL) ** (1 / 3)),
             "b0_GPa": float(b * units.EV_PER_A3_TO_GPA), "e0_eV_per_atom": float(e0)}
+
+
+#: The former name of :func:`fit_birch_murnaghan` (deprecated: ``tealign.fit`` is the
+#: alignment fit).
+fit = fit_birch_murnaghan
 
 
 def rmse_relative(e1, e2) -> float:
@@ -129,7 +134,7 @@ def run(calculator, outdir: Path, reference: str | None = None, reference_file: 
     outdir.mkdir(parents=True, exist_ok=True)
     e = curve(calculator, progress=progress)
     result = {"benchmark": "eos", "calculator": str(calculator), "grid_A": GRID.tolist(),
-              "e_per_atom_eV": e.tolist(), **fit(GRID, e)}
+              "e_per_atom_eV": e.tolist(), **fit_birch_murnaghan(GRID, e)}
     ref = None
     if reference:
         ref = reference_curve(reference, store or outdir / "reference.store", workers=workers)
@@ -139,7 +144,7 @@ def run(calculator, outdir: Path, reference: str | None = None, reference_file: 
         result["reference"] = str(reference_file)
     if ref is not None:
         result["reference_e_per_atom_eV"] = ref.tolist()
-        rf = fit(GRID, ref)
+        rf = fit_birch_murnaghan(GRID, ref)
         result["reference_a0_A"], result["reference_b0_GPa"] = rf["a0_A"], rf["b0_GPa"]
         result["rmse_vs_reference_meV_per_atom"] = rmse_relative(e, ref)
     else:

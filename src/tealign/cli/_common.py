@@ -23,9 +23,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tealign.bench.calculators import names as calculator_names
-from tealign.compute.backends import BACKENDS
-from tealign.compute.backends import extras as backend_extras
+from tealign import api
 from tealign.errors import SetupError, missing_extra
 
 app = typer.Typer(
@@ -38,7 +36,7 @@ app = typer.Typer(
 e0_app = typer.Typer(help="Isolated-atom energy tables (built-in and user JSON).",
                      no_args_is_help=True)
 compute_app = typer.Typer(help="Reference calculations ("
-                          + ", ".join(b.title for b in BACKENDS.values())
+                          + ", ".join(api.backend_titles())
                           + ") through a resumable job store.", no_args_is_help=True)
 data_app = typer.Typer(help="Benchmark datasets: registry, download, verification.",
                        no_args_is_help=True)
@@ -71,7 +69,7 @@ def pick_reader(reader: str | None, fmt: str | None) -> str | None:
               f"--reader {fmt}", highlight=False, markup=False)
     return fmt
 CALCULATOR_HELP = ("MACE model file, tealign-mini (the model that ships with tealign), "
-                   + " or ".join(calculator_names()) + ".")
+                   + " or ".join(api.calculator_names()) + ".")
 
 _stdout = [sys.stdout]
 # Off a terminal, output is never wrapped: a path or a printed command stays on one line, so
@@ -103,10 +101,8 @@ err = _ErrConsole()
 
 def pretrained(value: str | None) -> str | None:
     """--calculator: a shipped model's name becomes its file path."""
-    from tealign.train.pretrained import resolve
-
     try:
-        return resolve(value)
+        return api.resolve_calculator(value)
     except SetupError as exc:
         raise typer.BadParameter(exc.line()) from None
 
@@ -141,7 +137,7 @@ def command(fn):
             print(f"tealign: error: {exc.line()}", file=sys.stderr)
             raise typer.Exit(getattr(exc, "exit_code", 2)) from None
         except ModuleNotFoundError as exc:
-            missing = missing_extra(exc, backend_extras())
+            missing = missing_extra(exc, api.backend_extras())
             if missing is None:
                 raise
             print(f"tealign: error: {missing.line()}", file=sys.stderr)
@@ -247,9 +243,7 @@ if hasattr(os, "register_at_fork"):
 
 def emit_json(obj: dict) -> None:
     """Print ``obj`` as strict JSON (NaN and Infinity become null)."""
-    from tealign.io.atomic import dumps
-
-    _stdout[0].write(dumps(obj, indent=2) + "\n")
+    _stdout[0].write(api.json_text(obj, indent=2) + "\n")
     _stdout[0].flush()
 
 

@@ -105,13 +105,11 @@ class _BareRemoveD3(TyperCommand):
     means the alignment card's own functional (:data:`tealign.cards.CARD_D3`)."""
 
     def parse_args(self, ctx, args):
-        from tealign.cards import CARD_D3
-
         args, i = list(args), 0
         while i < len(args) and args[i] != "--":
             if args[i] == "--remove-d3" and (i + 1 == len(args)
                                              or args[i + 1].startswith("-")):
-                args.insert(i + 1, CARD_D3)
+                args.insert(i + 1, api.card_d3())
             i += 1
         return super().parse_args(ctx, args)
 

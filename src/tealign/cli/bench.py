@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 
 from tealign import api
-from tealign.bench.benchmarks import BENCHMARKS
 from tealign.cli._common import (
     CALCULATOR_HELP,
     CalculatorOpt,
@@ -336,6 +335,6 @@ def _render_generated(res, calculator: str) -> None:
 
 
 _WRITTEN = {c.name for c in bench_app.registered_commands}
-for _b in BENCHMARKS.values():
+for _b in api.benchmarks().values():
     if _b.name not in _WRITTEN:
         _generated(_b)

@@ -10,7 +10,6 @@ from rich.table import Table
 
 from tealign import api
 from tealign.cli._common import JsonOpt, cmd, compute_app, err, out, progress, show
-from tealign.compute.spec import parse_spec
 
 StoreOpt = Annotated[Path | None, typer.Option(help="Job store directory (default: beside "
                                                "the output). Rerunning resumes.")]
@@ -32,9 +31,7 @@ def _scheduler(scheduler, cluster):
         from tealign.errors import SetupError
 
         raise SetupError("give --cluster or --scheduler, not both", field="--cluster")
-    from tealign.compute.cluster import cluster_client
-
-    return cluster_client(cluster)
+    return api.cluster_client(cluster)
 
 
 @cmd(compute_app, "atoms")
@@ -57,7 +54,7 @@ def compute_atoms(
     -o atoms.json
     """
     with _scheduler(scheduler, cluster) as sched, \
-            progress(f"{parse_spec(method).label} atoms", counter=True) as update:
+            progress(f"{api.method_label(method)} atoms", counter=True) as update:
         res = api.compute_atoms(method, elements, output, store=store, workers=workers,
                                 scheduler=sched, progress=update)
     show(res, as_json, _render_atoms)
@@ -132,10 +129,8 @@ def compute_export(
     Example: tealign compute export calib.extxyz --method vasp:mptrj -o jobs/ ; cd jobs &&
     sbatch submit.slurm ; tealign compute import jobs/ -o calib_vasp.extxyz
     """
-    from tealign.compute.exchange import export_jobs
-
-    res = api.Result("compute_export", export_jobs(molecules, method, output, seed=seed,
-                                                    forces=forces, cluster=cluster))
+    res = api.compute_export(molecules, method, output, seed=seed, forces=forces,
+                             cluster=cluster)
     show(res, as_json, lambda r: err.print(
         f"wrote {r.jobs} jobs ({r.molecules} molecules + isolated atoms × "
         f"{len(r.methods)} methods) to {r.directory}; submit {r.script} from there",
@@ -157,13 +152,11 @@ def compute_import(
     is one line naming the job directory and the field; then nothing is imported (exit 2).
     Importing twice changes nothing.
     """
-    from tealign.compute.exchange import import_calib
     from tealign.errors import SetupError
 
     try:
         with progress(f"import {jobs}", counter=True) as update:
-            res = api.Result("compute_import", import_calib(jobs, output, store=store,
-                                                            progress=update))
+            res = api.compute_import(jobs, output, store=store, progress=update)
     except SetupError as exc:
         for line in getattr(exc, "problems", [])[1:]:
             err.print(f"tealign: error: {line}", highlight=False)

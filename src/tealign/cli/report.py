@@ -59,9 +59,7 @@ def demo(
 
     Example: tealign demo -o tealign-demo
     """
-    from tealign.demo import DemoOptions
-
-    opts = DemoOptions(quick=quick, water=water, water_ps=water_ps, reactions=reactions,
+    opts = api.demo_options(quick=quick, water=water, water_ps=water_ps, reactions=reactions,
                        torsions=torsions, epochs=epochs, threads=threads,
                        torsion_max_force_calls=torsion_max_force_calls)
     res = api.demo(output, datasets, opts,

@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from tealign import api
-from tealign import rundir as rd
 from tealign.cli._common import JsonOpt, app, cmd, err, out, pretrained, progress, show
 from tealign.keys import REF
 
@@ -65,7 +64,7 @@ def train_cmd(
         show(res, as_json, lambda res: out().print(shlex.join(res.command)))
         return
     what = f"fine-tuning {from_model}" if from_model else f"training {preset}"
-    with progress(f"{what} (log: {output}/{rd.TRAIN_LOG_FILE})"):
+    with progress(f"{what} (log: {output}/{api.TRAIN_LOG_FILE})"):
         res = api.train(preset, data, output, **opts)
     _notes(res)
     show(res, as_json, lambda res: err.print(f"model written to {res.model} in "

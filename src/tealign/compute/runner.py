@@ -10,9 +10,12 @@ from dataclasses import dataclass, field
 
 from ase import Atoms
 
-from tealign.compute.backends import CalculationFailed, Result, run_calculation
+from tealign.compute.backends import CalculationFailed, CalculationResult, run_calculation
 from tealign.compute.spec import MethodSpec
 from tealign.compute.store import JobStore, job_key, structure_hash
+
+#: The former name of :class:`~tealign.compute.backends.CalculationResult` here (deprecated).
+Result = CalculationResult
 
 
 @dataclass
@@ -39,7 +42,7 @@ class Job:
                            + ("" if self.forces or self.isolated_atom else ":energy-only"))
 
 
-def execute(job: Job) -> tuple[str, Result | None, str | None, float]:
+def execute(job: Job) -> tuple[str, CalculationResult | None, str | None, float]:
     """Run one job; never raises: failures come back as (key, None, reason, seconds)."""
     t0 = time.perf_counter()
     atoms = job.atoms.copy()

@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from tealign.compute.backends import BACKENDS, get
+from tealign.compute.backends.base import key_values
+from tealign.compute.backends.base import option_value as _value
 from tealign.errors import SetupError
 from tealign.methods import Method
 
@@ -50,9 +51,7 @@ class MethodSpec:
     def method(self) -> Method:
         # def2 bases put an ECP on elements beyond Kr (I included); lighter ones are
         # all-electron
-        from tealign.compute.external import CORE
-
-        core = CORE[self.code] if self.code in CORE else BACKENDS[self.code].core
+        core = get(self.code).core
         return Method(functional=self.functional, code=self.code, basis=self.basis, core=core,
                       dispersion="none" if self.d3 is None else f"d3bj({self.d3}) stored apart",
                       settings=dict(self.settings))
@@ -83,34 +82,6 @@ def default_label(spec: str) -> str:
     return re.sub(r"[^a-z0-9]", "_", spec.lower())
 
 
-def _value(text: str):
-    low = text.lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
-def key_values(options) -> Iterator[tuple[str, str]]:
-    """``(key, value)`` of each non-empty ``key=value`` option of a SPEC (stripped), in turn;
-    SetupError (field ``--method``) at the first that has no ``=``."""
-    for opt in options:
-        if not opt.strip():
-            continue
-        if "=" not in opt:
-            raise SetupError(f"option {opt!r} is not key=value", field="--method")
-        k, v = opt.split("=", 1)
-        yield k.strip(), v.strip()
-
-
 def parse_spec(text: str) -> MethodSpec:
     """Parse ``[LABEL=]code:functional/basis[;key=value...]``; SetupError on anything off."""
     raw = text.strip()
@@ -129,13 +100,11 @@ def parse_spec(text: str) -> MethodSpec:
                          field="--method")
     code, rest = main.split(":", 1)
     code = code.strip().lower()
-    from tealign.compute.external import EXTERNAL_CODES, parse_external
-
-    if code in EXTERNAL_CODES:  # code:PRESET, run outside tealign (tealign.compute.external)
-        functional, basis, d3, settings = parse_external(code, rest, options)
+    backend = get(code)
+    if backend.parse is not None:  # code:PRESET, run outside tealign (tealign.compute.external)
+        functional, basis, d3, settings = backend.parse(code, rest, options)
         return MethodSpec(label=label or default_label(raw), code=code, functional=functional,
                           basis=basis, d3=d3, settings=settings, spec=raw)
-    backend = get(code)
     functional, _, basis = rest.partition("/")
     functional, basis = functional.strip().lower(), basis.strip().lower()
     settings = dict(backend.defaults)

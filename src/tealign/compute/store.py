@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from tealign.compute.backends import Result
+from tealign.compute.backends import CalculationResult
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -87,7 +87,7 @@ class StoredJob:
     label: str
     name: str | None
     status: str
-    result: Result | None
+    result: CalculationResult | None
     error: str | None
     seconds: float | None
 
@@ -121,7 +121,7 @@ class JobStore:
         return done if keys is None else done & set(keys)
 
     def put(self, key: str, structure: str, settings: str, label: str, name: str | None,
-            result: Result | None, error: str | None, seconds: float) -> None:
+            result: CalculationResult | None, error: str | None, seconds: float) -> None:
         """Record one finished job (done when ``result`` is given, failed otherwise)."""
         r = result
         self._db.execute(
@@ -146,9 +146,10 @@ class JobStore:
          seconds) = row
         result = None
         if status == "done":
-            result = Result(energy=energy, forces=_unpack(forces), stress=_unpack(stress),
-                            d3_energy=d3e, d3_forces=_unpack(d3f), d3_stress=_unpack(d3s),
-                            info=json.loads(info or "{}"))
+            result = CalculationResult(
+                energy=energy, forces=_unpack(forces), stress=_unpack(stress),
+                d3_energy=d3e, d3_forces=_unpack(d3f), d3_stress=_unpack(d3s),
+                info=json.loads(info or "{}"))
         return StoredJob(key, label, name, status, result, error, seconds)
 
     def count(self) -> dict[str, int]:

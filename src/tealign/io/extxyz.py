@@ -1181,10 +1181,6 @@ def _is_tensor_key(key: str) -> bool:
     return tensor_kind(key) is not None
 
 
-def _fmt_scalar(value, key: str = "value") -> str:
-    return _fmt_value(key, value)
-
-
 def _column_kind(arr: np.ndarray) -> tuple[str, int]:
     ncols = 1 if arr.ndim == 1 else int(np.prod(arr.shape[1:]))
     kind = arr.dtype.kind

@@ -35,8 +35,11 @@ from tealign.keys import REF
 from tealign.workers import Executor
 
 SHARD_SIZE = 10_000
-#: The names ``merge --format`` accepts: every format with a shard writer, aliases included.
-FORMATS = shard_formats()
+#: The names ``merge --format`` accepts: every format with a shard writer, aliases included
+#: (:data:`tealign.io.registry.FORMATS` is every format).
+SHARD_FORMATS = shard_formats()
+#: The former name of :data:`SHARD_FORMATS` (deprecated).
+FORMATS = SHARD_FORMATS
 #: Neighbour counts for MACE's ``avg_num_neighbors`` come from at most this many training
 #: frames, spread evenly over the split (a stride that doubles as the split grows).
 NEIGHBOR_SAMPLE = 2048

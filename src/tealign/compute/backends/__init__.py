@@ -2,8 +2,8 @@
 
     result = run_calculation(spec, atoms, charge=0, multiplicity=None)
 
-returns a :class:`Result` with the DFT (or xTB) energy in eV, forces in eV/Å and, for
-periodic cells, stress in eV/Å³ (ASE sign); when the SPEC asks for ``-d3bj`` the D3(BJ)
+returns a :class:`CalculationResult` with the DFT (or xTB) energy in eV, forces in eV/Å
+and, for periodic cells, stress in eV/Å³ (ASE sign); when the SPEC asks for ``-d3bj`` the D3(BJ)
 term is computed by :mod:`tealign.dispersion` and returned separately. SCF failures raise
 :class:`CalculationFailed` with the reason (a frame error for the caller, not a crash).
 
@@ -11,9 +11,13 @@ Each backend is one module of this package (:mod:`.pyscf`, :mod:`.gpaw`, :mod:`.
 defining a :class:`~tealign.compute.backends.base.Backend` (``BACKEND``: its settings with
 their defaults, the optional extra that installs it, its SPEC checks, ``run`` and, where
 the benchmarks may use it as ``--calculator NAME``, the SPEC they compute with), listed once
-in :data:`BACKENDS`. The SPEC parser (:mod:`tealign.compute.spec`), the missing-package
-message (:func:`extras`), the command line's help and the benchmarks' calculators
-(:mod:`tealign.bench.calculators`) look backends up here.
+in :data:`BACKENDS`. The codes run outside tealign (VASP, ORCA, Psi4:
+:mod:`tealign.compute.external`) are entries of the same registry, marked ``external`` and
+parsing their ``code:PRESET`` SPECs themselves (``parse``); :func:`registry` lists them all.
+Backend modules import only :mod:`.base`, never this registry. The SPEC parser
+(:mod:`tealign.compute.spec`), the missing-package message (:func:`extras`), the command
+line's help and the benchmarks' calculators (:mod:`tealign.bench.calculators`) look backends
+up here.
 """
 
 from __future__ import annotations
@@ -22,7 +26,13 @@ import os
 from typing import TYPE_CHECKING
 
 from tealign.compute.backends import gpaw, pyscf, xtb
-from tealign.compute.backends.base import Backend, CalculationFailed, Result, Spec
+from tealign.compute.backends.base import (
+    Backend,
+    CalculationFailed,
+    CalculationResult,
+    Result,
+    Spec,
+)
 from tealign.compute.backends.pyscf import (  # noqa: F401 (public names of this module)
     PYSCF_XC,
     cartesian_d_orthogonalizer,
@@ -34,17 +44,27 @@ from tealign.errors import SetupError
 if TYPE_CHECKING:
     from ase import Atoms
 
-__all__ = ["BACKENDS", "Backend", "CalculationFailed", "Result", "extras", "get",
-           "run_calculation"]
+__all__ = ["BACKENDS", "Backend", "CalculationFailed", "CalculationResult", "Result", "extras",
+           "get", "registry", "run_calculation"]
 
-#: Every backend by the code a SPEC names, in the order help texts list them.
+#: Every backend tealign runs in its own process, by the code a SPEC names, in the order help
+#: texts list them.
 BACKENDS: dict[str, Backend] = {b.name: b for b in (pyscf.BACKEND, gpaw.BACKEND, xtb.BACKEND)}
 
 
+def registry() -> dict[str, Backend]:
+    """Every code a SPEC may name: :data:`BACKENDS`, then the external codes' entries
+    (:data:`tealign.compute.external.BACKENDS`, imported on first use)."""
+    from tealign.compute.external import BACKENDS as external
+
+    return {**BACKENDS, **external}
+
+
 def get(code: str) -> Backend:
-    """The backend of ``code``; SetupError (field ``--method``) naming the known ones."""
+    """The registry entry of ``code``; SetupError (field ``--method``) naming the backends
+    tealign runs itself."""
     try:
-        return BACKENDS[code]
+        return registry()[code]
     except KeyError:
         raise SetupError(f"unknown code {code!r}; tealign computes with "
                          f"{', '.join(BACKENDS)}", field="--method") from None
@@ -63,7 +83,7 @@ def bench_specs() -> dict[str, str]:
 def run_calculation(spec: Spec, atoms: Atoms, charge: int = 0,
                     multiplicity: int | None = None, forces: bool = True,
                     isolated_atom: bool = False,
-                    kpts: tuple[int, int, int] | None = None) -> Result:
+                    kpts: tuple[int, int, int] | None = None) -> CalculationResult:
     """Compute one structure with ``spec``; energies eV, forces eV/Å, stress eV/Å³.
 
     ``multiplicity`` (2S+1) defaults to the lowest allowed (1 or 2). ``isolated_atom`` marks a
@@ -76,13 +96,11 @@ def run_calculation(spec: Spec, atoms: Atoms, charge: int = 0,
     (:mod:`tealign.compute.pulay`).
     """
     _log_call(spec, atoms)
-    if spec.code in ("vasp", "orca", "psi4"):  # run outside tealign (D3 included)
-        from tealign.compute.external import run_external
-
-        return run_external(spec, atoms, charge, multiplicity, forces, isolated_atom, kpts)
-    backend = BACKENDS.get(spec.code)
+    backend = registry().get(spec.code)
     if backend is None:  # parse_spec guards this
         raise CalculationFailed(f"unknown code {spec.code}")
+    if backend.external:  # run outside tealign (D3 included)
+        return backend.run(spec, atoms, charge, multiplicity, forces, isolated_atom, kpts)
     res = backend.run(spec, atoms, charge, multiplicity, forces and not isolated_atom,
                       isolated_atom, kpts)
     if spec.d3 is not None:

@@ -1,11 +1,11 @@
 """What every compute backend is: a :class:`Backend` entry (its settings and defaults, the
-optional extra that installs it, its SPEC checks and its ``run``), the :class:`Result` it
-returns and the :class:`CalculationFailed` it raises. Energies eV, forces eV/Å, stress eV/Å³
+optional extra that installs it, its SPEC checks and its ``run``), the :class:`CalculationResult`
+it returns and the :class:`CalculationFailed` it raises. Energies eV, forces eV/Å, stress eV/Å³
 (ASE sign), lengths Å."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -32,7 +32,7 @@ class CalculationFailed(RuntimeError):
 
 
 @dataclass
-class Result:
+class CalculationResult:
     """One calculation: energy (eV), forces (eV/Å), stress (eV/Å³), the separate D3(BJ) term
     where the SPEC asks for one, and backend notes (``info``)."""
 
@@ -45,12 +45,17 @@ class Result:
     info: dict = field(default_factory=dict)
 
 
+#: The former name of :class:`CalculationResult` (deprecated; ``tealign.api.Result`` is a
+#: verb's result, this one calculation's).
+Result = CalculationResult
+
+
 #: ``run(spec, atoms, charge, multiplicity, forces, isolated_atom, kpts) -> Result``: the
 #: calculation without any D3(BJ) term (:func:`tealign.compute.backends.run_calculation` adds
 #: that); ``forces`` is False for isolated atoms; ``kpts`` is a fixed mesh of a periodic cell
 #: or None. Raises :class:`CalculationFailed` with the reason when the SCF fails.
 RunFn = Callable[[Spec, "Atoms", int, "int | None", bool, bool,
-                  "tuple[int, int, int] | None"], Result]
+                  "tuple[int, int, int] | None"], CalculationResult]
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,44 @@ class Backend:
     #: not offered as a benchmark calculator)
     bench_spec: str | None = None
     example: str = ""     #: an example SPEC for error messages
+    #: reads a preset SPEC ``code:PRESET[;key=value...]`` instead of ``functional/basis``:
+    #: ``parse(code, rest, options) -> (functional, basis, d3, settings)`` (the external codes)
+    parse: Callable[[str, str, list[str]], tuple[str, str, str | None, dict]] | None = None
+    #: runs outside tealign's process (VASP, ORCA, Psi4): ``run`` gets ``forces`` as asked
+    #: and returns the D3(BJ) term itself; ``tealign compute export`` writes its jobs
+    external: bool = False
+
+
+def option_value(text: str):
+    """A SPEC option's value: ``true/yes/on`` and ``false/no/off`` as booleans, then an int, a
+    float, or the text itself."""
+    low = text.lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def key_values(options: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """``(key, value)`` of each non-empty ``key=value`` option of a SPEC (stripped), in turn;
+    SetupError (field ``--method``) at the first that has no ``=``."""
+    from tealign.errors import SetupError
+
+    for opt in options:
+        if not opt.strip():
+            continue
+        if "=" not in opt:
+            raise SetupError(f"option {opt!r} is not key=value", field="--method")
+        k, v = opt.split("=", 1)
+        yield k.strip(), v.strip()
 
 
 def default_multiplicity(atoms: Atoms, charge: int) -> int:

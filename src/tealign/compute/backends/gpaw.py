@@ -13,7 +13,7 @@ import numpy as np
 from tealign.compute.backends.base import (
     Backend,
     CalculationFailed,
-    Result,
+    CalculationResult,
     Spec,
     place_in_box,
 )
@@ -76,7 +76,7 @@ def make_calculator(spec: Spec, kpts: dict, spinpol: bool = False, hund: bool = 
 
 def run(spec: Spec, atoms: Atoms, charge: int, multiplicity: int | None,
         forces: bool, isolated_atom: bool = False,
-        kpts: tuple[int, int, int] | None = None) -> Result:
+        kpts: tuple[int, int, int] | None = None) -> CalculationResult:
     """One SCF; ``kpts``: the fixed Γ-centred mesh of a periodic cell (else from
     ``kpt_density``); isolated atoms in a slightly anisotropic box."""
     mesh = kpts
@@ -114,7 +114,7 @@ def run(spec: Spec, atoms: Atoms, charge: int, multiplicity: int | None,
         energy = work.get_potential_energy()
     except Exception as exc:  # gpaw raises KohnShamConvergenceError and friends
         raise CalculationFailed(f"GPAW: {type(exc).__name__}: {exc}") from None
-    res = Result(energy=float(energy), info={"spinpol": spinpol})
+    res = CalculationResult(energy=float(energy), info={"spinpol": spinpol})
     if periodic:
         res.info["kpts"] = [int(k) for k in kpts["size"]]
     if forces:

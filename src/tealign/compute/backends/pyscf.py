@@ -16,7 +16,7 @@ from tealign import units
 from tealign.compute.backends.base import (
     Backend,
     CalculationFailed,
-    Result,
+    CalculationResult,
     Spec,
     default_multiplicity,
 )
@@ -120,7 +120,7 @@ def cartesian_d_orthogonalizer(mol) -> np.ndarray:
 
 def run(spec: Spec, atoms: Atoms, charge: int, multiplicity: int | None,
         forces: bool, isolated_atom: bool = False,
-        kpts: tuple[int, int, int] | None = None) -> Result:
+        kpts: tuple[int, int, int] | None = None) -> CalculationResult:
     """One SCF (and gradient with ``forces``); ``isolated_atom`` and ``kpts`` do not apply."""
     from pyscf import dft, gto, scf
 
@@ -168,8 +168,8 @@ def run(spec: Spec, atoms: Atoms, charge: int, multiplicity: int | None,
     energy = mf.kernel()
     if not mf.converged:
         raise CalculationFailed(f"PySCF SCF did not converge in {mf.max_cycle} cycles")
-    res = Result(energy=float(energy) * units.HARTREE_TO_EV,
-                 info={"scf": type(mf).__name__, "multiplicity": mult, "device": device})
+    res = CalculationResult(energy=float(energy) * units.HARTREE_TO_EV,
+                            info={"scf": type(mf).__name__, "multiplicity": mult, "device": device})
     if unrestricted:
         res.info["s2"] = float(mf.spin_square()[0])
     if forces:

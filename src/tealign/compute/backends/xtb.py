@@ -33,7 +33,7 @@ def check(functional: str, basis: str, settings: dict) -> None:
 
 def run(spec: base.Spec, atoms: Atoms, charge: int, multiplicity: int | None,
         forces: bool, isolated_atom: bool = False,
-        kpts: tuple[int, int, int] | None = None) -> base.Result:
+        kpts: tuple[int, int, int] | None = None) -> base.CalculationResult:
     """tblite's library interface (hartree, bohr), converted with ``tealign.units``."""
     from tblite.interface import Calculator
 
@@ -52,8 +52,8 @@ def run(spec: base.Spec, atoms: Atoms, charge: int, multiplicity: int | None,
         res = calc.singlepoint()
     except Exception as exc:
         raise base.CalculationFailed(f"tblite: {type(exc).__name__}: {exc}") from None
-    out = base.Result(energy=float(res["energy"]) * units.HARTREE_TO_EV,
-                 info={"multiplicity": mult})
+    out = base.CalculationResult(energy=float(res["energy"]) * units.HARTREE_TO_EV,
+                                 info={"multiplicity": mult})
     if forces:
         out.forces = -np.asarray(res["gradient"]) * units.HARTREE_PER_BOHR_TO_EV_PER_A
     if periodic.any():

@@ -5,7 +5,9 @@ A SPEC names a code and one of its presets, ``vasp:mptrj``, ``vasp:paper-qm9vasp
 settings (``vasp:mptrj;encut=600``). Each code module (:mod:`.vasp`, :mod:`.orca`,
 :mod:`.psi4`) has ``PRESETS``, ``write_job`` (the input deck, through ASE's writers or
 QCSchema), ``read_job`` (results through ASE's readers or QCSchema, the settings the code
-reports it used, SCF convergence) and ``check_settings``.
+reports it used, SCF convergence), ``check_settings`` and ``command`` (how it runs here), and
+one entry in :data:`BACKENDS` at the end of this file (its entry of the backend registry,
+:func:`tealign.compute.backends.registry`).
 
 The same two halves serve both ways of running: :func:`run_external` writes a job into a
 scratch directory, runs the code there and reads it back (direct runs, when the code is
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -26,27 +27,27 @@ from types import ModuleType
 import numpy as np
 from ase import Atoms
 
+from tealign.compute.backends.base import (
+    Backend,
+    CalculationFailed,
+    CalculationResult,
+    key_values,
+    option_value,
+)
 from tealign.compute.external.common import CodeNotInstalled, JobProblem
 
-EXTERNAL_CODES = ("vasp", "orca", "psi4")
-#: the core treatment of each code's presets (Method.core)
-CORE = {"vasp": "paw", "orca": "all-electron", "psi4": "all-electron"}
-
-__all__ = ["EXTERNAL_CODES", "CORE", "CodeNotInstalled", "JobProblem", "module", "preset",
-           "parse_external", "write_job", "collect", "run_external", "code_command"]
+__all__ = ["BACKENDS", "EXTERNAL_CODES", "CORE", "CodeNotInstalled", "JobProblem", "module",
+           "preset", "parse_external", "write_job", "collect", "run_external", "code_command"]
 
 
 def module(code: str) -> ModuleType:
-    """The module of an external code."""
-    if code == "vasp":
-        from tealign.compute.external import vasp as mod
-    elif code == "orca":
-        from tealign.compute.external import orca as mod
-    elif code == "psi4":
-        from tealign.compute.external import psi4 as mod
-    else:
+    """The module of an external code: ``tealign.compute.external.<code>``, for a code of
+    :data:`BACKENDS` (KeyError otherwise)."""
+    import importlib
+
+    if code not in BACKENDS:
         raise KeyError(code)
-    return mod
+    return importlib.import_module(f"{__name__}.{code}")
 
 
 def preset(code: str, name: str) -> dict:
@@ -58,7 +59,6 @@ def parse_external(code: str, rest: str, options: list[str]) -> tuple[str, str, 
                                                                       dict]:
     """``code:PRESET[;key=value...]`` → (functional, basis, d3, settings); settings hold the
     preset name and every preset setting, overrides applied. SetupError on anything off."""
-    from tealign.compute.spec import _value, key_values
     from tealign.errors import SetupError
 
     presets = module(code).PRESETS
@@ -72,7 +72,7 @@ def parse_external(code: str, rest: str, options: list[str]) -> tuple[str, str, 
         if k not in p["settings"] or k == "keywords" and code == "psi4":
             raise SetupError(f"unknown {code}:{name} setting {k!r}; known: "
                              f"{', '.join(sorted(p['settings']))}", field="--method")
-        value = None if v.lower() == "none" else _value(v)
+        value = None if v.lower() == "none" else option_value(v)
         if isinstance(p["settings"][k], float) and isinstance(value, int) \
                 and not isinstance(value, bool):
             value = float(value)  # 450 and 450.0 are one setting (and one store key)
@@ -98,13 +98,12 @@ def write_job(spec, atoms: Atoms, directory: Path, charge: int = 0,
 
 
 def collect(spec, atoms: Atoms, directory: Path, expected: dict, want_forces: bool = True):
-    """Read one finished job back as a :class:`~tealign.compute.backends.Result` (energy eV,
-    forces eV/Å in ``atoms``' order, stress eV/Å³ for periodic cells, D3(BJ) apart for
-    ``-d3bj`` presets); info holds the code, preset and the settings the code reports it used.
+    """Read one finished job back as a
+    :class:`~tealign.compute.backends.CalculationResult` (energy eV, forces eV/Å in
+    ``atoms``' order, stress eV/Å³ for periodic cells, D3(BJ) apart for ``-d3bj``
+    presets); info holds the code, preset and the settings the code reports it used.
     Raises :class:`JobProblem` for a missing or crashed output, an unconverged SCF or a
     setting that differs from the preset."""
-    from tealign.compute.backends import Result
-
     mod = module(spec.code)
     res, used, converged = mod.read_job(Path(directory))
     if not converged:
@@ -140,7 +139,7 @@ def collect(spec, atoms: Atoms, directory: Path, expected: dict, want_forces: bo
             "output": res.get("source")}
     if "free_energy" in res and np.isfinite(res["free_energy"]):
         info["free_energy"] = float(res["free_energy"])  # eV, VASP's F (σ ≠ 0)
-    out = Result(energy=float(res["energy"]), info=info)
+    out = CalculationResult(energy=float(res["energy"]), info=info)
     if want_forces and not isolated_atom_like(atoms):
         out.forces = forces
     if want_forces and not isolated_atom_like(atoms) and forces is None \
@@ -187,39 +186,9 @@ def _json_safe(obj):
 
 # ----------------------------------------------------------------------------- direct runs
 def code_command(code: str) -> str:
-    """The shell command that runs ``code`` in a job directory; :class:`CodeNotInstalled`
-    (one line naming what to set) when it is not installed here."""
-    if code == "vasp":
-        cmd = os.environ.get("ASE_VASP_COMMAND") or os.environ.get("VASP_COMMAND")
-        if not cmd:
-            raise CodeNotInstalled("VASP is not set up here: set ASE_VASP_COMMAND (e.g. "
-                                   "'mpirun vasp_std') and VASP_PP_PATH, or run it elsewhere "
-                                   "with `tealign compute export`")
-        if not os.environ.get("VASP_PP_PATH"):
-            raise CodeNotInstalled("VASP_PP_PATH is not set: ASE needs it to write POTCAR "
-                                   "(the folder holding potpaw_PBE)")
-        return cmd
-    if code == "orca":
-        exe = os.environ.get("ASE_ORCA_COMMAND") or shutil.which("orca")
-        if not exe:
-            raise CodeNotInstalled("ORCA is not set up here: set ASE_ORCA_COMMAND to the full "
-                                   "path of the orca binary (ORCA needs it for parallel runs), "
-                                   "or run it elsewhere with `tealign compute export`")
-        return f"{exe} orca.inp > orca.out"
-    if code == "psi4":
-        import importlib.util
-
-        if importlib.util.find_spec("psi4") is None:
-            raise CodeNotInstalled("Psi4 is not installed here: the psi4 Python module must "
-                                   "import (conda install -c conda-forge psi4), or run it "
-                                   "elsewhere with `tealign compute export`")
-        import shlex
-        import sys
-
-        from tealign.compute.external.psi4 import RUNNER
-
-        return f"{shlex.quote(sys.executable)} -c {shlex.quote(RUNNER)}"
-    raise KeyError(code)
+    """The shell command that runs ``code`` in a job directory (its module's ``command()``);
+    :class:`CodeNotInstalled` (one line naming what to set) when it is not installed here."""
+    return module(code).command()
 
 
 def preflight(codes) -> None:
@@ -240,8 +209,6 @@ def run_external(spec, atoms: Atoms, charge: int = 0, multiplicity: int | None =
     ``$TEALIGN_SCRATCH`` or the system's temp) and read it back: the backend entry of
     ``vasp``, ``orca`` and ``psi4``. Units and failures as :func:`collect`; a job that cannot
     be read raises :class:`~tealign.compute.backends.CalculationFailed`."""
-    from tealign.compute.backends import CalculationFailed
-
     command = code_command(spec.code)
     with tempfile.TemporaryDirectory(prefix=f"tealign-{spec.code}-",
                                      dir=os.environ.get("TEALIGN_SCRATCH")) as tmp:
@@ -258,3 +225,23 @@ def run_external(spec, atoms: Atoms, charge: int = 0, multiplicity: int | None =
             tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-1:] or [""]
             raise CalculationFailed(f"{spec.code} (exit {proc.returncode}): {exc.field}: "
                                     f"{exc.reason} {tail[0]}".strip()) from None
+
+
+def _entry(name: str, title: str, core: str, example: str) -> Backend:
+    """The backend-registry entry of an external code (no extra: the code is installed apart;
+    no defaults: each preset holds its settings)."""
+    return Backend(name=name, title=title, defaults={}, extra="", modules=(), core=core,
+                   run=run_external, parse=parse_external, external=True, example=example)
+
+
+#: The external codes' entries of the backend registry
+#: (:func:`tealign.compute.backends.registry`): each code's module (:func:`module`) holds its
+#: ``PRESETS``, ``write_job``, ``read_job`` and ``check_settings``.
+BACKENDS: dict[str, Backend] = {b.name: b for b in (
+    _entry("vasp", "VASP", "paw", "vasp:mptrj"),
+    _entry("orca", "ORCA", "all-electron", "orca:omol25"),
+    _entry("psi4", "Psi4", "all-electron", "psi4:spice"),
+)}
+EXTERNAL_CODES = tuple(BACKENDS)
+#: the core treatment of each code's presets (Method.core)
+CORE = {name: b.core for name, b in BACKENDS.items()}

@@ -17,15 +17,28 @@ constants, which tealign undoes and redoes with its own (CODATA 2018): energies 
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from pathlib import Path
 
 from ase import Atoms
 
-from tealign.compute.external.common import JobProblem
+from tealign.compute.external.common import CodeNotInstalled, JobProblem
 
 COMMAND_ENV = "ASE_ORCA_COMMAND"
 INPUTS = ("orca.inp",)
+
+
+def command() -> str:
+    """The shell command that runs ORCA in a job directory (``$ASE_ORCA_COMMAND`` or ``orca``
+    on the PATH); :class:`CodeNotInstalled` when there is neither."""
+    exe = os.environ.get("ASE_ORCA_COMMAND") or shutil.which("orca")
+    if not exe:
+        raise CodeNotInstalled("ORCA is not set up here: set ASE_ORCA_COMMAND to the full "
+                               "path of the orca binary (ORCA needs it for parallel runs), "
+                               "or run it elsewhere with `tealign compute export`")
+    return f"{exe} orca.inp > orca.out"
 
 PRESETS: dict[str, dict] = {
     "omol25": {

@@ -23,13 +23,27 @@ import numpy as np
 from ase import Atoms
 
 from tealign import units
-from tealign.compute.external.common import JobProblem
+from tealign.compute.external.common import CodeNotInstalled, JobProblem
 
 COMMAND_ENV = "psi4"  # the psi4 Python module (conda install psi4), not an environment variable
 INPUTS = ("input.json",)
 RUNNER = ("import json, psi4; r = psi4.schema_wrapper.run_qcschema(json.load(open("
           "'input.json'))); open('result.json.part', 'w').write(r.json()); "
           "import os; os.replace('result.json.part', 'result.json')")
+
+
+def command() -> str:
+    """The shell command that runs Psi4 in a job directory (this Python with :data:`RUNNER`);
+    :class:`CodeNotInstalled` when the psi4 module does not import here."""
+    import importlib.util
+    import shlex
+    import sys
+
+    if importlib.util.find_spec("psi4") is None:
+        raise CodeNotInstalled("Psi4 is not installed here: the psi4 Python module must "
+                               "import (conda install -c conda-forge psi4), or run it "
+                               "elsewhere with `tealign compute export`")
+    return f"{shlex.quote(sys.executable)} -c {shlex.quote(RUNNER)}"
 
 PRESETS: dict[str, dict] = {
     "spice": {

@@ -32,6 +32,7 @@ sign (tension positive), as ``ase.io.read`` returns them.
 from __future__ import annotations
 
 import math
+import os
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -40,10 +41,24 @@ import numpy as np
 from ase import Atoms
 
 from tealign.compute.backends.base import place_in_box
-from tealign.compute.external.common import JobProblem
+from tealign.compute.external.common import CodeNotInstalled, JobProblem
 
 COMMAND_ENV = "ASE_VASP_COMMAND"
 INPUTS = ("INCAR", "KPOINTS", "POSCAR")
+
+
+def command() -> str:
+    """The shell command that runs VASP in a job directory (``$ASE_VASP_COMMAND`` or
+    ``$VASP_COMMAND``); :class:`CodeNotInstalled` when VASP or its POTCARs are not set up."""
+    cmd = os.environ.get("ASE_VASP_COMMAND") or os.environ.get("VASP_COMMAND")
+    if not cmd:
+        raise CodeNotInstalled("VASP is not set up here: set ASE_VASP_COMMAND (e.g. "
+                               "'mpirun vasp_std') and VASP_PP_PATH, or run it elsewhere "
+                               "with `tealign compute export`")
+    if not os.environ.get("VASP_PP_PATH"):
+        raise CodeNotInstalled("VASP_PP_PATH is not set: ASE needs it to write POTCAR "
+                               "(the folder holding potpaw_PBE)")
+    return cmd
 
 #: MP's U values (eV) on the d states, keyed by the structure's most electronegative element
 #: (pymatgen MPRelaxSet.yaml; Jain et al., Phys. Rev. B 84, 045115 (2011)).

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tealign import rundir as rd
-from tealign.report.methods import fit_methods
+from tealign.report.method_names import fit_methods
 from tealign.report.page import E, Page, Section, commands, table
 
 

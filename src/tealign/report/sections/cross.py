@@ -52,8 +52,9 @@ def cards(page: Page) -> list[tuple[str, str]]:
 
 def _one(page: Page, run: CrossRun) -> str:
     """One `tealign bench cross` result: per-kind table, per-item table, figures, command."""
-    from tealign.bench.cross import KIND_TITLES, KINDS
+    from tealign.bench.benchmarks import get
 
+    kind_titles = dict(get("cross").kinds)
     rel = run.results
     d = page.load(rel)
     if not d:
@@ -65,10 +66,10 @@ def _one(page: Page, run: CrossRun) -> str:
     s = f"<h3>{who(page, run).long}</h3>"
     s += (f"<p class='muted'>{what}; reference: {E(str(d.get('target_key')))} of every frame. "
           "Errors are predicted − reference.</p>")
-    rows = [[E(KIND_TITLES[k]), page.num(rel, ["by_kind", k, "n"], "d"),
+    rows = [[E(kind_titles[k]), page.num(rel, ["by_kind", k, "n"], "d"),
              page.num(rel, ["by_kind", k, "mae_eV"], ".3f"),
              page.num(rel, ["by_kind", k, "max_abs_eV"], ".3f")]
-            for k in KINDS if d.get("by_kind", {}).get(k, {}).get("n")]
+            for k in kind_titles if d.get("by_kind", {}).get(k, {}).get("n")]
     rows.append(["all", page.num(rel, "n", "d"), page.num(rel, "mae_eV", ".3f"),
                  page.num(rel, "max_abs_eV", ".3f")])
     s += table(["kind", "N", "MAE (eV)", "max |error| (eV)"], rows)

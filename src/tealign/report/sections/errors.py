@@ -4,7 +4,7 @@ test split, overall and per config_type, against the target scale the run's resu
 from __future__ import annotations
 
 from tealign import rundir as rd
-from tealign.report.methods import target_method
+from tealign.report.method_names import target_method
 from tealign.report.page import E, Page, Section, commands, table
 
 #: the eval metrics the table shows: key, column heading, format

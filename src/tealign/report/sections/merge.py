@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tealign import rundir as rd
-from tealign.report.methods import table_method
+from tealign.report.method_names import table_method
 from tealign.report.page import E, Page, Section, commands, table
 
 

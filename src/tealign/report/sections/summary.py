@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from tealign import rundir as rd
 from tealign.bench.benchmarks import BENCHMARKS
-from tealign.report.methods import fit_methods, target_method
+from tealign.report.method_names import fit_methods, target_method
 from tealign.report.page import E, Page, Section, cards
 
 
