@@ -21,6 +21,7 @@ F^[1] = a · F^[2]; eV, eV/Å, eV/Å³) and the saved form in :mod:`~tealign.ali
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 from pathlib import Path
@@ -50,6 +51,13 @@ from tealign.align.persist import sha256_file as _sha256_file  # noqa: F401 (re-
 from tealign.errors import SetupError
 from tealign.io.frames import FrameBatch
 from tealign.methods import IsolatedAtomTable, load_table
+
+
+@functools.cache
+def _init_params(cls: type) -> dict[str, inspect.Parameter]:
+    """``cls.__init__``'s named parameters (not self, not ``*args``/``**kw``), in order."""
+    return {p.name: p for p in inspect.signature(cls.__init__).parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
 
 def _as_table(t) -> IsolatedAtomTable:
@@ -106,8 +114,7 @@ class TotalEnergyAlignment:
     @classmethod
     def _get_param_names(cls) -> list[str]:
         """The constructor's parameter names, in order (scikit-learn's introspection)."""
-        return [p.name for p in inspect.signature(cls.__init__).parameters.values()
-                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        return list(_init_params(cls))
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor's settings (scikit-learn's contract; with ``deep``, a setting
@@ -132,9 +139,7 @@ class TotalEnergyAlignment:
 
     def __repr__(self) -> str:
         shown = []
-        for p in inspect.signature(type(self).__init__).parameters.values():
-            if p.name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-                continue
+        for p in _init_params(type(self)).values():
             value = getattr(self, p.name)
             if p.default is p.empty:  # the tables, by name and position
                 shown.append(repr(getattr(value, "name", value)))
