@@ -151,9 +151,6 @@ def convert(data: str, output: str | os.PathLike, to: str | None = None, *,
 
 
 # ------------------------------------------------------------------------------- align
-FIT_MODELS = ("scale", "scale+elements", "icea", "auto")
-
-
 def fit(calibration: str, source_key: str, target_key: str, source_e0, target_e0,
         output: str | os.PathLike = "alignment.json", *, model: str = "scale",
         split: str | None = None, plot: str | os.PathLike | None = None,
@@ -167,12 +164,12 @@ def fit(calibration: str, source_key: str, target_key: str, source_e0, target_e0
     mismatch is a setup error unless ``allow_method_mismatch``; data recording no method
     get a warning."""
     from tealign.align import TotalEnergyAlignment
+    from tealign.align.models import CHOICES, choices_text
     from tealign.align.record import fit_record
     from tealign.methods import load_table
 
-    if model not in FIT_MODELS:
-        raise SetupError(f"unknown model {model!r}; choose scale, scale+elements, icea or auto",
-                         field="--model")
+    if model not in CHOICES:
+        raise SetupError(f"unknown model {model!r}; choose {choices_text()}", field="--model")
     inputs = [calibration, source_e0, target_e0]
     check_output(output, [i for i in inputs if isinstance(i, (str, os.PathLike))])
     if plot is not None:
@@ -408,8 +405,14 @@ def run_benchmark(name: str, calculator: str, output, *, threads: int | None = N
 
 def __getattr__(name: str):
     """``bench_NAME`` of a registered benchmark without a verb of its own here:
-    :func:`run_benchmark` for it."""
+    :func:`run_benchmark` for it; ``FIT_MODELS``, the ``model`` settings of :func:`fit` (the
+    correction models' registry and ``auto``, imported when asked for)."""
     import functools
+
+    if name == "FIT_MODELS":
+        from tealign.align.models import CHOICES
+
+        return CHOICES
 
     from tealign.bench.benchmarks import BENCHMARKS
 

@@ -1,11 +1,11 @@
 """Total Energy Alignment: ICEA (isolated-atom shifts) + AEC (atomization-energy correction)."""
 
-from tealign.align.aec import MODELS, ScaleElementsModel, ScaleModel, make_model
 from tealign.align.estimator import TotalEnergyAlignment
-from tealign.align.icea import atom_energy_sums, atomization_energy, icea_shift
+from tealign.align.icea import atom_energy_sums, icea_shift
+from tealign.align.models import MODELS, REGISTRY, ScaleElementsModel, ScaleModel, make_model
 
-__all__ = ["MODELS", "ScaleElementsModel", "ScaleModel", "TotalEnergyAlignment",
-           "atom_energy_sums", "atomization_energy", "icea_shift", "make_model"]
+__all__ = ["MODELS", "REGISTRY", "ScaleElementsModel", "ScaleModel", "TotalEnergyAlignment",
+           "atom_energy_sums", "icea_shift", "make_model"]
 
 
 class _AlignPackage(type(__import__("sys"))):

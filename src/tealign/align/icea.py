@@ -1,4 +1,4 @@
-"""Inner-core energy alignment (ICEA) and atomization energies, vectorised over frames.
+"""Inner-core energy alignment (ICEA): isolated-atom sums, vectorised over frames.
 
 ICEA (paper eq. 3): E_tot^[1] ≈ Σ_i (E_i^[1] − E_i^[2]) + E_tot^[2], i.e. shift each source
 total energy by the summed isolated-atom differences of its atoms. The atomization energy
@@ -27,7 +27,3 @@ def icea_shift(numbers: np.ndarray, frame_of_atom: np.ndarray, n_frames: int,
     return (atom_energy_sums(numbers, frame_of_atom, n_frames, target)
             - atom_energy_sums(numbers, frame_of_atom, n_frames, source))
 
-
-def atomization_energy(total: np.ndarray, atom_sums: np.ndarray) -> np.ndarray:
-    """E_at = Σ_i E_i − E_tot (eV); positive for bound structures."""
-    return atom_sums - total
