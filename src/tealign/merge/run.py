@@ -31,7 +31,7 @@ from tealign.io.extxyz import format_batch
 from tealign.io.frames import FrameBatch
 from tealign.io.shards import FORMATS, SHARD_SIZE, Executor, ShardWriter
 from tealign.io.splits import assign_splits
-from tealign.keys import KINDS, ORIG, REF, store_of
+from tealign.keys import ORIG, REF, store_of
 from tealign.merge.config import PROPS, SPLITS, MergeConfig, SourceConfig, load_config
 from tealign.methods import IsolatedAtomTable, load_table, union_tables
 
@@ -88,12 +88,11 @@ def _to_reference(batch: FrameBatch, src: SourceConfig) -> FrameBatch:
         batch, src.energy_key, src.forces_key, src.stress_key, src.virials_key,
         file=src.path, check=False, allow_realign=True, allow_charged=True)
     for kind, key in src.keys.items():
-        if key in (getattr(REF, kind), getattr(ORIG, kind)) and key in out.missing:  # their masks are one
-            out.missing.setdefault(getattr(REF, kind), out.missing[key])
-            out.missing.setdefault(getattr(ORIG, kind), out.missing[key])
-    for kind in KINDS:
+        ref, orig = getattr(REF, kind), getattr(ORIG, kind)
+        if key in (ref, orig) and key in out.missing:  # a REF_/orig_ key: one mask for both
+            out.missing[ref] = out.missing[orig] = out.missing[key]
         store, had = store_of(out, kind), store_of(batch, kind)
-        for k in (getattr(REF, kind), getattr(ORIG, kind)):
+        for k in (ref, orig):  # the keys added go last: REF_ before orig_, kind by kind
             if k in store and k not in had:
                 store[k] = store.pop(k)
     if "alignment_sha256" not in batch.info:
