@@ -16,7 +16,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from tealign import rundir as rd
-from tealign.align import TotalEnergyAlignment
+from tealign.align.estimator import TotalEnergyAlignment
 from tealign.errors import FrameError, NothingWritten, SetupError
 from tealign.io import iter_batches
 from tealign.io.atomic import (
