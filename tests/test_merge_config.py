@@ -165,3 +165,16 @@ def test_api_merge_takes_a_path_a_dict_or_a_config(tmp_path, monkeypatch):
         assert res.frames_out == 12
         outs[name] = (tmp_path / name / "merged.extxyz").read_text()
     assert outs["path"] == outs["dict"] == outs["config"]
+
+
+def test_a_config_built_by_hand_is_checked_like_a_toml(tmp_path):
+    data = _frames(tmp_path / "d.extxyz", 2)
+    with pytest.raises(SetupError, match="names must differ"):
+        load_config(MergeConfig("vasp-pbe-mp", [SourceConfig("s", str(data), "energy"),
+                                                SourceConfig("s", str(data), "e2")]))
+    with pytest.raises(SetupError) as exc:
+        load_config(MergeConfig("vasp-pbe-mp", [SourceConfig("../up", str(data), "energy")]))
+    assert exc.value.field == "source[0].name"
+    keep = load_config(MergeConfig("vasp-pbe-mp", [SourceConfig("s", str(data), "energy",
+                                                                forces_key=None)]))
+    assert keep.sources[0].forces_key is None

@@ -117,6 +117,9 @@ def load_config(config: str | os.PathLike | dict | MergeConfig) -> MergeConfig:
         _check_fractions(config.fractions, config.file)
         if not config.sources:
             raise SetupError("no [[source]] entries", file=config.file, field="source")
+        for i, s in enumerate(config.sources):  # None: "no such key", as in Python calls
+            _check_source({k: getattr(s, k) for k in SOURCE_KEYS if getattr(s, k) is not None},
+                          i, config.file)
         base = Path(config.base)
         return replace(config, e0=_resolve_sources(config.sources, config.e0, base,
                                                    config.file), base=base, parsed=True)
@@ -174,9 +177,6 @@ def parse_config(doc: dict, base: Path = Path("."), file: str = "<dict>") -> Mer
     sources = [_source(src, i, p) for i, src in enumerate(src_list)]
     if not sources:
         raise SetupError("no [[source]] entries", file=p, field="source")
-    names = [s.name for s in sources]
-    if len(set(names)) != len(names):
-        raise SetupError(f"source names must differ: {names}", file=p, field="source")
     base = Path(base)
     e0 = _resolve_sources(sources, target["e0"], base, p)
     return MergeConfig(e0=e0, sources=sources, r_max=float(r_max), seed=seed,
@@ -188,8 +188,11 @@ def parse_config(doc: dict, base: Path = Path("."), file: str = "<dict>") -> Mer
 def _resolve_sources(sources: list[SourceConfig], e0: str | list[str], base: Path,
                      file: str) -> str | list[str]:
     """The one place a config's paths are resolved (:func:`resolve_path`): each source's
-    data, alignment and own e0 (set on the source), and the target ``e0`` (returned); then
-    no data may be listed twice."""
+    data, alignment and own e0 (set on the source), and the target ``e0`` (returned). Source
+    names must differ, and no data may be listed twice."""
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise SetupError(f"source names must differ: {names}", file=file, field="source")
     for s in sources:
         s.resolved_path = resolve_path(base, s.path)
         s.resolved_alignment = (None if s.alignment == "target"
@@ -205,6 +208,12 @@ _TYPES = {"weights": dict, "d3_keys": bool, "allow_method_mismatch": bool,
 
 def _source(src, i: int, file: str) -> SourceConfig:
     """One validated ``[[source]]`` table (``i``: its position, for error messages)."""
+    _check_source(src, i, file)
+    return SourceConfig(**src)
+
+
+def _check_source(src, i: int, file: str) -> None:
+    """:class:`SetupError` unless ``src`` is a valid ``[[source]]`` table."""
     if not isinstance(src, dict):
         raise SetupError("sources are [[source]] tables", file=file, field=f"source[{i}]")
     unknown = set(src) - SOURCE_KEYS
@@ -228,7 +237,6 @@ def _source(src, i: int, file: str) -> SourceConfig:
     for key in ("name", "head"):
         if key in src:
             check_safe_name(src[key], file=file, field=f"source[{i}].{key}")
-    return SourceConfig(**src)
 
 
 def _check_no_twice(sources: list[SourceConfig], file: str) -> None:
