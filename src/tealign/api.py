@@ -282,27 +282,27 @@ def align(data: str, alignment, output: str | os.PathLike, keys: Keys = Keys(), 
                   rejects=counts.rejects)
 
 
-def merge(config: str | os.PathLike, output: str | os.PathLike, *, per_source: bool = False,
+def merge(config, output: str | os.PathLike, *, per_source: bool = False,
           strict: bool = False, format: str | None = None, workers: int = 0,
           scheduler: str | None = None, extxyz: bool = True,
           progress: Progress = None, allow_method_mismatch: bool = False,
           allow_charged: bool = False) -> Result:
-    """Merge the sources of a TOML config onto the target scale into a MACE-ready training
-    set (the result's ``report`` is ``OUTPUT/report.json``)."""
+    """Merge the sources of a config onto the target scale into a MACE-ready training set
+    (the result's ``report`` is ``OUTPUT/report.json``).
+
+    ``config``: a TOML file's path, a dict of the TOML's schema (relative paths from the
+    current directory) or a :class:`tealign.merge.MergeConfig`; parsed and validated once,
+    before any work (:func:`tealign.merge.load_config`)."""
     from tealign.align.pipeline import default_workers
     from tealign.merge import DEFAULT_FORMAT, load_config, run_merge
 
     cfg = load_config(config)  # validated before any work
-    inputs = [config]
+    inputs = [config] if isinstance(config, (str, os.PathLike)) else []
     for src in cfg.sources:
-        inputs += [cfg.base / src.path, src.path]
-        if src.alignment != "target":
-            inputs += [cfg.base / src.alignment, src.alignment]
-        if src.e0:
-            inputs.append(cfg.base / src.e0)
+        inputs += [src.resolved_path, src.resolved_alignment, src.resolved_e0]
     inputs += cfg.e0 if isinstance(cfg.e0, list) else [cfg.e0]
     check_output(output, inputs, kind="dir")
-    report = run_merge(config, output, per_source=per_source, strict=strict,
+    report = run_merge(cfg, output, per_source=per_source, strict=strict,
                        progress=progress, fmt=format or DEFAULT_FORMAT, extxyz=extxyz,
                        scheduler=scheduler, workers=workers or default_workers(),
                        allow_method_mismatch=allow_method_mismatch,

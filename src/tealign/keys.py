@@ -52,4 +52,21 @@ class Keys:
 REF = Keys.prefixed("REF")
 ORIG = Keys.prefixed("orig")
 
-__all__ = ["KINDS", "ORIG", "REF", "Keys"]
+#: the kinds stored per atom: a frame's ``arrays`` (forces, eV/Å); the others (energy,
+#: stress, virials) are one value per frame, in its ``info``
+PER_ATOM_KINDS = frozenset({"forces"})
+
+
+def per_atom(kind: str) -> bool:
+    """True when values of ``kind`` (one of :data:`KINDS`) live in a frame's ``arrays`` (one
+    row per atom: forces), False when they live in its ``info`` (energy, stress, virials)."""
+    return kind in PER_ATOM_KINDS
+
+
+def store_of(frames, kind: str) -> dict:
+    """The mapping of ``frames`` (a FrameBatch or one frame's record: anything with
+    ``arrays`` and ``info``) where values of ``kind`` live (:func:`per_atom`)."""
+    return frames.arrays if per_atom(kind) else frames.info
+
+
+__all__ = ["KINDS", "ORIG", "PER_ATOM_KINDS", "REF", "Keys", "per_atom", "store_of"]

@@ -391,11 +391,45 @@ def write_rejects(output: str | os.PathLike, rejects: Iterable[FrameError]) -> P
         if path.exists():
             remove_inside(path.parent, path)
         return None
-    with atomic_path(path) as tmp, open(tmp, "w") as fh:
-        for r in rejects:
-            fh.write(dumps({"file": r.file, "frame": r.frame, "field": r.field,
-                            "reason": r.reason}) + "\n")
+    with atomic_path(path) as tmp, RejectsWriter(tmp) as log:
+        log.write(rejects)
     return path
+
+
+def reject_line(r: FrameError) -> str:
+    """One line of a rejects file: a JSON object with ``file``, ``frame`` (0-based index in
+    that file), ``field`` and ``reason``."""
+    return dumps({"file": r.file, "frame": r.frame, "field": r.field, "reason": r.reason}) + "\n"
+
+
+class RejectsWriter:
+    """A rejects file written as frame errors arrive, one :func:`reject_line` each; the file
+    is created at the first one, so a run without rejects leaves none. The streaming form
+    of :func:`write_rejects` (``tealign merge`` writes into its temporary folder)."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path, self.n = Path(path), 0
+        self._fh = None
+
+    def write(self, errors: Iterable[FrameError]) -> None:
+        for r in errors:
+            if self._fh is None:
+                self._fh = open(self.path, "w")  # noqa: SIM115 (closed in close())
+            self._fh.write(reject_line(r))
+            self.n += 1
+
+    def close(self) -> Path | None:
+        """Close the file; its path, or None when nothing was written."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        return self.path if self.n else None
+
+    def __enter__(self) -> RejectsWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 REJECT_FIELDS = ("file", "frame", "field", "reason")

@@ -42,7 +42,7 @@ from tealign.errors import FrameError, SetupError
 from tealign.io.atomic import remove_inside
 from tealign.io.common import existing_shards, from_jsonable, jsonable
 from tealign.io.frames import FrameBatch, FrameRecord
-from tealign.keys import REF, Keys
+from tealign.keys import REF, Keys, per_atom
 
 #: MACE property → the key mace-torch's LMDBDataset reads it from (DefaultKeys).
 LMDB_KEYS = REF.as_dict()
@@ -62,7 +62,7 @@ def row_data(rec: FrameRecord, keys: dict[str, str], weights: dict[str, float]) 
             continue
         if name == "energy":
             data[LMDB_KEYS[name]] = float(value)
-        elif name == "forces":
+        elif per_atom(name):
             arrays[LMDB_KEYS[name]] = np.asarray(value, dtype=float)
         else:
             v = np.asarray(value, dtype=float)
@@ -409,11 +409,11 @@ def _record(row, keys: dict[str, str], index: int) -> FrameRecord:
     mace_arrays = data.pop("__arrays__", {}) or {}
     meta = data.pop("tealign", None)
     for name, key in LMDB_KEYS.items():
-        value = mace_arrays.pop(key, None) if name == "forces" else data.pop(key, None)
+        value = (mace_arrays if per_atom(name) else data).pop(key, None)
         weight = data.pop(f"config_{name}_weight", None)
         if value is None:
             continue
-        if name == "forces":
+        if per_atom(name):
             arrays[keys[name]] = _array(value, key, (nat, 3))
         elif name == "energy":
             info[keys[name]] = float(_array(value, key, ()))

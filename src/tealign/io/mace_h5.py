@@ -36,11 +36,10 @@ from tealign.io.common import (
     sidecar_path,
 )
 from tealign.io.frames import FrameBatch, FrameRecord
-from tealign.keys import REF, Keys
+from tealign.keys import REF, Keys, per_atom
 
 #: MACE property name → default tealign/extxyz key (MACE's REF_* convention).
 MACE_KEYS = REF.as_dict()
-_PER_ATOM = {"forces"}
 SHARD_SIZE = 10_000
 
 
@@ -187,7 +186,7 @@ def iter_mace_h5(
                             value = unpack_value(sub["properties"][name][()])
                             if value is None or name not in keys:
                                 continue
-                            if name in _PER_ATOM:
+                            if per_atom(name):
                                 arrays[keys[name]] = np.asarray(value, dtype=float)
                             elif name == "energy":
                                 info[keys[name]] = float(value)
