@@ -4,7 +4,6 @@ lazy ones too), through the import graph of ``tests/test_architecture_imports.py
 
 from __future__ import annotations
 
-import pytest
 from test_architecture_imports import cycles, import_graph
 
 #: What the thin command line may import besides its own modules: the API, and the core
@@ -13,10 +12,6 @@ CLI_ALLOWED = {"tealign", "tealign.api", "tealign.errors", "tealign.keys", "teal
 
 #: The layers above the library: the package's lazy re-exports, the API, the command line.
 TOP = {"tealign", "tealign.__main__", "tealign.api"}
-
-#: The import circle another change removes (the estimator and merge refactor of issue 29):
-#: ``tealign.align`` re-exports API verbs and ``tealign.merge`` reaches back into them.
-ALIGN_API_MERGE = ["tealign.align", "tealign.api", "tealign.merge"]
 
 #: The modules of the benchmark layer the report may read: declarative tables that compute
 #: nothing (the benchmark registry, the dataset registry, the paper's published numbers).
@@ -41,31 +36,19 @@ def test_cli_imports_only_the_api_and_the_core():
     assert {m: ts for m, ts in bad.items() if ts} == {}
 
 
-def test_no_import_circle_but_the_known_one():
-    assert [c for c in cycles(GRAPH) if c != ALIGN_API_MERGE] == []
-
-
-@pytest.mark.xfail(strict=False, reason="tealign.align ↔ tealign.api ↔ tealign.merge: removed "
-                   "by the estimator/merge refactor of issue 29")
 def test_no_import_circle_at_all():
     assert cycles(GRAPH) == []
 
 
-def _upward(skip: set[str] = frozenset()) -> dict[str, list[str]]:
+def _upward() -> dict[str, list[str]]:
     return {m: sorted(t for t in ts if t == "tealign.api" or _is_cli(t))
-            for m, ts in GRAPH.items() if _below_api(m) and m not in skip
+            for m, ts in GRAPH.items() if _below_api(m)
             if any(t == "tealign.api" or _is_cli(t) for t in ts)}
 
 
 def test_no_module_below_the_api_imports_the_api_or_the_cli():
     """The library (io, align, compute, bench, train, report, merge, methods, ...) never
-    reaches up; ``tealign.align``'s re-export of API verbs is the known circle's."""
-    assert _upward(skip={"tealign.align"}) == {}
-
-
-@pytest.mark.xfail(strict=False, reason="tealign.align imports tealign.api (the align ↔ api ↔ "
-                   "merge circle, removed by the estimator/merge refactor of issue 29)")
-def test_align_does_not_import_the_api():
+    reaches up."""
     assert _upward() == {}
 
 

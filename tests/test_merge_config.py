@@ -129,7 +129,7 @@ def test_identity_alignment_copies_values_bit_for_bit(tmp_path):
 
 
 def test_one_rejects_writer(tmp_path):
-    from tealign.io.atomic import RejectsWriter, reject_line, write_rejects
+    from tealign.io.outputs import RejectsWriter, reject_line, write_rejects
 
     errs = [FrameError("a.extxyz", 3, "energy", "missing energy"),
             FrameError("b.extxyz", 0, "charge", "charged structure")]

@@ -19,8 +19,8 @@ import pytest
 from conftest import requires_mace
 
 from tealign.errors import SetupError
-from tealign.io.atomic import MANIFEST, check_safe_name, inside
 from tealign.io.extxyz import write_extxyz
+from tealign.io.outputs import MANIFEST, check_safe_name, inside
 
 
 @pytest.mark.parametrize("name", ["../victim", "/tmp/victim", "a/b", "..", ".", "", "a\\b",
@@ -224,7 +224,7 @@ def test_wrong_kind_is_refused_before_the_work(tmp_path, run_cli, monkeypatch):
 def test_long_output_names_fit_or_are_refused_in_one_line(tmp_path, run_cli):
     """A 252-byte name once failed with an ENAMETOOLONG traceback (the temporary is longer
     than the name); now it is refused before the work, and the longest name allowed works."""
-    from tealign.io.atomic import NAME_ROOM, name_max
+    from tealign.io.outputs import NAME_ROOM, name_max
 
     data = methane(tmp_path / "d.extxyz", 4)
     line = _one_line_error(*run_cli("convert", data, "-o", tmp_path / ("n" * 248 + ".xyz"))
@@ -549,7 +549,7 @@ def test_workers_die_with_their_parent(tmp_path, alignment):
 
 
 # ------------------------------------------------------------------ item 1: every writer
-ALLOWED_DELETERS = {"io/atomic.py"}
+ALLOWED_DELETERS = {"io/outputs.py"}
 
 
 def _calls(tree):
@@ -561,7 +561,7 @@ def _calls(tree):
 
 
 def test_nothing_is_deleted_but_through_the_proven_helper():
-    """rmtree/unlink/remove/rmdir appear only in io/atomic.py, whose remove_inside proves
+    """rmtree/unlink/remove/rmdir appear only in io/outputs.py, whose remove_inside proves
     the path lies inside the folder given; every other module deletes through it."""
     offenders = []
     for path in sorted((SRC / "tealign").rglob("*.py")):
@@ -577,7 +577,7 @@ def test_nothing_is_deleted_but_through_the_proven_helper():
 
 
 def test_remove_inside_refuses_outside(tmp_path):
-    from tealign.io.atomic import remove_inside
+    from tealign.io.outputs import remove_inside
 
     root = tmp_path / "out"
     (root / "sub").mkdir(parents=True)

@@ -12,8 +12,8 @@ from conftest import random_frames, requires_mace
 
 import tealign
 from tealign.io import REGISTRY, Format
-from tealign.io.atomic import atomic_path
 from tealign.io.frames import FrameBatch, FrameRecord
+from tealign.io.outputs import atomic_path
 
 SUFFIX = ".tjsonl"
 

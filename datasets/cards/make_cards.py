@@ -44,7 +44,7 @@ from tealign.align import TotalEnergyAlignment
 from tealign.align.aec import cross_validated_rmse, kfold_indices, make_model
 from tealign.bench.published import FIG4_RMSE_EV
 from tealign.compute.spec import parse_spec
-from tealign.io.atomic import write_json
+from tealign.io.outputs import write_json
 from tealign.methods import IsolatedAtomTable, load_table
 
 ROOT = Path(__file__).resolve().parents[2]

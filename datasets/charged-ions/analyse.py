@@ -115,7 +115,7 @@ def main() -> None:
         "neutral_heldout_rmse_eV_all": round(rms(loo), 4),
         "rmse_eV_by_charge": {str(q): round(v, 4) for q, v in by_sign.items()},
     }
-    from tealign.io.atomic import write_json
+    from tealign.io.outputs import write_json
 
     write_json(HERE / "charged.json", out)
     for r in rows:

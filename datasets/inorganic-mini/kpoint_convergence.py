@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from tealign.compute.backends import run_calculation
 from tealign.compute.kpoints import mesh_from_density
 from tealign.compute.spec import parse_spec
-from tealign.io.atomic import write_json
+from tealign.io.outputs import write_json
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from crystals import CRYSTALS, equilibrium_cell  # noqa: E402

@@ -143,7 +143,7 @@ def main() -> None:
     sys.path.insert(0, str(HERE))
     import bridge_v2 as bv
 
-    from tealign.io.atomic import write_json
+    from tealign.io.outputs import write_json
 
     tables = {lab: json.loads((bv.OUT / f"atoms_{lab}.json").read_text())["energies"]
               for lab in ("wb97m", "pbe")}

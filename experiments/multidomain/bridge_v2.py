@@ -225,7 +225,7 @@ def table_lines(res: dict) -> list[str]:
 def main() -> None:
     files = alignments(OUT)
     res = analyse(files)
-    from tealign.io.atomic import write_json
+    from tealign.io.outputs import write_json
 
     write_json(OUT / "results.json", res)
     text = "\n".join(table_lines(res)) + "\n"

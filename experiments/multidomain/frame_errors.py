@@ -78,7 +78,7 @@ def main() -> None:
 
     from tealign.evaluate import load_model
     from tealign.io import read_batch
-    from tealign.io.atomic import write_json
+    from tealign.io.outputs import write_json
 
     run = Run(HERE / "runs", ROOT / "datasets")
     files = run.files

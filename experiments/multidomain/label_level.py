@@ -83,7 +83,7 @@ def alignment_files(run, out: Path) -> dict[str, Path]:
     (Run.alignments), the identity for none, and the per-source linear references as an ICEA
     from the organic ε table onto the inorganic one."""
     from tealign.align import TotalEnergyAlignment
-    from tealign.io.atomic import write_json
+    from tealign.io.outputs import write_json
     from tealign.methods import load_table
 
     files = dict(run.alignments())

@@ -143,7 +143,7 @@ class Run:
         as isolated-atom tables, and an ICEA 'alignment' from each onto a table of zeros."""
         from tealign.align import TotalEnergyAlignment
         from tealign.io import read_batch
-        from tealign.io.atomic import write_json
+        from tealign.io.outputs import write_json
         from tealign.methods import load_table
 
         f = self.files

@@ -168,7 +168,7 @@ def main() -> None:
         "test_sets": sets,
         "metrics": {name: metrics_on(out, spec) for name, spec in sets.items()},
     }
-    from tealign.io.atomic import write_json
+    from tealign.io.outputs import write_json
 
     write_json(DEST / f"{NAME}.json", card)
     print(json.dumps(card["metrics"], indent=1))

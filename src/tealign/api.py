@@ -39,14 +39,14 @@ class Result:
 
     def to_json(self) -> dict:
         """The ``--json`` object: strict JSON types (NaN and infinities become None)."""
-        from tealign.io.atomic import strict_json
+        from tealign.io.outputs import strict_json
 
         return strict_json(self._data)
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``to_json()`` atomically to ``directory`` under the file name of this kind
         of result (:func:`tealign.rundir.result_file`); returns the path."""
-        from tealign.io.atomic import write_json
+        from tealign.io.outputs import write_json
 
         path = Path(directory) / rd.result_file(self.name)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +74,7 @@ def check_output(output, inputs=(), kind: str = "file", rejects: bool = True) ->
     device, FIFO or socket; its name must leave room for the temporaries beside it; and the
     rejects file beside a file output must be absent or tealign's (docs/architecture.md
     §6.4: outputs never destroy what tealign did not write)."""
-    from tealign.io.atomic import (
+    from tealign.io.outputs import (
         check_name_room,
         check_not_input,
         check_rejects_path,
@@ -99,7 +99,7 @@ def _extxyz_name(output) -> None:
 
 
 def _rejects(output, rejects) -> str | None:
-    from tealign.io.atomic import write_rejects
+    from tealign.io.outputs import write_rejects
 
     path = write_rejects(output, rejects)
     return str(path) if path else None
@@ -164,16 +164,15 @@ def fit(calibration: str, source_key: str, target_key: str, source_e0, target_e0
     mismatch is a setup error unless ``allow_method_mismatch``; data recording no method
     get a warning."""
     from tealign.align import TotalEnergyAlignment
-    from tealign.align.models import CHOICES, choices_text
+    from tealign.align.models import check_choice
     from tealign.align.record import fit_record
     from tealign.methods import load_table
 
-    if model not in CHOICES:
-        raise SetupError(f"unknown model {model!r}; choose {choices_text()}", field="--model")
+    check_choice(model)
     inputs = [calibration, source_e0, target_e0]
     check_output(output, [i for i in inputs if isinstance(i, (str, os.PathLike))])
     if plot is not None:
-        from tealign.io.atomic import check_not_input
+        from tealign.io.outputs import check_not_input
         from tealign.report import check_plot_dir
 
         check_not_input(plot, [i for i in inputs if isinstance(i, (str, os.PathLike))],
@@ -198,7 +197,7 @@ def fit(calibration: str, source_key: str, target_key: str, source_e0, target_e0
     tea.fit(calibration)
     plots = []
     if plot is not None:  # the plots first: if they fail (full disk), no alignment is written
-        from tealign.io.atomic import remove_inside
+        from tealign.io.outputs import remove_inside
         from tealign.report import parity_plots
 
         made = not Path(plot).exists()
@@ -234,7 +233,7 @@ def align(data: str, alignment, output: str | os.PathLike, keys: Keys = Keys(), 
     of neutral-atom TEA on ions: :data:`tealign.provenance.CHARGED_CHECK`)."""
     from tealign import cards
     from tealign.align import TotalEnergyAlignment
-    from tealign.align.pipeline import align_file
+    from tealign.align.pipeline import transform_file
 
     card = cards.is_card(alignment)
     path = alignment if isinstance(alignment, (str, os.PathLike)) and not card else None
@@ -268,11 +267,11 @@ def align(data: str, alignment, output: str | os.PathLike, keys: Keys = Keys(), 
                                    keys.energy, str(data), allow_method_mismatch)
             provenance.check_d3(level, keys.energy, str(data), removed=bool(remove_d3))
     with _rejects_when_nothing_written(output):
-        counts = align_file(tea, data, output, keys, remove_d3=remove_d3,
-                            source_name=source_name, inverse=inverse, strict=strict,
-                            fmt=format, workers=workers, scheduler=scheduler,
-                            progress=progress, allow_realign=allow_realign,
-                            allow_charged=allow_charged)
+        counts = transform_file(tea, data, output, keys, remove_d3=remove_d3,
+                                source_name=source_name, inverse=inverse, strict=strict,
+                                fmt=format, workers=workers, scheduler=scheduler,
+                                progress=progress, allow_realign=allow_realign,
+                                allow_charged=allow_charged)
     charged = sum(1 for r in counts.rejects if r.reason.startswith("charged structure"))
     return Result("align", {"frames_in": counts.frames_in, "frames_out": counts.frames_out,
                             "frames_rejected": len(counts.rejects),
@@ -427,7 +426,7 @@ def __getattr__(name: str):
 def _bench_dir(output) -> Path:
     """A benchmark's output folder, checked before the work: absent or a directory (not a
     file, symbolic link, device, FIFO or socket); files are written into it atomically."""
-    from tealign.io.atomic import check_replaceable
+    from tealign.io.outputs import check_replaceable
 
     target = Path(os.path.abspath(output))
     check_replaceable(target, shown=str(output), writing_dir=None)
@@ -604,7 +603,7 @@ def compute_calib(molecules: str, methods: Sequence[str],
     from tealign.compute.calib import compute_calibration, load_molecules
     from tealign.compute.spec import parse_spec
     from tealign.compute.store import default_store
-    from tealign.io.atomic import rejects_path
+    from tealign.io.outputs import rejects_path
 
     if len(methods) < 1:
         raise SetupError("give at least one --method", field="--method")
@@ -758,6 +757,14 @@ def compute_import(jobs: str | os.PathLike, output: str | os.PathLike = "calib.e
     return Result("compute_import", import_calib(jobs, output, store=store, progress=progress))
 
 
+def fit_model_help() -> str:
+    """The ``model`` settings of :func:`fit`, each with what it does (from the correction models'
+    registry, :data:`tealign.align.models.REGISTRY`)."""
+    from tealign.align.models import help_text
+
+    return help_text()
+
+
 def method_label(method: str) -> str:
     """The label of a method SPEC (``[LABEL=]code:...``; :func:`tealign.compute.spec.parse_spec`
     checks it: SetupError on anything off)."""
@@ -832,8 +839,8 @@ def demo_options(**options):
 
 def json_text(obj, **kwargs) -> str:
     """``obj`` as strict JSON text (NaN and infinities become null;
-    :func:`tealign.io.atomic.dumps`)."""
-    from tealign.io.atomic import dumps
+    :func:`tealign.io.outputs.dumps`)."""
+    from tealign.io.outputs import dumps
 
     return dumps(obj, **kwargs)
 

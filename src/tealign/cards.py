@@ -257,7 +257,7 @@ def export(name: str, fmt: str, output: str | os.PathLike) -> dict:
       linear element references (fairchem's ``create_element_references`` reads this key).
     - ``shift-scale``: JSON {"cards": {name: :func:`shift_scale`}}.
     """
-    from tealign.io.atomic import atomic_path, write_json
+    from tealign.io.outputs import atomic_path, write_json
 
     if fmt not in EXPORT_FORMATS:
         raise SetupError(f"unknown export format {fmt!r}; choose {', '.join(EXPORT_FORMATS)}",

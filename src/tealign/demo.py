@@ -37,7 +37,7 @@ from pathlib import Path
 
 from tealign import rundir as rd
 from tealign.errors import SetupError
-from tealign.io.atomic import write_json
+from tealign.io.outputs import write_json
 
 #: The files of the bundled datasets the demo reads, relative to the datasets directory.
 DATASET_FILES = {

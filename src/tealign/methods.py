@@ -150,7 +150,7 @@ class IsolatedAtomTable:
 
     def save(self, path: str | Path) -> Path:
         """Write the table's JSON atomically; returns the path."""
-        from tealign.io.atomic import write_json
+        from tealign.io.outputs import write_json
 
         write_json(path, self.to_json_dict())
         return Path(path)

@@ -15,14 +15,16 @@ class _AlignPackage(type(__import__("sys"))):
     DeprecationWarning; it will be a TypeError in the next release."""
 
     def __call__(self, *args, **kwargs):
+        import sys
         import warnings
 
-        from tealign.api import align
-
+        # the verb through the parent package's public name, resolved at call time: the
+        # library layer never imports the API (tests/test_layers.py)
+        align_file = sys.modules["tealign"].align_file
         warnings.warn("tealign.align is the subpackage of the estimator; call "
                       "tealign.align_file(data, alignment, output, ...) to align a dataset",
                       DeprecationWarning, stacklevel=2)
-        return align(*args, **kwargs)
+        return align_file(*args, **kwargs)
 
 
 __import__("sys").modules[__name__].__class__ = _AlignPackage

@@ -24,7 +24,7 @@ from tealign.align.icea import atom_energy_sums
 from tealign.errors import FrameError, SetupError
 from tealign.io import as_batches
 from tealign.io.frames import FrameBatch
-from tealign.keys import ORIG, REF
+from tealign.keys import ORIG, REF, store_of
 from tealign.methods import IsolatedAtomTable
 
 ALIGNED_KEYS = REF.as_dict()
@@ -94,7 +94,7 @@ def check_keys(batch: FrameBatch, energy_key: str, forces_key, stress_key, fname
                fitted_key: str | None) -> None:
     """Whole-input key checks of ``transform``: no frame with ``energy_key``, or forces or
     stress found only under other keys, is a setup error."""
-    from tealign.io.frames import energy_like, forces_like, tensor_kind
+    from tealign.io.frames import energy_like, other_keys_of
 
     if batch.n_frames and not batch.has(energy_key).any():
         found = sorted(k for k in batch.info if (energy_like(k) or k == fitted_key)
@@ -103,14 +103,10 @@ def check_keys(batch: FrameBatch, energy_key: str, forces_key, stress_key, fname
             if found else ""
         raise SetupError("no frame has this energy key" + hint, file=fname,
                          field=energy_key)
-    for kind, key, keys in (("forces", forces_key, batch.arrays),
-                            ("stress", stress_key, batch.info)):
+    for kind, key in (("forces", forces_key), ("stress", stress_key)):
         if key is None or batch.has(key).any():
             continue
-        found = sorted(k for k in keys if k != key
-                       and not k.startswith(("REF_", "orig_", "d3_"))
-                       and (forces_like(k) if kind == "forces"
-                            else tensor_kind(k) == "stress"))
+        found = sorted(other_keys_of(batch, kind, key))
         if found:
             raise SetupError(
                 f"no frame has {kind} key '{key}', but frames carry {kind} under "
@@ -131,7 +127,7 @@ def transform_batch(state: FittedAlignment, batch: FrameBatch, energy_key, force
     kinds = (("forces", forces_key), ("stress", stress_key), ("virials", virials_key))
     out.info[ORIG_KEYS["energy"]] = np.asarray(out.info[energy_key], dtype=float).copy()
     for kind, key in kinds:
-        store = out.arrays if kind == "forces" else out.info
+        store = store_of(out, kind)
         if key is not None and key in store:
             store[ORIG_KEYS[kind]] = np.asarray(store[key], dtype=float).copy()
     if remove_d3:
@@ -142,7 +138,7 @@ def transform_batch(state: FittedAlignment, batch: FrameBatch, energy_key, force
     e = np.asarray(out.info[energy_key], dtype=float)
     out.info[ALIGNED_KEYS["energy"]] = sum_tgt - (state.a * (sum_src - e) + off)
     for kind, key in kinds:
-        store = out.arrays if kind == "forces" else out.info
+        store = store_of(out, kind)
         if key is None or key not in store:
             continue
         store[ALIGNED_KEYS[kind]] = state.a * np.asarray(store[key], dtype=float)
@@ -179,7 +175,7 @@ def inverse_transform(state: FittedAlignment, frames, energy_key: str, forces_ke
     out.info[energy_key] = sum_src - x
     for kind, key in (("forces", forces_key), ("stress", stress_key),
                       ("virials", virials_key)):
-        store = out.arrays if kind == "forces" else out.info
+        store = store_of(out, kind)
         aligned = ALIGNED_KEYS[kind]
         if aligned not in store:
             continue

@@ -45,7 +45,7 @@ from tealign.align.fitted import (
     fit_state,
     icea_state,
 )
-from tealign.align.models import CHOICES, MODELS, check_enough, choices_text  # noqa: F401
+from tealign.align.models import CHOICES, MODELS, check_choice, check_enough  # noqa: F401
 from tealign.align.persist import FORMAT, validate_alignment  # noqa: F401 (re-export)
 from tealign.align.persist import sha256_file as _sha256_file  # noqa: F401 (re-export)
 from tealign.errors import SetupError
@@ -170,9 +170,7 @@ class TotalEnergyAlignment:
 
     def check_params(self) -> None:
         """Ranges of the settings, checked before any work (docs/architecture.md §6.1)."""
-        if self.model not in CHOICES:
-            raise SetupError(f"unknown model {self.model!r}; choose {choices_text()}",
-                             field="--model")
+        check_choice(self.model)
         if not isinstance(self.n_bootstrap, (int, np.integer)) or self.n_bootstrap < 1:
             raise SetupError(f"--bootstrap must be at least 1 (got {self.n_bootstrap})",
                              field="--bootstrap")

@@ -16,7 +16,7 @@ from tealign.align.calibration import finite as _finite
 from tealign.align.fitted import FittedAlignment
 from tealign.align.models import implausible
 from tealign.errors import SetupError
-from tealign.io.atomic import write_json
+from tealign.io.outputs import write_json
 from tealign.methods import IsolatedAtomTable
 
 FORMAT = "tealign-alignment/1"

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tealign.errors import FrameError, SetupError, all_rejected
-from tealign.io.atomic import remove_inside
+from tealign.io.outputs import remove_inside
 from tealign.keys import REF, Keys
 from tealign.workers import init_worker
 
@@ -43,14 +43,12 @@ class _KeyWatch:
     others: dict = field(default_factory=lambda: {"forces": set(), "stress": set()})
 
     def add(self, batch) -> None:
-        from tealign.io.frames import forces_like, tensor_kind
+        from tealign.io.frames import other_keys_of
 
-        self.seen["forces"] |= bool(batch.has(self.keys.forces).any())
-        self.seen["stress"] |= bool(batch.has(self.keys.stress).any())
-        self.others["forces"].update(k for k in batch.arrays
-                                     if forces_like(k) and k != self.keys.forces)
-        self.others["stress"].update(k for k in batch.info
-                                     if tensor_kind(k) == "stress" and k != self.keys.stress)
+        for kind in ("forces", "stress"):
+            key = getattr(self.keys, kind)
+            self.seen[kind] |= bool(batch.has(key).any())
+            self.others[kind] |= other_keys_of(batch, kind, key)
 
     def merge(self, other: _KeyWatch) -> None:
         """Add what another watch (a worker's) saw."""
@@ -61,8 +59,7 @@ class _KeyWatch:
     def check(self, data) -> None:
         for kind, option in (("forces", "--forces-key"), ("stress", "--stress-key")):
             key = getattr(self.keys, kind)
-            found = sorted(k for k in self.others[kind]
-                           if not k.startswith(("REF_", "orig_", "d3_")))
+            found = sorted(self.others[kind])
             if not self.seen[kind] and found:
                 raise SetupError(
                     f"no frame has {kind} key '{key}', but frames carry {kind} under "
@@ -122,20 +119,21 @@ RANGES_PER_WORKER = 4
 MAX_RANGE_BYTES = 64 << 20
 
 
-def align_file(tea, data: str, output: str | os.PathLike, keys: Keys = Keys(), *,
-               remove_d3: str | None = None, source_name: str | None = None,
-               inverse: bool = False, strict: bool = False, fmt: str | None = None,
-               workers: int = 0, scheduler: str | None = None,
-               progress: Callable[[int], None] | None = None,
-               allow_realign: bool = False, allow_charged: bool = False) -> AlignCounts:
-    """Align (or with ``inverse`` undo) every frame of ``data`` into the extxyz ``output``.
+def transform_file(tea, data: str, output: str | os.PathLike, keys: Keys = Keys(), *,
+                   remove_d3: str | None = None, source_name: str | None = None,
+                   inverse: bool = False, strict: bool = False, fmt: str | None = None,
+                   workers: int = 0, scheduler: str | None = None,
+                   progress: Callable[[int], None] | None = None,
+                   allow_realign: bool = False, allow_charged: bool = False) -> AlignCounts:
+    """The estimator ``tea``'s transform of a file (the engine of :func:`tealign.align_file`):
+    align (or with ``inverse`` undo) every frame of ``data`` into the extxyz ``output``.
 
     ``keys`` are the source keys (with ``inverse``, the keys to write the source-scale
     values to). ``source_name`` (default: the input's stem) fills the ``source`` key.
     ``progress`` is called with the number of frames done. Frames carrying
     ``alignment_sha256`` (aligned already) are a setup error unless ``allow_realign``.
     Returns the frame counts and the rejects (not written: see
-    :func:`tealign.io.atomic.write_rejects`).
+    :func:`tealign.io.outputs.write_rejects`).
 
     An uncompressed extxyz input of at least ``2 × MIN_RANGE_BYTES`` is cut into byte ranges
     at frame starts (:func:`tealign.io.extxyz_ranges.frame_ranges`) that ``workers``
@@ -280,7 +278,7 @@ def _align_ranges(align: _Aligner, ranges, output, computed: frozenset, strict: 
     import multiprocessing as mp
     import tempfile
 
-    from tealign.io.atomic import atomic_path
+    from tealign.io.outputs import atomic_path
 
     counts = AlignCounts()
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
@@ -341,3 +339,8 @@ def _join_ranges(align: _Aligner, jobs: list, pool, out, counts: AlignCounts, st
         counts.frames_out += done.frames_out
         if progress:
             progress(counts.frames_in)
+
+
+#: the former name of :func:`transform_file` (it read as :func:`tealign.align_file`, which takes
+#: an alignment file where this takes the estimator); kept for one release
+align_file = transform_file

@@ -217,7 +217,7 @@ def run(outdir: Path, data: Sequence[str | os.PathLike] | None = None,
         source_key: str = "energy_wb97m", aligned_domain: str = "organic",
         d3: str | None = None, dtype: str | None = None, progress=None) -> dict:
     """Score the bridge set; writes ``results.json`` and ``cross.png`` into ``outdir``."""
-    from tealign.io.atomic import write_json
+    from tealign.io.outputs import write_json
 
     if (calculator is None) == (alignment is None):
         raise SetupError("give exactly one of --calculator (model level) and --alignment "

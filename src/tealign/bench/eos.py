@@ -16,7 +16,7 @@ from ase.build import bulk
 
 from tealign import rundir as rd
 from tealign import units
-from tealign.io.atomic import write_json
+from tealign.io.outputs import write_json
 
 GRID = np.round(np.arange(5.00, 6.0001, 0.01), 2)
 ATOMS_PER_CONVENTIONAL_CELL = 8

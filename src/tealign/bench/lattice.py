@@ -25,7 +25,7 @@ import numpy as np
 
 from tealign import rundir as rd
 from tealign.bench.published import LABEL, LATTICE_MAE_A, LATTICE_MAE_BY_STRUCTURE_A
-from tealign.io.atomic import write_json
+from tealign.io.outputs import write_json
 
 #: primitive-cell volume → conventional cubic a: a = (factor · V)^(1/3)
 VOLUME_FACTOR = {"fcc": 4.0, "diamond": 4.0, "zincblende": 4.0, "rocksalt": 4.0, "bcc": 2.0}

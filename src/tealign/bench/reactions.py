@@ -13,7 +13,7 @@ from tealign import units
 from tealign.bench.published import LABEL, TRANSITION1X_MAE_EV
 from tealign.errors import SetupError
 from tealign.io import read_batch
-from tealign.io.atomic import write_json
+from tealign.io.outputs import write_json
 
 
 def load_reactions(path: str | Path, limit: int | None = None):

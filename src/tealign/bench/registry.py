@@ -145,7 +145,7 @@ def fetch(name: str, url: str | None = None) -> dict:
     ds = get(name)
     src = url or ds.url
     dest = cache_dir() / ds.file
-    from tealign.io.atomic import remove_inside
+    from tealign.io.outputs import remove_inside
 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + f".part-{os.getpid()}")

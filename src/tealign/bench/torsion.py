@@ -25,7 +25,7 @@ from tealign import rundir as rd
 from tealign import units
 from tealign.bench.published import LABEL, TORSION_BARRIER_MAE_KCAL
 from tealign.errors import SetupError
-from tealign.io.atomic import write_json
+from tealign.io.outputs import write_json
 
 
 def read_sdf(path: str | Path) -> dict[str, tuple[Atoms, list[int]]]:

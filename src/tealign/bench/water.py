@@ -15,7 +15,7 @@ import numpy as np
 from ase import Atoms
 
 from tealign import rundir as rd
-from tealign.io.atomic import write_json
+from tealign.io.outputs import write_json
 
 BOX_A = 12.42
 N_WATER = 64

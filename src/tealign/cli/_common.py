@@ -159,7 +159,7 @@ def file_system_error(exc: BaseException) -> str | None:
     """One line for an error of the file system (``OSError``: no space, read-only, name too
     long, file too large, permission, I/O; ``lmdb.Error`` from an LMDB write), naming the
     path; None for any other exception. The output's temporaries are gone by then
-    (:func:`tealign.io.atomic.atomic_path`) and a previous output is kept."""
+    (:func:`tealign.io.outputs.atomic_path`) and a previous output is kept."""
     import errno
 
     if isinstance(exc, OSError):

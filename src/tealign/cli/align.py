@@ -54,9 +54,7 @@ def fit(
     target_e0: Annotated[str, typer.Option(help="Target isolated-atom table.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="alignment.json to write.")]
     = Path("alignment.json"),
-    model: Annotated[str, typer.Option(help="scale (the paper's single factor), "
-                                       "scale+elements, icea (no AEC) or auto (pick by "
-                                       "K-fold CV RMSE).")] = "scale",
+    model: Annotated[str, typer.Option(help=api.fit_model_help() + ".")] = "scale",
     split: Annotated[str | None, typer.Option(help="Use only frames whose 'split' is this "
                                               "(train/valid/test); default: every frame.")]
     = None,

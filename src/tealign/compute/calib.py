@@ -187,8 +187,8 @@ def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], o
                         progress=None, source_name: str = "calib",
                         forces: bool = True) -> CalibResult:
     """Run every method on every molecule and on the isolated atoms; write the outputs."""
-    from tealign.io.atomic import write_rejects
     from tealign.io.extxyz import write_extxyz
+    from tealign.io.outputs import write_rejects
     from tealign.io.splits import assign_splits
 
     labels = [s.label for s in specs]

@@ -138,7 +138,7 @@ def export_jobs(source: str, methods: list[str], out_dir: str | Path, *, seed: i
             continue
         tmp = out / f".{name}.part"
         if tmp.exists() or tmp.is_symlink():  # a half-written job of a killed export
-            from tealign.io.atomic import remove_inside
+            from tealign.io.outputs import remove_inside
 
             remove_inside(out, tmp)
         try:

@@ -123,7 +123,7 @@ def write_ase(batches, path, **options) -> int:
     import ase.io
     from ase.io.formats import filetype
 
-    from tealign.io.atomic import atomic_path
+    from tealign.io.outputs import atomic_path
 
     atoms = [a for batch in batches for a in (ase_atoms(batch.record(i))
                                               for i in range(batch.n_frames))]

@@ -33,8 +33,8 @@ from ase.data import atomic_numbers as _ATOMIC_NUMBERS
 from ase.data import chemical_symbols as _SYMBOLS
 
 from tealign.errors import FrameError, SetupError
-from tealign.io.atomic import atomic_path
 from tealign.io.frames import FrameBatch, stack_info_dicts, validate_batch
+from tealign.io.outputs import atomic_path
 
 DEFAULT_PROPERTIES = "species:S:1:pos:R:3"
 BLOCK_BYTES = 8 << 20
@@ -549,7 +549,7 @@ class _Reader:
                 eof = not block
                 buf += block
                 if first and (buf.strip() or eof):
-                    self._check_start(buf, eof)
+                    _check_start(buf, self.fname)
                     first = False
             if not buf:
                 break
@@ -572,17 +572,6 @@ class _Reader:
             f"due, and more lines follow; ase.io.read stops at a blank line (it would read "
             f"{self.frame} frame{'s' if self.frame != 1 else ''} and drop the rest): remove the "
             "blank line(s) between frames", file=self.fname, frame=self.frame, field="natoms")
-
-    def _check_start(self, buf: bytes, eof: bool) -> None:
-        if not buf.strip():
-            raise SetupError("empty file: no frames", file=self.fname)
-        first = buf.lstrip().split(b"\n", 1)[0].strip()
-        if _int_line(first) is None:
-            if b"\x00" in buf[:4096]:
-                raise SetupError("not a text extxyz file (binary content)", file=self.fname)
-            raise SetupError(
-                f"not an extxyz file: first line {first[:40]!r} is not an atom count",
-                file=self.fname, frame=0)
 
     def _frames(self, buf: bytes, eof: bool):
         """Frame what the buffer holds; returns (bytes consumed, lines consumed)."""
@@ -722,30 +711,19 @@ class _Reader:
             if error is None and natoms == 0:
                 error = ("natoms", "frame has no atoms")
             if error is None and nvec:
-                error = self._vec_header(header, text, line, natoms, nvec, comment)
+                error = _vec_header(header, text, line, natoms, nvec, comment)
             if error is not None:
                 self.reject(*error)
                 line = end
                 continue
             if self.pending is not None and spec != self.pending.spec:
                 yield from self._flush()
-            if self.pending is None:
-                self.pending = _Pending(spec)
-            a = int(starts[line + 2])
-            b = int(nl[line + 1 + natoms]) + 1
-            chunk = buf[a:b]
+            chunk = buf[int(starts[line + 2]): int(nl[line + 1 + natoms]) + 1]
             if not chunk.endswith(b"\n"):
                 chunk += b"\n"
-            p = self.pending
-            p.headers.append(header)
-            p.counts.append(natoms)
-            p.index.append(self.frame)
-            p.lines.append(self.line0 + line + 3)
-            p.chunks.append(chunk)
-            self.frame += 1
-            line = end
-            if len(p) >= self.batch_size:
+            if self._append(spec, header, natoms, line, chunk) >= self.batch_size:
                 yield from self._flush()
+            line = end
         line = min(line, n_lines)
         consumed = int(starts[line]) if line < len(starts) else len(buf)
         return consumed, line
@@ -781,36 +759,25 @@ class _Reader:
                 return line
             if self.pending is not None and spec != self.pending.spec:
                 yield from self._flush()
-            if self.pending is None:
-                self.pending = _Pending(spec)
-            p = self.pending
-            p.headers.append(header)
-            p.counts.append(natoms)
-            p.index.append(self.frame)
-            p.lines.append(self.line0 + line + 3)
-            p.chunks.append(buf[starts[line + 2]: nl[end - 1] + 1])
-            self.frame += 1
-            line = end
-            if len(p) >= self.batch_size:
+            chunk = buf[starts[line + 2]: nl[end - 1] + 1]
+            if self._append(spec, header, natoms, line, chunk) >= self.batch_size:
                 yield from self._flush()
+            line = end
         return line
 
-    def _vec_header(self, header, text, line, natoms, nvec, comment):
-        """ASE's vec_cell frames: cell rows as VEC1..VEC3 lines; the comment is kept whole."""
-        cell = np.zeros((3, 3))
-        for k in range(nvec):
-            parts = text(line + 2 + natoms + k).split()
-            if parts[0] != f"VEC{k + 1}".encode() or len(parts) != 4:
-                return ("Lattice", f"expected VEC{k + 1} and 3 numbers, got {parts[:1]}")
-            try:
-                cell[k] = [float(x) for x in parts[1:]]
-            except ValueError:
-                return ("Lattice", f"VEC{k + 1} holds a value that is not a number")
-        header.clear()
-        header["comment"] = comment.strip()
-        header["Lattice"] = cell
-        header["pbc"] = np.array([k < nvec for k in range(3)])
-        return None
+    def _append(self, spec: str, header: dict, natoms: int, line: int, chunk: bytes) -> int:
+        """Queue one framed frame (its atom lines, ``chunk``, start on buffer line
+        ``line + 2``); returns how many frames are pending."""
+        if self.pending is None:
+            self.pending = _Pending(spec)
+        p = self.pending
+        p.headers.append(header)
+        p.counts.append(natoms)
+        p.index.append(self.frame)
+        p.lines.append(self.line0 + line + 3)
+        p.chunks.append(chunk)
+        self.frame += 1
+        return len(p)
 
     def _flush(self) -> Iterator[FrameBatch]:
         pending, self.pending = self.pending, None
@@ -819,6 +786,37 @@ class _Reader:
             yield from _flush(pending, self.fname, rejects)
         elif rejects:
             yield _empty_batch(rejects)
+
+
+def _check_start(buf: bytes, fname: str) -> None:
+    """Refuse a file that is empty, binary, or does not open with an atom count."""
+    if not buf.strip():
+        raise SetupError("empty file: no frames", file=fname)
+    first = buf.lstrip().split(b"\n", 1)[0].strip()
+    if _int_line(first) is None:
+        if b"\x00" in buf[:4096]:
+            raise SetupError("not a text extxyz file (binary content)", file=fname)
+        raise SetupError(
+            f"not an extxyz file: first line {first[:40]!r} is not an atom count",
+            file=fname, frame=0)
+
+
+def _vec_header(header, text, line, natoms, nvec, comment):
+    """ASE's vec_cell frames: cell rows as VEC1..VEC3 lines; the comment is kept whole."""
+    cell = np.zeros((3, 3))
+    for k in range(nvec):
+        parts = text(line + 2 + natoms + k).split()
+        if parts[0] != f"VEC{k + 1}".encode() or len(parts) != 4:
+            return ("Lattice", f"expected VEC{k + 1} and 3 numbers, got {parts[:1]}")
+        try:
+            cell[k] = [float(x) for x in parts[1:]]
+        except ValueError:
+            return ("Lattice", f"VEC{k + 1} holds a value that is not a number")
+    header.clear()
+    header["comment"] = comment.strip()
+    header["Lattice"] = cell
+    header["pbc"] = np.array([k < nvec for k in range(3)])
+    return None
 
 
 def _properties_of(comment: str) -> str:

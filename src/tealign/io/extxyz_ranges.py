@@ -10,7 +10,7 @@ The rule can be fooled only by a file whose comment lines are bare integers laid
 frames, so the cuts are a proposal: a range that starts on a frame and reads to its end
 without a frame error ends on a frame as well (a cut inside a frame leaves the range's last
 frame truncated). Callers that trust the cuts only under that condition
-(:func:`tealign.align.pipeline.align_file`) read the frames of every well-formed file as one
+(:func:`tealign.align.pipeline.transform_file`) read the frames of every well-formed file as one
 reader would; anything else they read in one pass.
 """
 

@@ -319,6 +319,17 @@ def tensor_kind(key: str) -> str | None:
     return None
 
 
+def other_keys_of(batch, kind: str, key: str | None) -> set[str]:
+    """The keys of ``batch`` other than ``key`` that hold ``kind`` ("forces" or "stress") by
+    their name, in the store where that kind lives (:func:`tealign.keys.store_of`), without
+    the reference, original and D3 copies (``REF_``, ``orig_``, ``d3_``)."""
+    from tealign.keys import store_of
+
+    looks = forces_like if kind == "forces" else (lambda k: tensor_kind(k) == kind)
+    return {k for k in store_of(batch, kind) if k != key and looks(k)
+            and not k.startswith(("REF_", "orig_", "d3_"))}
+
+
 def as_tensor(value) -> np.ndarray | None:
     """A 3×3 float tensor from 3×3, 6 (Voigt xx yy zz yz xz xy) or 9 (row-major) numbers;
     None if ``value`` is none of these or not all numbers."""

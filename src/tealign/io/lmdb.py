@@ -39,9 +39,9 @@ from pathlib import Path
 import numpy as np
 
 from tealign.errors import FrameError, SetupError
-from tealign.io.atomic import remove_inside
 from tealign.io.common import existing_shards, from_jsonable, jsonable
 from tealign.io.frames import FrameBatch, FrameRecord
+from tealign.io.outputs import remove_inside
 from tealign.keys import REF, Keys, per_atom
 
 #: MACE property → the key mace-torch's LMDBDataset reads it from (DefaultKeys).
@@ -270,7 +270,7 @@ def write_lmdb_single(batches: Iterable[FrameBatch], path: str | os.PathLike, *,
                       keys: Keys = REF, weights: dict[str, float] | None = None) -> int:
     """Write frames as one ``.aselmdb`` file (atomically; rows as in the module text, all
     frames of ``batches`` held in memory while writing); returns frames written."""
-    from tealign.io.atomic import atomic_path
+    from tealign.io.outputs import atomic_path
 
     keys_d = {**LMDB_KEYS, **keys.as_dict()}
     with atomic_path(path) as tmp:

@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 
 from tealign.errors import SetupError
-from tealign.io.atomic import write_json
 from tealign.io.common import (
     existing_shards,
     from_jsonable,
@@ -36,6 +35,7 @@ from tealign.io.common import (
     sidecar_path,
 )
 from tealign.io.frames import FrameBatch, FrameRecord
+from tealign.io.outputs import write_json
 from tealign.keys import REF, Keys, per_atom
 
 #: MACE property name → default tealign/extxyz key (MACE's REF_* convention).
@@ -134,8 +134,8 @@ def write_mace_h5_file(batches, path: str | os.PathLike, *, keys=None,
     ``config_batch_0`` group) plus its sidecar ``<path>.meta.jsonl``, both atomically;
     returns frames written. All frames are held in memory: use a shard directory
     (:func:`write_mace_h5`) for large data."""
-    from tealign.io.atomic import atomic_path
     from tealign.io.common import sidecar_part
+    from tealign.io.outputs import atomic_path
 
     path = Path(path)
     keys_d = {**MACE_KEYS, **(keys or REF).as_dict()}

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tealign.io.atomic import remove_inside
 from tealign.io.common import sidecar_part, sidecar_path
 from tealign.io.frames import FrameBatch
+from tealign.io.outputs import remove_inside
 from tealign.io.registry import load, shard_format, shard_formats
 from tealign.keys import REF
 from tealign.workers import Executor
@@ -59,7 +59,7 @@ def write_shards(fmt: str, batches, shard_dir: str | os.PathLike, *, keys=None,
     them. Shards are written by ``workers`` processes (or on a Dask ``scheduler``); memory
     is bounded by a few shards of ``shard_size`` frames.
     """
-    from tealign.io.atomic import atomic_path
+    from tealign.io.outputs import atomic_path
 
     shard_dir = Path(shard_dir)
     with contextlib.ExitStack() as stack:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from tealign.errors import SetupError
-from tealign.io.atomic import check_safe_name
+from tealign.io.outputs import check_safe_name
 from tealign.keys import Keys
 
 try:

@@ -19,7 +19,9 @@ from tealign import rundir as rd
 from tealign.align.estimator import TotalEnergyAlignment
 from tealign.errors import FrameError, NothingWritten, SetupError
 from tealign.io import iter_batches
-from tealign.io.atomic import (
+from tealign.io.extxyz import format_batch
+from tealign.io.frames import FrameBatch
+from tealign.io.outputs import (
     RejectsWriter,
     atomic_path,
     inside,
@@ -27,13 +29,12 @@ from tealign.io.atomic import (
     remove_inside,
     write_json,
 )
-from tealign.io.extxyz import format_batch
-from tealign.io.frames import FrameBatch
-from tealign.io.shards import FORMATS, SHARD_SIZE, Executor, ShardWriter
+from tealign.io.shards import SHARD_FORMATS, SHARD_SIZE, ShardWriter
 from tealign.io.splits import assign_splits
 from tealign.keys import ORIG, REF, store_of
 from tealign.merge.config import PROPS, SPLITS, MergeConfig, SourceConfig, load_config
 from tealign.methods import IsolatedAtomTable, load_table, union_tables
+from tealign.workers import Executor
 
 #: Shard format of ``tealign merge`` unless ``--format`` says otherwise. Both train with
 #: mace-torch 0.3.16 (tests/test_scale_io.py checks what MACE sees); LMDB is written 4–6×
@@ -393,8 +394,9 @@ def run_merge(config: str | Path | dict | MergeConfig, outdir: str | Path, per_s
     ``extxyz=False`` skips ``merged.extxyz``. ``progress``, if given, is called with the
     number of frames read so far (all sources) after each batch.
     """
-    if fmt not in FORMATS:
-        raise SetupError(f"output format must be one of {', '.join(FORMATS)}", field="--format")
+    if fmt not in SHARD_FORMATS:
+        raise SetupError(f"output format must be one of {', '.join(SHARD_FORMATS)}",
+                         field="--format")
     cfg = load_config(config)
     target = (union_tables([load_table(e) for e in cfg.e0]) if isinstance(cfg.e0, list)
               else load_table(cfg.e0))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tealign import __version__
 from tealign import rundir as rd
-from tealign.io.atomic import atomic_path
+from tealign.io.outputs import atomic_path
 from tealign.report.page import E, Page
 from tealign.report.sections import sections
 from tealign.report.sections.bench_parts import MINI_MODEL

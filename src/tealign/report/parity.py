@@ -45,7 +45,7 @@ def tealign_png(path: Path) -> bool:
 def check_plot_dir(outdir: str | Path, field: str = "--plot") -> None:
     """Before any work: ``outdir`` is absent or a directory, and each plot file in it is
     absent or one tealign wrote (a user's ``parity.png`` is never replaced)."""
-    from tealign.io.atomic import special_kind
+    from tealign.io.outputs import special_kind
 
     d = Path(outdir)
     kind = special_kind(d)
@@ -89,7 +89,7 @@ def parity_plots(target: np.ndarray, icea: np.ndarray, tea: np.ndarray, outdir: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tealign.io.atomic import write_bytes_atomic
+    from tealign.io.outputs import write_bytes_atomic
 
     outdir = Path(outdir)
     check_plot_dir(outdir)

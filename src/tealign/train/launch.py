@@ -54,7 +54,7 @@ from pathlib import Path
 
 from tealign import rundir as rd
 from tealign.errors import SetupError
-from tealign.io.atomic import write_json
+from tealign.io.outputs import write_json
 from tealign.keys import REF
 from tealign.train.presets import ARCHITECTURE, PRESETS, preset_args, to_cli
 

@@ -31,13 +31,33 @@ CHOICES = (*REGISTRY, AUTO)
 
 __all__ = ["AUTO", "A_RANGE", "CHOICES", "MAX_OFFSET_EV", "MODELS", "REGISTRY",
            "CorrectionModel", "IceaModel", "ScaleElementsModel", "ScaleModel", "check_enough",
-           "choices_text", "choose_auto", "cross_validated_rmse", "implausible",
-           "kfold_indices", "make_model"]
+           "auto_candidates", "check_choice", "choices_text", "choose_auto", "help_text",
+           "cross_validated_rmse", "implausible", "kfold_indices", "make_model"]
+
+
+def help_text() -> str:
+    """Every accepted setting with what it does, from the registry (the ``--model`` help)."""
+    models = [f"{name} ({cls.summary})" if cls.summary else name
+              for name, cls in REGISTRY.items()]
+    return ", ".join(models) + (f" or {AUTO} (pick among {', '.join(auto_candidates())} by "
+                                "K-fold CV RMSE)")
 
 
 def choices_text() -> str:
     """The accepted settings for an error line: ``scale, scale+elements, icea or auto``."""
-    return ", ".join(CHOICES[:-1]) + " or " + CHOICES[-1]
+    return ", ".join(REGISTRY) + " or " + AUTO
+
+
+def check_choice(name: str) -> None:
+    """An unknown ``model`` setting is a setup error naming the accepted ones (the registry
+    as it is now, so a model registered after import is accepted too)."""
+    if name != AUTO and name not in REGISTRY:
+        raise SetupError(f"unknown model {name!r}; choose {choices_text()}", field="--model")
+
+
+def auto_candidates() -> tuple[str, ...]:
+    """The models ``auto`` chooses among: those of the registry with ``in_auto``."""
+    return tuple(name for name, cls in REGISTRY.items() if cls.in_auto)
 
 
 def make_model(name: str, alpha: float = 1e-3) -> CorrectionModel:
@@ -45,7 +65,7 @@ def make_model(name: str, alpha: float = 1e-3) -> CorrectionModel:
     cls = REGISTRY.get(name)
     if cls is None:
         raise SetupError(f"unknown correction model {name!r}; choose one of "
-                         f"{', '.join(REGISTRY)} or {AUTO}", field="--model")
+                         f"{choices_text()}", field="--model")
     return cls.from_settings(alpha=alpha)
 
 
@@ -59,7 +79,7 @@ def choose_auto(x, counts, y, groups, cv_folds: int, alpha: float,
                 rng: np.random.Generator) -> tuple[str, dict[str, float]]:
     """(the ``in_auto`` model of least K-fold cross-validated RMSE, {model: RMSE in eV})."""
     folds = kfold_indices(len(x), cv_folds, groups, rng)
-    cv = {m: cross_validated_rmse(m, x, counts, y, folds, alpha) for m in MODELS}
+    cv = {m: cross_validated_rmse(m, x, counts, y, folds, alpha) for m in auto_candidates()}
     return min(cv, key=cv.get), cv
 
 

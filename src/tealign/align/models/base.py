@@ -53,6 +53,8 @@ class CorrectionModel:
     and implements ``n_params`` and ``_solve``."""
 
     name = "base"
+    #: what the model does, in a few words (the ``--model`` help lists it)
+    summary = ""
     #: whether ``model="auto"`` considers this model (chosen by cross-validated RMSE)
     in_auto = False
 

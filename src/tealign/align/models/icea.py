@@ -11,6 +11,7 @@ class IceaModel(CorrectionModel):
     """y = x: the source atomization energy is the target's (no AEC); fits nothing."""
 
     name = "icea"
+    summary = "ICEA alone, no AEC"
 
     def n_params(self, n_elements: int) -> int:
         return 0

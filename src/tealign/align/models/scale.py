@@ -16,6 +16,7 @@ class ScaleModel(CorrectionModel):
     """y = a·x with a = Σ x·y / Σ x² (least squares through the origin)."""
 
     name = "scale"
+    summary = "the paper's single factor"
     in_auto = True
 
     def n_params(self, n_elements: int) -> int:

@@ -16,6 +16,7 @@ class ScaleElementsModel(CorrectionModel):
     """y = a·x + Σ n_el c_el, ridge-penalised offsets (alpha × mean squared count)."""
 
     name = "scale+elements"
+    summary = "the factor and one offset per element"
     in_auto = True
 
     def __init__(self, alpha: float = 1e-3) -> None:

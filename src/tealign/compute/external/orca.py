@@ -34,11 +34,11 @@ def command() -> str:
     """The shell command that runs ORCA in a job directory (``$ASE_ORCA_COMMAND`` or ``orca``
     on the PATH); :class:`CodeNotInstalled` when there is neither."""
     exe = os.environ.get("ASE_ORCA_COMMAND") or shutil.which("orca")
-    if not exe:
-        raise CodeNotInstalled("ORCA is not set up here: set ASE_ORCA_COMMAND to the full "
-                               "path of the orca binary (ORCA needs it for parallel runs), "
-                               "or run it elsewhere with `tealign compute export`")
-    return f"{exe} orca.inp > orca.out"
+    if exe:
+        return f"{exe} orca.inp > orca.out"
+    raise CodeNotInstalled("ORCA is not set up here: set ASE_ORCA_COMMAND to the full path "
+                           "of the orca binary (ORCA needs it for parallel runs), or run it "
+                           "elsewhere with `tealign compute export`")
 
 PRESETS: dict[str, dict] = {
     "omol25": {
