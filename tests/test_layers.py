@@ -93,3 +93,17 @@ def test_external_codes_are_entries_of_the_backend_registry():
         assert entry.external and entry.parse is not None and code not in BACKENDS
         assert parse_spec(entry.example).code == code
     assert not any(b.external or b.parse for b in BACKENDS.values())
+
+
+def test_the_one_call_time_reach_up_is_the_deprecated_align_shim():
+    """Imports are not the only way up: ``sys.modules["tealign"]`` reaches the package's
+    public names at call time. The one place allowed is ``tealign.align``'s deprecated call
+    shim (calling the subpackage runs ``tealign.align_file``, for one release)."""
+    import re
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "src" / "tealign"
+    hits = sorted(str(f.relative_to(src)) for f in src.rglob("*.py")
+                  if re.search(r"sys\.modules\[\s*[\"']tealign(\.api|\.cli[\w.]*)?[\"']\s*\]",
+                               f.read_text()))
+    assert hits == ["align/__init__.py"]

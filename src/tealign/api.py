@@ -757,6 +757,30 @@ def compute_import(jobs: str | os.PathLike, output: str | os.PathLike = "calib.e
     return Result("compute_import", import_calib(jobs, output, store=store, progress=progress))
 
 
+def format_names(kind: str = "read") -> str:
+    """The format names a help text lists, from the format registry
+    (:data:`tealign.io.registry.REGISTRY`): ``read`` every reader, ``convert`` the targets of
+    ``convert --to``, ``shards`` the shard directories ``merge --format`` writes (with what
+    each is)."""
+    from tealign.io.registry import REGISTRY
+
+    if kind == "read":
+        return ", ".join(REGISTRY)
+    if kind == "convert":
+        return " or ".join(n for n, f in REGISTRY.items() if f.convert_to)
+    if kind == "shards":
+        return " or ".join(f"{n} ({f.label})" for n, f in REGISTRY.items() if f.shard_writer)
+    raise ValueError(f"kind must be read, convert or shards, not {kind!r}")
+
+
+def external_presets() -> str:
+    """``code:PRESET`` of every preset of the external codes (the backend registry's
+    ``external`` entries), for the help of ``compute export``."""
+    from tealign.compute.external import EXTERNAL_CODES, module
+
+    return ", ".join(f"{c}:{p}" for c in EXTERNAL_CODES for p in module(c).PRESETS)
+
+
 def fit_model_help() -> str:
     """The ``model`` settings of :func:`fit`, each with what it does (from the correction models'
     registry, :data:`tealign.align.models.REGISTRY`)."""

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tealign import rundir as rd
+from tealign.deprecation import renamed
 from tealign.errors import SetupError
 from tealign.io.outputs import write_json
 
@@ -405,6 +406,6 @@ def summary_rows(run_dir: str | Path) -> list[tuple[str, str]]:
     return rows
 
 
-#: The former name of :func:`run_steps` (deprecated: ``tealign.run_demo`` is
+#: ``run_demo``: the former name of :func:`run_steps` (deprecated: ``tealign.run_demo`` is
 #: :func:`tealign.api.demo`, which also writes the report).
-run_demo = run_steps
+__getattr__ = renamed(__name__, {"run_demo": "run_steps"})

@@ -55,10 +55,20 @@ class Level:
 
     @property
     def family(self) -> str | None:
-        """``gto`` for all-electron Gaussian-basis codes, else the code itself."""
+        """``gto`` for all-electron Gaussian-basis codes (:data:`GTO_CODES`, and the codes of
+        tealign's backend registry whose entry says ``all-electron``), else the code itself."""
         if self.code is None:
             return None
-        return "gto" if self.code in GTO_CODES else self.code
+        return "gto" if self.code in GTO_CODES or self.code in _registry_gto_codes() \
+            else self.code
+
+
+def _registry_gto_codes() -> frozenset[str]:
+    """The codes of the backend registry (:func:`tealign.compute.backends.registry`) with
+    all-electron Gaussian-basis energies: their entry's ``core`` is ``all-electron``."""
+    from tealign.compute.backends import registry
+
+    return frozenset(name for name, b in registry().items() if b.core == "all-electron")
 
     def normalised(self) -> str:
         """``functional/basis@family`` with ``?`` for what is unknown."""

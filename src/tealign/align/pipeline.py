@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tealign.deprecation import renamed
 from tealign.errors import FrameError, SetupError, all_rejected
 from tealign.io.outputs import remove_inside
 from tealign.keys import REF, Keys
@@ -341,6 +342,6 @@ def _join_ranges(align: _Aligner, jobs: list, pool, out, counts: AlignCounts, st
             progress(counts.frames_in)
 
 
-#: the former name of :func:`transform_file` (it read as :func:`tealign.align_file`, which takes
-#: an alignment file where this takes the estimator); kept for one release
-align_file = transform_file
+#: ``align_file``: the former name of :func:`transform_file` (it read as
+#: :func:`tealign.align_file`, which takes an alignment file where this takes the estimator)
+__getattr__ = renamed(__name__, {"align_file": "transform_file"})

@@ -51,8 +51,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 StrictOpt = Annotated[bool, typer.Option(help="Treat frame errors as setup errors.")]
 FormatOpt = Annotated[str | None, typer.Option("--format", help="Force the input reader.")]
 ReaderOpt = Annotated[str | None, typer.Option(
-    "--reader", help="Force the input reader: extxyz, asedb, mace-h5, spice, mptrj, qm9 "
-    "(default: from the file).")]
+    "--reader", help=f"Force the input reader: {api.format_names('read')} (default: from the "
+    "file).")]
 #: ``--format`` where it named the input reader (``align``): a deprecated alias of --reader
 FormatAliasOpt = Annotated[str | None, typer.Option(
     "--format", hidden=True, help="Deprecated alias of --reader.")]

@@ -173,9 +173,9 @@ def merge(
                                              "(multi-head training).")] = False,
     strict: StrictOpt = False,
     fmt: Annotated[str | None, typer.Option("--shards", "--format", help="Shards MACE "
-                                            "trains from: h5 (sharded HDF5) or lmdb "
-                                            "(ASE-LMDB, .aselmdb; the default, written 4-6x "
-                                            "faster). --format is the same option.")] = None,
+                                            f"trains from: {api.format_names('shards')}; "
+                                            "default lmdb (written 4-6x faster than "
+                                            "mace-h5). --format is the same option.")] = None,
     workers: Annotated[int, typer.Option(help="Processes writing shards while the sources "
                                          "are read (default: CPU count, at most 4).")] = 0,
     scheduler: Annotated[str | None, typer.Option(help="Dask scheduler address: shards are "

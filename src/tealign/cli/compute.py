@@ -114,8 +114,7 @@ def compute_export(
     molecules: Annotated[str, typer.Argument(help="qm9:N or a dataset file (the calibration "
                                              "geometries).")],
     method: Annotated[list[str], typer.Option(help="[LABEL=]SPEC of an external code: "
-                                              "vasp:mptrj, vasp:paper-qm9vasp, orca:omol25, "
-                                              "psi4:spice; once per method.")],
+                                              f"{api.external_presets()}; once per method.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Directory for the jobs.")]
     = Path("jobs"),
     seed: Annotated[int, typer.Option(help="Seed of the QM9 pick and of the splits.")] = 0,

@@ -33,8 +33,8 @@ def info(
                                         "MPtrj .json, MACE shard directory, or qm9:N.")],
     energy_key: Annotated[str | None, typer.Option(help="Energy key to summarise (default "
                                                    "REF_energy, then energy).")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="Force a reader: extxyz, asedb, "
-                                            "mace-h5, spice, mptrj, qm9.")] = None,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help=f"Force a reader: {api.format_names('read')}.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Inspect a dataset: frames, elements, energies per atom, charges, units sanity.
@@ -76,8 +76,8 @@ def convert(
                                          "name: .extxyz/.xyz (.gz: gzip), .aselmdb, .h5, "
                                          ".traj/.db (through ASE), or a name without a "
                                          "suffix for a MACE shard directory.")],
-    to: Annotated[str | None, typer.Option(help="extxyz or mace-h5 (default: from the name "
-                                           "of -o).")] = None,
+    to: Annotated[str | None, typer.Option(help=f"{api.format_names('convert')} (default: "
+                                           "from the name of -o).")] = None,
     fmt: FormatOpt = None,
     energy_key: Annotated[str, typer.Option(help="Key of the energy (eV) for MACE.")]
     = REF.energy,

@@ -29,43 +29,52 @@ from pathlib import Path
 
 from ase import Atoms
 
-from tealign.compute.external import EXTERNAL_CODES, JobProblem, collect, write_job
+from tealign.compute.external import BACKENDS, EXTERNAL_CODES, JobProblem, collect, write_job
 from tealign.compute.runner import Job
 from tealign.compute.spec import MethodSpec, parse_spec
 from tealign.compute.store import JobStore
 from tealign.errors import SetupError
 
+#: ``run_job.sh`` around the codes' own lines: ``{commands}`` (each code's command, from its
+#: module's ``CLUSTER_COMMAND``) and ``{cases}`` (its ``CLUSTER_SCRIPT``)
 RUN_JOB = r"""#!/usr/bin/env bash
 # Run job N of this export (N = line of jobs.txt; default: the array index of SLURM or PBS).
 # A job that finished (.tealign-done) is skipped, so resubmitting the array resumes it.
-# The code's command: VASP  ${TEALIGN_VASP_COMMAND:-${ASE_VASP_COMMAND:-vasp_std}}
-#                     ORCA  ${ASE_ORCA_COMMAND:-orca} (full path: ORCA needs it for MPI)
-#                     Psi4  ${TEALIGN_PSI4_PYTHON:-python} (a Python where `import psi4` works)
+{commands}
 set -u
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-index="${1:-${SLURM_ARRAY_TASK_ID:-${PBS_ARRAY_INDEX:-}}}"
-[ -n "$index" ] || { echo "run_job.sh: give the job number" >&2; exit 2; }
-job="$(sed -n "${index}p" "$here/jobs.txt")"
-[ -n "$job" ] || { echo "run_job.sh: no job $index in $here/jobs.txt" >&2; exit 2; }
+here="$(cd "$(dirname "${{BASH_SOURCE[0]}}")" && pwd)"
+index="${{1:-${{SLURM_ARRAY_TASK_ID:-${{PBS_ARRAY_INDEX:-}}}}}}"
+[ -n "$index" ] || {{ echo "run_job.sh: give the job number" >&2; exit 2; }}
+job="$(sed -n "${{index}}p" "$here/jobs.txt")"
+[ -n "$job" ] || {{ echo "run_job.sh: no job $index in $here/jobs.txt" >&2; exit 2; }}
 cd "$here/$job" || exit 2
 [ -e .tealign-done ] && exit 0
 case "$(cat CODE)" in
-  vasp)
-    if [ ! -e POTCAR ]; then
-      : "${VASP_PP_PATH:?set VASP_PP_PATH to the folder holding potpaw_PBE}"
-      for s in $(cat POTCAR.symbols); do cat "$VASP_PP_PATH/potpaw_PBE/$s/POTCAR"; done \
-        > POTCAR.part && mv POTCAR.part POTCAR || exit 2
-    fi
-    ${TEALIGN_VASP_COMMAND:-${ASE_VASP_COMMAND:-vasp_std}} > vasp.stdout 2> vasp.stderr ;;
-  orca)
-    "${ASE_ORCA_COMMAND:-orca}" orca.inp > orca.out 2> orca.err ;;
-  psi4)
-    ${TEALIGN_PSI4_PYTHON:-python} -c "$(cat RUNNER.py)" > psi4.stdout 2> psi4.stderr ;;
+{cases}
+  *)
+    echo "run_job.sh: no command for code $(cat CODE) in $job" >&2; exit 2 ;;
 esac
 rc=$?
 [ "$rc" -eq 0 ] && touch .tealign-done
 exit "$rc"
 """
+
+
+def run_job_script() -> str:
+    """``run_job.sh`` of an export: one case per external code, from its module
+    (``CLUSTER_COMMAND``, ``CLUSTER_SCRIPT``); a code without one stops the job (exit 2,
+    not marked done)."""
+    from tealign.compute.external import module
+
+    mods = {code: module(code) for code in EXTERNAL_CODES}
+    width = max(len(BACKENDS[c].title) for c in mods) + 2
+    lead = "# The code's command: "
+    commands = "\n".join((lead if k == 0 else "#".ljust(len(lead)))
+                         + f"{BACKENDS[c].title:<{width}}{m.CLUSTER_COMMAND}"
+                         for k, (c, m) in enumerate(mods.items()))
+    cases = "\n".join(f"  {c})\n" + "\n".join(f"    {ln}" for ln in m.CLUSTER_SCRIPT.splitlines())
+                      + " ;;" for c, m in mods.items())
+    return RUN_JOB.format(commands=commands, cases=cases)
 
 
 def plan_jobs(molecules, specs: list[MethodSpec], forces: bool = True) -> list[Job]:
@@ -127,7 +136,7 @@ def export_jobs(source: str, methods: list[str], out_dir: str | Path, *, seed: i
             raise SetupError("holds an export of other molecules or methods; choose another "
                              "directory", file=str(out))
     out.mkdir(parents=True, exist_ok=True)
-    from tealign.compute.external.psi4 import RUNNER
+    from tealign.compute.external import module
 
     entries, problems = [], []
     for n, job in enumerate(jobs, 1):
@@ -149,8 +158,8 @@ def export_jobs(source: str, methods: list[str], out_dir: str | Path, *, seed: i
                             f"{exc.reason}")
             continue
         (tmp / "CODE").write_text(job.spec.code + "\n")
-        if job.spec.code == "psi4":
-            (tmp / "RUNNER.py").write_text(RUNNER + "\n")
+        for name_, text in getattr(module(job.spec.code), "JOB_FILES", {}).items():
+            (tmp / name_).write_text(text)
         record = {"key": job.key, "structure": job.structure, "settings": job.settings,
                   "label": job.spec.label, "spec": job.spec.spec, "name": job.name,
                   "charge": job.charge, "multiplicity": job.multiplicity,
@@ -169,7 +178,7 @@ def export_jobs(source: str, methods: list[str], out_dir: str | Path, *, seed: i
                 "labels": labels, "seed": seed, "forces": forces, "jobs": entries}
     _atomic_write(out / "manifest.json", json.dumps(manifest, indent=1))
     _atomic_write(out / "jobs.txt", "".join(e["dir"] + "\n" for e in entries))
-    _atomic_write(out / "run_job.sh", RUN_JOB)
+    _atomic_write(out / "run_job.sh", run_job_script())
     (out / "run_job.sh").chmod(0o755)
     kind = "pbs" if cfg is not None and cfg.kind == "pbs" else "slurm"
     _atomic_write(out / f"submit.{kind}", array_script(cfg, len(entries)))

@@ -13,9 +13,11 @@ from ase import Atoms
 from tealign.compute.backends import CalculationFailed, CalculationResult, run_calculation
 from tealign.compute.spec import MethodSpec
 from tealign.compute.store import JobStore, job_key, structure_hash
+from tealign.deprecation import renamed
 
-#: The former name of :class:`~tealign.compute.backends.CalculationResult` here (deprecated).
-Result = CalculationResult
+#: ``Result``: the former name of :class:`~tealign.compute.backends.CalculationResult` here
+#: (deprecated).
+__getattr__ = renamed(__name__, {"Result": "CalculationResult"})
 
 
 @dataclass

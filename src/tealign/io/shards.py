@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tealign.deprecation import renamed
 from tealign.io.common import sidecar_part, sidecar_path
 from tealign.io.frames import FrameBatch
 from tealign.io.outputs import remove_inside
@@ -38,8 +39,8 @@ SHARD_SIZE = 10_000
 #: The names ``merge --format`` accepts: every format with a shard writer, aliases included
 #: (:data:`tealign.io.registry.FORMATS` is every format).
 SHARD_FORMATS = shard_formats()
-#: The former name of :data:`SHARD_FORMATS` (deprecated).
-FORMATS = SHARD_FORMATS
+#: ``FORMATS``: the former name of :data:`SHARD_FORMATS` (deprecated).
+__getattr__ = renamed(__name__, {"FORMATS": "SHARD_FORMATS"})
 #: Neighbour counts for MACE's ``avg_num_neighbors`` come from at most this many training
 #: frames, spread evenly over the split (a stride that doubles as the split grows).
 NEIGHBOR_SAMPLE = 2048

@@ -29,7 +29,8 @@ from tealign.io.outputs import (
     remove_inside,
     write_json,
 )
-from tealign.io.shards import SHARD_FORMATS, SHARD_SIZE, ShardWriter
+from tealign.io.registry import shard_formats
+from tealign.io.shards import SHARD_SIZE, ShardWriter
 from tealign.io.splits import assign_splits
 from tealign.keys import ORIG, REF, store_of
 from tealign.merge.config import PROPS, SPLITS, MergeConfig, SourceConfig, load_config
@@ -394,8 +395,8 @@ def run_merge(config: str | Path | dict | MergeConfig, outdir: str | Path, per_s
     ``extxyz=False`` skips ``merged.extxyz``. ``progress``, if given, is called with the
     number of frames read so far (all sources) after each batch.
     """
-    if fmt not in SHARD_FORMATS:
-        raise SetupError(f"output format must be one of {', '.join(SHARD_FORMATS)}",
+    if fmt not in shard_formats():  # the registry as it is now
+        raise SetupError(f"output format must be one of {', '.join(shard_formats())}",
                          field="--format")
     cfg = load_config(config)
     target = (union_tables([load_table(e) for e in cfg.e0]) if isinstance(cfg.e0, list)

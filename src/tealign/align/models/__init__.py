@@ -95,7 +95,7 @@ def check_enough(name: str, n: int, n_elements: int, groups, cv_folds: int,
                 f"structures (molecules) to cross-validate, but only {n_groups} are "
                 "usable; add structures, lower --folds or pick a model",
                 file=fname, field="calibration")
-        model = max((make_model(m) for m in MODELS),
+        model = max((make_model(m) for m in auto_candidates()),
                     key=lambda m: m.min_structures(n_elements))
     else:
         model = make_model(name)

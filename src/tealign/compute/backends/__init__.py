@@ -30,7 +30,6 @@ from tealign.compute.backends.base import (
     Backend,
     CalculationFailed,
     CalculationResult,
-    Result,
     Spec,
 )
 from tealign.compute.backends.pyscf import (  # noqa: F401 (public names of this module)
@@ -39,13 +38,17 @@ from tealign.compute.backends.pyscf import (  # noqa: F401 (public names of this
     gaussian_pople_shells,
 )
 from tealign.compute.backends.xtb import XTB_METHODS  # noqa: F401
+from tealign.deprecation import renamed
 from tealign.errors import SetupError
 
 if TYPE_CHECKING:
     from ase import Atoms
 
-__all__ = ["BACKENDS", "Backend", "CalculationFailed", "CalculationResult", "Result", "extras",
-           "get", "registry", "run_calculation"]
+__all__ = ["BACKENDS", "Backend", "CalculationFailed", "CalculationResult", "extras", "get",
+           "registry", "run_calculation"]
+
+#: ``Result``: the former name of :class:`CalculationResult` (deprecated)
+__getattr__ = renamed(__name__, {"Result": "CalculationResult"})
 
 #: Every backend tealign runs in its own process, by the code a SPEC names, in the order help
 #: texts list them.

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from tealign.deprecation import renamed
+
 if TYPE_CHECKING:
     from ase import Atoms
 
@@ -45,9 +47,9 @@ class CalculationResult:
     info: dict = field(default_factory=dict)
 
 
-#: The former name of :class:`CalculationResult` (deprecated; ``tealign.api.Result`` is a
-#: verb's result, this one calculation's).
-Result = CalculationResult
+#: ``Result``: the former name of :class:`CalculationResult` (deprecated; ``tealign.api.Result``
+#: is a verb's result, this one calculation's).
+__getattr__ = renamed(__name__, {"Result": "CalculationResult"})
 
 
 #: ``run(spec, atoms, charge, multiplicity, forces, isolated_atom, kpts) -> Result``: the

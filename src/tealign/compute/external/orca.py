@@ -28,6 +28,9 @@ from tealign.compute.external.common import CodeNotInstalled, JobProblem
 
 COMMAND_ENV = "ASE_ORCA_COMMAND"
 INPUTS = ("orca.inp",)
+#: how an export's ``run_job.sh`` runs ORCA in a job directory on the cluster (bash)
+CLUSTER_COMMAND = "${ASE_ORCA_COMMAND:-orca} (full path: ORCA needs it for MPI)"
+CLUSTER_SCRIPT = '"${ASE_ORCA_COMMAND:-orca}" orca.inp > orca.out 2> orca.err'
 
 
 def command() -> str:

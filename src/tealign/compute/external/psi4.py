@@ -30,6 +30,11 @@ INPUTS = ("input.json",)
 RUNNER = ("import json, psi4; r = psi4.schema_wrapper.run_qcschema(json.load(open("
           "'input.json'))); open('result.json.part', 'w').write(r.json()); "
           "import os; os.replace('result.json.part', 'result.json')")
+#: how an export's ``run_job.sh`` runs Psi4 in a job directory on the cluster (bash), and the
+#: file it runs, written into every job directory
+CLUSTER_COMMAND = "${TEALIGN_PSI4_PYTHON:-python} (a Python where `import psi4` works)"
+CLUSTER_SCRIPT = '${TEALIGN_PSI4_PYTHON:-python} -c "$(cat RUNNER.py)" > psi4.stdout 2> psi4.stderr'
+JOB_FILES = {"RUNNER.py": RUNNER + "\n"}
 
 
 def command() -> str:

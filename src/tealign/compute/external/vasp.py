@@ -45,6 +45,15 @@ from tealign.compute.external.common import CodeNotInstalled, JobProblem
 
 COMMAND_ENV = "ASE_VASP_COMMAND"
 INPUTS = ("INCAR", "KPOINTS", "POSCAR")
+#: how an export's ``run_job.sh`` runs VASP in a job directory on the cluster (bash): the
+#: POTCAR concatenated from ``$VASP_PP_PATH`` in POSCAR's species order, then the command
+CLUSTER_COMMAND = "${TEALIGN_VASP_COMMAND:-${ASE_VASP_COMMAND:-vasp_std}}"
+CLUSTER_SCRIPT = r"""if [ ! -e POTCAR ]; then
+  : "${VASP_PP_PATH:?set VASP_PP_PATH to the folder holding potpaw_PBE}"
+  for s in $(cat POTCAR.symbols); do cat "$VASP_PP_PATH/potpaw_PBE/$s/POTCAR"; done \
+    > POTCAR.part && mv POTCAR.part POTCAR || exit 2
+fi
+${TEALIGN_VASP_COMMAND:-${ASE_VASP_COMMAND:-vasp_std}} > vasp.stdout 2> vasp.stderr"""
 
 
 def command() -> str:
