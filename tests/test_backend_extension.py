@@ -98,3 +98,28 @@ def test_the_benchmarks_take_the_new_code_as_a_calculator(registered):
     a = Atoms("Ar2", positions=[[0, 0, 0], [0, 0, 4.0]])
     a.calc = calc
     assert a.get_potential_energy() == pytest.approx(_pair(4.0), rel=1e-12)
+
+
+def test_an_export_runs_each_external_code_by_its_module_and_stops_an_unknown_one(tmp_path):
+    """``run_job.sh`` has one case per external code, from its module; a job whose code has
+    none stops (exit 2) and is never marked done (so an import cannot take it as run)."""
+    import subprocess
+
+    from tealign import api
+    from tealign.compute.exchange import run_job_script
+    from tealign.compute.external import EXTERNAL_CODES, module
+    from tealign.io import write
+
+    script = run_job_script()
+    for code in EXTERNAL_CODES:
+        assert f"  {code})\n" in script and module(code).CLUSTER_SCRIPT.splitlines()[0] in script
+    h2 = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]], info={"mol_id": "H2"})
+    write(tmp_path / "h2.extxyz", [h2])
+    api.compute_export(str(tmp_path / "h2.extxyz"), ["orca:omol25"], tmp_path / "jobs")
+    jobs = tmp_path / "jobs"
+    first = (jobs / "jobs.txt").read_text().split()[0]
+    (jobs / first / "CODE").write_text("newcode\n")
+    proc = subprocess.run(["bash", str(jobs / "run_job.sh"), "1"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "no command for code newcode" in proc.stderr
+    assert not (jobs / first / ".tealign-done").exists()
