@@ -38,6 +38,14 @@ OVERRIDE = "--allow-method-mismatch"
 _DISP = re.compile(r"[-+_]?(d3\(?bj\)?|d3zero|d3|d4|nl|vv10)$")
 
 
+def _registry_gto_codes() -> frozenset[str]:
+    """The codes of the backend registry (:func:`tealign.compute.backends.registry`) with
+    all-electron Gaussian-basis energies: their entry's ``core`` is ``all-electron``."""
+    from tealign.compute.backends import registry
+
+    return frozenset(name for name, b in registry().items() if b.core == "all-electron")
+
+
 @dataclass(frozen=True)
 class Level:
     """The level of theory behind one energy key or one isolated-atom table.
@@ -61,14 +69,6 @@ class Level:
             return None
         return "gto" if self.code in GTO_CODES or self.code in _registry_gto_codes() \
             else self.code
-
-
-def _registry_gto_codes() -> frozenset[str]:
-    """The codes of the backend registry (:func:`tealign.compute.backends.registry`) with
-    all-electron Gaussian-basis energies: their entry's ``core`` is ``all-electron``."""
-    from tealign.compute.backends import registry
-
-    return frozenset(name for name, b in registry().items() if b.core == "all-electron")
 
     def normalised(self) -> str:
         """``functional/basis@family`` with ``?`` for what is unknown."""
