@@ -31,29 +31,30 @@ def displacement_rmsd(a, ref) -> float:
     return float(np.sqrt((d ** 2).sum(axis=1).mean()))
 
 
-frames = read_batch("geometries.extxyz").to_atoms()
-if any(a.info.get("sampling") == "md_600K" for a in frames):
-    raise SystemExit("geometries.extxyz already holds MD snapshots")
-rng = np.random.default_rng(1)
-calc = get_calculator("chgnet")
-added = []
-for a in frames:
-    if a.info.get("sampling") != "equilibrium":
-        continue
-    md = a.copy()
-    md.calc = calc
-    MaxwellBoltzmannDistribution(md, temperature_K=600, rng=rng)
-    dyn = Langevin(md, 1.0 * units.fs, temperature_K=600, friction=0.02, rng=rng)
-    for step in (200, 300, 400):
-        dyn.run(100 if step > 200 else 200)
-        snap = md.copy()
-        snap.calc = None
-        snap.info = {**a.info, "sampling": "md_600K", "md_step": step,
-                     "mol_id": f"{a.info['crystal']}_{a.info['structure']}_md"}
-        if displacement_rmsd(snap, a) < MIN_RMSD:  # a near-copy of the equilibrium cell
-            print(f"{a.info['crystal']} step {step}: skipped, within {MIN_RMSD} Å RMSD")
+if __name__ == "__main__":
+    frames = read_batch("geometries.extxyz").to_atoms()
+    if any(a.info.get("sampling") == "md_600K" for a in frames):
+        raise SystemExit("geometries.extxyz already holds MD snapshots")
+    rng = np.random.default_rng(1)
+    calc = get_calculator("chgnet")
+    added = []
+    for a in frames:
+        if a.info.get("sampling") != "equilibrium":
             continue
-        added.append(snap)
-    print(a.info["crystal"], flush=True)
-write_extxyz("geometries.extxyz", [FrameBatch.from_atoms(frames + added)])
-print(f"appended {len(added)} MD snapshots; {len(frames) + len(added)} in all")
+        md = a.copy()
+        md.calc = calc
+        MaxwellBoltzmannDistribution(md, temperature_K=600, rng=rng)
+        dyn = Langevin(md, 1.0 * units.fs, temperature_K=600, friction=0.02, rng=rng)
+        for step in (200, 300, 400):
+            dyn.run(100 if step > 200 else 200)
+            snap = md.copy()
+            snap.calc = None
+            snap.info = {**a.info, "sampling": "md_600K", "md_step": step,
+                         "mol_id": f"{a.info['crystal']}_{a.info['structure']}_md"}
+            if displacement_rmsd(snap, a) < MIN_RMSD:  # a near-copy of the equilibrium cell
+                print(f"{a.info['crystal']} step {step}: skipped, within {MIN_RMSD} Å RMSD")
+                continue
+            added.append(snap)
+        print(a.info["crystal"], flush=True)
+    write_extxyz("geometries.extxyz", [FrameBatch.from_atoms(frames + added)])
+    print(f"appended {len(added)} MD snapshots; {len(frames) + len(added)} in all")

@@ -22,6 +22,19 @@ METALS = {"Al": ("fcc", 4.019), "Cu": ("fcc", 3.595), "Li": ("bcc", 3.451),
           "Na": ("bcc", 4.207)}
 
 
+def random_strain(rng):
+    """A strain tensor of the configurations: ±4 % normal and ±2 % shear, uniform (two draws
+    from ``rng``, a numpy Generator: the normal components, then the shear ones)."""
+    import numpy as np
+
+    eps = np.diag(rng.uniform(-0.04, 0.04, 3))
+    shear = rng.uniform(-0.02, 0.02, 3)
+    eps[0, 1] = eps[1, 0] = shear[0]
+    eps[0, 2] = eps[2, 0] = shear[1]
+    eps[1, 2] = eps[2, 1] = shear[2]
+    return eps
+
+
 def equilibrium_cell(name: str):
     structure, a = {**CRYSTALS, **METALS}[name]
     if structure in ("fcc", "bcc"):

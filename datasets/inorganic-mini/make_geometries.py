@@ -25,7 +25,7 @@ from tealign.io.extxyz import write_extxyz
 from tealign.io.frames import FrameBatch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from crystals import CRYSTALS, equilibrium_cell  # noqa: E402
+from crystals import CRYSTALS, equilibrium_cell, random_strain  # noqa: E402
 
 N_PER_CRYSTAL = 25  # drawn per crystal (fixes the seeded stream)
 N_KEPT = 5  # kept per crystal for training: mol_id group 0
@@ -34,11 +34,7 @@ frames = []
 for name, (structure, _a) in CRYSTALS.items():
     for k in range(N_PER_CRYSTAL):
         atoms = equilibrium_cell(name)
-        eps = np.diag(rng.uniform(-0.04, 0.04, 3))
-        shear = rng.uniform(-0.02, 0.02, 3)
-        eps[0, 1] = eps[1, 0] = shear[0]
-        eps[0, 2] = eps[2, 0] = shear[1]
-        eps[1, 2] = eps[2, 1] = shear[2]
+        eps = random_strain(rng)
         if k == 0:
             eps[:] = 0.0
         atoms.set_cell(atoms.cell[:] @ (np.eye(3) + eps), scale_atoms=True)
