@@ -71,6 +71,19 @@ def test_a_spec_of_the_new_code_parses_and_computes(registered):
         parse_spec("toylj:pbe/none")
 
 
+def test_an_all_electron_entry_joins_the_gaussian_basis_family(registered, monkeypatch):
+    """Provenance groups codes by family: an entry whose core is all-electron compares as a
+    Gaussian-basis code (``gto``), one of any other core as itself."""
+    import dataclasses
+
+    from tealign.provenance import Level
+
+    assert Level("lj", code="toylj").family == "toylj"
+    monkeypatch.setitem(backends.BACKENDS, "toylj",
+                        dataclasses.replace(BACKEND, core="all-electron"))
+    assert Level("lj", code="toylj").family == Level("pbe", code="pyscf").family == "gto"
+
+
 def test_compute_atoms_and_calib_run_the_new_code(registered, tmp_path):
     from tealign import api
     from tealign.io import read, write

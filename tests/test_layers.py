@@ -95,15 +95,52 @@ def test_external_codes_are_entries_of_the_backend_registry():
     assert not any(b.external or b.parse for b in BACKENDS.values())
 
 
+def _reaches_up(tree) -> list[str]:
+    """What a module's source reaches above the library by name rather than by an import of
+    ``tealign.api``/``tealign.cli``: the package's lazy API names (``from tealign import fit``),
+    ``importlib.import_module("tealign.api...")``, ``sys.modules["tealign..."]``."""
+    import ast
+
+    import tealign
+
+    api_names = {n for n, (mod, _) in tealign._EXPORTS.items() if mod == "tealign.api"}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "tealign" and not node.level:
+            found += [f"from tealign import {a.name}" for a in node.names
+                      if a.name in api_names or a.name.startswith("bench_")]
+        elif isinstance(node, ast.Call) and node.args \
+                and isinstance(node.args[0], ast.Constant) \
+                and isinstance(node.args[0].value, str) \
+                and node.args[0].value.startswith(("tealign.api", "tealign.cli")):
+            found.append(f"call with {node.args[0].value!r}")
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) \
+                and isinstance(node.slice.value, str) \
+                and ast.unparse(node.value) == "sys.modules" \
+                and node.slice.value.split(".")[0] == "tealign":
+            found.append(f"sys.modules[{node.slice.value!r}]")
+    return found
+
+
 def test_the_one_call_time_reach_up_is_the_deprecated_align_shim():
-    """Imports are not the only way up: ``sys.modules["tealign"]`` reaches the package's
-    public names at call time. The one place allowed is ``tealign.align``'s deprecated call
-    shim (calling the subpackage runs ``tealign.align_file``, for one release)."""
-    import re
+    """Imports are not the only way up. Below the API, no module names the API's verbs through
+    the package, ``import_module`` or ``sys.modules``, but one: ``tealign.align``'s deprecated
+    call shim (calling the subpackage runs ``tealign.align_file``, for one release)."""
+    import ast
     from pathlib import Path
 
-    src = Path(__file__).resolve().parents[1] / "src" / "tealign"
-    hits = sorted(str(f.relative_to(src)) for f in src.rglob("*.py")
-                  if re.search(r"sys\.modules\[\s*[\"']tealign(\.api|\.cli[\w.]*)?[\"']\s*\]",
-                               f.read_text()))
-    assert hits == ["align/__init__.py"]
+    from test_architecture_imports import _modules
+
+    found = {m: hits for m, path in _modules().items() if _below_api(m)
+             if (hits := _reaches_up(ast.parse(Path(path).read_text())))}
+    assert found == {"tealign.align": ['sys.modules[\'tealign\']']}
+
+
+def test_the_reach_up_check_sees_each_way_up():
+    import ast
+
+    for code in ("from tealign import fit", "import importlib\n"
+                 "importlib.import_module('tealign.api')", "import sys\nsys.modules['tealign']",
+                 "from tealign import bench_lattice"):
+        assert _reaches_up(ast.parse(code)), code
+    assert not _reaches_up(ast.parse("from tealign import keys\nimport tealign.io"))

@@ -85,3 +85,53 @@ def test_every_published_table_is_within_the_plausible_range():
     for name in builtin_tables():
         for sym, e in load_table(name).energies.items():
             assert atom_energy_min_ev(sym) < e < ATOM_ENERGY_MAX_EV, (name, sym, e)
+
+
+def _fe_oxide_calibration(src, tgt, n=6, seed=0):
+    """n FeO_k structures (k = 1..3) with atomization energies 3-6 eV per atom on both sides."""
+    from tealign.io.frames import FrameBatch, FrameRecord
+
+    rng = np.random.default_rng(seed)
+    recs = []
+    for i in range(n):
+        numbers = np.array([26] + [8] * (1 + i % 3))
+        x = rng.uniform(3, 6) * len(numbers)
+        e_src = src.energies["Fe"] + src.energies["O"] * (len(numbers) - 1) - x
+        e_tgt = tgt.energies["Fe"] + tgt.energies["O"] * (len(numbers) - 1) - 0.97 * x
+        recs.append(FrameRecord(numbers=numbers, positions=rng.normal(size=(len(numbers), 3)),
+                                info={"e_src": e_src, "e_tgt": e_tgt, "mol_id": f"m{i}"},
+                                index=i))
+    return FrameBatch.from_records(recs)
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("known source, unknown target", 1),
+    ("the unknown table loaded twice", 1),
+    ("two unknown tables under one name", 2),
+])
+def test_fit_warns_once_per_table_of_unknown_settings(case, expected):
+    """fit warns for d-block atoms from each table of unknown spin/smearing settings once; the
+    same table loaded twice is one table, two tables that share only a file stem are two."""
+    import warnings
+
+    from tealign.align import TotalEnergyAlignment
+    from tealign.methods import IsolatedAtomTable
+
+    vasp = load_table("vasp-pbe-mp")
+    sub = {s: vasp.energies[s] for s in ("Fe", "O")}
+    known = IsolatedAtomTable("src", {s: e - 1000.0 for s, e in sub.items()},
+                              provenance={"settings_known": True})
+    if case == "known source, unknown target":
+        src, tgt = known, vasp
+    elif case == "the unknown table loaded twice":
+        src, tgt = load_table("vasp-pbe-mp"), vasp
+    else:
+        unknown = {"settings_known": False}
+        src = IsolatedAtomTable("atoms", {s: e - 1000.0 for s, e in sub.items()}, unknown)
+        tgt = IsolatedAtomTable("atoms", dict(sub), unknown)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        TotalEnergyAlignment(src, tgt, source_key="e_src", target_key="e_tgt",
+                             n_bootstrap=10).fit(_fe_oxide_calibration(src, tgt))
+    said = [w for w in rec if "unknown spin/smearing" in str(w.message)]
+    assert len(said) == expected and all("Fe" in str(w.message) for w in said)

@@ -408,10 +408,10 @@ def __getattr__(name: str):
     correction models' registry and ``auto``, imported when asked for)."""
     import functools
 
-    if name == "FIT_MODELS":
-        from tealign.align.models import CHOICES
+    if name == "FIT_MODELS":  # the registry as it is now
+        from tealign.align.models import AUTO, REGISTRY
 
-        return CHOICES
+        return (*REGISTRY, AUTO)
 
     from tealign.bench.benchmarks import BENCHMARKS
 
@@ -769,7 +769,9 @@ def format_names(kind: str = "read") -> str:
     if kind == "convert":
         return " or ".join(n for n, f in REGISTRY.items() if f.convert_to)
     if kind == "shards":
-        return " or ".join(f"{n} ({f.label})" for n, f in REGISTRY.items() if f.shard_writer)
+        return " or ".join(
+            f"{n} ({f.shard_suffix} shards" + "".join(f"; also {a}" for a in f.aliases) + ")"
+            for n, f in REGISTRY.items() if f.shard_writer)
     raise ValueError(f"kind must be read, convert or shards, not {kind!r}")
 
 

@@ -89,8 +89,11 @@ def collect(calibration, source_table: IsolatedAtomTable, target_table: Isolated
     if not e_src:
         raise SetupError("no usable calibration structure (all were rejected)", file=fname)
     numbers = np.concatenate(numbers_list)
-    # d-block atoms from a table of unknown settings (each table once)
-    for table in {t.name: t for t in (source_table, target_table)}.values():
+    # d-block atoms from a table of unknown settings: each table once (the same energies under
+    # the same name, loaded twice, are one table)
+    tables = {(t.name, tuple(sorted(t.energies.items()))): t
+              for t in (source_table, target_table)}
+    for table in tables.values():
         table.warn_unknown_settings(numbers)
     n_atoms = np.concatenate(offsets_list)
     elements = sorted({chemical_symbols[z] for z in np.unique(numbers)},

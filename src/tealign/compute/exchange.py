@@ -66,11 +66,13 @@ def run_job_script() -> str:
     not marked done)."""
     from tealign.compute.external import module
 
-    mods = {code: module(code) for code in EXTERNAL_CODES}
+    # a code module without CLUSTER_SCRIPT has no case: its jobs stop at ``*)`` (exit 2)
+    mods = {code: m for code in EXTERNAL_CODES
+            if getattr(m := module(code), "CLUSTER_SCRIPT", None)}
     width = max(len(BACKENDS[c].title) for c in mods) + 2
     lead = "# The code's command: "
     commands = "\n".join((lead if k == 0 else "#".ljust(len(lead)))
-                         + f"{BACKENDS[c].title:<{width}}{m.CLUSTER_COMMAND}"
+                         + f"{BACKENDS[c].title:<{width}}{getattr(m, 'CLUSTER_COMMAND', '')}"
                          for k, (c, m) in enumerate(mods.items()))
     cases = "\n".join(f"  {c})\n" + "\n".join(f"    {ln}" for ln in m.CLUSTER_SCRIPT.splitlines())
                       + " ;;" for c, m in mods.items())
