@@ -139,7 +139,8 @@ def screen(atoms: Atoms) -> tuple[float, int]:
 def complexes() -> list[tuple[str, str, str]]:
     """(complex id, adsorbate species, slab species)."""
     return [
-        (f"{m.removesuffix('_g')}@{b.removesuffix('_s')}(001)", m, b)
+        # "_on_", not "@": ase.io.read takes "name@index" as an index into the file
+        (f"{m.removesuffix('_g')}_on_{b.removesuffix('_s')}(001)", m, b)
         for b, ms in SURFACES.items()
         for m in ms
     ]
