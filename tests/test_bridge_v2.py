@@ -79,11 +79,17 @@ def _pigeonhole_by_loops(values, items, molecules, n_boot, seed):
 @pytest.mark.skipif(not RESULTS.exists(), reason="experiments/multidomain/runs/bridge_v2 "
                     "not computed (python experiments/multidomain/bridge_v2.py)")
 def test_molecule_bootstrap_recomputed_independently():
+    from tealign.bench import cross
+
     res = json.loads(RESULTS.read_text())
     definition = json.loads((DATA / "bridge.json").read_text())
     mols = res["molecules"]
-    items = [[s for s in r["coefficients"] if s in mols] for r in definition["reactions"]]
-    err = res["variants"]["scale"]["reaction_error_eV"]
+    # every item the analysis scored (reactions, adsorption, lattice energies), its molecules
+    # read from bridge.json here, not from the results
+    by_id = {it["id"]: it for it in cross.items_of(definition)}
+    items = [[s for s in by_id[it["id"]]["terms"] if definition["species"][s]["role"] ==
+              "molecule"] for it in res["items"]]
+    err = res["variants"]["scale"]["item_error_eV"]
     keep = [e is not None for e in err]
     values = [abs(e) for e, k in zip(err, keep) if k]
     its = [it for it, k in zip(items, keep) if k]
@@ -161,3 +167,43 @@ def test_bond_correction_forces_are_minus_the_gradient_of_its_energy():
             m[i, k] -= h_step
             fd = -(energy(p) - energy(m)) / (2 * h_step)
             assert forces[i, k] == pytest.approx(fd, abs=1e-6)
+
+
+ADSORPTION = DATA / "bridge-adsorption.extxyz"
+
+
+@pytest.mark.skipif(not ADSORPTION.exists(), reason="no relaxed adsorbate computed yet "
+                    "(datasets/bridge-v2: relax_adsorbates.py gpaw, make_geometries.py, "
+                    "regenerate.sh)")
+def test_relaxed_poses_are_minima_at_the_target_level():
+    """Every relaxed complex and slab, recomputed with forces by `tealign compute calib` (not
+    by the relaxer), has no free atom with a force above the relaxer's threshold; its bottom
+    layer is where the pose search put it; the adsorbate stays bound to the surface."""
+    from ase.io import read
+
+    relax = _load(DATA / "relax_adsorbates.py", "bridge_v2_relax")
+    definition = json.loads((DATA / "bridge.json").read_text())
+    frames = {a.info["species"]: a for a in read(ADSORPTION, ":")}
+    assert definition["adsorption"], "adsorption.extxyz without adsorption items"
+    for item in definition["adsorption"]:
+        for sid in (item["complex"], item["slab"]):
+            a = frames[sid]
+            start = read(DATA / "relax" / f"{sid}.start.extxyz")
+            z = start.positions[:, 2]
+            bottom = z < z.min() + 0.1
+            np.testing.assert_allclose(a.positions[bottom], start.positions[bottom], atol=1e-6)
+            f = np.linalg.norm(a.arrays["forces_pbe"], axis=1)[~bottom]
+            assert f.max() < relax.FMAX, (sid, float(f.max()))
+        cplx, slab = frames[item["complex"]], frames[item["slab"]]
+        n_slab = len(slab)
+        surface = cplx.positions[:n_slab, 2].max()
+        assert cplx.positions[n_slab:, 2].min() - surface < 3.0, item["id"]
+        mol = next(b for b in read(DATA / "bridge-molecules.extxyz", ":")
+                   if b.info["species"] == item["molecule"])
+        e_ads = cplx.info["energy_pbe"] - slab.info["energy_pbe"] - mol.info["energy_pbe"]
+        assert -2.0 < e_ads < 0.0, (item["id"], e_ads)
+        # the pose the search chose is the one relaxed
+        search = json.loads((DATA / "relax" / f"{item['complex']}.pose_search.json")
+                            .read_text())
+        best = min(c["chgnet_energy_eV"] for c in search["candidates"])
+        assert search["chosen"]["chgnet_energy_eV"] == best

@@ -18,6 +18,9 @@ import importlib.util
 import json
 from pathlib import Path
 
+import numpy as np
+from ase import Atoms
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -91,14 +94,106 @@ def reactions(cat=None) -> list:
     return list(cat.REACTIONS) + NEW_REACTIONS
 
 
+def molecules_of(crystal: Atoms) -> list[Atoms]:
+    """The molecules of a molecular crystal as whole gas-phase frames (bonded by ASE's natural
+    cutoffs across the periodic boundary, each unwrapped about its first atom)."""
+    from ase.neighborlist import NeighborList, natural_cutoffs
+
+    nl = NeighborList(natural_cutoffs(crystal), self_interaction=False, bothways=True)
+    nl.update(crystal)
+    seen: set[int] = set()
+    out = []
+    for start in range(len(crystal)):
+        if start in seen:
+            continue
+        pos = {start: crystal.positions[start]}
+        todo = [start]
+        while todo:
+            i = todo.pop()
+            idx, offsets = nl.get_neighbors(i)
+            for j, off in zip(idx, offsets):
+                if j in pos:
+                    continue
+                # j's image bonded to i: its position relative to i's, through the cell
+                shift = crystal.positions[j] + off @ crystal.cell - crystal.positions[i]
+                pos[int(j)] = pos[i] + shift
+                todo.append(int(j))
+        seen |= set(pos)
+        order = sorted(pos)
+        out.append(Atoms([crystal[k].symbol for k in order],
+                         positions=[pos[k] for k in order]))
+    return out
+
+
+def adsorption_items(cat) -> tuple[list[Atoms], list[dict]]:
+    """The relaxed adsorbate–slab complexes of relax_adsorbates.py (relax/ID.relaxed.extxyz)
+    whose clean slab is relaxed too, with those slabs: (periodic frames, adsorption items).
+    A complex joins bridge.json only once both are relaxed."""
+    from ase.io import read
+
+    relax = HERE / "relax"
+    frames: dict[str, Atoms] = {}
+    items = []
+    for path in sorted(relax.glob("*_on_*.relaxed.extxyz")):
+        cid = path.name.removesuffix(".relaxed.extxyz")
+        mol, surface = cid.split("_on_")
+        slab_id = f"{surface}_slab3"
+        slab_path = relax / f"{slab_id}.relaxed.extxyz"
+        if not slab_path.exists():
+            continue
+        for sid, p, role in ((slab_id, slab_path, "slab"), (cid, path, "complex")):
+            if sid in frames:
+                continue
+            a = read(p)
+            a.info = {"mol_id": sid, "species": sid, "role": role,
+                      "config_type": "inorganic" if role == "slab" else "bridge",
+                      "formula_units": 1, "kpts": np.asarray(a.info["kpts"], int),
+                      "relax_fmax_eV_A": float(a.info["relax_fmax_eV_A"])}
+            frames[sid] = a
+        items.append({"id": f"{mol} on {surface}", "complex": cid, "slab": slab_id,
+                      "molecule": f"{mol}_g"})
+    return list(frames.values()), items
+
+
 def write(out_dir: Path = HERE) -> dict:
-    """molecules.extxyz, periodic.extxyz and bridge.json (reactions only), every reaction
-    checked for balance."""
+    """molecules.extxyz, periodic.extxyz, adsorption.extxyz and bridge.json, every reaction
+    checked for balance:
+    the reactions; bridge-mini's three molecular crystals (lattice energies per molecule; each
+    crystal's molecules also as gas-phase frames at their crystal geometry, role
+    ``molecule_in_crystal``, for the strain term E_strain = mean E(molecule at crystal
+    geometry) − E(gas molecule), reported apart); the adsorbates relaxed so far."""
     from ase.io import write as ase_write
 
     cat = catalogue()
     molecules, periodic, definition = cat.build(reactions=reactions(cat), adsorption=[],
-                                                lattice=[])
+                                                lattice=cat.LATTICE)
+    for item in definition["lattice"]:
+        crystal = next(a for a in periodic if a.info["species"] == item["crystal"])
+        inside = molecules_of(crystal)
+        if len(inside) != item["molecules_per_cell"]:
+            raise SystemExit(f"{item['crystal']}: {len(inside)} molecules found, "
+                             f"{item['molecules_per_cell']} expected")
+        names = []
+        for k, m in enumerate(inside):
+            sid = f"{item['molecule'].removesuffix('_g')}_in_{item['crystal']}_{k}"
+            if m.get_chemical_formula() != cat.gas(item["molecule"]).get_chemical_formula():
+                raise SystemExit(f"{item['crystal']}: molecule {k} is "
+                                 f"{m.get_chemical_formula()}")
+            m.info.update({"mol_id": sid, "species": sid, "role": "molecule_in_crystal",
+                           "config_type": "organic", "formula_units": 1})
+            molecules.append(m)
+            definition["species"][sid] = {"formula_units": 1, "role": "molecule_in_crystal",
+                                          "formula": m.get_chemical_formula(mode="hill"),
+                                          "natoms": len(m)}
+            names.append(sid)
+        item["molecules_in_crystal"] = names
+    slabs_and_complexes, ads = adsorption_items(cat)
+    definition["adsorption"] = ads
+    for a in slabs_and_complexes:
+        definition["species"][a.info["species"]] = {
+            "formula_units": 1, "role": a.info["role"],
+            "formula": a.get_chemical_formula(mode="hill"), "natoms": len(a),
+            "kpts": [int(k) for k in a.info["kpts"]]}
     for a in molecules:
         mult = cat.MULTIPLICITY.get(a.info["species"])
         if mult is not None:
@@ -110,10 +205,21 @@ def write(out_dir: Path = HERE) -> dict:
         if bad:
             raise SystemExit(f"reaction {r['id']} does not balance: {bad}")
     definition["name"] = "bridge-v2"
-    definition["description"] = ("gas-solid reaction energies per reaction as written "
-                                 "(eV; fixed geometries): 23 gas species, 16 solids")
+    definition["description"] = (
+        "gas-solid reaction energies per reaction as written (eV; fixed geometries): 23 gas "
+        "species, 16 solids; lattice energies per molecule E(crystal)/Z - E(molecule) of three "
+        "molecular crystals at their X-ray geometries (strain term from the molecules at "
+        "crystal geometry); adsorption energies E(complex) - E(slab) - E(molecule) on relaxed "
+        "3-layer rocksalt (001) slabs (relax_adsorbates.py)")
     ase_write(out_dir / "molecules.extxyz", molecules, format="extxyz")
     ase_write(out_dir / "periodic.extxyz", periodic, format="extxyz")
+    # the relaxed slabs and complexes apart: regenerate.sh computes them with forces, the
+    # check that each relaxed pose is a stationary point at the target level
+    adsorption = out_dir / "adsorption.extxyz"
+    if slabs_and_complexes:
+        ase_write(adsorption, slabs_and_complexes, format="extxyz")
+    else:
+        adsorption.unlink(missing_ok=True)
     (out_dir / "bridge.json").write_text(json.dumps(definition, indent=1) + "\n")
     return definition
 

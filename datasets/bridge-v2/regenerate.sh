@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Computes datasets/bridge-v2 with tealign's own compute command (rerun to resume from store/).
+# Adsorption items join once relax_adsorbates.py has relaxed a complex and its slab (rerun
+# make_geometries.py, then this script: only the new frames are computed).
 # The levels are bridge-mini's (see its regenerate.sh): target GPAW PBE PW800 (0.1 eV
 # Fermi-Dirac, 5 Å vacuum, each solid on its fixed Γ-centred mesh `kpts`), source PySCF
 # ωB97M/def2-SVP with D3(BJ) stored apart (molecules only). Energies only: every item is an
@@ -21,8 +23,16 @@ $TEALIGN compute calib --molecules molecules.extxyz --seed 0 --no-forces \
   --method "$SOURCE" --method "$TARGET" --store store --workers "${WORKERS:-2}" -o bridge-molecules.extxyz
 $TEALIGN compute calib --molecules periodic.extxyz --seed 0 --no-forces \
   --method "$TARGET" --store store --workers "${WORKERS:-2}" -o bridge-periodic.extxyz
+# the relaxed adsorbate–slab complexes and their slabs (make_geometries.py writes them once
+# relax_adsorbates.py has relaxed them), with forces: each pose's residual force is checked
+ADS=()
+if [ -f adsorption.extxyz ]; then
+  $TEALIGN compute calib --molecules adsorption.extxyz --seed 0 \
+    --method "$TARGET" --store store --workers "${WORKERS:-2}" -o bridge-adsorption.extxyz
+  ADS=(bridge-adsorption.extxyz)
+fi
 $PY ../bridge-mini/make_geometries.py --combine bridge-molecules.extxyz bridge-periodic.extxyz \
-  -o bridge-v2.extxyz
+  "${ADS[@]}" -o bridge-v2.extxyz
 $PY ../snapshot.py  # the live store into jobs.snapshot.sqlite (SQLite online backup)
 # training frames of every bridge species (make_training_frames.py): molecules at the source
 # level, solids at the target level, with forces (and stress, through GPAW's Pulay probes)
@@ -32,4 +42,9 @@ $TEALIGN compute calib --molecules training-molecules.extxyz --seed 0 \
 $PY ../snapshot.py  # the live store into jobs.snapshot.sqlite (SQLite online backup)
 $TEALIGN compute calib --molecules training-solids.extxyz --seed 0 \
   --method "$TARGET" --store store --workers "${WORKERS:-2}" -o training-solids-pbe.extxyz
+$PY ../snapshot.py  # the live store into jobs.snapshot.sqlite (SQLite online backup)
+# the molecule training frames at the target level too, for the oracle variant (its organic
+# data recomputed with GPAW)
+$TEALIGN compute calib --molecules training-molecules.extxyz --seed 0 \
+  --method "$TARGET" --store store --workers "${WORKERS:-2}" -o training-molecules-pbe.extxyz
 $PY ../snapshot.py  # the live store into jobs.snapshot.sqlite (SQLite online backup)

@@ -173,7 +173,7 @@ def main() -> None:
     delta_bond = dict(zip(bid, (-(model.predict(bx, bf) - by)).tolist()))
     delta_scale = dict(zip(bid, (-(scale * bx - by)).tolist()))
     definition = json.loads((bv.DATA / "bridge.json").read_text())
-    mols = sorted(delta_bond)
+    mols = sorted(s for s, e in definition["species"].items() if e["role"] == "molecule")
     items = [[s for s in r["coefficients"] if s in mols] for r in definition["reactions"]]
 
     def rxn(delta):

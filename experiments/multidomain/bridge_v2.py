@@ -135,7 +135,13 @@ def residuals(alignment: Path, molecules: Path) -> dict[str, float | None]:
 
 # --------------------------------------------------------------------------- the analysis
 def analyse(files: dict[str, Path], bridge: Path = DATA / "bridge.json",
-            molecules: Path = DATA / "bridge-molecules.extxyz", n_boot: int = N_BOOT) -> dict:
+            molecules: Path = DATA / "bridge-molecules.extxyz",
+            frames: Path = DATA / "bridge-v2.extxyz", n_boot: int = N_BOOT) -> dict:
+    """Every item of ``bridge`` (reactions, adsorption, lattice energies) whose frames are all
+    in ``frames``: its label error per variant, Σ_m c_m δ_m over its gas molecules (every
+    other frame is GPAW's own energy), the MAE per kind and over all items with the molecule
+    bootstrap, and each variant's paired difference against TEA."""
+    from tealign.bench import cross
     from tealign.io import read_batch
 
     definition = json.loads(bridge.read_text())
@@ -143,33 +149,47 @@ def analyse(files: dict[str, Path], bridge: Path = DATA / "bridge.json",
     mols = sorted(s for s, e in species.items() if e["role"] == "molecule")
     batch = read_batch(molecules)
     natoms = dict(zip(np.asarray(batch.info["species"]).astype(str), batch.n_atoms.tolist()))
-    reactions = definition["reactions"]
-    item_mols = [[s for s in r["coefficients"] if s in mols] for r in reactions]
+    have = set(np.asarray(read_batch(frames).info["species"]).astype(str)) \
+        if frames.exists() else set()
+    every = cross.items_of(definition)
+    items = [it for it in every if set(it["terms"]) <= have]
+    item_mols = [[s for s in it["terms"] if s in mols] for it in items]
+    kinds = np.array([it["kind"] for it in items])
     weights = molecule_bootstrap_weights(item_mols, mols, n_boot)
     res: dict = {"bridge": str(bridge.relative_to(ROOT)), "n_boot": n_boot,
                  "molecules": mols, "natoms": natoms,
-                 "reactions": [r["id"] for r in reactions], "variants": {}}
+                 "items": [{"id": it["id"], "kind": it["kind"], "molecules": ms}
+                           for it, ms in zip(items, item_mols)],
+                 "items_not_computed": [it["id"] for it in every if it not in items],
+                 "reactions": [it["id"] for it in items if it["kind"] == "reaction"],
+                 "variants": {}}
     for v in VARIANTS:
         delta = residuals(files[v], molecules)
         err = []
-        for r, ms in zip(reactions, item_mols):
+        for it, ms in zip(items, item_mols):
             if any(delta[m] is None for m in ms):
                 err.append(None)
                 continue
-            err.append(sum(r["coefficients"][m] / species[m]["formula_units"] * delta[m]
-                           for m in ms))
+            err.append(sum(float(it["terms"][m]) * delta[m] for m in ms))
         scored = np.array([e is not None for e in err])
         abs_err = np.array([abs(e) if e is not None else np.nan for e in err])
-        entry = {"alignment": str(Path(files[v]).relative_to(ROOT)), "residual_eV": delta,
-                 "reaction_error_eV": err, "n_scored": int(scored.sum())}
+        entry = {"alignment": str(Path(files[v]).relative_to(ROOT)),
+                 "residual_eV": {m: delta[m] for m in mols},
+                 "item_error_eV": err, "n_scored": int(scored.sum()), "by_kind": {},
+                 # the reactions alone, as before adsorption and lattice items joined
+                 "reaction_error_eV": [e for e, k in zip(err, kinds) if k == "reaction"]}
         if scored.any():
             entry["mae_eV"] = weighted_interval(abs_err[scored], weights[:, scored])
+        for kind in dict.fromkeys(kinds.tolist()):
+            keep = scored & (kinds == kind)
+            if keep.any():
+                entry["by_kind"][kind] = weighted_interval(abs_err[keep], weights[:, keep])
         res["variants"][v] = entry
     ref = res["variants"][REFERENCE]
     for v in VARIANTS:
         if v == REFERENCE:
             continue
-        e_v, e_r = res["variants"][v]["reaction_error_eV"], ref["reaction_error_eV"]
+        e_v, e_r = res["variants"][v]["item_error_eV"], ref["item_error_eV"]
         both = np.array([a is not None and b is not None for a, b in zip(e_v, e_r)])
         if not both.any():
             continue
@@ -177,40 +197,88 @@ def analyse(files: dict[str, Path], bridge: Path = DATA / "bridge.json",
         iv = weighted_interval(d, weights[:, both])
         iv["resolved"] = bool(iv["lo"] > 0 or iv["hi"] < 0)
         res["variants"][v]["vs_reference_eV"] = iv
+    res["lattice"] = lattice_terms(definition, molecules, frames)
     return res
 
 
+def lattice_terms(definition: dict, molecules: Path, frames: Path) -> list[dict]:
+    """Each molecular crystal's lattice energy per molecule at the target level, split into the
+    intermolecular part E(crystal)/Z − mean E(molecule at crystal geometry) and the
+    intramolecular strain mean E(molecule at crystal geometry) − E(gas molecule), the strain
+    also at the source level (ωB97M, as computed: a difference at one composition, which ICEA
+    leaves unchanged); eV per molecule. Crystals whose frames are not computed are left out."""
+    from tealign.io import read_batch
+
+    energies: dict[str, dict[str, float]] = {"pbe": {}, "wb97m": {}}
+    for path in (molecules, frames):
+        if not path.exists():
+            continue
+        b = read_batch(path)
+        names = np.asarray(b.info["species"]).astype(str)
+        for label in energies:
+            if f"energy_{label}" in b.info:
+                energies[label].update(zip(names, np.asarray(b.info[f"energy_{label}"], float)))
+    out = []
+    for item in definition.get("lattice", []):
+        inside = item.get("molecules_in_crystal", [])
+        pbe, src = energies["pbe"], energies["wb97m"]
+        needed = [item["crystal"], item["molecule"], *inside]
+        if not inside or any(s not in pbe for s in needed):
+            continue
+        at_crystal = float(np.mean([pbe[s] for s in inside]))
+        row = {"id": item["id"],
+               "lattice_eV": pbe[item["crystal"]] / item["molecules_per_cell"]
+               - pbe[item["molecule"]],
+               "intermolecular_eV": pbe[item["crystal"]] / item["molecules_per_cell"]
+               - at_crystal,
+               "strain_pbe_eV": at_crystal - pbe[item["molecule"]]}
+        if all(s in src for s in [item["molecule"], *inside]):
+            row["strain_wb97m_eV"] = float(np.mean([src[s] for s in inside])) \
+                - src[item["molecule"]]
+        out.append(row)
+    return out
+
+
+KINDS = {"reaction": "reactions", "adsorption": "adsorption", "lattice": "lattice energies"}
+
+
+def _iv(m: dict | None, sign: str = "") -> str:
+    return (f"{1e3 * m['mean']:{sign}.1f} [{1e3 * m['lo']:{sign}.1f}, {1e3 * m['hi']:{sign}.1f}]"
+            if m else "–")
+
+
 def table_lines(res: dict) -> list[str]:
-    """The markdown tables of the README section: per variant, and per molecule."""
-    lines = ["| variant | reactions scored | MAE (meV) [95 % molecule bootstrap] | "
-             "mean(|err| − |err_TEA|) (meV) [95 %] | verdict vs TEA (single factor) |",
-             "|---|---|---|---|---|"]
+    """The markdown tables of the README section: per variant (all items and per kind), per
+    molecule, and the molecular crystals' strain terms."""
+    items = res.get("items") or [{"id": r, "kind": "reaction"} for r in res["reactions"]]
+    kinds = [k for k in KINDS if any(it["kind"] == k for it in items)]
+    n_kind = {k: sum(it["kind"] == k for it in items) for k in kinds}
+    lines = ["| variant | items scored | MAE, all items (meV) [95 % molecule bootstrap] | "
+             + " | ".join(f"{KINDS[k]} (n={n_kind[k]})" for k in kinds)
+             + " | mean(|err| − |err_TEA|) (meV) [95 %] | verdict vs TEA (single factor) |",
+             "|---|---|---|" + "---|" * len(kinds) + "---|---|"]
     for v in VARIANTS:
         e = res["variants"][v]
-        m = e.get("mae_eV")
-        cell = (f"{1e3 * m['mean']:.1f} [{1e3 * m['lo']:.1f}, {1e3 * m['hi']:.1f}]"
-                if m else "–")
         d = e.get("vs_reference_eV")
         if v == REFERENCE:
             dcell, verdict = "reference", "–"
         elif d:
-            dcell = f"{1e3 * d['mean']:+.1f} [{1e3 * d['lo']:+.1f}, {1e3 * d['hi']:+.1f}]"
+            dcell = _iv(d, "+")
             verdict = ("unresolved" if not d["resolved"]
                        else "worse than TEA" if d["lo"] > 0 else "better than TEA")
         else:
             dcell, verdict = "–", "–"
-        lines.append(f"| {TITLES[v]} | {e['n_scored']}/{len(res['reactions'])} | {cell} | "
-                     f"{dcell} | {verdict} |")
+        per_kind = [_iv(e.get("by_kind", {}).get(k)) for k in kinds]
+        lines.append(f"| {TITLES[v]} | {e['n_scored']}/{len(items)} | {_iv(e.get('mae_eV'))} | "
+                     + " | ".join(per_kind) + f" | {dcell} | {verdict} |")
     lines += ["", "Per molecule, the label residual δ = aligned ωB97M − GPAW (meV per molecule; "
-              "meV/atom in brackets) and the reactions it enters:", "",
-              "| molecule | atoms | reactions | " + " | ".join(TITLES[v] for v in VARIANTS) + " |",
+              "meV/atom in brackets) and the items it enters:", "",
+              "| molecule | atoms | items | " + " | ".join(TITLES[v] for v in VARIANTS) + " |",
               "|---|---|---|" + "---|" * len(VARIANTS)]
     n_in = {m: 0 for m in res["molecules"]}
-    definition = json.loads((ROOT / res["bridge"]).read_text())
-    for r in definition["reactions"]:
-        for s in r["coefficients"]:
-            if s in n_in:
-                n_in[s] += 1
+    for it in items:
+        for m in set(it.get("molecules", [])):
+            n_in[m] += 1
     for m in res["molecules"]:
         cells = []
         for v in VARIANTS:
@@ -219,6 +287,23 @@ def table_lines(res: dict) -> list[str]:
                          f"{1e3 * d:+.0f} ({1e3 * d / res['natoms'][m]:+.0f})")
         lines.append(f"| {m.removesuffix('_g')} | {res['natoms'][m]} | {n_in[m]} | "
                      + " | ".join(cells) + " |")
+    if res.get("lattice"):
+        lines += ["", "Molecular crystals at their X-ray geometries (meV per molecule, GPAW "
+                  "unless marked): the lattice energy E(crystal)/Z − E(gas molecule) split into "
+                  "the intermolecular part (against the same molecules cut out at their crystal "
+                  "geometry) and the intramolecular strain (those molecules against the gas "
+                  "molecule), the strain also at the source level:", "",
+                  "| crystal | lattice energy | intermolecular | strain | strain (ωB97M) |",
+                  "|---|---|---|---|---|"]
+        for row in res["lattice"]:
+            src = row.get("strain_wb97m_eV")
+            lines.append(f"| {row['id']} | {1e3 * row['lattice_eV']:+.1f} | "
+                         f"{1e3 * row['intermolecular_eV']:+.1f} | "
+                         f"{1e3 * row['strain_pbe_eV']:+.1f} | "
+                         + ("–" if src is None else f"{1e3 * src:+.1f}") + " |")
+    if res.get("items_not_computed"):
+        lines += ["", "Items defined but not yet computed (left out): "
+                  + ", ".join(res["items_not_computed"]) + "."]
     return lines
 
 
@@ -245,8 +330,9 @@ def readme_section(runs: Path = HERE / "runs") -> list[str]:
         return []
     res = json.loads(path.read_text())
     n_mol = len(res["molecules"])
-    lines = [f"## Label level on bridge-v2: {n_mol} gas molecules, {len(res['reactions'])} "
-             "gas–solid reactions, molecule bootstrap", "",
+    n_items = len(res.get("items") or res["reactions"])
+    lines = [f"## Label level on bridge-v2: {n_mol} gas molecules, {n_items} items "
+             f"({len(res['reactions'])} gas–solid reactions), molecule bootstrap", "",
              "Written by `bridge_v2.py` into `runs/bridge_v2/` (datasets/bridge-v2: bridge-mini's "
              "12 reactions and 25 more, 16 ionic solids, every geometry fixed). A reaction's "
              "label error is a sum of its gas molecules' residuals (the solids are exact here), "
