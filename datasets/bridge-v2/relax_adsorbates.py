@@ -233,7 +233,9 @@ def bfgs(atoms: Atoms, spec_text: str, kpts: tuple[int, ...], stem: Path) -> flo
     if traj.exists() and traj.stat().st_size > 0:
         atoms.positions = read(traj, -1).positions
     fix_bottom(atoms)
-    atoms.calc = make_calculator(parse_spec(spec_text), {"size": kpts, "gamma": True})
+    # symmetry off: a relaxation may break the slab's symmetry, which GPAW refuses mid-run
+    atoms.calc = make_calculator(parse_spec(spec_text), {"size": kpts, "gamma": True},
+                                 symmetry="off")
     opt = BFGS(atoms, trajectory=Trajectory(traj, "a", atoms), logfile=str(stem) + ".log")
     opt.run(fmax=FMAX, steps=200)
     f = atoms.get_forces()  # constrained: fixed atoms report zero

@@ -48,11 +48,12 @@ import argparse
 import contextlib
 import fcntl
 import json
-import os
+import re
 import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import bridge_v2
@@ -124,7 +125,9 @@ class Run:
                 "bridge": d / "bridge-mini/bridge-mini.extxyz",
                 "organic_test_pbe": d / "bridge-mini/organic-test-pbe.extxyz",
                 "heldout_qm9": d / "bridge-mini/heldout-qm9.extxyz",
-                "target_e0": d / "inorganic-mini/inorganic-mini.atoms_pbe.json"}
+                "target_e0": d / "inorganic-mini/inorganic-mini.atoms_pbe.json",
+                # the oracle's organic frames: ωB97M labels (eo) and GPAW labels (o)
+                "oracle_eo": ORACLE_SUBSET, "oracle_o": ORACLE_SUBSET_PBE}
 
     def alignments(self) -> dict[str, Path]:
         f = self.files
@@ -138,6 +141,12 @@ class Run:
             out[model] = path
         return out
 
+    def prepare_data(self) -> None:
+        """Write the derived training files ``files`` names (here: inorganic-mini with SiC
+        held out); a subclass that trains on other data builds its own."""
+        f = self.files
+        prepare_inorganic(f["inorganic_src"], f["inorganic"])
+
     def linear_references(self) -> dict[str, Path]:
         """Per-source element references ε by least squares on the training split, written
         as isolated-atom tables, and an ICEA 'alignment' from each onto a table of zeros."""
@@ -150,7 +159,7 @@ class Run:
         out = {}
         elements = set()
         fits = {}
-        prepare_inorganic(f["inorganic_src"], f["inorganic"])
+        self.prepare_data()
         for name, key in (("organic", "energy_wb97m"), ("inorganic", "energy_pbe")):
             b = read_batch(f[name])
             e = np.asarray(b.info[key], float)
@@ -203,20 +212,25 @@ class Run:
             return (f'[target]\ne0 = "{f["organic_e0"]}"\nr_max = 4.5\n\n' + org
                     + 'alignment = "target"\n'), False
         if v == "c":
-            return target + org + 'alignment = "target"\n\n' + inorg + 'alignment = "target"\n', \
-                False
+            # the straw man puts ωB97M totals on GPAW's atoms on purpose: merge's provenance
+            # check would refuse exactly that
+            return (target + org + 'alignment = "target"\nallow_method_mismatch = true\n\n'
+                    + inorg + 'alignment = "target"\n'), False
         if v in ("d", "e", "e2"):
             model = {"d": "icea", "e": "scale", "e2": "auto"}[v]
             return (target + org + f'alignment = "{al[model]}"\n\n' + inorg
                     + 'alignment = "target"\n'), False
         if v == "f":
+            # the ε tables are fitted references, not isolated atoms of any level: merge's
+            # provenance check (isolated atoms of the data's method) does not apply to them
+            fitted = "allow_method_mismatch = true\n"
             return (f'[target]\ne0 = "{lr["zero"]}"\nr_max = 4.5\n\n' + org
-                    + f'alignment = "{lr["organic"]}"\n\n' + inorg
-                    + f'alignment = "{lr["inorganic"]}"\n'), False
+                    + f'alignment = "{lr["organic"]}"\n' + fitted + "\n" + inorg
+                    + f'alignment = "{lr["inorganic"]}"\n' + fitted), False
         if v in ("eo", "o"):
             # the same frames for both: TEA-aligned ωB97M labels (eo) or GPAW's (o)
-            sub = org.replace(str(f["organic"]), str(ORACLE_SUBSET if v == "eo"
-                                                     else ORACLE_SUBSET_PBE))
+            sub = org.replace(str(f["organic"]), str(f["oracle_eo"] if v == "eo"
+                                                     else f["oracle_o"]))
             if v == "eo":
                 return (target + sub + f'alignment = "{al["scale"]}"\n\n' + inorg
                         + 'alignment = "target"\n'), False
@@ -263,6 +277,22 @@ class Run:
             args[-1:-1] = ["--seed", str(seed)]
         self.tealign(*args)
         return model
+
+    def training_wall(self, model: Path, log: list[dict]) -> dict:
+        """``train_wall_s`` of the training behind ``model``: its `tealign train` command in
+        ``log`` (this run's commands since the training began), else, for a model trained
+        elsewhere (oracle/train_on_device.sh), its own device_wall.json record (then also
+        ``trained_on``, and the command joins this run's log). {} when neither is there."""
+        trained = [c for c in log if c["command"].startswith("tealign train")]
+        if trained:
+            return {"train_wall_s": trained[-1]["wall_s"]}
+        if not (model.parent / "device_wall.json").exists():
+            return {}
+        dev = json.loads((model.parent / "device_wall.json").read_text())
+        self.log.append({"command": dev["command"], "cwd": "(device machine)",
+                         "wall_s": dev["wall_s"], "exit": 0,
+                         "note": f"on {dev['device']}, beside {dev['beside']} other trainings"})
+        return {"train_wall_s": dev["wall_s"], "trained_on": dev["device"]}
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, v: str, model: Path, al: dict, lr: dict) -> dict:
@@ -323,18 +353,23 @@ class Run:
             res["heldout_target"] = target_errors(m, v, files["heldout_qm9"], tea, eps,
                                                   forces=False, exclude_mol_ids=trained)
         res["cross"] = {}
-        if v == "g":
-            modes = {"target head": dict.fromkeys(("organic", "inorganic", "bridge"),
-                                                  TARGET_HEAD),
-                     "own heads (organic head + TEA)": {"organic": "organic",
-                                                        "inorganic": TARGET_HEAD,
-                                                        "bridge": TARGET_HEAD}}
-        else:
-            modes = {"model": None}
-        for mode, heads in modes.items():
+        for mode, heads in cross_modes(v).items():
             energies = bridge_energies(m, v, files["bridge"], tea, eps, heads=heads)
             res["cross"][mode] = cross_items(energies, files["bridge"])
         return res
+
+
+def cross_modes(v: str) -> dict[str, dict[str, str] | None]:
+    """The ways a variant's bridge frames are predicted, {mode: heads} (``heads``: frame
+    config_type -> model head, as model_level.bridge_energies takes it; None: the one head).
+    The multi-head model (g): every frame on its target head, and each frame on its own
+    domain's head; the first mode is the variant's single answer."""
+    if v == "g":
+        return {"target head": dict.fromkeys(("organic", "inorganic", "bridge"), TARGET_HEAD),
+                "own heads (organic head + TEA)": {"organic": "organic",
+                                                   "inorganic": TARGET_HEAD,
+                                                   "bridge": TARGET_HEAD}}
+    return {"model": None}
 
 
 def si_lattice_check(model: Path, si_ev: Path) -> dict:
@@ -497,31 +532,117 @@ def learning_curves(results: dict, out: Path, png: Path) -> str | None:
     return png.name
 
 
-def plateau_line(results: dict, runs: Path, last: int = 50) -> str:
-    """Whether each training's validation energy error had flattened: the best validation
-    energy MAE of its last ``last`` epochs against the best of the ``last`` before them
-    (mace-torch's results/*_train.txt), over every variant and seed."""
+#: the plateau rule (both drivers; run_v2.py states it): a training reached its plateau when
+#: its best validation energy MAE over the last PLATEAU_WINDOW epochs is less than
+#: PLATEAU_DROP (relative) below the best of the PLATEAU_WINDOW epochs before, or when early
+#: stopping ended it (training_record)
+PLATEAU_WINDOW = 50
+PLATEAU_DROP = 0.05
+_EPOCH_LINE = re.compile(r"Epoch (\d+): head: (\S+), loss=\s*([-+0-9.eE]+), "
+                         r"MAE_E_per_atom=\s*([-+0-9.eE]+) meV")
+_KEPT_LINE = re.compile(r"Loading checkpoint: \S*_epoch-(\d+)\.pt")
+
+
+def validation_curve(train_dir: Path, head: str | None = None) -> dict[int, tuple[float, float]]:
+    """Epoch -> (validation loss, validation energy MAE in eV/atom) of one training: from
+    mace-torch's results/*_train.txt, or, where those are gone (they are not kept), from the
+    per-epoch lines of its train.log (MAE logged in meV/atom, 2 decimals). ``head``: that
+    head's lines only (a multi-head model logs one line per head and epoch). A resumed
+    training's repeated epoch keeps its last line."""
     from tealign.report.html import training_curves
 
+    c = training_curves(train_dir, head=head)
+    ep, loss, mae = c.get("epoch") or [], c.get("loss") or [], c.get("mae_e_per_atom") or []
+    if ep and len(ep) == len(loss) == len(mae):
+        return {int(e): (float(x), float(m)) for e, x, m in zip(ep, loss, mae)}
+    out: dict[int, tuple[float, float]] = {}
+    log = train_dir / "train.log"
+    for line in (log.read_text(errors="replace").splitlines() if log.exists() else []):
+        m = _EPOCH_LINE.search(line)
+        if m and head in (None, m.group(2)):
+            out[int(m.group(1))] = (float(m.group(3)), float(m.group(4)) / 1000)
+    return out
+
+
+def _train_settings(train_dir: Path) -> dict[str, int]:
+    """--max_num_epochs and --patience of the mace-torch command tealign_train.json records."""
+    path = train_dir / "tealign_train.json"
+    cmd = json.loads(path.read_text()).get("command", []) if path.exists() else []
+    out = {}
+    for flag, key in (("--max_num_epochs", "max_epochs"), ("--patience", "patience")):
+        if flag in cmd[:-1]:
+            out[key] = int(cmd[cmd.index(flag) + 1])
+    return out
+
+
+def training_record(train_dir: Path, head: str | None = None, last: int = PLATEAU_WINDOW
+                    ) -> dict | None:
+    """One training's convergence in numbers (None when it logged no epoch):
+
+    - ``epochs_run``, ``best_epoch`` (lowest validation energy MAE), ``kept_epoch`` (the
+      checkpoint mace-torch loaded at the end: its lowest validation loss; None if not
+      logged), ``best_valid_energy_mae_meV_per_atom``;
+    - ``drop``: 1 − (best energy MAE of the last ``last`` epochs) / (best of the ``last``
+      before them), a fraction (None with fewer than 2·``last`` epochs);
+    - ``stopped_early``: fewer epochs than ``--max_num_epochs`` ran (early stopping ended
+      it); ``patience_exhausted``: the last ``--patience`` epochs or more brought no lower
+      validation loss, mace-torch's early-stopping condition, reported but not part of the
+      rule: mace-torch 0.3.16 on one process logs "Stopping optimization" then and trains on
+      to the last epoch, and its loss (forces weighted 10:1 in the presets) stalls while
+      the energy error still falls (29 of round one's 33 trainings exhausted it, 9 of them
+      with the energy MAE still falling by more than 5 %). A multi-head model: each head's
+      own loss;
+    - ``reached_plateau``: ``drop`` < PLATEAU_DROP or ``stopped_early`` (the rule of
+      PLATEAU_DROP)."""
+    curve = validation_curve(train_dir, head)
+    if not curve:
+        return None
+    epochs = sorted(curve)
+    loss = np.array([curve[k][0] for k in epochs])
+    mae = np.array([curve[k][1] for k in epochs])
+    settings = _train_settings(train_dir)
+    drop = None
+    if mae.size >= 2 * last:
+        drop = float(1 - mae[-last:].min() / mae[-2 * last:-last].min())
+    kept = None
+    log = train_dir / "train.log"
+    if log.exists():
+        found = _KEPT_LINE.findall(log.read_text(errors="replace"))
+        kept = int(found[-1]) if found else None
+    patience, max_epochs = settings.get("patience"), settings.get("max_epochs")
+    exhausted = bool(patience is not None and epochs[-1] - epochs[int(np.argmin(loss))]
+                     >= patience)
+    early = bool(max_epochs is not None and len(epochs) < max_epochs)
+    return {"epochs_run": len(epochs), "max_epochs": max_epochs, "patience": patience,
+            "best_epoch": epochs[int(np.argmin(mae))], "kept_epoch": kept,
+            "best_valid_energy_mae_meV_per_atom": float(mae.min() * 1000),
+            "window": last, "drop": drop, "stopped_early": early,
+            "patience_exhausted": exhausted,
+            "reached_plateau": bool((drop is not None and drop < PLATEAU_DROP) or early)}
+
+
+def plateau_line(results: dict, runs: Path, last: int = PLATEAU_WINDOW) -> str:
+    """Whether each training's validation energy error had flattened: the best validation
+    energy MAE of its last ``last`` epochs against the best of the ``last`` before them
+    (training_record's ``drop``), over every variant and seed."""
     drops = {}
     for v in results["variants"]:
         for d in sorted((runs / v).glob("train*")):
             heads = ["organic", "inorganic"] if v == "g" else [None]
             for head in heads:
-                c = training_curves(d, head=head)
-                e = np.asarray(c.get("mae_e_per_atom") or [], float)
-                if e.size < 2 * last:
+                rec = training_record(d, head=head, last=last)
+                if rec is None or rec["drop"] is None:
                     continue
-                before, after = e[-2 * last:-last].min(), e[-last:].min()
-                drops[f"{v}/{d.name}" + (f"/{head}" if head else "")] = 1 - after / before
+                drops[f"{v}/{d.name}" + (f"/{head}" if head else "")] = rec["drop"]
     if not drops:
         return ""
-    falling = sorted(k for k, x in drops.items() if x > 0.05)
+    falling = sorted(k for k, x in drops.items() if x > PLATEAU_DROP)
     vals = np.array(list(drops.values()))
     return (f"- **Plateau**: over the last {last} epochs the best validation energy MAE fell "
             f"by {100 * np.median(vals):.0f} % (median over {vals.size} trainings; range "
             f"{100 * vals.min():+.0f} % to {100 * vals.max():+.0f} %) against the {last} epochs "
-            f"before; still falling by more than 5 %: {len(falling)} of {vals.size} "
+            f"before; still falling by more than {100 * PLATEAU_DROP:.0f} %: {len(falling)} of "
+            f"{vals.size} "
             f"({', '.join(falling) if falling else 'none'}). Force errors are flat (the "
             "figure). Longer training would lower the energy errors of those runs; it is not "
             "known whether it would change the comparisons.")
@@ -824,19 +945,7 @@ def main() -> None:
                               device=args.device, merge_only=args.merge_only)
             if args.merge_only:
                 continue
-            train_log = [c for c in run.log[n_log:] if c["command"].startswith("tealign train")]
-            one = {}
-            if train_log:
-                one["train_wall_s"] = train_log[-1]["wall_s"]
-            elif (model.parent / "device_wall.json").exists():
-                # trained elsewhere (oracle/train_on_device.sh): its own record of the command
-                dev = json.loads((model.parent / "device_wall.json").read_text())
-                one["train_wall_s"] = dev["wall_s"]
-                one["trained_on"] = dev["device"]
-                run.log.append({"command": dev["command"], "cwd": "(device machine)",
-                                "wall_s": dev["wall_s"], "exit": 0,
-                                "note": f"on {dev['device']}, beside {dev['beside']} other "
-                                        "trainings"})
+            one = run.training_wall(model, run.log[n_log:])
             one["errors"] = run.evaluate(v, model, al, lr)
             if v in ("a", "e"):
                 one["si_lattice"] = si_lattice_check(model,
@@ -853,15 +962,27 @@ def main() -> None:
     write_readme(results, args.readme, args.out)
 
 
-def record(path: Path, base: dict, v: str | None = None, seed: int | None = None,
-           one: dict | None = None, log: list | None = None,
-           label: dict | None = None, extra: dict | None = None) -> dict:
-    """Add one training's results (or the label level) to ``path`` (read, update, atomic
-    replace, under a lock: runs with different ``--seeds`` may share the file); returns the
-    file's contents."""
+def update_results(path: Path, base: dict, change: Callable[[dict], None]) -> dict:
+    """Read ``path`` (``base`` when it does not exist yet), apply ``change`` to it in place and
+    write it back atomically (tealign.io.outputs.write_json), all under a lock on
+    ``path``.lock: runs with different --variants or --seeds may share the file. Returns the
+    file's new contents."""
+    from tealign.io.outputs import write_json
+
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         cur = json.loads(path.read_text()) if path.exists() else dict(base)
+        change(cur)
+        write_json(path, cur)
+    return cur
+
+
+def record(path: Path, base: dict, v: str | None = None, seed: int | None = None,
+           one: dict | None = None, log: list | None = None,
+           label: dict | None = None, extra: dict | None = None) -> dict:
+    """Add one training's results (or the label level) to ``path`` (update_results);
+    returns the file's contents."""
+    def change(cur: dict) -> None:
         cur.update(extra or {})
         if label is not None:
             cur["label_level"] = label
@@ -873,10 +994,8 @@ def record(path: Path, base: dict, v: str | None = None, seed: int | None = None
             cur["variants"][v] = {"title": TITLES[v], "by_seed": seeds}
             cur["log"] = cur.get("log", []) + (log or [])
         cur["variants"] = {k: cur["variants"][k] for k in VARIANTS if k in cur["variants"]}
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(cur, indent=2) + "\n")
-        os.replace(tmp, path)
-    return cur
+
+    return update_results(path, base, change)
 
 if __name__ == "__main__":
     main()

@@ -53,10 +53,11 @@ def check(functional: str, basis: str, settings: dict) -> None:
 
 
 def make_calculator(spec: Spec, kpts: dict, spinpol: bool = False, hund: bool = False,
-                    charge: int = 0, ecut: float | None = None):
+                    charge: int = 0, ecut: float | None = None, symmetry: str | None = None):
     """The GPAW calculator of a SPEC (plane waves at ``ecut`` eV, default the SPEC's cutoff;
     ``kpts`` as GPAW takes it, e.g. ``{"size": (4, 4, 1), "gamma": True}``): what every job of
-    this backend runs, and what a relaxation at the same level uses."""
+    this backend runs, and what a relaxation at the same level uses (with ``symmetry="off"``:
+    a relaxation may break the starting cell's symmetry, which GPAW otherwise refuses)."""
     from gpaw import GPAW, PW, FermiDirac
 
     s = spec.settings
@@ -71,6 +72,7 @@ def make_calculator(spec: Spec, kpts: dict, spinpol: bool = False, hund: bool = 
         setups=s["setups"],
         convergence={"energy": float(s["energy_tol"]), "density": float(s["density_tol"])},
         txt=None,
+        **({} if symmetry is None else {"symmetry": symmetry}),
     )
 
 

@@ -1,0 +1,651 @@
+"""Round two of the model-level multi-domain experiment (issue 31, item 3): models that fit
+their own data, so that a model's error and its labels' alignment error can be told apart.
+
+    .venv/bin/python experiments/multidomain/run_v2.py                     # a..o, seeds 1,2,3
+    .venv/bin/python experiments/multidomain/run_v2.py --variants e,d --seeds 1
+    .venv/bin/python experiments/multidomain/run_v2.py --variants e,d --preset tiny \\
+        --epochs 2 --seeds 1 --out /tmp/runs_v2_smoke --bridge-solids /tmp/x/solids.extxyz
+    .venv/bin/python experiments/multidomain/run_v2.py --report-only      # runs_v2/tables.md
+
+What changes from round one (run.py, whose Run this subclasses; everything else is the same):
+
+- Training data. Every bridge species gets at least 10 training frames (the first round had
+  1 to 5 per gas molecule, 2 per solid): organic = organic-mini + the 230 frames of
+  datasets/bridge-v2/training-molecules-wb97m.extxyz (10 per gas molecule, source level);
+  inorganic = inorganic-mini with SiC held out (model_level.prepare_inorganic) + the 160
+  frames of training-solids-pbe.extxyz (10 per solid, target level, with stress); the oracle
+  pair: eo = oracle/organic-subset.extxyz + the molecules at the source level, o =
+  oracle/organic-subset-pbe.extxyz + the same molecules at the target level
+  (training-molecules-pbe.extxyz). Every added frame is put in the training split (compute
+  drew its own splits). An added file must follow the conventions of the file it joins (keys,
+  ``d3_in_energy_<label> = F``, the recorded method and its isolated-atom table): the run
+  stops and says what differs otherwise. A variant whose input is not there stops the run
+  with the file and the command that makes it (datasets/bridge-v2/regenerate.sh).
+- Isolated-atom tables and alignments. S and Cl (H2S, SO2, HCl, Cl2; MgS, Li2S, Na2S, MgCl2,
+  LiCl, NaCl) are new: the alignments are fitted exactly as round one's (`tealign fit` on
+  calib-qm9, the same a) but with calib-qm9's tables joined to bridge-v2's S and Cl atoms
+  (bridge_v2.extended_tables), into RUN/alignments; the run checks that a (and the offsets)
+  equal round one's (runs/alignments). ``--model auto`` fits element offsets on calib-qm9,
+  which has no S or Cl: it cannot align their molecules, so (e2) trains without those four
+  gas species (the own-data table shows 0 frames for them). The target's E0s add
+  bridge-v2's S atom; the organic head of (b) and (g) adds S and Cl at the source level.
+- Training: preset small-cpu, --epochs 300 (the preset's patience 15 is passed on to
+  mace-torch), seeds 1, 2, 3; resumable as run.py (a finished model is kept, one trained
+  with another preset or epoch count is refused, and so is one trained on other input
+  data: each merge.toml starts with the sha256 of everything it reads).
+- Plateau rule (run.training_record, shared with run.py): a training reached its plateau
+  when its best validation energy MAE over the last 50 epochs is less than 5 % below the
+  best of the 50 epochs before, or when early stopping ended it (fewer epochs than --epochs
+  ran). mace-torch 0.3.16 trained on one process does not stop at its patience: it logs
+  "Stopping optimization" and trains on to --epochs, keeping the checkpoint of lowest
+  validation loss; so every training here runs all 300 epochs and the first clause decides.
+  Whether the patience was exhausted at the end (no lower validation loss in the last 15
+  epochs) is recorded beside it but is not part of the rule: that loss is mostly forces and
+  stalls while the energy error still falls. Per training: epochs run, best epoch, the epoch
+  of the checkpoint kept, the best validation energy MAE and the drop, per head for (g).
+
+Evaluation of every trained model (results.json, variants[v][seed]):
+
+- ``items``: the signed error (predicted − GPAW, eV) of every cross-domain item of
+  datasets/bridge-v2 (bridge.json: every reaction, adsorption and lattice item whose frames
+  bridge-v2.extxyz holds) — the shape paired.py reads (results["variants"] goes in as its
+  ``results``). For (g) the target head; its own-heads items are in ``errors.cross``.
+- ``own_fit``: per bridge species (gas and solid; training frames matched by mol_id X or
+  bridge_X), the model's energy MAE (meV/atom), mean signed energy error and force MAE
+  (meV/Å) on its own training frames of that species, against the labels it trained on (the
+  merged data's REF_ keys, in its training scale; (g): the head of the frame's source).
+  Next to it, in the tables: the label residual δ = aligned label − GPAW of the gas molecule
+  at its bridge geometry (this run's own alignments, computed as bridge_v2.residuals does;
+  ``label_residual_eV``, ``label_of``), and ``bridge_frame_error_eV``, the model's predicted
+  − GPAW energy of the bridge frame itself. A model that fits its data has a small own-data
+  MAE, and then its bridge-frame error is close to the label residual: what is left is the
+  alignment's.
+- ``errors``: run.py's per-domain metrics (Run.evaluate with this run's files: organic test
+  split, SiC, the organic test molecules and held-out calib-qm9 against GPAW, and the
+  cross-domain items by head mode).
+- ``training``, ``train_wall_s``; every command and evaluation with its wall time in ``log``.
+
+RUN (default experiments/multidomain/runs_v2): data/ (built inputs), alignments/, label/,
+linref/, <variant>/merge.toml, merged/ and train*/; results.json (written atomically under a
+lock, as run.py's) and tables.md (--report-only). Large outputs are git-ignored
+(experiments/multidomain/.gitignore).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # the experiment's modules import each other by name
+    sys.path.insert(0, str(HERE))
+
+from model_level import bridge_energies, prepare_inorganic  # noqa: E402
+from run import (  # noqa: E402
+    ORACLE_SUBSET,
+    ORACLE_SUBSET_PBE,
+    PLATEAU_DROP,
+    PLATEAU_WINDOW,
+    TITLES,
+    VARIANTS,
+    Run,
+    cross_modes,
+    training_record,
+    update_results,
+)
+
+ROOT = HERE.parents[1]
+BRIDGE = ROOT / "datasets" / "bridge-v2"
+REGENERATE = "datasets/bridge-v2/regenerate.sh"
+OUT = HERE / "runs_v2"
+ROUND_ONE = HERE / "runs"
+#: a bridge species is well sampled with at least this many training frames
+MIN_FRAMES = 10
+#: the added inputs (option, default path)
+INPUTS = {"molecules": BRIDGE / "training-molecules-wb97m.extxyz",
+          "solids": BRIDGE / "training-solids-pbe.extxyz",
+          "molecules_pbe": BRIDGE / "training-molecules-pbe.extxyz"}
+#: the added inputs each variant trains on
+NEEDS = {"a": ["solids"], "b": ["molecules"], "c": ["molecules", "solids"],
+         "d": ["molecules", "solids"], "e": ["molecules", "solids"],
+         "e2": ["molecules", "solids"], "f": ["molecules", "solids"],
+         "g": ["molecules", "solids"], "eo": ["molecules", "solids"],
+         # o also reads the organic data for its held-out list (Run.evaluate)
+         "o": ["molecules_pbe", "solids", "molecules"]}
+#: the label-level alignment that puts each variant's gas-molecule labels on the target
+#: scale (label_level.alignment_files names; None: GPAW's own labels, δ = 0; a: no molecules).
+#: (b) and (g)'s organic head learn ωB97M totals, put on the target scale by TEA afterwards.
+LABEL_OF = {"a": None, "b": "scale", "c": "none", "d": "icea", "e": "scale", "e2": "auto",
+            "f": "linref", "g": "scale", "eo": "scale", "o": None}
+ROLES = ("molecule", "solid")
+
+
+class RunV2(Run):
+    """run.Run on round two's data (module docstring): the files it trains and evaluates on,
+    the data it builds, alignments with S and Cl, and the own-data evaluation."""
+
+    def __init__(self, out: Path, inputs: dict[str, Path], datasets: Path = ROOT / "datasets"
+                 ) -> None:
+        super().__init__(out, datasets)
+        self.inputs = {k: Path(v).resolve() for k, v in inputs.items()}
+
+    # ------------------------------------------------------------------ inputs
+    @property
+    def files(self) -> dict[str, Path]:
+        f = super().files
+        data, al = self.out / "data", self.out / "alignments"
+        f.update({
+            # the sources as they are
+            "organic_mini": f["organic"], "oracle_eo_src": ORACLE_SUBSET,
+            "oracle_o_src": ORACLE_SUBSET_PBE,
+            "organic_mini_e0": f["organic_e0"], "inorganic_mini_e0": f["target_e0"],
+            "oracle_o_e0": _sibling(ORACLE_SUBSET_PBE, "pbe"),
+            "bridge_molecules_e0": BRIDGE / "bridge-molecules.atoms_wb97m.json",
+            "bridge_molecules_pbe_e0": BRIDGE / "bridge-molecules.atoms_pbe.json",
+            "bridge_periodic_e0": BRIDGE / "bridge-periodic.atoms_pbe.json",
+            # what this run builds from them (prepare_data) and trains on, each built file
+            # with its isolated-atom table beside it (what tealign's provenance check reads)
+            "organic": data / "organic.extxyz", "organic_e0": data / "organic.atoms_wb97m.json",
+            "inorganic_heldout": data / "inorganic-mini.heldout.extxyz",
+            "inorganic": data / "inorganic.extxyz",
+            "target_e0": data / "inorganic.atoms_pbe.json",
+            "oracle_eo": data / "oracle-organic.extxyz",
+            "oracle_o": data / "oracle-organic-pbe.extxyz",
+            # calib-qm9's tables with bridge-v2's S and Cl (alignments)
+            "calib_src": al / "atoms_wb97m.json", "calib_tgt": al / "atoms_pbe.json",
+            # evaluation
+            "bridge": BRIDGE / "bridge-v2.extxyz", "bridge_json": BRIDGE / "bridge.json",
+            "bridge_molecules": BRIDGE / "bridge-molecules.extxyz",
+            **self.inputs})
+        return f
+
+    def check_inputs(self, variants: list[str]) -> None:
+        """Stop, one line per missing file, when a variant's added input is not there."""
+        missing: dict[str, list[str]] = {}
+        for v in variants:
+            for key in NEEDS[v]:
+                if not self.inputs[key].exists():
+                    missing.setdefault(key, []).append(v)
+        if missing:
+            raise SystemExit("\n".join(
+                f"variant{'s' if len(vs) > 1 else ''} {','.join(vs)}: missing "
+                f"{_shown(self.inputs[key])} (made by {REGENERATE}; still computing?)"
+                for key, vs in missing.items()))
+
+    def prepare_data(self) -> None:
+        """Build every training file whose inputs are there (module docstring): each added
+        file checked against the one it joins, then appended to it in the training split."""
+        f = self.files
+        prepare_inorganic(f["inorganic_src"], f["inorganic_heldout"])
+        for out, base, added, label, tables in (
+                ("organic", "organic_mini", "molecules", "wb97m",
+                 ["organic_mini_e0", "bridge_molecules_e0"]),
+                ("inorganic", "inorganic_heldout", "solids", "pbe",
+                 ["inorganic_mini_e0", "bridge_periodic_e0"]),
+                ("oracle_eo", "oracle_eo_src", "molecules", "wb97m",
+                 ["organic_mini_e0", "bridge_molecules_e0"]),
+                ("oracle_o", "oracle_o_src", "molecules_pbe", "pbe",
+                 ["oracle_o_e0", "bridge_molecules_pbe_e0"])):
+            union_table([f[t] for t in tables], _sibling(f[out], label))
+            if not f[added].exists():
+                continue
+            # the held-out copy carries no method record: check against inorganic-mini itself
+            reference = f["inorganic_src"] if base == "inorganic_heldout" else f[base]
+            problems = check_conventions(f[added], reference, label)
+            if problems:
+                raise SystemExit(f"{_shown(f[added])} does not follow the conventions of "
+                                 f"{_shown(reference)}: " + "; ".join(problems))
+            append_training_frames(f[base], f[added], f[out])
+
+    def alignments(self) -> dict[str, Path]:
+        """Round one's alignments refitted with S and Cl in the tables (Run.alignments on
+        the extended tables); stops when a or an offset differs from round one's."""
+        import bridge_v2
+
+        (self.out / "alignments").mkdir(parents=True, exist_ok=True)
+        bridge_v2.extended_tables(self.out / "alignments")
+        out = super().alignments()
+        for name, path in out.items():
+            old = ROUND_ONE / "alignments" / f"{name}.json"
+            if not old.exists():
+                continue
+            mine, theirs = ({"a": d["model"]["a"], **d["model"].get("offsets_eV", {})}
+                            for d in (json.loads(p.read_text()) for p in (path, old)))
+            if mine.keys() != theirs.keys() or any(abs(mine[k] - theirs[k]) > 1e-9
+                                                   for k in mine):
+                raise SystemExit(f"{_shown(path)}: a and offsets {mine}, round one's "
+                                 f"({_shown(old)}) {theirs}: not the same alignment")
+        return out
+
+    # ------------------------------------------------------------------ training
+    def toml(self, v: str, al: dict, lr: dict) -> tuple[str, bool]:
+        """run.Run.toml, headed by the sha256 of everything it reads (the input check of
+        ``train``)."""
+        text, per_source = super().toml(v, al, lr)
+        h = hashlib.sha256(text.encode())
+        for p in sorted(set(re.findall(r'"(/[^"]+)"', text))):
+            h.update(Path(p).read_bytes() if Path(p).is_file() else b"(missing)")
+        return f"# inputs sha256 {h.hexdigest()}\n" + text, per_source
+
+    def train(self, v: str, preset: str, epochs: int | None, al, lr, seed: int = 1,
+              device: str = "cpu", merge_only: bool = False) -> Path:
+        """run.Run.train, refusing a finished model whose merge read other inputs."""
+        d = self.out / v
+        merged_toml = d / "merge.toml"
+        if merged_toml.exists() and list(d.glob("train*/model.model")):
+            now = self.toml(v, al, lr)[0].splitlines()[0]
+            if merged_toml.read_text().splitlines()[0] != now:
+                raise SystemExit(f"{_shown(d)}: its models were trained on other input data "
+                                 f"than {_shown(self.out / 'data')} holds now: move {_shown(d)} "
+                                 "away to retrain")
+        return super().train(v, preset, epochs, al, lr, seed=seed, device=device,
+                             merge_only=merge_only)
+
+    # ------------------------------------------------------------------ evaluation
+    def bridge_species(self) -> dict[str, str]:
+        """Species -> role of every bridge species with training frames (gas and solid)."""
+        species = json.loads(self.files["bridge_json"].read_text())["species"]
+        return {s: e["role"] for s, e in species.items() if e["role"] in ROLES}
+
+    def own_fit(self, v: str, model) -> dict[str, dict]:
+        """Per bridge species, the model's errors on its own training frames of that species
+        against the labels it trained on (the merged data's REF_energy, REF_forces): n_frames,
+        energy_mae_meV_per_atom, energy_mean_error_meV_per_atom, forces_mae_meV_per_A (None
+        without frames). (g): each source's frames on its own head."""
+        from tealign.evaluate import predict
+        from tealign.io import read_batch
+
+        merged = self.out / v / "merged"
+        parts = ([(merged / s / "merged.extxyz", s) for s in ("organic", "inorganic")]
+                 if v == "g" else [(merged / "merged.extxyz", None)])
+        roles = self.bridge_species()
+        out = {s: {"role": r, "n_frames": 0, "energy_mae_meV_per_atom": None,
+                   "energy_mean_error_meV_per_atom": None, "forces_mae_meV_per_A": None}
+               for s, r in roles.items()}
+        for path, head in parts:
+            b = read_batch(path)
+            ids = species_of(b)
+            train = np.asarray(b.info["split"]).astype(str) == "train"
+            for s in roles:
+                keep = train & (ids == s)
+                if not keep.any():
+                    continue
+                sub = b.select(keep)
+                p = predict(model, sub, head=head, compute_stress=False)
+                de = (np.asarray(p.energy, float) - np.asarray(sub.info["REF_energy"], float)
+                      ) / sub.n_atoms
+                df = np.asarray(p.forces, float) - np.asarray(sub.arrays["REF_forces"], float)
+                out[s].update(n_frames=int(keep.sum()),
+                              energy_mae_meV_per_atom=float(np.mean(np.abs(de)) * 1000),
+                              energy_mean_error_meV_per_atom=float(np.mean(de) * 1000),
+                              forces_mae_meV_per_A=float(np.mean(np.abs(df)) * 1000))
+        return out
+
+    def bridge_frame_errors(self, v: str, model, al: dict, lr: dict) -> dict[str, dict]:
+        """{mode: {species: predicted − GPAW energy of its bridge frame (eV)}}, the modes of
+        run.cross_modes (the model's energies as the items use them)."""
+        from tealign.io import read_batch
+
+        bridge = self.files["bridge"]
+        b = read_batch(bridge)
+        ref = dict(zip(np.asarray(b.info["species"]).astype(str),
+                       np.asarray(b.info["energy_pbe"], float)))
+        out = {}
+        for mode, heads in cross_modes(v).items():
+            e = bridge_energies(model, v, bridge, al["scale"], lr.get("inorganic_table"),
+                                heads=heads)
+            out[mode] = {s: float(x - ref[s]) for s, x in e.items()}
+        return out
+
+    def label_residuals(self, al: dict) -> dict[str, dict[str, float | None]]:
+        """δ = aligned label − GPAW (eV) of every gas molecule at its bridge geometry, per
+        label-level alignment of this run (label_level.alignment_files: none, icea, scale,
+        auto, linref; linref needs both domains' data), computed as bridge_v2.residuals."""
+        from bridge_v2 import residuals
+        from label_level import alignment_files
+
+        f = self.files
+        files = (alignment_files(self, self.out / "label") if
+                 f["organic"].exists() and f["inorganic"].exists() else dict(al))
+        return {name: residuals(path, f["bridge_molecules"]) for name, path in files.items()}
+
+    def assess(self, v: str, model_path: Path, al: dict, lr: dict, log: list[dict]) -> dict:
+        """Everything recorded for one trained model (module docstring); ``log``: the
+        commands this training ran (for its wall time; Run.training_wall)."""
+        from tealign.evaluate import load_model
+
+        one = self.training_wall(model_path, log)
+        heads = ["organic", "inorganic"] if v == "g" else [None]
+        one["training"] = {h or "model": training_record(model_path.parent, head=h)
+                           for h in heads}
+        t0 = time.perf_counter()
+        one["errors"] = self.evaluate(v, model_path, al, lr)
+        one["items"] = one["errors"]["cross"][next(iter(cross_modes(v)))]
+        model = load_model(model_path)
+        one["own_fit"] = self.own_fit(v, model)
+        one["bridge_frame_error_eV"] = self.bridge_frame_errors(v, model, al, lr)
+        self.log.append({"command": f"(in process) evaluate {_shown(model_path)}",
+                         "cwd": str(Path.cwd()), "wall_s": time.perf_counter() - t0,
+                         "exit": 0})
+        return one
+
+
+# ---------------------------------------------------------------------- data building
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it."""
+    path = Path(path)
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def species_of(batch) -> np.ndarray:
+    """Each frame's bridge species: its mol_id, without the ``bridge_`` prefix that
+    organic-mini's and inorganic-mini's own bridge frames carry (add_bridge_species.py)."""
+    ids = np.asarray(batch.info["mol_id"]).astype(str)
+    return np.array([i.removeprefix("bridge_") for i in ids])
+
+
+def union_table(tables: list[Path], out: Path, tol_eV: float = 1e-4) -> Path:
+    """One isolated-atom table from tables computed at the same settings (an element in two
+    must agree within ``tol_eV``: the source level's atoms of organic-mini and bridge-v2
+    differ by up to 8e-6 eV, SCF noise); the first table's value is kept."""
+    from tealign.methods import load_table, union_tables
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    union_tables([load_table(str(p)) for p in tables], tol_eV=tol_eV).save(out)
+    return out
+
+
+def _spec(path: Path, label: str, batch) -> str | None:
+    """The level recorded for energy_<label>: the frames' method_energy_<label>, else the
+    sibling isolated-atom table's settings.spec."""
+    key = f"method_energy_{label}"
+    if key in batch.info:
+        vals = {str(x) for x, h in zip(batch.info[key], batch.has(key)) if h}
+        if len(vals) == 1:
+            return vals.pop()
+        if vals:
+            return " | ".join(sorted(vals))
+    table = _sibling_table(path, label)
+    return json.loads(table.read_text()).get("settings", {}).get("spec") if table else None
+
+
+def _sibling(path: Path, label: str) -> Path:
+    """The isolated-atom table beside a data file, as tealign compute names it."""
+    return path.with_name(f"{path.name.split('.')[0]}.atoms_{label}.json")
+
+
+def _sibling_table(path: Path, label: str) -> Path | None:
+    p = _sibling(path, label)
+    return p if p.is_file() else None
+
+
+def check_conventions(added: Path, reference: Path, label: str) -> list[str]:
+    """What in ``added`` differs from ``reference``'s conventions for energy_<label> (empty
+    when nothing): every frame carries each energy_/forces_/stress_/d3_ key of ``label`` that
+    every frame of ``reference`` carries, with the same per-frame shape; d3_in_energy_<label>
+    is False throughout both (D3(BJ) stored apart, tealign compute's convention); the level
+    recorded (method_energy_<label>, else the sibling isolated-atom table's spec) is the same;
+    the two sibling tables (where both exist) have the same settings and agree within 1e-4 eV
+    on their shared elements."""
+    from tealign.io import read_batch
+
+    a, r = read_batch(added), read_batch(reference)
+    out = []
+    if a.rejects:
+        out.append(f"{len(a.rejects)} frames rejected on reading ({a.rejects[0]})")
+    wanted = re.compile(rf"^(energy|forces|stress|d3_energy|d3_forces|d3_in_energy)_{label}$")
+    for cols, where in ((r.info, "info"), (r.arrays, "per-atom")):
+        for key in sorted(k for k in cols if wanted.match(k) and r.has(k).all()):
+            other = a.info if where == "info" else a.arrays
+            if key not in other or not a.has(key).all():
+                out.append(f"{where} key {key} missing in some frames")
+            elif np.shape(other[key])[1:] != np.shape(cols[key])[1:]:
+                out.append(f"{key} has per-frame shape {np.shape(other[key])[1:]}, not "
+                           f"{np.shape(cols[key])[1:]}")
+    flag = f"d3_in_energy_{label}"
+    for b, name in ((a, "added"), (r, "reference")):
+        vals = {str(x).lower() for x in b.info.get(flag, [])}
+        if vals != {"false"}:
+            out.append(f"{name} file's {flag} is {sorted(vals) or 'absent'}, not all False")
+    sa, sr = _spec(added, label, a), _spec(reference, label, r)
+    if sa is None:
+        out.append(f"no method recorded for energy_{label}")
+    elif sr is not None and sa != sr:
+        out.append(f"energy_{label} is {sa}, not {sr}")
+    ta, tr = _sibling_table(added, label), _sibling_table(reference, label)
+    if ta and tr:
+        da, dr = json.loads(ta.read_text()), json.loads(tr.read_text())
+        sha = [d.get("settings", {}).get("settings_sha256") for d in (da, dr)]
+        if sha[0] != sha[1]:
+            out.append(f"isolated atoms computed with other settings ({ta.name}: {sha[0]}, "
+                       f"{tr.name}: {sha[1]})")
+        for el in sorted(set(da["energies"]) & set(dr["energies"])):
+            if abs(da["energies"][el] - dr["energies"][el]) > 1e-4:
+                out.append(f"isolated {el}: {da['energies'][el]} vs {dr['energies'][el]} eV")
+    return out
+
+
+def append_training_frames(base: Path, added: Path, out: Path) -> Path:
+    """``base``'s frames as they are, then every frame of ``added`` in the training split;
+    rewritten only when the inputs (their paths and contents: ``out``.inputs.sha256) changed."""
+    from tealign.io import read_batch
+    from tealign.io.extxyz import write_extxyz
+
+    h = hashlib.sha256()
+    for p in (base, added):
+        h.update(str(p).encode() + b"\0" + p.read_bytes())
+    stamp = out.with_name(out.name + ".inputs.sha256")
+    if out.exists() and stamp.exists() and stamp.read_text().strip() == h.hexdigest():
+        return out
+    b, x = read_batch(base), read_batch(added)
+    for batch, path in ((b, base), (x, added)):
+        if batch.rejects:
+            raise SystemExit(f"{_shown(path)}: {len(batch.rejects)} frames rejected on reading")
+    x.info["split"] = np.full(x.n_frames, "train", dtype=object)
+    x.missing.pop("split", None)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_extxyz(out, [b, x])
+    stamp.write_text(h.hexdigest() + "\n")
+    return out
+
+
+def training_frames(path: Path, species: dict[str, str]) -> dict[str, int]:
+    """Training-split frames per bridge species in a built file (mol_id X or bridge_X)."""
+    from tealign.io import read_batch
+
+    b = read_batch(path)
+    ids = species_of(b)[np.asarray(b.info["split"]).astype(str) == "train"]
+    return {s: int((ids == s).sum()) for s in species}
+
+
+# ---------------------------------------------------------------------- tables
+def _mean(values: list) -> float | None:
+    vals = [x for x in values if x is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def _cell(x: float | None, fmt: str = ".1f") -> str:
+    return "–" if x is None else format(x, fmt)
+
+
+def training_lines(results: dict) -> list[str]:
+    """One row per training (and head): epochs, best and kept epoch, the best validation
+    energy MAE, its drop over the last window, and whether it reached its plateau."""
+    lines = ["| variant | seed | head | epochs run | best epoch | kept epoch | best valid E MAE "
+             f"(meV/atom) | drop, last {PLATEAU_WINDOW} vs {PLATEAU_WINDOW} before | patience "
+             "exhausted | plateau |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for v, seeds in results["variants"].items():
+        for seed, r in seeds.items():
+            for head, t in (r.get("training") or {}).items():
+                if not t:
+                    continue
+                drop = "–" if t["drop"] is None else f"{100 * t['drop']:+.1f} %"
+                lines.append(f"| ({v}) | {seed} | {head} | {t['epochs_run']} | "
+                             f"{t['best_epoch']} | {_cell(t['kept_epoch'], 'd')} | "
+                             f"{t['best_valid_energy_mae_meV_per_atom']:.2f} | {drop} | "
+                             f"{'yes' if t['patience_exhausted'] else 'no'} | "
+                             f"{'yes' if t['reached_plateau'] else 'NO'} |")
+    return lines
+
+
+def own_fit_lines(results: dict, v: str) -> list[str]:
+    """Variant ``v``'s own-data table: per bridge species, its training frames, the model's
+    energy and force MAE on them (mean over seeds), the label residual at the bridge geometry
+    and the model's error on the bridge frame (mean over seeds), meV/atom."""
+    seeds = results["variants"].get(v, {})
+    if not seeds:
+        return []
+    natoms = results.get("bridge_natoms", {})
+    label = LABEL_OF[v]
+    residual = (results.get("label_residual_eV") or {}).get(label, {}) if label else {}
+    mode = next(iter(cross_modes(v)))
+    lines = [f"({v}) {TITLES[v]}: {len(seeds)} seed(s); label residual from the "
+             f"{label or 'GPAW (δ = 0)'} alignment; bridge-frame error on the {mode} mode.", "",
+             "| species | role | training frames | E MAE own frames (meV/atom) | mean E error "
+             "(meV/atom) | F MAE own frames (meV/Å) | label residual δ (meV/atom) | model − "
+             "GPAW, bridge frame (meV/atom) |", "|---|---|---|---|---|---|---|---|"]
+    first = next(iter(seeds.values()))
+    for s, row in first.get("own_fit", {}).items():
+        fits = [r["own_fit"][s] for r in seeds.values() if s in r.get("own_fit", {})]
+        bridge = [r.get("bridge_frame_error_eV", {}).get(mode, {}).get(s)
+                  for r in seeds.values()]
+        n = natoms.get(s)
+        if row["role"] == "solid" or label is None:
+            delta = "0 (GPAW label)" if row["role"] == "solid" or v == "o" else "–"
+        else:
+            d = residual.get(s)
+            delta = "– (not alignable)" if d is None or not n else f"{1000 * d / n:+.1f}"
+        b_err = _mean(bridge)
+        lines.append(
+            f"| {s} | {row['role']} | {row['n_frames']} | "
+            f"{_cell(_mean([x['energy_mae_meV_per_atom'] for x in fits]))} | "
+            f"{_cell(_mean([x['energy_mean_error_meV_per_atom'] for x in fits]), '+.1f')} | "
+            f"{_cell(_mean([x['forces_mae_meV_per_A'] for x in fits]))} | {delta} | "
+            f"{_cell(None if b_err is None or not n else 1000 * b_err / n, '+.1f')} |")
+    return lines
+
+
+def write_tables(results: dict, path: Path) -> Path:
+    """tables.md: the trainings and every variant's own-data table."""
+    lines = ["# Round two: trainings and own-data fit", "",
+             f"Preset `{results['preset']}`, --epochs {results['epochs']}. Plateau rule: "
+             f"{results['plateau_rule']}", "", *training_lines(results)]
+    for v in results["variants"]:
+        lines += ["", *own_fit_lines(results, v)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# ---------------------------------------------------------------------- main
+PLATEAU_RULE = (f"reached when the best validation energy MAE of the last {PLATEAU_WINDOW} "
+                f"epochs is less than {100 * PLATEAU_DROP:.0f} % below the best of the "
+                f"{PLATEAU_WINDOW} before, or when early stopping ended the training (fewer "
+                "epochs than --epochs ran; mace-torch 0.3.16 on one process only logs its "
+                "stop when the patience is exhausted and trains on to --epochs, keeping the "
+                "lowest-loss checkpoint: 'patience exhausted' is shown, not used)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--preset", default="small-cpu")
+    ap.add_argument("--epochs", type=int, default=300)
+    ap.add_argument("--seeds", default="1,2,3",
+                    help="training seeds, comma-separated (1 = the presets' own)")
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--device", default="cpu", help="tealign train --device (cpu, cuda)")
+    for key, path in INPUTS.items():
+        ap.add_argument(f"--bridge-{key.replace('_', '-')}", type=Path, default=path,
+                        dest=key, help=f"default {_shown(path)}")
+    ap.add_argument("--merge-only", action="store_true",
+                    help="build the data, merge each variant and stop (trainings elsewhere)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="write RUN/tables.md from RUN/results.json")
+    args = ap.parse_args()
+    results_path = args.out.resolve() / "results.json"
+    if args.report_only:
+        print(write_tables(json.loads(results_path.read_text()),
+                           results_path.with_name("tables.md")))
+        return
+    variants = args.variants.split(",")
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; known: {','.join(VARIANTS)}")
+    run = RunV2(args.out.resolve(), {k: getattr(args, k) for k in INPUTS})
+    run.check_inputs(variants)
+    run.out.mkdir(parents=True, exist_ok=True)
+    if results_path.exists():
+        had = json.loads(results_path.read_text())
+        if (had.get("preset"), had.get("epochs")) != (args.preset, args.epochs):
+            raise SystemExit(f"{_shown(results_path)} holds a run with preset "
+                             f"{had.get('preset')}, --epochs {had.get('epochs')}: use another "
+                             "--out")
+    f = run.files
+    al = run.alignments()
+    run.prepare_data()
+    both = f["organic"].exists() and f["inorganic"].exists()
+    lr = run.linear_references() if both else {"inorganic_table": None}
+    roles = run.bridge_species()
+    counts = {dom: training_frames(f[dom], {s: r for s, r in roles.items() if r == want})
+              for dom, want in (("organic", "molecule"), ("inorganic", "solid"))
+              if f[dom].exists()}
+    for dom, by in counts.items():
+        few = {s: n for s, n in by.items() if n < MIN_FRAMES}
+        if few:
+            print(f"warning: {dom}: bridge species with fewer than {MIN_FRAMES} training "
+                  f"frames: {few}", flush=True)
+    from tealign.io import read_batch
+
+    bb = read_batch(f["bridge"])
+    base = {"preset": args.preset, "epochs": args.epochs, "plateau_rule": PLATEAU_RULE,
+            "titles": TITLES, "label_of": LABEL_OF, "variants": {}, "log": []}
+    extra = {"inputs": {k: {"path": _shown(p), "sha256": hashlib.sha256(
+                 p.read_bytes()).hexdigest()} for k, p in run.inputs.items() if p.exists()},
+             "training_frames": counts,
+             "bridge_natoms": dict(zip(np.asarray(bb.info["species"]).astype(str),
+                                       bb.n_atoms.tolist())),
+             "label_residual_eV": run.label_residuals(al)}
+
+    def setup(cur: dict) -> None:  # the fits this run made before any training
+        cur.update(extra)
+        cur["log"] = cur.get("log", []) + run.log
+
+    update_results(results_path, base, setup)
+    for seed in (int(x) for x in args.seeds.split(",")):
+        for v in variants:
+            n_log = len(run.log)
+            model = run.train(v, args.preset, args.epochs, al, lr, seed=seed,
+                              device=args.device, merge_only=args.merge_only)
+            if args.merge_only:
+                continue
+            one = run.assess(v, model, al, lr, run.log[n_log:])
+            log = run.log[n_log:]
+
+            def add(cur: dict, v=v, seed=seed, one=one, log=log) -> None:
+                entry = cur["variants"].setdefault(v, {})
+                entry[str(seed)] = {**entry.get(str(seed), {}), **one}
+                cur["variants"] = {k: cur["variants"][k] for k in VARIANTS
+                                   if k in cur["variants"]}
+                cur["log"] = cur.get("log", []) + log
+
+            update_results(results_path, base, add)
+            own = [x["energy_mae_meV_per_atom"] for x in one["own_fit"].values()
+                   if x["energy_mae_meV_per_atom"] is not None]
+            print(json.dumps({v: {"seed": seed, "items": len(one["items"]),
+                                  "items_mae_meV": 1000 * float(np.mean(np.abs(
+                                      list(one["items"].values())))) if one["items"] else None,
+                                  "own_fit_worst_E_meV_per_atom": max(own, default=None),
+                                  "training": one["training"]}}), flush=True)
+    if not args.merge_only:
+        write_tables(json.loads(results_path.read_text()), results_path.with_name("tables.md"))
+
+
+if __name__ == "__main__":
+    main()

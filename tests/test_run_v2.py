@@ -1,0 +1,179 @@
+"""The second round's model-level driver (experiments/multidomain/run_v2.py, issue 31 item 3):
+the training data it builds (every bridge species with at least 10 training frames, the added
+frames all in the training split, SiC only in the test split), the convention check on an
+added file, the missing-input message, and the per-training plateau numbers. No training."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXP = ROOT / "experiments" / "multidomain"
+DATA = ROOT / "datasets" / "bridge-v2"
+if str(EXP) not in sys.path:  # the experiment's modules import each other by name
+    sys.path.insert(0, str(EXP))
+
+import run_v2  # noqa: E402
+
+
+def _need(*paths: Path) -> None:
+    for p in paths:
+        if not p.exists():
+            pytest.skip(f"{p.relative_to(ROOT)} is not there yet (made by "
+                        f"{run_v2.REGENERATE})")
+
+
+def _species(role: str) -> list[str]:
+    species = json.loads((DATA / "bridge.json").read_text())["species"]
+    return [s for s, e in species.items() if e["role"] == role]
+
+
+def _read(path: Path):
+    from tealign.io import read_batch
+
+    return read_batch(path)
+
+
+def _split(batch) -> np.ndarray:
+    return np.asarray(batch.info["split"]).astype(str)
+
+
+def _built(tmp: Path, **inputs: Path):
+    run = run_v2.RunV2(tmp, {**run_v2.INPUTS, **inputs})
+    run.prepare_data()
+    return run
+
+
+def _check_added(run, out: str, base: Path, added: Path, role: str, every: bool = True
+                 ) -> None:
+    """The built file = base's frames, then added's all in training; every bridge species of
+    ``role`` in ``added`` (``every``: every one of bridge.json) with at least MIN_FRAMES
+    training frames."""
+    b, a, x = _read(run.files[out]), _read(added), _read(base)
+    assert b.n_frames == x.n_frames + a.n_frames
+    assert (_split(b)[x.n_frames:] == "train").all()
+    assert (_split(b)[:x.n_frames] == _split(x)).all()
+    counts = run_v2.training_frames(run.files[out], {s: role for s in _species(role)})
+    present = set(run_v2.species_of(a))
+    assert present, "the added file holds no bridge species"
+    assert all(counts[s] >= run_v2.MIN_FRAMES for s in (counts if every else present)), counts
+
+
+def _check_sic_held_out(run) -> None:
+    b = _read(run.files["inorganic"])
+    crystal = np.array([str(c) for c in b.info["crystal"]]) if "crystal" in b.info else None
+    has = b.has("crystal")
+    sic = has & (crystal == "SiC")
+    assert sic.any()
+    assert (_split(b)[sic] == "test").all()
+    assert set(np.flatnonzero(_split(b) == "test")) == set(np.flatnonzero(sic))
+
+
+def test_organic_every_gas_species_trained_at_least_ten_times(tmp_path):
+    molecules = run_v2.INPUTS["molecules"]
+    _need(molecules)
+    run = _built(tmp_path)
+    _check_added(run, "organic", run.files["organic_mini"], molecules, "molecule")
+    # organic-mini's test split is untouched and holds no bridge species
+    org, mini = _read(run.files["organic"]), _read(run.files["organic_mini"])
+    assert (_split(org) == "test").sum() == (_split(mini) == "test").sum()
+    assert not set(run_v2.species_of(org)[_split(org) == "test"]) & set(_species("molecule"))
+    # the oracle's ωB97M side gets the same frames
+    _check_added(run, "oracle_eo", run.files["oracle_eo_src"], molecules, "molecule")
+
+
+def test_inorganic_every_solid_trained_at_least_ten_times_and_sic_only_in_test(tmp_path):
+    solids = run_v2.INPUTS["solids"]
+    _need(solids)
+    run = _built(tmp_path)
+    _check_added(run, "inorganic", run.files["inorganic_heldout"], solids, "solid")
+    _check_sic_held_out(run)
+
+
+def _stand_in(path: Path, n: int = 10, mol_id: str = "MgS_s", **change) -> Path:
+    """``n`` inorganic-mini frames relabelled as one bridge solid, split as compute might
+    draw it, with the method record compute writes."""
+    from tealign.io.extxyz import write_extxyz
+
+    b = _read(ROOT / "datasets/inorganic-mini/inorganic-mini.extxyz")
+    s = b.select(np.arange(b.n_frames) < n)
+    s.info["mol_id"] = np.full(n, mol_id, dtype=object)
+    s.info["split"] = np.array(["test", "valid"] * (n // 2) + ["test"] * (n % 2), dtype=object)
+    s.info["method_energy_pbe"] = np.full(n, "gpaw:pbe/pw800;vacuum=5.0;smearing=0.1",
+                                          dtype=object)
+    for k, v in change.items():
+        s.info[k] = v
+    write_extxyz(path, [s])
+    return path
+
+
+def test_inorganic_build_on_a_stand_in(tmp_path):
+    """The same checks on stand-in solid frames (runs before the real ones exist)."""
+    solids = _stand_in(tmp_path / "solids.extxyz")
+    run = _built(tmp_path / "run", solids=solids)
+    _check_added(run, "inorganic", run.files["inorganic_heldout"], solids, "solid",
+                 every=False)
+    _check_sic_held_out(run)
+
+
+def test_an_added_file_with_other_conventions_stops_the_run(tmp_path):
+    bad = _stand_in(tmp_path / "solids.extxyz", n=3,
+                    d3_in_energy_pbe=np.ones(3, dtype=bool),
+                    method_energy_pbe=np.full(3, "gpaw:pbe/pw400", dtype=object))
+    problems = run_v2.check_conventions(
+        bad, ROOT / "datasets/inorganic-mini/inorganic-mini.extxyz", "pbe")
+    assert any("d3_in_energy_pbe" in p for p in problems)
+    assert any("pw400" in p for p in problems)
+    with pytest.raises(SystemExit, match="does not follow the conventions"):
+        _built(tmp_path / "run", solids=bad)
+    good = _stand_in(tmp_path / "good.extxyz", n=3)
+    assert run_v2.check_conventions(
+        good, ROOT / "datasets/inorganic-mini/inorganic-mini.extxyz", "pbe") == []
+
+
+def test_missing_input_names_the_file_and_the_command(tmp_path):
+    run = run_v2.RunV2(tmp_path, {**run_v2.INPUTS, "solids": tmp_path / "nowhere.extxyz"})
+    with pytest.raises(SystemExit) as e:
+        run.check_inputs(["a", "e"])
+    lines = str(e.value).splitlines()
+    assert len(lines) == 1
+    assert "nowhere.extxyz" in lines[0] and run_v2.REGENERATE in lines[0]
+    assert lines[0].startswith("variants a,e:")
+
+
+def test_training_record_from_train_log(tmp_path):
+    """Per-epoch lines as mace-torch logs them, 120 epochs of at most 120: the energy MAE
+    falling 10 % over the last 50 (no plateau), also when the loss has been flat for the
+    last 20 epochs (mace-torch's patience of 15 exhausted: recorded, not a plateau); a flat
+    MAE (plateau); 100 epochs of at most 300 (early stopping ended it: plateau)."""
+    from run import training_record
+
+    def write(mae, loss, max_epochs=120):
+        lines = [f"2026 INFO: Epoch {k}: head: Default, loss={x:.8f}, "
+                 f"MAE_E_per_atom= {m:7.2f} meV, MAE_F= 1.0 meV / A"
+                 for k, (m, x) in enumerate(zip(mae, loss))]
+        lines.append("INFO: Loading checkpoint: /x/checkpoints/model_run-1_epoch-99.pt")
+        (tmp_path / "train.log").write_text("\n".join(lines) + "\n")
+        (tmp_path / "tealign_train.json").write_text(json.dumps(
+            {"command": ["mace_run_train", "--max_num_epochs", str(max_epochs),
+                         "--patience", "15"]}))
+        return training_record(tmp_path)
+
+    falling_mae = [100.0] * 70 + [90.0] * 50
+    falling = write(falling_mae, [0.01 - 1e-5 * k for k in range(120)])
+    assert falling["epochs_run"] == 120 and falling["best_epoch"] == 70
+    assert falling["kept_epoch"] == 99 and falling["best_valid_energy_mae_meV_per_atom"] == 90
+    assert falling["drop"] == pytest.approx(0.10)
+    assert not falling["stopped_early"] and not falling["patience_exhausted"]
+    assert not falling["reached_plateau"]
+    patient = write(falling_mae, [0.01 - 1e-5 * min(k, 99) for k in range(120)])
+    assert patient["patience_exhausted"] and not patient["reached_plateau"]
+    flat = write([100.0] * 120, [0.01 - 1e-5 * k for k in range(120)])
+    assert flat["drop"] == pytest.approx(0.0) and flat["reached_plateau"]
+    stopped = write(falling_mae[:100], [0.01] * 100, max_epochs=300)
+    assert stopped["stopped_early"] and stopped["reached_plateau"]
