@@ -221,7 +221,7 @@ def _iv(d: dict | None) -> str:
 
 def table_lines(rows: list[dict]) -> list[str]:
     """The markdown table of ``verdict_rows`` / ``oracle_rows`` (meV)."""
-    lines = ["| variant | against | items | seeds | items | molecules | MAE (meV) | MAE reference "
+    lines = ["| variant | against | kind | seeds | items | molecules | MAE (meV) | MAE reference "
              "(meV) | D (meV) | D per seed (meV) | t interval | molecule bootstrap | joint "
              "bootstrap | verdict |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

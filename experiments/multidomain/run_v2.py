@@ -537,10 +537,38 @@ def write_tables(results: dict, path: Path) -> Path:
     lines = ["# Round two: trainings and own-data fit", "",
              f"Preset `{results['preset']}`, --epochs {results['epochs']}. Plateau rule: "
              f"{results['plateau_rule']}", "", *training_lines(results)]
+    lines += ["", *verdict_section(results)]
     for v in results["variants"]:
         lines += ["", *own_fit_lines(results, v)]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def verdict_section(results: dict, bridge: Path = ROOT / "datasets" / "bridge-v2" / "bridge.json"
+                    ) -> list[str]:
+    """Every variant against TEA (e) and the oracle against TEA on its own subset (eo) on the
+    bridge-v2 items, paired by seed and by molecule (paired.py's rule: a verdict only where
+    the seed t interval and the joint seed × molecule bootstrap agree)."""
+    import paired
+
+    from tealign.bench import cross
+
+    per_seed = {v: {s: e for s, e in entry.items() if isinstance(e, dict) and "items" in e}
+                for v, entry in results["variants"].items()}
+    per_seed = {v: e for v, e in per_seed.items() if e}
+    if "e" not in per_seed:
+        return []
+    item_mols = paired.item_molecules(bridge)
+    kinds = {it["id"]: it["kind"] for it in cross.items_of(json.loads(bridge.read_text()))}
+    out = ["## Model level on bridge-v2, paired by seed and by molecule", "",
+           *paired.verdict_lines(per_seed, "e", TITLES, item_mols, kinds=kinds)]
+    oracle = paired.oracle_rows(per_seed, TITLES, item_mols, kinds=kinds)
+    if oracle:
+        out += ["", "The oracle against TEA on the same organic subset:", "",
+                *paired.table_lines(oracle)]
+    out += ["", "Per molecule (seed-averaged |err| − |err_TEA| over the items it enters):", "",
+            *paired.per_molecule_lines(per_seed, "e", TITLES, item_mols)]
+    return out
 
 
 # ---------------------------------------------------------------------- main
