@@ -177,3 +177,27 @@ def test_training_record_from_train_log(tmp_path):
     assert flat["drop"] == pytest.approx(0.0) and flat["reached_plateau"]
     stopped = write(falling_mae[:100], [0.01] * 100, max_epochs=300)
     assert stopped["stopped_early"] and stopped["reached_plateau"]
+
+
+def test_training_record_reads_the_stage_two_checkpoint(tmp_path):
+    """With mace-torch's Stage Two the checkpoint loaded last is ``..._epoch-N_swa.pt``:
+    that N is the kept epoch."""
+    from run import training_record
+
+    lines = [f"2026 INFO: Epoch {k}: head: Default, loss=0.01, MAE_E_per_atom= 10.00 meV, "
+             f"MAE_F= 1.0 meV / A" for k in range(10)]
+    lines += ["INFO: Loading checkpoint: /x/checkpoints/model_run-1_epoch-4.pt",
+              "INFO: Loading checkpoint: /x/checkpoints/model_run-1_epoch-8_swa.pt"]
+    (tmp_path / "train.log").write_text("\n".join(lines) + "\n")
+    assert training_record(tmp_path)["kept_epoch"] == 8
+
+
+def test_stage_two_options_are_mace_torch_options():
+    """run_v2's Stage Two options parse as mace_run_train options (its own parser)."""
+    from mace.tools import build_default_arg_parser
+
+    assert run_v2.stage_two_args(None) == ()
+    args = build_default_arg_parser().parse_args(
+        ["--name", "x", "--train_file", "t.xyz", *run_v2.stage_two_args(130)])
+    assert args.swa and args.start_swa == 130 and args.swa_energy_weight == 1000
+    assert args.swa_forces_weight == 100 and args.swa_stress_weight == 100

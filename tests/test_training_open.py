@@ -351,3 +351,24 @@ def _fresh_python(code: str) -> subprocess.CompletedProcess:
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     return proc
+
+
+def test_stage_two_model_becomes_the_run_model_and_stage_one_is_kept(tmp_path):
+    """mace-torch's --swa writes model.model (Stage One) and model_stagetwo.model; the run's
+    model.model must then be Stage Two, with Stage One kept as model_stageone.model (also
+    for the compiled copies); a run without Stage Two is left as it is."""
+    from tealign.train.launch import use_stage_two
+
+    model = tmp_path / "model.model"
+    assert not use_stage_two(tmp_path, model)
+    for name, text in (("model.model", "one"), ("model_compiled.model", "one-c"),
+                       ("model_stagetwo.model", "two"),
+                       ("model_stagetwo_compiled.model", "two-c")):
+        (tmp_path / name).write_text(text)
+    assert use_stage_two(tmp_path, model)
+    assert model.read_text() == "two"
+    assert (tmp_path / "model_compiled.model").read_text() == "two-c"
+    assert (tmp_path / "model_stageone.model").read_text() == "one"
+    assert (tmp_path / "model_stageone_compiled.model").read_text() == "one-c"
+    assert (tmp_path / "model_stagetwo.model").read_text() == "two"
+    assert not list(tmp_path.glob("*.part"))

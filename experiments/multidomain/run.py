@@ -243,14 +243,18 @@ class Run:
         raise ValueError(v)
 
     def train(self, v: str, preset: str, epochs: int | None, al, lr, seed: int = 1,
-              device: str = "cpu", merge_only: bool = False) -> Path:
+              device: str = "cpu", merge_only: bool = False,
+              mace_args: tuple[str, ...] = ()) -> Path:
         """Merge (once per variant) and train; seed 1 (the presets' own) trains into
         ``<variant>/train``, another seed into ``<variant>/train_seed<N>``. ``merge_only``:
-        stop after the merge (trainings then run elsewhere, oracle/train_on_device.sh)."""
+        stop after the merge (trainings then run elsewhere, oracle/train_on_device.sh).
+        ``mace_args``: further mace_run_train options (after ``--``), part of the request a
+        finished model must match."""
         d = self.out / v
         run_dir = d / ("train" if seed == 1 else f"train_seed{seed}")
         model = run_dir / "model.model"
-        asked = {"preset": preset, "epochs": epochs}
+        asked = {"preset": preset, "epochs": epochs,
+                 **({"mace_args": list(mace_args)} if mace_args else {})}
         marker = run_dir / "requested.json"
         if model.exists():
             had = json.loads(marker.read_text()) if marker.exists() else None
@@ -275,6 +279,8 @@ class Run:
             args[-1:-1] = ["--epochs", str(epochs)]
         if seed != 1:
             args[-1:-1] = ["--seed", str(seed)]
+        if mace_args:
+            args += ["--", *mace_args]
         self.tealign(*args)
         return model
 
@@ -295,10 +301,51 @@ class Run:
         return {"train_wall_s": dev["wall_s"], "trained_on": dev["device"]}
 
     # ------------------------------------------------------------------ evaluation
+    def domain_errors(self, m, v: str, b, dom: str, al: dict, lr: dict) -> dict:
+        """The model's errors on frames ``b`` of domain ``dom`` in that domain's original
+        units: predictions on the variant's head, mapped back through the variant's
+        alignment (d, e, e2, eo on organic frames; f's linear references on either), against
+        the frames' own labels (energy_wb97m / energy_pbe, their forces)."""
+        from tealign.align import TotalEnergyAlignment
+        from tealign.evaluate import Predictions, metrics, predict
+
+        ek, fk = ("energy_wb97m", "forces_wb97m") if dom == "organic" else \
+            ("energy_pbe", "forces_pbe")
+        e_ref = np.asarray(b.info[ek], float)
+        f_ref = np.asarray(b.arrays[fk], float)
+        # energy_wb97m is already dispersion-free (tealign stores D3 apart): no subtraction
+        head = dom if v == "g" else None
+        p = predict(m, b, head=head, compute_stress=False)
+        e, f = p.energy, p.forces
+        inverse = None
+        if dom == "organic" and v in ("d", "e", "e2", "eo"):
+            inverse = TotalEnergyAlignment.load({"d": al["icea"], "e": al["scale"],
+                                                 "e2": al["auto"], "eo": al["scale"]}[v])
+        if v == "f":
+            inverse = TotalEnergyAlignment.load(lr[dom])
+        if inverse is not None:
+            pb = b.copy()
+            pb.info["REF_energy"] = e
+            pb.arrays["REF_forces"] = f
+            back = inverse.inverse_transform(pb, "pred_energy", "pred_forces")
+            e, f = np.asarray(back.info["pred_energy"]), np.asarray(back.arrays["pred_forces"])
+        ref = b.copy()
+        ref.info["REF_energy"], ref.arrays["REF_forces"] = e_ref, f_ref
+        row = metrics(ref, Predictions(energy=e, forces=f, stress=None))
+        if dom == "organic":
+            ids = np.asarray(b.info["mol_id"]).astype(str)
+            rel = []
+            for mol in np.unique(ids):
+                k = ids == mol
+                if k.sum() > 1:
+                    rel.extend(((e[k] - e[k].mean()) - (e_ref[k] - e_ref[k].mean())).tolist())
+            row["relative_energy_mae_meV"] = float(np.mean(np.abs(rel)) * 1000) if rel \
+                else None
+        return row
+
     def evaluate(self, v: str, model: Path, al: dict, lr: dict) -> dict:
         files = self.files
-        from tealign.align import TotalEnergyAlignment
-        from tealign.evaluate import Predictions, load_model, metrics, predict
+        from tealign.evaluate import load_model
         from tealign.io import read_batch
 
         m = load_model(model)
@@ -309,39 +356,7 @@ class Run:
         for dom in domains:
             b = read_batch(self.files[dom])
             b = b.select(np.asarray(b.info["split"]).astype(str) == "test")
-            ek, fk = ("energy_wb97m", "forces_wb97m") if dom == "organic" else \
-                ("energy_pbe", "forces_pbe")
-            e_ref = np.asarray(b.info[ek], float)
-            f_ref = np.asarray(b.arrays[fk], float)
-            # energy_wb97m is already dispersion-free (tealign stores D3 apart): no subtraction
-            head = dom if v == "g" else None
-            p = predict(m, b, head=head, compute_stress=False)
-            e, f = p.energy, p.forces
-            inverse = None
-            if dom == "organic" and v in ("d", "e", "e2", "eo"):
-                inverse = TotalEnergyAlignment.load({"d": al["icea"], "e": al["scale"],
-                                                     "e2": al["auto"], "eo": al["scale"]}[v])
-            if v == "f":
-                inverse = TotalEnergyAlignment.load(lr[dom])
-            if inverse is not None:
-                pb = b.copy()
-                pb.info["REF_energy"] = e
-                pb.arrays["REF_forces"] = f
-                back = inverse.inverse_transform(pb, "pred_energy", "pred_forces")
-                e, f = np.asarray(back.info["pred_energy"]), np.asarray(back.arrays["pred_forces"])
-            ref = b.copy()
-            ref.info["REF_energy"], ref.arrays["REF_forces"] = e_ref, f_ref
-            row = metrics(ref, Predictions(energy=e, forces=f, stress=None))
-            if dom == "organic":
-                ids = np.asarray(b.info["mol_id"]).astype(str)
-                rel = []
-                for mol in np.unique(ids):
-                    k = ids == mol
-                    if k.sum() > 1:
-                        rel.extend(((e[k] - e[k].mean()) - (e_ref[k] - e_ref[k].mean())).tolist())
-                row["relative_energy_mae_meV"] = float(np.mean(np.abs(rel)) * 1000) if rel \
-                    else None
-            res[dom] = row
+            res[dom] = self.domain_errors(m, v, b, dom, al, lr)
         # on the target scale, against GPAW: the organic test molecules (energies, forces),
         # the 40 calib-qm9 molecules no alignment was fitted on, the held-out crystal family
         tea, eps = al["scale"], lr["inorganic_table"]
@@ -540,7 +555,7 @@ PLATEAU_WINDOW = 50
 PLATEAU_DROP = 0.05
 _EPOCH_LINE = re.compile(r"Epoch (\d+): head: (\S+), loss=\s*([-+0-9.eE]+), "
                          r"MAE_E_per_atom=\s*([-+0-9.eE]+) meV")
-_KEPT_LINE = re.compile(r"Loading checkpoint: \S*_epoch-(\d+)\.pt")
+_KEPT_LINE = re.compile(r"Loading checkpoint: \S*_epoch-(\d+)(?:_swa)?\.pt")
 
 
 def validation_curve(train_dir: Path, head: str | None = None) -> dict[int, tuple[float, float]]:

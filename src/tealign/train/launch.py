@@ -46,6 +46,7 @@ own Materials Project foundation models, which tealign does not request).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -380,13 +381,35 @@ def train(preset: str, data: str | Path, run_dir: str | Path, *, distributed: bo
         raise SetupError(f"mace_run_train failed (exit {proc.returncode}); last log line: "
                          f"{last}", file=str(log))
     model = run_dir / rd.MODEL_FILE
+    stage_two = use_stage_two(run_dir, model)
     if not model.exists():
         cands = sorted(run_dir.glob("*.model"))
         if not cands:
             raise SetupError("training finished but wrote no .model", file=str(run_dir))
         shutil.copy(cands[0], model)
     summary = {"preset": preset, "data": str(data), "command": cmd, "wall_s": wall,
-               "model": str(model), "distributed": distributed,
+               "model": str(model), "stage_two": stage_two, "distributed": distributed,
                **{k: p[k] for k in ("overridden", "mace_args", "from", "finetuning")}}
     write_json(run_dir / rd.TRAIN_SUMMARY_FILE, summary)
     return summary
+
+
+def use_stage_two(run_dir: Path, model: Path) -> bool:
+    """Make the Stage Two model (mace-torch's ``--swa``: the last epochs with the energy
+    weighted up, saved as ``model_stagetwo.model``) the run's model, as mace-torch's own
+    documentation advises; the Stage One model stays beside it as ``model_stageone.model``.
+    False (nothing moved) when the run had no Stage Two."""
+    two = model.with_name(model.stem + "_stagetwo.model")
+    if not two.exists():
+        return False
+    for suffix in ("", "_compiled"):
+        one = model.with_name(f"{model.stem}{suffix}.model")
+        two = model.with_name(f"{model.stem}_stagetwo{suffix}.model")
+        if not two.exists():
+            continue
+        if one.exists():
+            os.replace(one, model.with_name(f"{model.stem}_stageone{suffix}.model"))
+        tmp = one.with_name(one.name + ".part")
+        shutil.copyfile(two, tmp)
+        os.replace(tmp, one)
+    return True
