@@ -930,11 +930,17 @@ def main() -> None:
                     help="rewrite README.md and the learning curves from runs/results.json")
     args = ap.parse_args()
     if args.report_only:
-        if "o" in json.loads((args.out / "results.json").read_text())["variants"]:
-            record(args.out / "results.json", {}, extra={"oracle_cost": oracle_cost()})
+        had = json.loads((args.out / "results.json").read_text())
+        if "o" in had["variants"]:
+            # what this checkout can recount replaces the record; what it cannot (the merge
+            # reports are not kept) stays as it was
+            record(args.out / "results.json", {}, extra={"oracle_cost": {
+                **(had.get("oracle_cost") or {}), **(oracle_cost() or {})}})
         results = json.loads((args.out / "results.json").read_text())
-        results["curves_png"] = learning_curves(results, args.out.resolve(),
-                                                args.readme.parent / "learning_curves.png")
+        png = args.readme.parent / "learning_curves.png"
+        # mace-torch's per-epoch files are not kept: without them the committed figure stays
+        results["curves_png"] = learning_curves(results, args.out.resolve(), png) or (
+            png.name if png.exists() else None)
         write_readme(results, args.readme, args.out)
         return
     run = Run(args.out.resolve(), args.datasets.resolve())
