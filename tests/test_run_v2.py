@@ -201,3 +201,22 @@ def test_stage_two_options_are_mace_torch_options():
         ["--name", "x", "--train_file", "t.xyz", *run_v2.stage_two_args(130)])
     assert args.swa and args.start_swa == 130 and args.swa_energy_weight == 1000
     assert args.swa_forces_weight == 100 and args.swa_stress_weight == 100
+
+
+def test_own_fit_summary_lists_the_misses_and_splits_model_from_label_error():
+    """Two gas molecules and a solid: the worst species and those above the limit named,
+    model error and label residual at the bridge frames averaged per atom over the gas
+    molecules only, by hand."""
+    fit = {"CO_g": {"role": "molecule", "energy_mae_meV_per_atom": 400.0},
+           "H2_g": {"role": "molecule", "energy_mae_meV_per_atom": 1.0},
+           "MgO_s": {"role": "solid", "energy_mae_meV_per_atom": 2.0}}
+    results = {"bridge_natoms": {"CO_g": 2, "H2_g": 2, "MgO_s": 2},
+               "label_residual_eV": {"scale": {"CO_g": 0.2, "H2_g": -0.1}},
+               "variants": {"e": {"1": {
+                   "own_fit": fit,
+                   "bridge_frame_error_eV": {"model": {"CO_g": 1.0, "H2_g": -0.1,
+                                                       "MgO_s": 0.0}}}}}}
+    row = run_v2.own_fit_summary(results)[-1].split(" | ")
+    assert row[2:6] == ["3", "2.0", "CO 400", "CO 400"]
+    # |1.0|/2 and |-0.1|/2 eV/atom: 275 meV/atom; labels |0.2|/2, |-0.1|/2: 75 meV/atom
+    assert row[6] == "275.0" and row[7] == "75.0 |"

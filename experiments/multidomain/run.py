@@ -671,6 +671,9 @@ def write_readme(results: dict, path: Path, runs: Path = HERE / "runs") -> None:
     if results.get("label_level"):
         lines += label_section(results["label_level"])
     lines += bridge_v2.readme_section(runs)
+    import run_v2  # it subclasses Run: imported here, not at the top
+
+    lines += run_v2.readme_section()
     if not results["variants"]:
         lines += ["## Model level", "",
                   "Not redone yet on the corrected data (PW 800 eV target, D3 counted once): the "

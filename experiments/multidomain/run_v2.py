@@ -108,6 +108,10 @@ REGENERATE = "datasets/bridge-v2/regenerate.sh"
 #: draw and in CHGNet MD at 900 K and 300 K, GPAW labels (datasets/inorganic-mini/regenerate.sh)
 INDIST = ROOT / "datasets" / "inorganic-mini" / "indist_test.extxyz"
 OUT = HERE / "runs_v2"
+#: round two as reported: Stage Two on (``--stage-two``); OUT holds the Stage One trainings
+REPORTED = HERE / "runs_v2_stage2"
+#: a species the model misses by more than this on its own training frames is listed
+OWN_FIT_LIMIT = 20.0  # meV/atom
 ROUND_ONE = HERE / "runs"
 #: a bridge species is well sampled with at least this many training frames
 MIN_FRAMES = 10
@@ -647,6 +651,107 @@ def verdict_section(results: dict, bridge: Path = ROOT / "datasets" / "bridge-v2
     out += ["", "Per molecule (seed-averaged |err| − |err_TEA| over the items it enters):", "",
             *paired.per_molecule_lines(per_seed, "e", TITLES, item_mols)]
     return out
+
+
+def own_fit_summary(results: dict) -> list[str]:
+    """Per variant and seed: how well the model fits its own training frames of the bridge
+    species (median and worst species energy MAE, the species above OWN_FIT_LIMIT), and how
+    its error at the bridge frames splits: mean |model − GPAW| over the gas molecules against
+    mean |δ| (the labels' own alignment error at the same frames), meV/atom."""
+    lines = ["| variant | seed | species | E MAE own frames, median (meV/atom) | worst | "
+             f"species above {OWN_FIT_LIMIT:.0f} meV/atom | gas molecules: mean |model − GPAW| "
+             "at the bridge frame | mean |δ| of the labels (meV/atom) |",
+             "|---|---|---|---|---|---|---|---|"]
+    natoms = results.get("bridge_natoms", {})
+    for v, seeds in results["variants"].items():
+        label = LABEL_OF[v]
+        residual = (results.get("label_residual_eV") or {}).get(label, {}) if label else {}
+        mode = next(iter(cross_modes(v)))
+        for seed, r in seeds.items():
+            fit = {k: x["energy_mae_meV_per_atom"] for k, x in r.get("own_fit", {}).items()
+                   if x["energy_mae_meV_per_atom"] is not None}
+            if not fit:
+                continue
+            worst = max(fit, key=fit.get)
+            above = ", ".join(f"{k.removesuffix('_g').removesuffix('_s')} {x:.0f}"
+                              for k, x in sorted(fit.items(), key=lambda kv: -kv[1])
+                              if x > OWN_FIT_LIMIT) or "none"
+            gas = [k for k, x in r.get("own_fit", {}).items() if x["role"] == "molecule"
+                   and natoms.get(k)]
+            frame = r.get("bridge_frame_error_eV", {}).get(mode, {})
+            model_err = _mean([abs(frame[k]) * 1000 / natoms[k] for k in gas
+                               if frame.get(k) is not None])
+            if v == "o":
+                delta = 0.0
+            else:
+                delta = _mean([abs(residual[k]) * 1000 / natoms[k] for k in gas
+                               if residual.get(k) is not None])
+            lines.append(f"| ({v}) | {seed} | {len(fit)} | {np.median(list(fit.values())):.1f} "
+                         f"| {worst.removesuffix('_g').removesuffix('_s')} {fit[worst]:.0f} | "
+                         f"{above} | {_cell(model_err)} | {_cell(delta)} |")
+    return lines
+
+
+def readme_section(reported: Path = REPORTED, stage_one: Path = OUT) -> list[str]:
+    """The experiment README's round-two section, from ``reported``/results.json (and the
+    Stage One trainings in ``stage_one``/results.json, for what Stage Two changed); [] before
+    any round-two training."""
+    path = reported / "results.json"
+    if not path.exists():
+        return []
+    res = json.loads(path.read_text())
+    if not res["variants"]:
+        return []
+    counts = res.get("training_frames", {})
+    n_mol, n_sol = len(counts.get("organic", {})), len(counts.get("inorganic", {}))
+    fewest = min((n for by in counts.values() for n in by.values()), default=0)
+    lines = ["## Round two: models that fit their own data, verdicts paired by seed and "
+             "molecule (`run_v2.py`)", "",
+             f"Written by `run_v2.py` into `{_shown(reported)}/` (tables.md has every table in "
+             f"full). Training data as in round one plus training frames of every bridge "
+             f"species ({n_mol} gas molecules at the source level, {n_sol} solids at the "
+             f"target level, at least {fewest} frames each: rattled and bond-stretched, "
+             f"datasets/bridge-v2/make_training_frames.py). Preset `{res['preset']}`, "
+             f"{res['epochs']} epochs"
+             + (f", mace-torch's Stage Two from epoch {res['stage_two']} "
+                f"(`{' '.join(res.get('mace_args', []))}`)" if res.get("stage_two") else "")
+             + ". Plateau rule: " + res["plateau_rule"] + ".", ""]
+    one = stage_one / "results.json"
+    if res.get("stage_two") and one.exists():
+        first = json.loads(one.read_text())
+        missed = []
+        for v, seeds in first["variants"].items():
+            for seed, r in seeds.items():
+                bad = {k: x["energy_mae_meV_per_atom"] for k, x in r.get("own_fit", {}).items()
+                       if (x["energy_mae_meV_per_atom"] or 0) > OWN_FIT_LIMIT}
+                if bad:
+                    missed.append(f"({v}) seed {seed}: " + ", ".join(
+                        f"{k.removesuffix('_g')} {x:.0f}" for k, x in
+                        sorted(bad.items(), key=lambda kv: -kv[1])))
+        if missed:
+            lines += ["Why Stage Two: the same trainings with Stage One only "
+                      f"({first['epochs']} epochs, `{_shown(stage_one)}/`) reached their "
+                      "plateau but missed their own training frames of bond types no other "
+                      f"frame has (meV/atom, species above {OWN_FIT_LIMIT:.0f}): "
+                      + "; ".join(missed) + ". Forces weighted 10:1 over energies leave a "
+                      "rare bond's energy offset to a few frames' share of the loss; Stage "
+                      "Two weights the energy 1000:100.", ""]
+    lines += ["### Trainings", "", *training_lines(res), "",
+              "### Own-data fit: model error apart from alignment error", "",
+              "Each model on its own training frames of the bridge species, and at the bridge "
+              "frames (the gas molecules of the items) against GPAW beside the labels' own "
+              "error there (δ = aligned label − GPAW): where the model fits its data, its "
+              "error at the bridge frames is δ; full per-species tables in tables.md.", "",
+              *own_fit_summary(res), ""]
+    verdicts = verdict_section(res)
+    if verdicts:
+        verdicts[0] = "### Model level on bridge-v2, paired by seed and by molecule"
+        lines += [*verdicts, ""]
+    inorg = inorganic_lines(res)
+    if inorg:
+        inorg[0] = "### Inorganic test sets: the held-out family and the in-distribution set"
+        lines += [*inorg, ""]
+    return lines
 
 
 # ---------------------------------------------------------------------- main
