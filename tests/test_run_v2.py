@@ -220,3 +220,17 @@ def test_own_fit_summary_lists_the_misses_and_splits_model_from_label_error():
     assert row[2:6] == ["3", "2.0", "CO 400", "CO 400"]
     # |1.0|/2 and |-0.1|/2 eV/atom: 275 meV/atom; labels |0.2|/2, |-0.1|/2: 75 meV/atom
     assert row[6] == "275.0" and row[7] == "75.0 |"
+
+
+def test_an_epoch_missing_from_the_log_is_not_an_early_stop(tmp_path):
+    """mace-torch logs no validation line for the epoch in which Stage Two starts: 200 of
+    200 epochs with epoch 130 missing ran to the end."""
+    from run import training_record
+
+    lines = [f"2026 INFO: Epoch {k}: head: Default, loss=0.01, MAE_E_per_atom= 10.00 meV, "
+             f"MAE_F= 1.0 meV / A" for k in range(200) if k != 130]
+    (tmp_path / "train.log").write_text("\n".join(lines) + "\n")
+    (tmp_path / "tealign_train.json").write_text(json.dumps(
+        {"command": ["mace_run_train", "--max_num_epochs", "200", "--patience", "15"]}))
+    rec = training_record(tmp_path)
+    assert rec["epochs_run"] == 200 and not rec["stopped_early"]

@@ -600,13 +600,14 @@ def training_record(train_dir: Path, head: str | None = None, last: int = PLATEA
     - ``drop``: 1 − (best energy MAE of the last ``last`` epochs) / (best of the ``last``
       before them), a fraction (None with fewer than 2·``last`` epochs);
     - ``stopped_early``: fewer epochs than ``--max_num_epochs`` ran (early stopping ended
-      it); ``patience_exhausted``: the last ``--patience`` epochs or more brought no lower
-      validation loss, mace-torch's early-stopping condition, reported but not part of the
-      rule: mace-torch 0.3.16 on one process logs "Stopping optimization" then and trains on
-      to the last epoch, and its loss (forces weighted 10:1 in the presets) stalls while
-      the energy error still falls (29 of round one's 33 trainings exhausted it, 9 of them
-      with the energy MAE still falling by more than 5 %). A multi-head model: each head's
-      own loss;
+      it; counted by the last epoch logged, since a Stage Two run logs no line for its first
+      Stage Two epoch); ``patience_exhausted``: the last ``--patience`` epochs or more
+      brought no lower validation loss, mace-torch's early-stopping condition, reported but
+      not part of the rule: mace-torch 0.3.16 on one process logs "Stopping optimization"
+      then and trains on to the last epoch (with Stage Two: starts it there), and its loss
+      (forces weighted 10:1 in the presets) stalls while the energy error still falls (29 of
+      round one's 33 trainings exhausted it, 9 of them with the energy MAE still falling by
+      more than 5 %). A multi-head model: each head's own loss;
     - ``reached_plateau``: ``drop`` < PLATEAU_DROP or ``stopped_early`` (the rule of
       PLATEAU_DROP)."""
     curve = validation_curve(train_dir, head)
@@ -627,8 +628,11 @@ def training_record(train_dir: Path, head: str | None = None, last: int = PLATEA
     patience, max_epochs = settings.get("patience"), settings.get("max_epochs")
     exhausted = bool(patience is not None and epochs[-1] - epochs[int(np.argmin(loss))]
                      >= patience)
-    early = bool(max_epochs is not None and len(epochs) < max_epochs)
-    return {"epochs_run": len(epochs), "max_epochs": max_epochs, "patience": patience,
+    # epochs count from 0; the last logged one, not the number of lines, says how many ran
+    # (mace-torch logs no validation line for the epoch in which Stage Two starts)
+    ran = epochs[-1] + 1
+    early = bool(max_epochs is not None and ran < max_epochs)
+    return {"epochs_run": ran, "max_epochs": max_epochs, "patience": patience,
             "best_epoch": epochs[int(np.argmin(mae))], "kept_epoch": kept,
             "best_valid_energy_mae_meV_per_atom": float(mae.min() * 1000),
             "window": last, "drop": drop, "stopped_early": early,
