@@ -638,7 +638,7 @@ def verdict_section(results: dict, bridge: Path = ROOT / "datasets" / "bridge-v2
     per_seed = {v: {s: e for s, e in entry.items() if isinstance(e, dict) and "items" in e}
                 for v, entry in results["variants"].items()}
     per_seed = {v: e for v, e in per_seed.items() if e}
-    if "e" not in per_seed:
+    if "e" not in per_seed or len(per_seed) < 2:  # nothing to compare TEA with yet
         return []
     item_mols = paired.item_molecules(bridge)
     kinds = {it["id"]: it["kind"] for it in cross.items_of(json.loads(bridge.read_text()))}
