@@ -18,7 +18,9 @@ from tealign.keys import REF
 def train_cmd(
     data: Annotated[Path, typer.Option(help="Output directory of `tealign merge`.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Run directory; the model "
-                                         "is written to RUN_DIR/model.model.")],
+                                         "is written to RUN_DIR/model.model (with "
+                                         "mace-torch's Stage Two, -- --swa, the Stage Two "
+                                         "model; Stage One as model_stageone.model).")],
     preset: Annotated[str | None, typer.Option(
         help="osaka24-small|osaka24-medium|osaka24-large|small-cpu|tiny (required unless "
              "--from: then the training settings of the model's card, else osaka24-small)."
