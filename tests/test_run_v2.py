@@ -233,4 +233,24 @@ def test_an_epoch_missing_from_the_log_is_not_an_early_stop(tmp_path):
     (tmp_path / "tealign_train.json").write_text(json.dumps(
         {"command": ["mace_run_train", "--max_num_epochs", "200", "--patience", "15"]}))
     rec = training_record(tmp_path)
-    assert rec["epochs_run"] == 200 and not rec["stopped_early"]
+    assert rec["epochs_run"] == 199 and not rec["stopped_early"]
+    assert rec["stage_one_epochs"] is None
+
+
+def test_stage_two_started_by_patience_counts_the_epochs_trained(tmp_path):
+    """mace-torch starts Stage Two when Stage One's patience runs out (here after epoch 100)
+    and moves its counter on to 131: 101 + 69 epochs trained, ran to the end, and the
+    patience judged on Stage Two's losses only (their scale is Stage Two's)."""
+    from run import training_record
+
+    ep = list(range(101)) + list(range(131, 200))
+    loss = [0.001] * 101 + [0.03 - 1e-4 * i for i in range(69)]
+    lines = [f"2026 INFO: Epoch {k}: head: Default, loss={x:.8f}, MAE_E_per_atom= 10.00 meV, "
+             f"MAE_F= 1.0 meV / A" for k, x in zip(ep, loss)]
+    lines.insert(101, "2026 INFO: Changing loss based on Stage Two Weights")
+    (tmp_path / "train.log").write_text("\n".join(lines) + "\n")
+    (tmp_path / "tealign_train.json").write_text(json.dumps(
+        {"command": ["mace_run_train", "--max_num_epochs", "200", "--patience", "15"]}))
+    rec = training_record(tmp_path)
+    assert rec["epochs_run"] == 170 and rec["stage_one_epochs"] == 101
+    assert not rec["stopped_early"] and not rec["patience_exhausted"]

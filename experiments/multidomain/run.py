@@ -555,6 +555,7 @@ PLATEAU_WINDOW = 50
 PLATEAU_DROP = 0.05
 _EPOCH_LINE = re.compile(r"Epoch (\d+): head: (\S+), loss=\s*([-+0-9.eE]+), "
                          r"MAE_E_per_atom=\s*([-+0-9.eE]+) meV")
+_STAGE_TWO_LINE = "Changing loss based on Stage Two Weights"
 _KEPT_LINE = re.compile(r"Loading checkpoint: \S*_epoch-(\d+)(?:_swa)?\.pt")
 
 
@@ -608,6 +609,8 @@ def training_record(train_dir: Path, head: str | None = None, last: int = PLATEA
       (forces weighted 10:1 in the presets) stalls while the energy error still falls (29 of
       round one's 33 trainings exhausted it, 9 of them with the energy MAE still falling by
       more than 5 %). A multi-head model: each head's own loss;
+    - ``stage_one_epochs``: with Stage Two, the epochs before it (None without); the
+      drop's windows are the last logged epochs, Stage Two's and Stage One's alike;
     - ``reached_plateau``: ``drop`` < PLATEAU_DROP or ``stopped_early`` (the rule of
       PLATEAU_DROP)."""
     curve = validation_curve(train_dir, head)
@@ -622,17 +625,26 @@ def training_record(train_dir: Path, head: str | None = None, last: int = PLATEA
         drop = float(1 - mae[-last:].min() / mae[-2 * last:-last].min())
     kept = None
     log = train_dir / "train.log"
-    if log.exists():
-        found = _KEPT_LINE.findall(log.read_text(errors="replace"))
-        kept = int(found[-1]) if found else None
+    text = log.read_text(errors="replace") if log.exists() else ""
+    found = _KEPT_LINE.findall(text)
+    kept = int(found[-1]) if found else None
+    # Stage Two (mace-torch --swa) starts at --start_swa or, earlier, when Stage One's
+    # patience runs out; mace-torch then moves its epoch counter on to --start_swa + 1, so
+    # the epochs trained are the lines logged, not the last epoch's number
+    switch = text.find(_STAGE_TWO_LINE)
+    two_from = None
+    if switch >= 0:
+        after = [int(m.group(1)) for m in _EPOCH_LINE.finditer(text[switch:])]
+        two_from = after[0] if after else None
+    stage_one = len([k for k in epochs if two_from is None or k < two_from])
     patience, max_epochs = settings.get("patience"), settings.get("max_epochs")
-    exhausted = bool(patience is not None and epochs[-1] - epochs[int(np.argmin(loss))]
-                     >= patience)
-    # epochs count from 0; the last logged one, not the number of lines, says how many ran
-    # (mace-torch logs no validation line for the epoch in which Stage Two starts)
-    ran = epochs[-1] + 1
-    early = bool(max_epochs is not None and ran < max_epochs)
-    return {"epochs_run": ran, "max_epochs": max_epochs, "patience": patience,
+    # the loss of the last stage only: Stage Two's weights change its scale
+    last_stage = [i for i, k in enumerate(epochs) if two_from is None or k >= two_from]
+    lo = last_stage[int(np.argmin(loss[last_stage]))]
+    exhausted = bool(patience is not None and epochs[-1] - epochs[lo] >= patience)
+    early = bool(max_epochs is not None and epochs[-1] + 1 < max_epochs)
+    return {"epochs_run": len(epochs), "max_epochs": max_epochs, "patience": patience,
+            "stage_one_epochs": stage_one if two_from is not None else None,
             "best_epoch": epochs[int(np.argmin(mae))], "kept_epoch": kept,
             "best_valid_energy_mae_meV_per_atom": float(mae.min() * 1000),
             "window": last, "drop": drop, "stopped_early": early,

@@ -29,20 +29,22 @@ What changes from round one (run.py, whose Run this subclasses; everything else 
   which has no S or Cl: it cannot align their molecules, so (e2) trains without those four
   gas species (the own-data table shows 0 frames for them). The target's E0s add
   bridge-v2's S atom; the organic head of (b) and (g) adds S and Cl at the source level.
-- Training: preset small-cpu, --epochs 300 (the preset's patience 15 is passed on to
-  mace-torch), seeds 1, 2, 3; resumable as run.py (a finished model is kept, one trained
-  with another preset or epoch count is refused, and so is one trained on other input
-  data: each merge.toml starts with the sha256 of everything it reads).
+- Training: preset small-cpu, --epochs (300 by default; the reported run, runs_v2_stage2,
+  used 200 with --stage-two 130), seeds 1, 2, 3; resumable as run.py (a finished model is
+  kept, one trained with another preset, epoch count or mace options is refused, and so is
+  one trained on other input data: each merge.toml starts with the sha256 of everything it
+  reads). ``--stage-two EPOCH`` adds mace-torch's Stage Two (stage_two_args): without it the
+  models missed their own frames of rare bond types by up to 440 meV/atom (runs_v2).
 - Plateau rule (run.training_record, shared with run.py): a training reached its plateau
-  when its best validation energy MAE over the last 50 epochs is less than 5 % below the
-  best of the 50 epochs before, or when early stopping ended it (fewer epochs than --epochs
-  ran). mace-torch 0.3.16 trained on one process does not stop at its patience: it logs
-  "Stopping optimization" and trains on to --epochs, keeping the checkpoint of lowest
-  validation loss; so every training here runs all 300 epochs and the first clause decides.
-  Whether the patience was exhausted at the end (no lower validation loss in the last 15
-  epochs) is recorded beside it but is not part of the rule: that loss is mostly forces and
-  stalls while the energy error still falls. Per training: epochs run, best epoch, the epoch
-  of the checkpoint kept, the best validation energy MAE and the drop, per head for (g).
+  when its best validation energy MAE over the last 50 logged epochs is less than 5 % below
+  the best of the 50 before, or when early stopping ended it. mace-torch 0.3.16 trained on
+  one process does not stop at its patience: it logs "Stopping optimization" and trains on
+  (with Stage Two: starts Stage Two there and moves its epoch counter on to the Stage Two
+  start), keeping the checkpoint of lowest validation loss; so the first clause decides.
+  Whether the patience was exhausted at the end (no lower validation loss of the last stage
+  in the last 15 epochs) is recorded beside it but is not part of the rule. Per training:
+  epochs run (of which Stage One), best epoch, the epoch of the checkpoint kept, the best
+  validation energy MAE and the drop, per head for (g).
 
 Evaluation of every trained model (results.json, variants[v][seed]):
 
@@ -519,9 +521,10 @@ def _cell(x: float | None, fmt: str = ".1f") -> str:
 def training_lines(results: dict) -> list[str]:
     """One row per training (and head): epochs, best and kept epoch, the best validation
     energy MAE, its drop over the last window, and whether it reached its plateau."""
-    lines = ["| variant | seed | head | epochs run | best epoch | kept epoch | best valid E MAE "
-             f"(meV/atom) | drop, last {PLATEAU_WINDOW} vs {PLATEAU_WINDOW} before | patience "
-             "exhausted | plateau |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | seed | head | epochs run | of which Stage One | best epoch | kept epoch "
+             f"| best valid E MAE (meV/atom) | drop, last {PLATEAU_WINDOW} vs {PLATEAU_WINDOW} "
+             "before | patience exhausted | plateau |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for v, seeds in results["variants"].items():
         for seed, r in seeds.items():
             for head, t in (r.get("training") or {}).items():
@@ -529,7 +532,8 @@ def training_lines(results: dict) -> list[str]:
                     continue
                 drop = "–" if t["drop"] is None else f"{100 * t['drop']:+.1f} %"
                 lines.append(f"| ({v}) | {seed} | {head} | {t['epochs_run']} | "
-                             f"{t['best_epoch']} | {_cell(t['kept_epoch'], 'd')} | "
+                             f"{_cell(t.get('stage_one_epochs'), 'd')} | {t['best_epoch']} | "
+                             f"{_cell(t['kept_epoch'], 'd')} | "
                              f"{t['best_valid_energy_mae_meV_per_atom']:.2f} | {drop} | "
                              f"{'yes' if t['patience_exhausted'] else 'no'} | "
                              f"{'yes' if t['reached_plateau'] else 'NO'} |")
@@ -579,7 +583,9 @@ def write_tables(results: dict, path: Path) -> Path:
              f"Preset `{results['preset']}`, --epochs {results['epochs']}. Plateau rule: "
              f"{results['plateau_rule']}", "", *training_lines(results)]
     if results.get("stage_two"):
-        lines[2] += (f" Stage Two (mace-torch --swa) from epoch {results['stage_two']}: "
+        lines[2] += (f" Stage Two (mace-torch --swa) from epoch {results['stage_two']} at the "
+                     "latest (mace-torch starts it as soon as Stage One's patience runs out, "
+                     "then moves its epoch counter on: the Stage One column): "
                      f"`{' '.join(results.get('mace_args', []))}`; the Stage Two model is the "
                      "one assessed.")
     lines += ["", *verdict_section(results), "", *inorganic_lines(results)]
@@ -713,8 +719,10 @@ def readme_section(reported: Path = REPORTED, stage_one: Path = OUT) -> list[str
              f"target level, at least {fewest} frames each: rattled and bond-stretched, "
              f"datasets/bridge-v2/make_training_frames.py). Preset `{res['preset']}`, "
              f"{res['epochs']} epochs"
-             + (f", mace-torch's Stage Two from epoch {res['stage_two']} "
-                f"(`{' '.join(res.get('mace_args', []))}`)" if res.get("stage_two") else "")
+             + (f", mace-torch's Stage Two from epoch {res['stage_two']} at the latest "
+                "(earlier where Stage One's patience ran out: the trainings table's Stage One "
+                f"column; `{' '.join(res.get('mace_args', []))}`)" if res.get("stage_two")
+                else "")
              + ". Plateau rule: " + res["plateau_rule"] + ".", ""]
     one = stage_one / "results.json"
     if res.get("stage_two") and one.exists():
