@@ -194,7 +194,8 @@ def test_training_record_reads_the_stage_two_checkpoint(tmp_path):
 
 def test_stage_two_options_are_mace_torch_options():
     """run_v2's Stage Two options parse as mace_run_train options (its own parser)."""
-    from mace.tools import build_default_arg_parser
+    tools = pytest.importorskip("mace.tools", reason="needs mace-torch: pip install tealign[mace]")
+    build_default_arg_parser = tools.build_default_arg_parser
 
     assert run_v2.stage_two_args(None) == ()
     args = build_default_arg_parser().parse_args(
@@ -254,3 +255,25 @@ def test_stage_two_started_by_patience_counts_the_epochs_trained(tmp_path):
     rec = training_record(tmp_path)
     assert rec["epochs_run"] == 170 and rec["stage_one_epochs"] == 101
     assert not rec["stopped_early"] and not rec["patience_exhausted"]
+
+
+def test_report_only_recomputes_each_record_from_its_own_train_log(tmp_path):
+    """A stored record is replaced by the one its run directory's train.log gives (seed 1 in
+    ``<variant>/train``, seed 2 in ``<variant>/train_seed2``); a training without a directory
+    keeps what was stored."""
+    def log(d: Path, n: int) -> None:
+        d.mkdir(parents=True)
+        (d / "train.log").write_text("".join(
+            f"2026 INFO: Epoch {k}: head: Default, loss=0.01, MAE_E_per_atom= {50 - k}.00 meV, "
+            f"MAE_F= 1.0 meV / A\n" for k in range(n)))
+
+    log(tmp_path / "e" / "train", 10)
+    log(tmp_path / "e" / "train_seed2", 20)
+    cur = {"variants": {"e": {"1": {"training": {"model": "stale"}},
+                              "2": {"training": {"model": "stale"}},
+                              "3": {"training": {"model": "kept"}}}}}
+    run_v2.refresh_training_records(tmp_path)(cur)
+    seeds = cur["variants"]["e"]
+    assert seeds["1"]["training"]["model"]["epochs_run"] == 10
+    assert seeds["2"]["training"]["model"]["best_epoch"] == 19
+    assert seeds["3"]["training"] == {"model": "kept"}

@@ -81,6 +81,7 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -803,6 +804,21 @@ PLATEAU_RULE = (f"reached when the best validation energy MAE of the last {PLATE
                 "lowest-loss checkpoint: 'patience exhausted' is shown, not used)")
 
 
+def refresh_training_records(out: Path) -> Callable[[dict], None]:
+    """A change for update_results: every training's record recomputed by training_record
+    from the train.log its run directory keeps (``<variant>/train`` for seed 1,
+    ``<variant>/train_seed<N>`` otherwise; run.Run.train), so that the records follow the
+    current rule; a training whose directory is gone keeps its stored record."""
+    def change(cur: dict) -> None:
+        for v, seeds in cur.get("variants", {}).items():
+            heads = ["organic", "inorganic"] if v == "g" else [None]
+            for seed, one in seeds.items():
+                d = out / v / ("train" if seed == "1" else f"train_seed{seed}")
+                if (d / "train.log").exists():
+                    one["training"] = {h or "model": training_record(d, head=h) for h in heads}
+    return change
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--variants", default=",".join(VARIANTS))
@@ -826,8 +842,8 @@ def main() -> None:
     args = ap.parse_args()
     results_path = args.out.resolve() / "results.json"
     if args.report_only:
-        print(write_tables(json.loads(results_path.read_text()),
-                           results_path.with_name("tables.md")))
+        results = update_results(results_path, {}, refresh_training_records(args.out.resolve()))
+        print(write_tables(results, results_path.with_name("tables.md")))
         return
     variants = args.variants.split(",")
     unknown = sorted(set(variants) - set(VARIANTS))
