@@ -194,12 +194,32 @@ def test_relaxed_poses_are_minima_at_the_target_level():
             np.testing.assert_allclose(a.positions[bottom], start.positions[bottom], atol=1e-6)
             f = np.linalg.norm(a.arrays["forces_pbe"], axis=1)[~bottom]
             assert f.max() < relax.FMAX, (sid, float(f.max()))
+            # the frame computed is the relaxer's output, and the relaxer's last logged
+            # energy is the one recomputed here
+            relaxed = read(DATA / "relax" / f"{sid}.relaxed.extxyz")
+            np.testing.assert_allclose(a.positions, relaxed.positions, atol=1e-6)
+            last = (DATA / "relax" / f"{sid}.log").read_text().split()[-2]
+            assert a.info["energy_pbe"] == pytest.approx(float(last), abs=1e-5)
         cplx, slab = frames[item["complex"]], frames[item["slab"]]
         n_slab = len(slab)
+        layers = np.unique(np.round(slab.positions[:, 2], 0))
+        assert len(layers) == relax.LAYERS, (item["slab"], layers)
         surface = cplx.positions[:n_slab, 2].max()
         assert cplx.positions[n_slab:, 2].min() - surface < 3.0, item["id"]
         mol = next(b for b in read(DATA / "bridge-molecules.extxyz", ":")
                    if b.info["species"] == item["molecule"])
+        # the adsorbate stays the molecule it was: the same bonds (ASE's covalent radii × 1.2)
+        from ase.neighborlist import natural_cutoffs, neighbor_list
+
+        ads = cplx[n_slab:]
+        ads.pbc = False
+        def bonds_of(x):
+            return {tuple(sorted(p)) for p in zip(*neighbor_list(
+                "ij", x, natural_cutoffs(x, mult=1.2)))}
+
+        bonds, gas = bonds_of(ads), bonds_of(mol)
+        assert ads.get_chemical_symbols() == mol.get_chemical_symbols(), item["id"]
+        assert bonds == gas, (item["id"], bonds ^ gas)
         e_ads = cplx.info["energy_pbe"] - slab.info["energy_pbe"] - mol.info["energy_pbe"]
         assert -2.0 < e_ads < 0.0, (item["id"], e_ads)
         # the pose the search chose is the one relaxed

@@ -582,7 +582,7 @@ def write_tables(results: dict, path: Path) -> Path:
     """tables.md: the trainings and every variant's own-data table."""
     lines = ["# Round two: trainings and own-data fit", "",
              f"Preset `{results['preset']}`, --epochs {results['epochs']}. Plateau rule: "
-             f"{results['plateau_rule']}", "", *training_lines(results)]
+             f"{PLATEAU_RULE}", "", *training_lines(results)]
     if results.get("stage_two"):
         lines[2] += (f" Stage Two (mace-torch --swa) from epoch {results['stage_two']} at the "
                      "latest (mace-torch starts it as soon as Stage One's patience runs out, "
@@ -756,7 +756,7 @@ def readme_section(reported: Path = REPORTED, stage_one: Path = OUT) -> list[str
                 "(earlier where Stage One's patience ran out: the trainings table's Stage One "
                 f"column; `{' '.join(res.get('mace_args', []))}`)" if res.get("stage_two")
                 else "")
-             + ". Plateau rule: " + res["plateau_rule"] + ".", ""]
+             + ". Plateau rule: " + PLATEAU_RULE, ""]
     one = stage_one / "results.json"
     if res.get("stage_two") and one.exists():
         first = json.loads(one.read_text())
@@ -798,10 +798,12 @@ def readme_section(reported: Path = REPORTED, stage_one: Path = OUT) -> list[str
 # ---------------------------------------------------------------------- main
 PLATEAU_RULE = (f"reached when the best validation energy MAE of the last {PLATEAU_WINDOW} "
                 f"epochs is less than {100 * PLATEAU_DROP:.0f} % below the best of the "
-                f"{PLATEAU_WINDOW} before, or when early stopping ended the training (fewer "
-                "epochs than --epochs ran; mace-torch 0.3.16 on one process only logs its "
-                "stop when the patience is exhausted and trains on to --epochs, keeping the "
-                "lowest-loss checkpoint: 'patience exhausted' is shown, not used)")
+                f"{PLATEAU_WINDOW} before (the logged epochs, so with Stage Two the windows "
+                "may straddle its start, where the loss weights change), or when early "
+                "stopping ended the training (its last epoch number below --epochs; "
+                "mace-torch 0.3.16 on one process only logs its stop when the patience is "
+                "exhausted and trains on to --epochs, keeping the lowest-loss checkpoint: "
+                "'patience exhausted' is shown, not used).")
 
 
 def refresh_training_records(out: Path) -> Callable[[dict], None]:
@@ -810,6 +812,7 @@ def refresh_training_records(out: Path) -> Callable[[dict], None]:
     ``<variant>/train_seed<N>`` otherwise; run.Run.train), so that the records follow the
     current rule; a training whose directory is gone keeps its stored record."""
     def change(cur: dict) -> None:
+        cur["plateau_rule"] = PLATEAU_RULE
         for v, seeds in cur.get("variants", {}).items():
             heads = ["organic", "inorganic"] if v == "g" else [None]
             for seed, one in seeds.items():
