@@ -284,3 +284,50 @@ def test_real_bridge_v2_items_name_gas_species_of_its_molecule_file():
         assert len(ms) == len(set(ms)), item
         assert set(ms) <= gas, (item, set(ms) - gas)
         assert all(definition["species"][m]["role"] == "molecule" for m in ms)
+
+
+def test_round_one_readme_verdicts_are_the_seed_paired_ones():
+    """run.py's README for round one (datasets/bridge-mini's 23 items): the oracle's words and
+    the 'where TEA wins' line follow ``paired.verdict_rows`` on run.py's results shape, not the
+    item bootstrap of seed-averaged errors (which resolves the case built here)."""
+    import sys
+
+    sys.path.insert(0, str(EXP))
+    try:
+        import model_level
+    finally:
+        sys.path.remove(str(EXP))
+    rng = np.random.default_rng(3)
+    items = list(paired.item_molecules(model_level.BRIDGE_MINI))
+    assert len(items) == 23
+    seeds = [1, 2, 3]
+    o, eo = _synthetic(rng, seeds, items, [-0.164, 0.332, 0.296], 0.01)
+    g_target, e = _synthetic(rng, seeds, items, [0.9, 1.0, 1.1], 0.02)
+
+    def entry(errs, mode="model"):
+        return {"by_seed": {str(s): {"errors": {"cross": {mode: errs[s]}}} for s in seeds}}
+
+    g = entry(g_target, "target head")
+    for s in seeds:
+        g["by_seed"][str(s)]["errors"]["cross"]["own heads"] = e[s]
+    results = {"variants": {"e": entry(e), "eo": entry(eo), "o": entry(o), "g": g}}
+    titles = {"e": "TEA", "eo": "TEA on the subset", "o": "oracle", "g": "multi-head"}
+    # the item bootstrap of seed-averaged errors calls the oracle worse ...
+    item_boot = {r["variant"]: r for r in model_level.cross_summary(results, "eo")}
+    assert item_boot["o"]["minus_tea"]["lo_eV"] > 0
+    # ... paired by seed it is not resolved, and the README says so
+    rows = model_level.seed_paired(results, titles, reference="eo", variants=["o"])
+    direct = paired.paired_comparison(o, eo, paired.item_molecules(model_level.BRIDGE_MINI))
+    assert rows[0]["mean_eV"] == pytest.approx(direct["mean_eV"])
+    assert rows[0]["verdict"] == direct["verdict"] == "unresolved"
+    text = "\n".join(model_level.oracle_lines(results, titles))
+    assert "against (eo) on the cross-domain items: no difference resolved" in text
+    assert "the oracle is worse" not in text
+    # each head mode of the multi-head model is its own comparison; a large consistent loss
+    # is resolved, the other head (equal to TEA) is not
+    by = {r["variant"]: r for r in model_level.seed_paired(results, titles)}
+    assert by["g, target head"]["verdict"] == "worse"
+    assert by["g, own heads"]["verdict"] == "unresolved"
+    line = model_level.cross_verdict_lines(results, titles)[0]
+    assert "TEA better than (g, target head) multi-head" in line
+    assert "no difference resolved from" in line and "(o) oracle" in line

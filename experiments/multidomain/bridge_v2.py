@@ -322,6 +322,13 @@ if __name__ == "__main__":
     main()
 
 
+def _kind_counts(res: dict) -> dict[str, int]:
+    """Items per kind of a results.json (reactions only for older files without items)."""
+    items = res.get("items") or [{"kind": "reaction"} for _ in res["reactions"]]
+    return {k: sum(it["kind"] == k for it in items) for k in KINDS
+            if any(it["kind"] == k for it in items)}
+
+
 def readme_section(runs: Path = HERE / "runs") -> list[str]:
     """The README's bridge-v2 section, from runs/bridge_v2/results.json and
     runs/bond_correction/results.json (empty when they are not computed)."""
@@ -334,7 +341,12 @@ def readme_section(runs: Path = HERE / "runs") -> list[str]:
     lines = [f"## Label level on bridge-v2: {n_mol} gas molecules, {n_items} items "
              f"({len(res['reactions'])} gas–solid reactions), molecule bootstrap", "",
              "Written by `bridge_v2.py` into `runs/bridge_v2/` (datasets/bridge-v2: bridge-mini's "
-             "12 reactions and 25 more, 16 ionic solids, every geometry fixed). A reaction's "
+             "12 reactions and 25 more over 16 ionic solids"
+             + "".join(f", {n} {'adsorption' if k == 'adsorption' else 'lattice'} "
+                       f"energ{'y' if n == 1 else 'ies'}" for k, n in _kind_counts(res).items()
+                       if k != "reaction")
+             + "; both methods at the same geometries, the adsorption poses relaxed at the "
+             "target level, datasets/bridge-v2/README.md). A reaction's "
              "label error is a sum of its gas molecules' residuals (the solids are exact here), "
              "so the interval resamples molecules, not reactions: Owen's pigeonhole bootstrap, "
              f"{res['n_boot']} replicates, each reaction weighted by the product of its "
