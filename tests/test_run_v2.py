@@ -277,3 +277,59 @@ def test_report_only_recomputes_each_record_from_its_own_train_log(tmp_path):
     assert seeds["1"]["training"]["model"]["epochs_run"] == 10
     assert seeds["2"]["training"]["model"]["best_epoch"] == 19
     assert seeds["3"]["training"] == {"model": "kept"}
+
+
+def test_a_training_short_of_its_plateau_is_extended_in_place(tmp_path):
+    """``Run.train(extend_to=N)`` on a finished training: one `tealign train` into the same
+    run directory with --epochs N (its seed and the Stage Two options kept; mace-torch resumes
+    from the latest checkpoint), requested.json then records ``extended_to``; without
+    ``extend_to``, or once extended that far, the model is reused; another request still
+    refuses. The record of the appended log judges the plateau on the resumed epochs."""
+    from run import training_record
+
+    run = run_v2.RunV2(tmp_path, dict(run_v2.INPUTS))
+    calls = []
+    run.tealign = lambda *args: calls.append([str(a) for a in args])
+    mace_args = run_v2.stage_two_args(130)
+    d = tmp_path / "e" / "train_seed3"
+    d.mkdir(parents=True)
+    (d / "model.model").write_bytes(b"model")
+    asked = {"preset": "small-cpu", "epochs": 200, "mace_args": list(mace_args)}
+    (d / "requested.json").write_text(json.dumps(asked))
+
+    def train(**kw):
+        return run.train("e", "small-cpu", 200, {}, {}, seed=3, mace_args=mace_args, **kw)
+
+    assert train() == d / "model.model" and calls == []
+    train(extend_to=300)
+    assert len(calls) == 1
+    cmd = calls[0]
+    assert cmd[cmd.index("--epochs") + 1] == "300" and cmd[cmd.index("--seed") + 1] == "3"
+    assert cmd[cmd.index("-o") + 1] == str(d)
+    assert cmd[cmd.index("--") + 1:] == list(mace_args)
+    assert json.loads((d / "requested.json").read_text()) == {**asked, "extended_to": 300}
+    train(extend_to=300)
+    train()
+    assert len(calls) == 1
+    with pytest.raises(SystemExit, match="move"):
+        run.train("e", "small-cpu", 300, {}, {}, seed=3, mace_args=mace_args)
+
+    # the log after the extension: 200 epochs, then the resumed run repeats epoch 199 and goes
+    # on to 299; the energy MAE falls 10 % over epochs 100-199, then is flat from 200
+    def line(k, m):
+        return (f"2026 INFO: Epoch {k}: head: Default, loss=0.01, MAE_E_per_atom= {m:.2f} meV, "
+                "MAE_F= 1.0 meV / A\n")
+
+    first = "".join(line(k, 100.0 if k < 150 else 90.0) for k in range(200))
+    (d / "train.log").write_text(first)
+    (d / "tealign_train.json").write_text(json.dumps(
+        {"command": ["mace_run_train", "--max_num_epochs", "200", "--patience", "15"]}))
+    before = training_record(d)
+    assert before["drop"] == pytest.approx(0.10) and not before["reached_plateau"]
+    (d / "train.log").write_text(first + "".join(line(k, 89.5) for k in range(199, 300)))
+    (d / "tealign_train.json").write_text(json.dumps(
+        {"command": ["mace_run_train", "--max_num_epochs", "300", "--patience", "15"]}))
+    after = training_record(d)
+    assert after["epochs_run"] == 300 and after["max_epochs"] == 300
+    assert after["drop"] == pytest.approx(0.0) and after["reached_plateau"]
+    assert not after["stopped_early"]

@@ -246,12 +246,15 @@ class Run:
 
     def train(self, v: str, preset: str, epochs: int | None, al, lr, seed: int = 1,
               device: str = "cpu", merge_only: bool = False,
-              mace_args: tuple[str, ...] = ()) -> Path:
+              mace_args: tuple[str, ...] = (), extend_to: int | None = None) -> Path:
         """Merge (once per variant) and train; seed 1 (the presets' own) trains into
         ``<variant>/train``, another seed into ``<variant>/train_seed<N>``. ``merge_only``:
         stop after the merge (trainings then run elsewhere, oracle/train_on_device.sh).
         ``mace_args``: further mace_run_train options (after ``--``), part of the request a
-        finished model must match."""
+        finished model must match. ``extend_to``: a finished training asked for ``epochs``
+        is continued to this many (`tealign train --epochs`, which resumes mace-torch from
+        its latest checkpoint, appending to train.log); requested.json then records
+        ``extended_to``, and a training already extended that far is reused."""
         d = self.out / v
         run_dir = d / ("train" if seed == 1 else f"train_seed{seed}")
         model = run_dir / "model.model"
@@ -260,9 +263,18 @@ class Run:
         marker = run_dir / "requested.json"
         if model.exists():
             had = json.loads(marker.read_text()) if marker.exists() else None
-            if had != asked:  # never reuse a model trained to other settings
+            if {k: x for k, x in (had or {}).items() if k != "extended_to"} != asked:
+                # never reuse a model trained to other settings
                 raise SystemExit(f"{model} was trained with {had}, not {asked}: move "
                                  f"{run_dir} away to retrain it")
+            if extend_to is None or extend_to <= (had.get("extended_to") or epochs or 0):
+                return model
+            args = ["train", "--preset", preset, "--data", d / "merged", "-o", run_dir,
+                    "--device", device, "--epochs", str(extend_to)]
+            if seed != 1:
+                args += ["--seed", str(seed)]
+            self.tealign(*args, "--json", *(["--", *mace_args] if mace_args else []))
+            marker.write_text(json.dumps({**had, "extended_to": extend_to}))
             return model
         d.mkdir(parents=True, exist_ok=True)
         text, per_source = self.toml(v, al, lr)
@@ -833,17 +845,21 @@ def glance_section(results: dict, runs: Path = HERE / "runs") -> list[str]:
                     for v, entry in res2["variants"].items()}
         per_seed = {v: e for v, e in per_seed.items() if e}
         if "e" in per_seed:
-            mols = paired.item_molecules(ROOT / "datasets" / "bridge-v2" / "bridge.json")
-            for r in paired.verdict_rows(per_seed, "e", run_v2.TITLES, mols):
-                rows2[r["variant"]] = r
-            for r in paired.oracle_rows(per_seed, run_v2.TITLES, mols):
-                rows2[r["variant"]] = r
+            bridge = ROOT / "datasets" / "bridge-v2" / "bridge.json"
+            from tealign.bench import cross
+
+            mols = paired.item_molecules(bridge)
+            kinds = {it["id"]: it["kind"]
+                     for it in cross.items_of(json.loads(bridge.read_text()))}
+            for r in (paired.verdict_rows(per_seed, "e", run_v2.TITLES, mols, kinds=kinds)
+                      + paired.oracle_rows(per_seed, run_v2.TITLES, mols, kinds=kinds)):
+                rows2[r["variant"] + ("" if r["kind"] == "all" else f"/{r['kind']}")] = r
     rows1: dict[str, dict] = {}
     if results.get("variants"):
         for ref in ("e", "eo"):
-            for r in seed_paired(results, TITLES, reference=ref):
+            for r in seed_paired(results, TITLES, reference=ref, by_kind=True):
                 if (r["variant"] == "o") == (ref == "eo"):
-                    rows1[r["variant"]] = r
+                    rows1[r["variant"] + ("" if r["kind"] == "all" else f"/{r['kind']}")] = r
     if not (label or rows2 or rows1):
         return []
 
@@ -889,6 +905,17 @@ def glance_section(results: dict, runs: Path = HERE / "runs") -> list[str]:
         lines.append(f"| {what} | {lcell} | "
                      f"{model_cell(rows2.get(v2)) if v2 else 'not trained'} | "
                      f"{model_cell(rows1.get(v1))} |")
+    kind_only = []
+    for level, rows in (("round two", rows2), ("round one", rows1)):
+        for key, r in rows.items():
+            whole = rows.get(key.split("/")[0])
+            if "/" in key and r["verdict"] != "unresolved" and whole is not None \
+                    and whole["verdict"] != r["verdict"]:
+                kind_only.append(f"{level}, ({r['variant']}) {r['title']} on the "
+                                 f"{r['n_items']} {r['kind']} items: {model_cell(r)}")
+    if kind_only:
+        lines += ["", "Resolved on one kind of item where all items together are not (or "
+                  "differently): " + "; ".join(kind_only) + "."]
     bond = runs / "bond_correction" / "results.json"
     if bond.exists():
         b = json.loads(bond.read_text())

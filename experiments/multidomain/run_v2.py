@@ -246,8 +246,9 @@ class RunV2(Run):
 
     def train(self, v: str, preset: str, epochs: int | None, al, lr, seed: int = 1,
               device: str = "cpu", merge_only: bool = False,
-              mace_args: tuple[str, ...] = ()) -> Path:
-        """run.Run.train, refusing a finished model whose merge read other inputs."""
+              mace_args: tuple[str, ...] = (), extend_to: int | None = None) -> Path:
+        """run.Run.train (``extend_to`` included), refusing a finished model whose merge read
+        other inputs."""
         d = self.out / v
         merged_toml = d / "merge.toml"
         if merged_toml.exists() and list(d.glob("train*/model.model")):
@@ -257,7 +258,7 @@ class RunV2(Run):
                                  f"than {_shown(self.out / 'data')} holds now: move {_shown(d)} "
                                  "away to retrain")
         return super().train(v, preset, epochs, al, lr, seed=seed, device=device,
-                             merge_only=merge_only, mace_args=mace_args)
+                             merge_only=merge_only, mace_args=mace_args, extend_to=extend_to)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, v: str, model: Path, al: dict, lr: dict) -> dict:
@@ -522,17 +523,19 @@ def _cell(x: float | None, fmt: str = ".1f") -> str:
 def training_lines(results: dict) -> list[str]:
     """One row per training (and head): epochs, best and kept epoch, the best validation
     energy MAE, its drop over the last window, and whether it reached its plateau."""
-    lines = ["| variant | seed | head | epochs run | of which Stage One | best epoch | kept epoch "
-             f"| best valid E MAE (meV/atom) | drop, last {PLATEAU_WINDOW} vs {PLATEAU_WINDOW} "
-             "before | patience exhausted | plateau |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | seed | head | epochs asked | epochs run | of which Stage One | "
+             "best epoch | kept epoch | best valid E MAE (meV/atom) | "
+             f"drop, last {PLATEAU_WINDOW} vs {PLATEAU_WINDOW} before | patience exhausted | "
+             "plateau |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for v, seeds in results["variants"].items():
         for seed, r in seeds.items():
             for head, t in (r.get("training") or {}).items():
                 if not t:
                     continue
                 drop = "–" if t["drop"] is None else f"{100 * t['drop']:+.1f} %"
-                lines.append(f"| ({v}) | {seed} | {head} | {t['epochs_run']} | "
+                lines.append(f"| ({v}) | {seed} | {head} | {_cell(t.get('max_epochs'), 'd')} | "
+                             f"{t['epochs_run']} | "
                              f"{_cell(t.get('stage_one_epochs'), 'd')} | {t['best_epoch']} | "
                              f"{_cell(t['kept_epoch'], 'd')} | "
                              f"{t['best_valid_energy_mae_meV_per_atom']:.2f} | {drop} | "
@@ -842,6 +845,10 @@ def main() -> None:
                     help="build the data, merge each variant and stop (trainings elsewhere)")
     ap.add_argument("--report-only", action="store_true",
                     help="write RUN/tables.md from RUN/results.json")
+    ap.add_argument("--extend-to", type=int, default=None, metavar="EPOCHS",
+                    help="continue every finished training (of --variants, --seeds) that has "
+                         "not reached the plateau rule's plateau to EPOCHS epochs (mace-torch "
+                         "resumes from its latest checkpoint), then assess it again")
     args = ap.parse_args()
     results_path = args.out.resolve() / "results.json"
     if args.report_only:
@@ -898,17 +905,33 @@ def main() -> None:
     for seed in (int(x) for x in args.seeds.split(",")):
         for v in variants:
             n_log = len(run.log)
+            extend = None
+            if args.extend_to:
+                run_dir = run.out / v / ("train" if seed == 1 else f"train_seed{seed}")
+                if not (run_dir / "model.model").exists():
+                    print(f"skipped: ({v}) seed {seed}: no finished training to extend",
+                          flush=True)
+                    continue
+                records = [training_record(run_dir, head=h)
+                           for h in (["organic", "inorganic"] if v == "g" else [None])]
+                if all(r and r["reached_plateau"] for r in records):
+                    print(f"skipped: ({v}) seed {seed}: at its plateau", flush=True)
+                    continue
+                extend = args.extend_to
             model = run.train(v, args.preset, args.epochs, al, lr, seed=seed,
                               device=args.device, merge_only=args.merge_only,
-                              mace_args=mace_args)
+                              mace_args=mace_args, extend_to=extend)
             if args.merge_only:
                 continue
             one = run.assess(v, model, al, lr, run.log[n_log:])
             log = run.log[n_log:]
 
-            def add(cur: dict, v=v, seed=seed, one=one, log=log) -> None:
+            def add(cur: dict, v=v, seed=seed, one=one, log=log, extend=extend) -> None:
                 entry = cur["variants"].setdefault(v, {})
-                entry[str(seed)] = {**entry.get(str(seed), {}), **one}
+                before = entry.get(str(seed), {})
+                if extend and "train_wall_s" in one and "train_wall_s" in before:
+                    one = {**one, "train_wall_s": before["train_wall_s"] + one["train_wall_s"]}
+                entry[str(seed)] = {**before, **one}
                 cur["variants"] = {k: cur["variants"][k] for k in VARIANTS
                                    if k in cur["variants"]}
                 cur["log"] = cur.get("log", []) + log
