@@ -333,3 +333,29 @@ def test_a_training_short_of_its_plateau_is_extended_in_place(tmp_path):
     assert after["epochs_run"] == 300 and after["max_epochs"] == 300
     assert after["drop"] == pytest.approx(0.0) and after["reached_plateau"]
     assert not after["stopped_early"]
+
+
+def test_a_model_changed_after_its_assessment_is_flagged(tmp_path):
+    """refresh_training_records compares the model in the run directory with the sha256
+    stored at assessment: a changed model (an extension not yet assessed again) is flagged
+    and named in the tables; the same model, or a record without a stored hash, is not."""
+    import hashlib
+
+    d = tmp_path / "d" / "train"
+    d.mkdir(parents=True)
+    (d / "train.log").write_text("2026 INFO: Epoch 0: head: Default, loss=0.01, "
+                                 "MAE_E_per_atom= 50.00 meV, MAE_F= 1.0 meV / A\n")
+    (d / "model.model").write_bytes(b"the extended model")
+    now = hashlib.sha256(b"the extended model").hexdigest()
+    old = hashlib.sha256(b"the model at 200 epochs").hexdigest()
+    cur = {"variants": {"d": {"1": {"model_sha256": old, "assessment_stale": False}}}}
+    run_v2.refresh_training_records(tmp_path)(cur)
+    assert cur["variants"]["d"]["1"]["assessment_stale"] is True
+    assert "(d) seed 1" in "".join(run_v2.stale_line(cur))
+    cur["variants"]["d"]["1"]["model_sha256"] = now
+    run_v2.refresh_training_records(tmp_path)(cur)
+    assert "assessment_stale" not in cur["variants"]["d"]["1"]
+    assert run_v2.stale_line(cur) == []
+    cur["variants"]["d"]["1"].pop("model_sha256")
+    run_v2.refresh_training_records(tmp_path)(cur)
+    assert "assessment_stale" not in cur["variants"]["d"]["1"]

@@ -37,6 +37,12 @@ DATA = ROOT / "datasets" / "bridge-v2"
 CALIB = ROOT / "datasets" / "calib-qm9"
 OUT = HERE / "runs" / "bridge_v2"
 VARIANTS = ["none", "icea", "scale", "auto", "linref"]
+#: the per-source linear element references of round two (run_v2.py: least squares on each
+#: source's training split, bridge-v2's training frames of every gas species and solid
+#: included, so S and Cl have their ε), the labels model (f) of round two trains on. Round
+#: one's fit (runs/label/alignments) had no organic frame with S or Cl: its ε for them is a
+#: placeholder 0, which would score those molecules against nothing.
+LINREF = HERE / "runs_v2_stage2" / "label" / "linref.alignment.json"
 TITLES = {"none": "none (ωB97M totals as they are; straw man)", "icea": "ICEA only",
           "scale": "TEA (single factor a)", "auto": "TEA (--model auto)",
           "linref": "per-source linear element references"}
@@ -110,7 +116,7 @@ def alignments(out: Path) -> dict[str, Path]:
     TotalEnergyAlignment.icea_only(table, table, note="identity: the source totals as they "
                                    "are").save(none)
     files["none"] = none
-    files["linref"] = HERE / "runs" / "label" / "alignments" / "linref.alignment.json"
+    files["linref"] = LINREF
     return files
 
 
@@ -352,9 +358,11 @@ def readme_section(runs: Path = HERE / "runs") -> list[str]:
              f"{res['n_boot']} replicates, each reaction weighted by the product of its "
              "molecules' draw counts. A verdict needs the interval on one side of zero. TEA's "
              "alignments are calib-qm9's (same a as above); S and Cl enter through isolated-atom "
-             "tables extended at the same settings; `--model auto` has no offsets for S and Cl "
-             "and the linear references none for S, so they score fewer reactions (the "
-             "comparison with TEA is over the reactions both score).", ""]
+             "tables extended at the same settings; `--model auto` has no offsets for S and Cl, "
+             "so it scores fewer items (the comparison with TEA is over the items both score). "
+             "The linear references are round two's (fitted on each source's training split "
+             "with bridge-v2's training frames of every species, the labels model (f) trains "
+             "on).", ""]
     lines += table_lines(res)
     bond = runs / "bond_correction" / "results.json"
     if bond.exists():

@@ -6,6 +6,8 @@ their own data, so that a model's error and its labels' alignment error can be t
     .venv/bin/python experiments/multidomain/run_v2.py --variants e,d --preset tiny \\
         --epochs 2 --seeds 1 --out /tmp/runs_v2_smoke --bridge-solids /tmp/x/solids.extxyz
     .venv/bin/python experiments/multidomain/run_v2.py --report-only      # runs_v2/tables.md
+    .venv/bin/python experiments/multidomain/run_v2.py --epochs 200 --stage-two 130 \
+        --extend-to 300 --out experiments/multidomain/runs_v2_stage2  # past the plateau
 
 What changes from round one (run.py, whose Run this subclasses; everything else is the same):
 
@@ -45,6 +47,13 @@ What changes from round one (run.py, whose Run this subclasses; everything else 
   in the last 15 epochs) is recorded beside it but is not part of the rule. Per training:
   epochs run (of which Stage One), best epoch, the epoch of the checkpoint kept, the best
   validation energy MAE and the drop, per head for (g).
+- ``--extend-to EPOCHS``: a finished training short of that plateau is continued in its own
+  run directory to EPOCHS epochs (run.Run.train's ``extend_to``: `tealign train` resumes
+  mace-torch from its latest checkpoint, the one of lowest validation loss, so the epochs
+  after it are trained again; train.log is appended to and a repeated epoch keeps its last
+  line), then assessed again; the rule then reads the extended run (its windows are its last
+  logged epochs, its epochs asked the extended count). runs_v2_stage2 extended every
+  training short of the plateau at 200 epochs to 300.
 
 Evaluation of every trained model (results.json, variants[v][seed]):
 
@@ -355,6 +364,7 @@ class RunV2(Run):
         from tealign.evaluate import load_model
 
         one = self.training_wall(model_path, log)
+        one["model_sha256"] = hashlib.sha256(model_path.read_bytes()).hexdigest()
         heads = ["organic", "inorganic"] if v == "g" else [None]
         one["training"] = {h or "model": training_record(model_path.parent, head=h)
                            for h in heads}
@@ -520,6 +530,20 @@ def _cell(x: float | None, fmt: str = ".1f") -> str:
     return "–" if x is None else format(x, fmt)
 
 
+def _extended(results: dict) -> str:
+    """', extended to N (k trainings short of the plateau)' when --extend-to continued some."""
+    asked = [t.get("max_epochs") for seeds in results["variants"].values()
+             for r in seeds.values() for t in (r.get("training") or {}).values() if t]
+    more = sorted({n for n in asked if n and n > (results.get("epochs") or 0)})
+    if not more:
+        return ""
+    runs = {(v, s) for v, seeds in results["variants"].items() for s, r in seeds.items()
+            if any(t and (t.get("max_epochs") or 0) > (results.get("epochs") or 0)
+                   for t in (r.get("training") or {}).values())}
+    return (f", extended to {'/'.join(map(str, more))} for the {len(runs)} trainings short of "
+            "the plateau there (--extend-to; the trainings table's epochs asked)")
+
+
 def training_lines(results: dict) -> list[str]:
     """One row per training (and head): epochs, best and kept epoch, the best validation
     energy MAE, its drop over the last window, and whether it reached its plateau."""
@@ -584,7 +608,8 @@ def own_fit_lines(results: dict, v: str) -> list[str]:
 def write_tables(results: dict, path: Path) -> Path:
     """tables.md: the trainings and every variant's own-data table."""
     lines = ["# Round two: trainings and own-data fit", "",
-             f"Preset `{results['preset']}`, --epochs {results['epochs']}. Plateau rule: "
+             f"Preset `{results['preset']}`, --epochs {results['epochs']}"
+             f"{_extended(results)}. Plateau rule: "
              f"{PLATEAU_RULE}", "", *training_lines(results)]
     if results.get("stage_two"):
         lines[2] += (f" Stage Two (mace-torch --swa) from epoch {results['stage_two']} at the "
@@ -592,7 +617,8 @@ def write_tables(results: dict, path: Path) -> Path:
                      "then moves its epoch counter on: the Stage One column): "
                      f"`{' '.join(results.get('mace_args', []))}`; the Stage Two model is the "
                      "one assessed.")
-    lines += ["", *verdict_section(results), "", *inorganic_lines(results)]
+    lines += [*stale_line(results), "", *verdict_section(results), "",
+              *inorganic_lines(results)]
     for v in results["variants"]:
         lines += ["", *own_fit_lines(results, v)]
     path.write_text("\n".join(lines) + "\n")
@@ -668,6 +694,26 @@ def indist_outside_training(inorganic: Path = ROOT / "datasets" / "inorganic-min
     return out
 
 
+def paired_input(results: dict) -> tuple[dict, dict[str, str]]:
+    """The per-seed item errors of every assessed variant in the shape paired.verdict_rows
+    reads, and their titles: each variant's ``items`` (for (g) its target head), and for (g)
+    also its other head mode (errors.cross), keyed "g, <mode>" as round one's
+    model_level.paired_inputs keys it."""
+    per_seed: dict = {}
+    titles = dict(TITLES)
+    for v, entry in results["variants"].items():
+        seeds = {s: e for s, e in entry.items() if isinstance(e, dict) and "items" in e}
+        if seeds:
+            per_seed[v] = seeds
+        for mode in list(cross_modes(v))[1:]:
+            other = {s: {"items": e["errors"]["cross"][mode]} for s, e in seeds.items()
+                     if e.get("errors", {}).get("cross", {}).get(mode)}
+            if other:
+                per_seed[f"{v}, {mode}"] = other
+                titles[f"{v}, {mode}"] = TITLES[v]
+    return per_seed, titles
+
+
 def verdict_section(results: dict, bridge: Path = ROOT / "datasets" / "bridge-v2" / "bridge.json"
                     ) -> list[str]:
     """Every variant against TEA (e) and the oracle against TEA on its own subset (eo) on the
@@ -677,21 +723,19 @@ def verdict_section(results: dict, bridge: Path = ROOT / "datasets" / "bridge-v2
 
     from tealign.bench import cross
 
-    per_seed = {v: {s: e for s, e in entry.items() if isinstance(e, dict) and "items" in e}
-                for v, entry in results["variants"].items()}
-    per_seed = {v: e for v, e in per_seed.items() if e}
+    per_seed, titles = paired_input(results)
     if "e" not in per_seed or len(per_seed) < 2:  # nothing to compare TEA with yet
         return []
     item_mols = paired.item_molecules(bridge)
     kinds = {it["id"]: it["kind"] for it in cross.items_of(json.loads(bridge.read_text()))}
     out = ["## Model level on bridge-v2, paired by seed and by molecule", "",
-           *paired.verdict_lines(per_seed, "e", TITLES, item_mols, kinds=kinds)]
-    oracle = paired.oracle_rows(per_seed, TITLES, item_mols, kinds=kinds)
+           *paired.verdict_lines(per_seed, "e", titles, item_mols, kinds=kinds)]
+    oracle = paired.oracle_rows(per_seed, titles, item_mols, kinds=kinds)
     if oracle:
         out += ["", "The oracle against TEA on the same organic subset:", "",
                 *paired.table_lines(oracle)]
     out += ["", "Per molecule (seed-averaged |err| − |err_TEA| over the items it enters):", "",
-            *paired.per_molecule_lines(per_seed, "e", TITLES, item_mols)]
+            *paired.per_molecule_lines(per_seed, "e", titles, item_mols)]
     return out
 
 
@@ -754,7 +798,7 @@ def readme_section(reported: Path = REPORTED, stage_one: Path = OUT) -> list[str
              f"species ({n_mol} gas molecules at the source level, {n_sol} solids at the "
              f"target level, at least {fewest} frames each: rattled and bond-stretched, "
              f"datasets/bridge-v2/make_training_frames.py). Preset `{res['preset']}`, "
-             f"{res['epochs']} epochs"
+             f"{res['epochs']} epochs{_extended(res)}"
              + (f", mace-torch's Stage Two from epoch {res['stage_two']} at the latest "
                 "(earlier where Stage One's patience ran out: the trainings table's Stage One "
                 f"column; `{' '.join(res.get('mace_args', []))}`)" if res.get("stage_two")
@@ -780,7 +824,7 @@ def readme_section(reported: Path = REPORTED, stage_one: Path = OUT) -> list[str
                       + "; ".join(missed) + ". Forces weighted 10:1 over energies leave a "
                       "rare bond's energy offset to a few frames' share of the loss; Stage "
                       "Two weights the energy 1000:100.", ""]
-    lines += ["### Trainings", "", *training_lines(res), "",
+    lines += ["### Trainings", "", *training_lines(res), *stale_line(res), "",
               "### Own-data fit: model error apart from alignment error", "",
               "Each model on its own training frames of the bridge species, and at the bridge "
               "frames (the gas molecules of the items) against GPAW beside the labels' own "
@@ -803,7 +847,8 @@ PLATEAU_RULE = (f"reached when the best validation energy MAE of the last {PLATE
                 f"epochs is less than {100 * PLATEAU_DROP:.0f} % below the best of the "
                 f"{PLATEAU_WINDOW} before (the logged epochs, so with Stage Two the windows "
                 "may straddle its start, where the loss weights change), or when early "
-                "stopping ended the training (its last epoch number below --epochs; "
+                "stopping ended the training (its last epoch number below the epochs asked: "
+                "--epochs, or --extend-to for a training continued past it; "
                 "mace-torch 0.3.16 on one process only logs its stop when the patience is "
                 "exhausted and trains on to --epochs, keeping the lowest-loss checkpoint: "
                 "'patience exhausted' is shown, not used).")
@@ -822,7 +867,25 @@ def refresh_training_records(out: Path) -> Callable[[dict], None]:
                 d = out / v / ("train" if seed == "1" else f"train_seed{seed}")
                 if (d / "train.log").exists():
                     one["training"] = {h or "model": training_record(d, head=h) for h in heads}
+                model = d / "model.model"
+                one.pop("assessment_stale", None)
+                if one.get("model_sha256") and model.exists() and one["model_sha256"] != \
+                        hashlib.sha256(model.read_bytes()).hexdigest():
+                    one["assessment_stale"] = True
     return change
+
+
+def stale_line(results: dict) -> list[str]:
+    """A warning naming the trainings whose model changed after their assessment (an
+    extension run but not yet assessed again): their training records describe the new
+    model, their errors the old one. [] when there is none."""
+    stale = [f"({v}) seed {s}" for v, seeds in results["variants"].items()
+             for s, one in seeds.items() if one.get("assessment_stale")]
+    if not stale:
+        return []
+    return ["", "**Not assessed again yet**: " + ", ".join(stale) + ": the model in the run "
+            "directory is not the one these errors were computed with (rerun run_v2.py for "
+            "them); their training records already describe the new one.", ""]
 
 
 def main() -> None:
