@@ -661,6 +661,8 @@ def training_record(train_dir: Path, head: str | None = None, last: int = PLATEA
             "stage_one_epochs": stage_one if two_from is not None else None,
             "best_epoch": epochs[int(np.argmin(mae))], "kept_epoch": kept,
             "best_valid_energy_mae_meV_per_atom": float(mae.min() * 1000),
+            "kept_valid_energy_mae_meV_per_atom": (float(curve[kept][1] * 1000)
+                                                   if kept in curve else None),
             "window": last, "drop": drop, "stopped_early": early,
             "patience_exhausted": exhausted,
             "reached_plateau": bool((drop is not None and drop < PLATEAU_DROP) or early)}
@@ -841,8 +843,11 @@ def glance_section(results: dict, runs: Path = HERE / "runs") -> list[str]:
     label = json.loads(label.read_text())["variants"] if label.exists() else {}
     two = run_v2.REPORTED / "results.json"
     rows2: dict[str, dict] = {}
+    res2_variants: dict = {}
     if two.exists():
-        per_seed, titles2 = run_v2.paired_input(json.loads(two.read_text()))
+        res2 = json.loads(two.read_text())
+        res2_variants = res2["variants"]
+        per_seed, titles2 = run_v2.paired_input(res2)
         if "e" in per_seed:
             bridge = ROOT / "datasets" / "bridge-v2" / "bridge.json"
             from tealign.bench import cross
@@ -873,14 +878,31 @@ def glance_section(results: dict, runs: Path = HERE / "runs") -> list[str]:
         n = f", {d['n']} items" if d.get("n") != len(label["scale"]["item_error_eV"]) else ""
         return f"{word} ({1e3 * d['mean']:+.0f} {iv(d['lo'], d['hi'])}{n})"
 
-    def model_cell(r):
+    def short_of_plateau(variant):
+        """Round two's seeds whose assessed head (the target head for (g)) missed the
+        plateau."""
+        v = variant.split(",")[0]
+        head = TARGET_HEAD if v == "g" and "," not in variant else None
+        out = []
+        for s, one in (res2_variants.get(v) or {}).items():
+            recs = one.get("training") or {}
+            recs = [recs.get(head)] if head else list(recs.values())
+            if any(t and not t.get("reached_plateau") for t in recs):
+                out.append(s)
+        return out
+
+    def model_cell(r, level=1):
         if r is None:
             return "not run"
         if r["mean_eV"] is None:
             return "–"
         j = "–" if r["joint"] is None else iv(r["joint"]["lo"], r["joint"]["hi"])
-        return (f"{r['verdict']} ({1e3 * r['mean_eV']:+.0f} {j}, {r['n_seeds']} seeds, "
+        cell = (f"{r['verdict']} ({1e3 * r['mean_eV']:+.0f} {j}, {r['n_seeds']} seeds, "
                 f"{r['n_items']} items)")
+        short = short_of_plateau(r["variant"]) if level == 2 else []
+        if short:
+            cell += (f"; seed {', '.join(short)} short of the plateau (trainings table)")
+        return cell
 
     lines = ["## Verdicts at a glance", "",
              "Each alternative against TEA (single factor a), as the sections below compute "
@@ -902,7 +924,7 @@ def glance_section(results: dict, runs: Path = HERE / "runs") -> list[str]:
         else:
             lcell = label_cell(lv)
         lines.append(f"| {what} | {lcell} | "
-                     f"{model_cell(rows2.get(v2)) if v2 else 'not trained'} | "
+                     f"{model_cell(rows2.get(v2), 2) if v2 else 'not trained'} | "
                      f"{model_cell(rows1.get(v1))} |")
     kind_only = []
     for level, rows in (("round two", rows2), ("round one", rows1)):
@@ -911,7 +933,8 @@ def glance_section(results: dict, runs: Path = HERE / "runs") -> list[str]:
             if "/" in key and r["verdict"] != "unresolved" and whole is not None \
                     and whole["verdict"] != r["verdict"]:
                 kind_only.append(f"{level}, ({r['variant']}) {r['title']} on the "
-                                 f"{r['n_items']} {r['kind']} items: {model_cell(r)}")
+                                 f"{r['n_items']} {r['kind']} items: "
+                                 f"{model_cell(r, 2 if level == 'round two' else 1)}")
     if kind_only:
         lines += ["", "Exploratory, not corrected for multiplicity (about 40 variant × kind "
                   "tests at 95 %; a kind with one item and one molecule has only the seeds to "

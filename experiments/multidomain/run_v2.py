@@ -548,10 +548,10 @@ def training_lines(results: dict) -> list[str]:
     """One row per training (and head): epochs, best and kept epoch, the best validation
     energy MAE, its drop over the last window, and whether it reached its plateau."""
     lines = ["| variant | seed | head | epochs asked | epochs run | of which Stage One | "
-             "best epoch | kept epoch | best valid E MAE (meV/atom) | "
+             "best epoch | kept epoch | best valid E MAE (meV/atom) | at the kept epoch | "
              f"drop, last {PLATEAU_WINDOW} vs {PLATEAU_WINDOW} before | patience exhausted | "
              "plateau |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for v, seeds in results["variants"].items():
         for seed, r in seeds.items():
             for head, t in (r.get("training") or {}).items():
@@ -562,7 +562,9 @@ def training_lines(results: dict) -> list[str]:
                              f"{t['epochs_run']} | "
                              f"{_cell(t.get('stage_one_epochs'), 'd')} | {t['best_epoch']} | "
                              f"{_cell(t['kept_epoch'], 'd')} | "
-                             f"{t['best_valid_energy_mae_meV_per_atom']:.2f} | {drop} | "
+                             f"{t['best_valid_energy_mae_meV_per_atom']:.2f} | "
+                             f"{_cell(t.get('kept_valid_energy_mae_meV_per_atom'), '.2f')} | "
+                             f"{drop} | "
                              f"{'yes' if t['patience_exhausted'] else 'no'} | "
                              f"{'yes' if t['reached_plateau'] else 'NO'} |")
     return lines
