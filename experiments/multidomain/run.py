@@ -261,6 +261,16 @@ class Run:
         asked = {"preset": preset, "epochs": epochs,
                  **({"mace_args": list(mace_args)} if mace_args else {})}
         marker = run_dir / "requested.json"
+
+        def train_args(n_epochs: int | None) -> list:
+            args = ["train", "--preset", preset, "--data", d / "merged", "-o", run_dir,
+                    "--device", device, "--json"]
+            if n_epochs:
+                args[-1:-1] = ["--epochs", str(n_epochs)]
+            if seed != 1:
+                args[-1:-1] = ["--seed", str(seed)]
+            return args + (["--", *mace_args] if mace_args else [])
+
         if model.exists():
             had = json.loads(marker.read_text()) if marker.exists() else None
             if {k: x for k, x in (had or {}).items() if k != "extended_to"} != asked:
@@ -269,11 +279,7 @@ class Run:
                                  f"{run_dir} away to retrain it")
             if extend_to is None or extend_to <= (had.get("extended_to") or epochs or 0):
                 return model
-            args = ["train", "--preset", preset, "--data", d / "merged", "-o", run_dir,
-                    "--device", device, "--epochs", str(extend_to)]
-            if seed != 1:
-                args += ["--seed", str(seed)]
-            self.tealign(*args, "--json", *(["--", *mace_args] if mace_args else []))
+            self.tealign(*train_args(extend_to))
             marker.write_text(json.dumps({**had, "extended_to": extend_to}))
             return model
         d.mkdir(parents=True, exist_ok=True)
@@ -287,15 +293,7 @@ class Run:
             return model
         run_dir.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps(asked))
-        args = ["train", "--preset", preset, "--data", d / "merged", "-o", run_dir,
-                "--device", device, "--json"]
-        if epochs:
-            args[-1:-1] = ["--epochs", str(epochs)]
-        if seed != 1:
-            args[-1:-1] = ["--seed", str(seed)]
-        if mace_args:
-            args += ["--", *mace_args]
-        self.tealign(*args)
+        self.tealign(*train_args(epochs))
         return model
 
     def training_wall(self, model: Path, log: list[dict]) -> dict:
@@ -537,7 +535,7 @@ def learning_curves(results: dict, out: Path, png: Path) -> str | None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
     drawn = 0
     for v in results["variants"]:
-        heads = ["organic", "inorganic"] if v == "g" else [None]  # as in Run.evaluate
+        heads = training_heads(v)  # as in Run.evaluate
         for head in heads:
             c = training_curves(out / v / "train", head=head)
             if not c.get("epoch"):
@@ -603,6 +601,12 @@ def _train_settings(train_dir: Path) -> dict[str, int]:
         if flag in cmd[:-1]:
             out[key] = int(cmd[cmd.index(flag) + 1])
     return out
+
+
+def training_heads(v: str) -> list[str | None]:
+    """The heads whose training records a variant has: (g) one per source, else the one
+    model (None)."""
+    return ["organic", "inorganic"] if v == "g" else [None]
 
 
 def training_record(train_dir: Path, head: str | None = None, last: int = PLATEAU_WINDOW
@@ -675,7 +679,7 @@ def plateau_line(results: dict, runs: Path, last: int = PLATEAU_WINDOW) -> str:
     drops = {}
     for v in results["variants"]:
         for d in sorted((runs / v).glob("train*")):
-            heads = ["organic", "inorganic"] if v == "g" else [None]
+            heads = training_heads(v)
             for head in heads:
                 rec = training_record(d, head=head, last=last)
                 if rec is None or rec["drop"] is None:

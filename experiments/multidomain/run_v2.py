@@ -109,6 +109,7 @@ from run import (  # noqa: E402
     VARIANTS,
     Run,
     cross_modes,
+    training_heads,
     training_record,
     update_results,
 )
@@ -365,9 +366,8 @@ class RunV2(Run):
 
         one = self.training_wall(model_path, log)
         one["model_sha256"] = hashlib.sha256(model_path.read_bytes()).hexdigest()
-        heads = ["organic", "inorganic"] if v == "g" else [None]
         one["training"] = {h or "model": training_record(model_path.parent, head=h)
-                           for h in heads}
+                           for h in training_heads(v)}
         t0 = time.perf_counter()
         one["errors"] = self.evaluate(v, model_path, al, lr)
         one["items"] = one["errors"]["cross"][next(iter(cross_modes(v)))]
@@ -864,7 +864,7 @@ def refresh_training_records(out: Path) -> Callable[[dict], None]:
     def change(cur: dict) -> None:
         cur["plateau_rule"] = PLATEAU_RULE
         for v, seeds in cur.get("variants", {}).items():
-            heads = ["organic", "inorganic"] if v == "g" else [None]
+            heads = training_heads(v)
             for seed, one in seeds.items():
                 d = out / v / ("train" if seed == "1" else f"train_seed{seed}")
                 if (d / "train.log").exists():
@@ -977,8 +977,7 @@ def main() -> None:
                     print(f"skipped: ({v}) seed {seed}: no finished training to extend",
                           flush=True)
                     continue
-                records = [training_record(run_dir, head=h)
-                           for h in (["organic", "inorganic"] if v == "g" else [None])]
+                records = [training_record(run_dir, head=h) for h in training_heads(v)]
                 if all(r and r["reached_plateau"] for r in records):
                     print(f"skipped: ({v}) seed {seed}: at its plateau", flush=True)
                     continue
