@@ -259,8 +259,10 @@ def test_stage_two_started_by_patience_counts_the_epochs_trained(tmp_path):
 
 def test_report_only_recomputes_each_record_from_its_own_train_log(tmp_path):
     """A stored record is replaced by the one its run directory's train.log gives (seed 1 in
-    ``<variant>/train``, seed 2 in ``<variant>/train_seed2``); a training without a directory
-    keeps what was stored."""
+    ``<variant>/train``, seed N in ``<variant>/train_seedN``) where mace-torch's results/ are
+    there; where they are gone (a fresh checkout: train.log has 2 decimals) a stored record
+    is kept and a missing one computed; a training without a directory keeps what was
+    stored."""
     def log(d: Path, n: int) -> None:
         d.mkdir(parents=True)
         (d / "train.log").write_text("".join(
@@ -268,15 +270,19 @@ def test_report_only_recomputes_each_record_from_its_own_train_log(tmp_path):
             f"MAE_F= 1.0 meV / A\n" for k in range(n)))
 
     log(tmp_path / "e" / "train", 10)
+    (tmp_path / "e" / "train" / "results").mkdir()
     log(tmp_path / "e" / "train_seed2", 20)
+    log(tmp_path / "e" / "train_seed4", 30)
     cur = {"variants": {"e": {"1": {"training": {"model": "stale"}},
-                              "2": {"training": {"model": "stale"}},
-                              "3": {"training": {"model": "kept"}}}}}
+                              "2": {"training": {"model": "full precision"}},
+                              "3": {"training": {"model": "kept"}},
+                              "4": {}}}}
     run_v2.refresh_training_records(tmp_path)(cur)
     seeds = cur["variants"]["e"]
     assert seeds["1"]["training"]["model"]["epochs_run"] == 10
-    assert seeds["2"]["training"]["model"]["best_epoch"] == 19
+    assert seeds["2"]["training"] == {"model": "full precision"}
     assert seeds["3"]["training"] == {"model": "kept"}
+    assert seeds["4"]["training"]["model"]["best_epoch"] == 29
 
 
 def test_a_training_short_of_its_plateau_is_extended_in_place(tmp_path):

@@ -2,7 +2,8 @@
 
     python relax_adsorbates.py poses            # CHGNet pose search (minutes)
     python relax_adsorbates.py gpaw [ID ...]    # GPAW refinement at the target level (hours;
-                                                # resumes from relax/ID.traj) →
+                                                # resumes from relax/ID.traj, BFGS's
+                                                # Hessian replayed from it) →
                                                 # relax/ID.relaxed.extxyz once converged
 
 Slabs: MgO, LiF, NaF and NaCl (001), three layers, 2x2 primitive surface cells (24 atoms), the
@@ -230,13 +231,16 @@ def bfgs(atoms: Atoms, spec_text: str, kpts: tuple[int, ...], stem: Path) -> flo
     from tealign.compute.spec import parse_spec
 
     traj = Path(f"{stem}.traj")
-    if traj.exists() and traj.stat().st_size > 0:
-        atoms.positions = read(traj, -1).positions
+    done = read(traj, ":") if traj.exists() and traj.stat().st_size > 0 else []
+    if done:
+        atoms.positions = done[-1].positions
     fix_bottom(atoms)
     # symmetry off: a relaxation may break the slab's symmetry, which GPAW refuses mid-run
     atoms.calc = make_calculator(parse_spec(spec_text), {"size": kpts, "gamma": True},
                                  symmetry="off")
     opt = BFGS(atoms, trajectory=Trajectory(traj, "a", atoms), logfile=str(stem) + ".log")
+    if len(done) > 1:  # rebuild BFGS's Hessian from the steps already taken
+        opt.replay_trajectory(done)
     opt.run(fmax=FMAX, steps=200)
     f = atoms.get_forces()  # constrained: fixed atoms report zero
     return float(np.linalg.norm(f, axis=1).max())

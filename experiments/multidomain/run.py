@@ -565,6 +565,9 @@ def learning_curves(results: dict, out: Path, png: Path) -> str | None:
 #: stopping ended it (training_record)
 PLATEAU_WINDOW = 50
 PLATEAU_DROP = 0.05
+#: the glance table flags a training whose kept checkpoint's validation energy MAE exceeds its
+#: best epoch's by more than this factor (the model assessed is then not the training's best)
+KEPT_OVER_BEST = 1.25
 _EPOCH_LINE = re.compile(r"Epoch (\d+): head: (\S+), loss=\s*([-+0-9.eE]+), "
                          r"MAE_E_per_atom=\s*([-+0-9.eE]+) meV")
 _STAGE_TWO_LINE = "Changing loss based on Stage Two Weights"
@@ -882,17 +885,31 @@ def glance_section(results: dict, runs: Path = HERE / "runs") -> list[str]:
         n = f", {d['n']} items" if d.get("n") != len(label["scale"]["item_error_eV"]) else ""
         return f"{word} ({1e3 * d['mean']:+.0f} {iv(d['lo'], d['hi'])}{n})"
 
-    def short_of_plateau(variant):
-        """Round two's seeds whose assessed head (the target head for (g)) missed the
-        plateau."""
+    def assessed_records(variant):
+        """Round two's (seed, training records of its assessed head: the target head for
+        (g), every head otherwise)."""
         v = variant.split(",")[0]
         head = TARGET_HEAD if v == "g" and "," not in variant else None
-        out = []
         for s, one in (res2_variants.get(v) or {}).items():
             recs = one.get("training") or {}
-            recs = [recs.get(head)] if head else list(recs.values())
-            if any(t and not t.get("reached_plateau") for t in recs):
-                out.append(s)
+            yield s, [t for t in ([recs.get(head)] if head else list(recs.values())) if t]
+
+    def short_of_plateau(variant):
+        """Round two's seeds whose assessed head missed the plateau."""
+        return [s for s, recs in assessed_records(variant)
+                if any(not t.get("reached_plateau") for t in recs)]
+
+    def kept_far_from_best(variant):
+        """Round two's seeds whose assessed head's kept checkpoint (mace-torch's lowest
+        validation loss) has a validation energy MAE more than KEPT_OVER_BEST times its
+        best epoch's: at the plateau, but the model assessed is not its best."""
+        out = []
+        for s, recs in assessed_records(variant):
+            far = [t for t in recs if t.get("kept_valid_energy_mae_meV_per_atom")
+                   and t["kept_valid_energy_mae_meV_per_atom"]
+                   > KEPT_OVER_BEST * t["best_valid_energy_mae_meV_per_atom"]]
+            out += [f"{s} ({t['kept_valid_energy_mae_meV_per_atom']:.2f} vs "
+                    f"{t['best_valid_energy_mae_meV_per_atom']:.2f} meV/atom)" for t in far]
         return out
 
     def model_cell(r, level=1):
@@ -906,6 +923,10 @@ def glance_section(results: dict, runs: Path = HERE / "runs") -> list[str]:
         short = short_of_plateau(r["variant"]) if level == 2 else []
         if short:
             cell += (f"; seed {', '.join(short)} short of the plateau (trainings table)")
+        far = kept_far_from_best(r["variant"]) if level == 2 else []
+        if far:
+            cell += (f"; kept checkpoint's validation energy MAE well above the best epoch's"
+                     f" for seed {', '.join(far)} (trainings table)")
         return cell
 
     lines = ["## Verdicts at a glance", "",

@@ -860,14 +860,17 @@ def refresh_training_records(out: Path) -> Callable[[dict], None]:
     """A change for update_results: every training's record recomputed by training_record
     from the train.log its run directory keeps (``<variant>/train`` for seed 1,
     ``<variant>/train_seed<N>`` otherwise; run.Run.train), so that the records follow the
-    current rule; a training whose directory is gone keeps its stored record."""
+    current rule; a training whose directory is gone keeps its stored record, and so does one
+    whose mace-torch results/ are gone (a fresh checkout: train.log logs the MAE to 2
+    decimals only, and the stored record was computed at full precision)."""
     def change(cur: dict) -> None:
         cur["plateau_rule"] = PLATEAU_RULE
         for v, seeds in cur.get("variants", {}).items():
             heads = training_heads(v)
             for seed, one in seeds.items():
                 d = out / v / ("train" if seed == "1" else f"train_seed{seed}")
-                if (d / "train.log").exists():
+                full = (d / "results").is_dir() or not one.get("training")
+                if (d / "train.log").exists() and full:
                     one["training"] = {h or "model": training_record(d, head=h) for h in heads}
                 model = d / "model.model"
                 one.pop("assessment_stale", None)
