@@ -261,8 +261,8 @@ def test_report_only_recomputes_each_record_from_its_own_train_log(tmp_path):
     """A stored record is replaced by the one its run directory's train.log gives (seed 1 in
     ``<variant>/train``, seed N in ``<variant>/train_seedN``) where mace-torch's results/ are
     there; where they are gone (a fresh checkout: train.log has 2 decimals) a stored record
-    is kept and a missing one computed; a training without a directory keeps what was
-    stored."""
+    is kept (unless the rule stated beside the records changed) and a missing one computed;
+    a training without a directory keeps what was stored."""
     def log(d: Path, n: int) -> None:
         d.mkdir(parents=True)
         (d / "train.log").write_text("".join(
@@ -273,7 +273,8 @@ def test_report_only_recomputes_each_record_from_its_own_train_log(tmp_path):
     (tmp_path / "e" / "train" / "results").mkdir()
     log(tmp_path / "e" / "train_seed2", 20)
     log(tmp_path / "e" / "train_seed4", 30)
-    cur = {"variants": {"e": {"1": {"training": {"model": "stale"}},
+    cur = {"plateau_rule": run_v2.PLATEAU_RULE,
+           "variants": {"e": {"1": {"training": {"model": "stale"}},
                               "2": {"training": {"model": "full precision"}},
                               "3": {"training": {"model": "kept"}},
                               "4": {}}}}
@@ -283,6 +284,11 @@ def test_report_only_recomputes_each_record_from_its_own_train_log(tmp_path):
     assert seeds["2"]["training"] == {"model": "full precision"}
     assert seeds["3"]["training"] == {"model": "kept"}
     assert seeds["4"]["training"]["model"]["best_epoch"] == 29
+    # records stored under another rule are all recomputed
+    cur = {"plateau_rule": "an older rule",
+           "variants": {"e": {"2": {"training": {"model": "full precision"}}}}}
+    run_v2.refresh_training_records(tmp_path)(cur)
+    assert cur["variants"]["e"]["2"]["training"]["model"]["epochs_run"] == 20
 
 
 def test_a_training_short_of_its_plateau_is_extended_in_place(tmp_path):

@@ -862,14 +862,16 @@ def refresh_training_records(out: Path) -> Callable[[dict], None]:
     ``<variant>/train_seed<N>`` otherwise; run.Run.train), so that the records follow the
     current rule; a training whose directory is gone keeps its stored record, and so does one
     whose mace-torch results/ are gone (a fresh checkout: train.log logs the MAE to 2
-    decimals only, and the stored record was computed at full precision)."""
+    decimals only, and the stored record was computed at full precision) unless the rule
+    stated beside the records changed."""
     def change(cur: dict) -> None:
+        same_rule = cur.get("plateau_rule") == PLATEAU_RULE
         cur["plateau_rule"] = PLATEAU_RULE
         for v, seeds in cur.get("variants", {}).items():
             heads = training_heads(v)
             for seed, one in seeds.items():
                 d = out / v / ("train" if seed == "1" else f"train_seed{seed}")
-                full = (d / "results").is_dir() or not one.get("training")
+                full = (d / "results").is_dir() or not one.get("training") or not same_rule
                 if (d / "train.log").exists() and full:
                     one["training"] = {h or "model": training_record(d, head=h) for h in heads}
                 model = d / "model.model"
