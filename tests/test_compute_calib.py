@@ -152,3 +152,48 @@ def test_a_frame_multiplicity_is_used(tmp_path, run_cli):
     b = read_batch(out)
     e = dict(zip(b.info["mol_id"], np.asarray(b.info["energy_hf"], float)))
     assert e["O2_3"] < e["O2_None"] - 0.5  # triplet O2 lies well below the RHF singlet
+
+
+def test_failed_jobs_stay_failed_until_retry_failed(tmp_path, run_cli, monkeypatch):
+    """A molecule whose calculation failed is rejected again on a rerun (the store keeps the
+    failure, nothing is recomputed) and computed once --retry-failed is given, its result
+    replacing the failure."""
+    from ase.build import molecule
+    from ase.io import write
+
+    import tealign.compute.runner as runner
+    from tealign.compute.backends import CalculationFailed
+
+    mols = tmp_path / "mols.extxyz"
+    frames = [molecule("H2O"), molecule("NH3")]
+    for i, a in enumerate(frames):
+        a.info["mol_id"] = f"m{i}"
+    write(mols, frames, format="extxyz")
+    real = runner.run_calculation
+    calls = []
+
+    def broken_for_nh3(spec, atoms, **kw):
+        calls.append(atoms.get_chemical_formula())
+        if atoms.get_chemical_formula() == "H3N" and not kw.get("isolated_atom"):
+            raise CalculationFailed("a transient failure")
+        return real(spec, atoms, **kw)
+
+    monkeypatch.setattr(runner, "run_calculation", broken_for_nh3)
+    args = ("compute", "calib", "--molecules", mols, "--method", "xtb:gfn2",
+            "--store", tmp_path / "store")
+    code, stdout, stderr = run_cli(*args, "--json", "-o", tmp_path / "a.extxyz")
+    r = json.loads(stdout)
+    assert code == 0 and r["frames"] == 1 and r["frames_rejected"] == 1, stderr
+    assert "a transient failure" in Path(r["rejects_file"]).read_text()
+    calls.clear()
+    code, stdout, stderr = run_cli(*args, "-o", tmp_path / "b.extxyz")
+    assert code == 0 and calls == []  # the failure is kept, nothing recomputed
+    assert "a transient failure" in stderr and "--retry-failed" in stderr  # the way out
+    monkeypatch.setattr(runner, "run_calculation", real)
+    code, stdout, stderr = run_cli(*args, "--retry-failed", "--json",
+                                   "-o", tmp_path / "c.extxyz")
+    r = json.loads(stdout)
+    assert code == 0 and r["frames"] == 2 and r["computed"] == 1 and r["failed"] == 0
+    with sqlite3.connect(tmp_path / "store" / "jobs.sqlite") as db:
+        assert {s for (s,) in db.execute("SELECT status FROM jobs")} == {"done"}
+    assert np.isfinite(read_batch(tmp_path / "c.extxyz").info["energy_xtb_gfn2"]).all()

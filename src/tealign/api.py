@@ -569,8 +569,10 @@ def _bench_cross(calculator: str | None, output, *, alignment=None, data=None,
 # ------------------------------------------------------------------------------- compute
 def compute_atoms(method: str, elements: str | Sequence[str],
                   output: str | os.PathLike = "atoms.json", *, store=None, workers: int = 1,
-                  scheduler: str | None = None, progress: Progress = None) -> Result:
-    """Compute spin-polarised isolated atoms and write an isolated-atom table."""
+                  scheduler: str | None = None, progress: Progress = None,
+                  retry_failed: bool = False) -> Result:
+    """Compute spin-polarised isolated atoms and write an isolated-atom table
+    (``retry_failed``: run again the jobs the store holds as failed)."""
     from tealign.compute.atoms import atom_jobs, parse_elements, table_from_store
     from tealign.compute.runner import run_jobs
     from tealign.compute.spec import parse_spec
@@ -582,11 +584,13 @@ def compute_atoms(method: str, elements: str | Sequence[str],
     jobs = atom_jobs(spec, syms)
     store_dir = store or default_store(output)
     with JobStore(store_dir) as st:
-        stats = run_jobs(jobs, st, workers=workers, scheduler=scheduler, progress=progress)
+        stats = run_jobs(jobs, st, workers=workers, scheduler=scheduler, progress=progress,
+                         retry_failed=retry_failed)
         table, failed = table_from_store(spec, jobs, st)
     if failed:
         raise SetupError("isolated atoms failed: " + "; ".join(failed) + f" (details in "
-                         f"{store_dir}; rerun after fixing the settings)", field="--method")
+                         f"{store_dir}; after fixing the cause, rerun with --retry-failed)",
+                         field="--method")
     table.save(output)
     return Result("compute_atoms", {"table": str(output), "label": spec.label, "units": "eV",
                             "energies": table.energies, **stats}, table=table, spec=spec,
@@ -598,8 +602,9 @@ def compute_calib(molecules: str, methods: Sequence[str],
                   output: str | os.PathLike = "calib.extxyz", *, store=None,
                   workers: int = 1, scheduler: str | None = None, seed: int = 0,
                   forces: bool = True, strict: bool = False,
-                  progress: Progress = None) -> Result:
-    """Compute a calibration set: every method on every molecule, plus isolated atoms."""
+                  progress: Progress = None, retry_failed: bool = False) -> Result:
+    """Compute a calibration set: every method on every molecule, plus isolated atoms
+    (``retry_failed``: run again the jobs the store holds as failed)."""
     from tealign.compute.calib import compute_calibration, load_molecules
     from tealign.compute.spec import parse_spec
     from tealign.compute.store import default_store
@@ -613,7 +618,8 @@ def compute_calib(molecules: str, methods: Sequence[str],
     store_dir = store or default_store(output)
     res = compute_calibration(mols, specs, Path(output), Path(store_dir), workers=workers,
                               scheduler=scheduler, seed=seed, progress=progress,
-                              source_name=molecules, forces=forces)
+                              source_name=molecules, forces=forces,
+                              retry_failed=retry_failed)
     if strict and res.rejects:
         raise res.rejects[0].as_setup_error()
     return Result("compute_calib", {

@@ -16,6 +16,9 @@ StoreOpt = Annotated[Path | None, typer.Option(help="Job store directory (defaul
 WorkersOpt = Annotated[int, typer.Option(help="Local worker processes.")]
 SchedulerOpt = Annotated[str | None, typer.Option(help="Dask scheduler address "
                                                   "(tcp://host:port).")]
+RetryOpt = Annotated[bool, typer.Option("--retry-failed", help="Run again the jobs the "
+                                        "store holds as failed (after fixing their cause); "
+                                        "by default a failed job is reported, not rerun.")]
 ClusterOpt = Annotated[Path | None, typer.Option(help="Cluster TOML file (SLURM/PBS through "
                                                  "dask-jobqueue, or local); see "
                                                  "docs/external_codes.md.")]
@@ -46,6 +49,7 @@ def compute_atoms(
     workers: WorkersOpt = 1,
     scheduler: SchedulerOpt = None,
     cluster: ClusterOpt = None,
+    retry_failed: RetryOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Compute spin-polarised ground-state isolated atoms and write an isolated-atom table.
@@ -56,7 +60,7 @@ def compute_atoms(
     with _scheduler(scheduler, cluster) as sched, \
             progress(f"{api.method_label(method)} atoms", counter=True) as update:
         res = api.compute_atoms(method, elements, output, store=store, workers=workers,
-                                scheduler=sched, progress=update)
+                                scheduler=sched, progress=update, retry_failed=retry_failed)
     show(res, as_json, _render_atoms)
 
 
@@ -85,6 +89,7 @@ def compute_calib(
                                          "hybrid functionals).")] = True,
     strict: Annotated[bool, typer.Option(help="Failed calculations become setup errors.")]
     = False,
+    retry_failed: RetryOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Compute a calibration set: every method on every molecule, plus isolated atoms.
@@ -96,7 +101,7 @@ def compute_calib(
             progress(f"calib {molecules} × {len(method)} methods", counter=True) as update:
         res = api.compute_calib(molecules, method, output, store=store, workers=workers,
                                 scheduler=sched, seed=seed, forces=forces, strict=strict,
-                                progress=update)
+                                progress=update, retry_failed=retry_failed)
     show(res, as_json, _render_calib)
 
 
@@ -107,6 +112,9 @@ def _render_calib(res) -> None:
         err.print(f"  isolated atoms {label}: {path}")
     for r in res.rejects:
         err.print(f"  rejected: {r.line()}", highlight=False)
+    if any("failed" in r.line() for r in res.rejects):
+        err.print("  failed jobs stay failed in the store; after fixing the cause, rerun "
+                  "with --retry-failed")
 
 
 @cmd(compute_app, "export")

@@ -185,7 +185,7 @@ class CalibResult:
 def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], output: Path,
                         store_dir: Path, workers: int = 1, scheduler=None, seed: int = 0,
                         progress=None, source_name: str = "calib",
-                        forces: bool = True) -> CalibResult:
+                        forces: bool = True, retry_failed: bool = False) -> CalibResult:
     """Run every method on every molecule and on the isolated atoms; write the outputs."""
     from tealign.io.extxyz import write_extxyz
     from tealign.io.outputs import write_rejects
@@ -229,7 +229,7 @@ def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], o
         j for js in jobs_by_method.values() for j in js if j is not None]
     with JobStore(store_dir) as store:
         stats = run_jobs(all_jobs, store, workers=workers, scheduler=scheduler,
-                         progress=progress)
+                         progress=progress, retry_failed=retry_failed)
         tables: dict[str, Path] = {}
         failed_atoms: list[str] = []
         stem = output.name[: -len(output.suffix)] if output.suffix else output.name

@@ -63,8 +63,12 @@ def execute(job: Job) -> tuple[str, CalculationResult | None, str | None, float]
 
 def run_jobs(jobs: Sequence[Job], store: JobStore, workers: int = 1,
              scheduler: str | None = None,
-             progress: Callable[[int, int], None] | None = None) -> dict:
+             progress: Callable[[int, int], None] | None = None,
+             retry_failed: bool = False) -> dict:
     """Run every job the store has not finished; returns counts.
+
+    A job the store holds as failed is not run again unless ``retry_failed`` (after its
+    cause is fixed); a retried job's new result replaces the failure.
 
     ``workers`` > 1 uses a local process pool; ``scheduler`` (a Dask scheduler address, or a
     ``distributed.Client``) submits to a Dask cluster instead. ``progress(done, total)`` is
@@ -73,7 +77,7 @@ def run_jobs(jobs: Sequence[Job], store: JobStore, workers: int = 1,
     unique: dict[str, Job] = {}
     for j in jobs:
         unique.setdefault(j.key, j)
-    finished = store.finished_keys(list(unique))
+    finished = store.finished_keys(list(unique), include_failed=not retry_failed)
     todo = [j for k, j in unique.items() if k not in finished]
     total = len(unique)
     done = len(finished)

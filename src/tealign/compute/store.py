@@ -114,10 +114,12 @@ class JobStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def finished_keys(self, keys: list[str] | None = None) -> set[str]:
-        """Keys already done or failed (failed ones are not retried by default)."""
-        rows = self._db.execute("SELECT key FROM jobs").fetchall()
-        done = {r[0] for r in rows}
+    def finished_keys(self, keys: list[str] | None = None,
+                      include_failed: bool = True) -> set[str]:
+        """Keys already done or failed (``include_failed=False``: done only, so that the
+        failed ones run again: ``--retry-failed``)."""
+        sql = "SELECT key FROM jobs" + ("" if include_failed else " WHERE status = 'done'")
+        done = {r[0] for r in self._db.execute(sql).fetchall()}
         return done if keys is None else done & set(keys)
 
     def put(self, key: str, structure: str, settings: str, label: str, name: str | None,

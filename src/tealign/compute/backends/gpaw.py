@@ -104,9 +104,12 @@ def run(spec: Spec, atoms: Atoms, charge: int, multiplicity: int | None,
         spinpol = True
         magmoms = [0.0] * len(work)
         magmoms[0] = multiplicity - 1
+    symmetry: str | None = None  # GPAW's default: k-points reduced by the cell's symmetry
+
     def calculator(ecut: float):
         return make_calculator(spec, kpts, spinpol=spinpol,
-                               hund=bool(isolated_atom and s["hund"]), charge=charge, ecut=ecut)
+                               hund=bool(isolated_atom and s["hund"]), charge=charge, ecut=ecut,
+                               symmetry=symmetry)
 
     if magmoms is not None:
         work.set_initial_magnetic_moments(magmoms)
@@ -115,8 +118,20 @@ def run(spec: Spec, atoms: Atoms, charge: int, multiplicity: int | None,
     try:
         energy = work.get_potential_energy()
     except Exception as exc:  # gpaw raises KohnShamConvergenceError and friends
-        raise CalculationFailed(f"GPAW: {type(exc).__name__}: {exc}") from None
+        if not symmetry_analysis_failed(exc):
+            raise CalculationFailed(f"GPAW: {type(exc).__name__}: {exc}") from None
+        # GPAW's symmetry finder gives up on some nearly symmetric cells (a relaxed slab):
+        # the same SCF on the full k-mesh, which only costs time (the energy is the same)
+        symmetry = "off"
+        work.calc = calculator(ecut)
+        try:
+            energy = work.get_potential_energy()
+        except Exception as exc2:
+            raise CalculationFailed(f"GPAW (symmetry off): {type(exc2).__name__}: "
+                                    f"{exc2}") from None
     res = CalculationResult(energy=float(energy), info={"spinpol": spinpol})
+    if symmetry is not None:
+        res.info["symmetry"] = symmetry
     if periodic:
         res.info["kpts"] = [int(k) for k in kpts["size"]]
     if forces:
@@ -128,6 +143,17 @@ def run(spec: Spec, atoms: Atoms, charge: int, multiplicity: int | None,
                                                                res.stress,
                                                                float(s["pulay_step"]))
     return res
+
+
+def symmetry_analysis_failed(exc: BaseException) -> bool:
+    """Whether GPAW refused a cell in its symmetry analysis (``SymmetryAnalysisBug``: the
+    operations it found within its tolerance do not form a group, which happens for nearly
+    symmetric relaxed cells) rather than failing in the SCF."""
+    try:
+        from gpaw.new.symmetry import SymmetryAnalysisBug
+    except ImportError:  # an older GPAW without the new code's symmetry module
+        return False
+    return isinstance(exc, SymmetryAnalysisBug)
 
 
 def _pulay_corrected(atoms: Atoms, calculator, ecut: float, stress: np.ndarray,
