@@ -197,3 +197,37 @@ def test_failed_jobs_stay_failed_until_retry_failed(tmp_path, run_cli, monkeypat
     with sqlite3.connect(tmp_path / "store" / "jobs.sqlite") as db:
         assert {s for (s,) in db.execute("SELECT status FROM jobs")} == {"done"}
     assert np.isfinite(read_batch(tmp_path / "c.extxyz").info["energy_xtb_gfn2"]).all()
+
+
+def test_a_failed_isolated_atom_is_reported_with_the_way_out(tmp_path, run_cli, monkeypatch):
+    """An isolated-atom job that failed is named on every rerun (it is kept failed in the
+    store), with --retry-failed as the way out, which then computes it."""
+    from ase.build import molecule
+    from ase.io import write
+
+    import tealign.compute.runner as runner
+    from tealign.compute.backends import CalculationFailed
+
+    mols = tmp_path / "mols.extxyz"
+    water = molecule("H2O")
+    water.info["mol_id"] = "w"
+    write(mols, [water], format="extxyz")
+    real = runner.run_calculation
+
+    def broken_for_o_atom(spec, atoms, **kw):
+        if kw.get("isolated_atom") and atoms.get_chemical_formula() == "O":
+            raise CalculationFailed("a transient failure")
+        return real(spec, atoms, **kw)
+
+    monkeypatch.setattr(runner, "run_calculation", broken_for_o_atom)
+    args = ("compute", "calib", "--molecules", mols, "--method", "xtb:gfn2",
+            "--store", tmp_path / "store")
+    for out in ("a", "b"):  # the first run and a rerun alike
+        code, stdout, stderr = run_cli(*args, "-o", tmp_path / f"{out}.extxyz")
+        assert code == 0 and "isolated atom failed: xtb_gfn2 O" in stderr, stderr
+        assert "--retry-failed" in stderr
+    monkeypatch.setattr(runner, "run_calculation", real)
+    code, stdout, stderr = run_cli(*args, "--retry-failed", "-o", tmp_path / "c.extxyz")
+    assert code == 0 and "isolated atom failed" not in stderr, stderr
+    table = json.loads((tmp_path / "c.atoms_xtb_gfn2.json").read_text())
+    assert set(table["energies"]) == {"H", "O"}

@@ -24,10 +24,13 @@ $TEALIGN compute calib --molecules molecules.extxyz --seed 0 --no-forces \
 $TEALIGN compute calib --molecules periodic.extxyz --seed 0 --no-forces \
   --method "$TARGET" --store store --workers "${WORKERS:-2}" -o bridge-periodic.extxyz
 # the relaxed adsorbate–slab complexes and their slabs (make_geometries.py writes them once
-# relax_adsorbates.py has relaxed them), with forces: each pose's residual force is checked
+# relax_adsorbates.py has relaxed them), with forces: each pose's residual force is checked.
+# --retry-failed: a store may hold adsorption jobs that failed before a fix (the NaF(001)
+# slab's three, refused by GPAW's symmetry analysis before the backend ran such a cell
+# without its point group)
 ADS=()
 if [ -f adsorption.extxyz ]; then
-  $TEALIGN compute calib --molecules adsorption.extxyz --seed 0 \
+  $TEALIGN compute calib --molecules adsorption.extxyz --seed 0 --retry-failed \
     --method "$TARGET" --store store --workers "${WORKERS:-2}" -o bridge-adsorption.extxyz
   ADS=(bridge-adsorption.extxyz)
 fi

@@ -112,7 +112,9 @@ def _render_calib(res) -> None:
         err.print(f"  isolated atoms {label}: {path}")
     for r in res.rejects:
         err.print(f"  rejected: {r.line()}", highlight=False)
-    if any("failed" in r.line() for r in res.rejects):
+    for a in res["failed_atoms"]:
+        err.print(f"  isolated atom failed: {a}", highlight=False)
+    if res["failed_atoms"] or any("failed: " in r.reason for r in res.rejects):
         err.print("  failed jobs stay failed in the store; after fixing the cause, rerun "
                   "with --retry-failed")
 

@@ -53,7 +53,8 @@ def check(functional: str, basis: str, settings: dict) -> None:
 
 
 def make_calculator(spec: Spec, kpts: dict, spinpol: bool = False, hund: bool = False,
-                    charge: int = 0, ecut: float | None = None, symmetry: str | None = None):
+                    charge: int = 0, ecut: float | None = None,
+                    symmetry: str | dict | None = None):
     """The GPAW calculator of a SPEC (plane waves at ``ecut`` eV, default the SPEC's cutoff;
     ``kpts`` as GPAW takes it, e.g. ``{"size": (4, 4, 1), "gamma": True}``): what every job of
     this backend runs, and what a relaxation at the same level uses (with ``symmetry="off"``:
@@ -104,7 +105,7 @@ def run(spec: Spec, atoms: Atoms, charge: int, multiplicity: int | None,
         spinpol = True
         magmoms = [0.0] * len(work)
         magmoms[0] = multiplicity - 1
-    symmetry: str | None = None  # GPAW's default: k-points reduced by the cell's symmetry
+    symmetry: dict | None = None  # GPAW's default: k-points reduced by the cell's symmetry
 
     def calculator(ecut: float):
         return make_calculator(spec, kpts, spinpol=spinpol,
@@ -121,17 +122,18 @@ def run(spec: Spec, atoms: Atoms, charge: int, multiplicity: int | None,
         if not symmetry_analysis_failed(exc):
             raise CalculationFailed(f"GPAW: {type(exc).__name__}: {exc}") from None
         # GPAW's symmetry finder gives up on some nearly symmetric cells (a relaxed slab):
-        # the same SCF on the full k-mesh, which only costs time (the energy is the same)
-        symmetry = "off"
+        # the same SCF without the point group (time reversal kept) on more k-points, which
+        # only costs time (the energy is the same)
+        symmetry = NO_POINT_GROUP
         work.calc = calculator(ecut)
         try:
             energy = work.get_potential_energy()
         except Exception as exc2:
-            raise CalculationFailed(f"GPAW (symmetry off): {type(exc2).__name__}: "
-                                    f"{exc2}") from None
+            raise CalculationFailed(f"GPAW (without point-group symmetry): "
+                                    f"{type(exc2).__name__}: {exc2}") from None
     res = CalculationResult(energy=float(energy), info={"spinpol": spinpol})
     if symmetry is not None:
-        res.info["symmetry"] = symmetry
+        res.info["symmetry"] = "no point group"
     if periodic:
         res.info["kpts"] = [int(k) for k in kpts["size"]]
     if forces:
@@ -143,6 +145,10 @@ def run(spec: Spec, atoms: Atoms, charge: int, multiplicity: int | None,
                                                                res.stress,
                                                                float(s["pulay_step"]))
     return res
+
+
+#: GPAW's ``symmetry`` when its symmetry analysis refuses a cell: time reversal only
+NO_POINT_GROUP = {"point_group": False}
 
 
 def symmetry_analysis_failed(exc: BaseException) -> bool:
