@@ -66,3 +66,32 @@ def test_gpaw_reference_curve_uses_one_mesh(monkeypatch, tmp_path):
     from tealign.compute.kpoints import mesh_from_density
 
     assert len({mesh_from_density(eos.si(a).cell[:], 2.5) for a in eos.GRID}) > 1
+
+
+def test_a_failed_reference_point_names_the_way_out(monkeypatch, tmp_path):
+    """A reference point whose calculation failed stops the benchmark with one line naming
+    the point and --retry-failed (the store keeps the failure: a plain rerun does not
+    compute it); with retry_failed it runs again and the curve is complete."""
+    from tealign.compute import runner
+    from tealign.compute.backends import CalculationFailed, CalculationResult
+    from tealign.errors import SetupError
+
+    calls = []
+
+    def fake(spec, atoms, **kw):  # E/atom = (a − 5.43)², the point at 5.50 Å fails once
+        a = (atoms.get_volume() * eos.ATOMS_PER_CONVENTIONAL_CELL / len(atoms)) ** (1 / 3)
+        calls.append(round(a, 2))
+        if round(a, 2) == 5.5 and calls.count(5.5) == 1:
+            raise CalculationFailed("a transient failure")
+        return CalculationResult(energy=len(atoms) * (a - 5.43) ** 2)
+
+    monkeypatch.setattr(runner, "run_calculation", fake)
+    spec, store = "gpaw:pbe/pw400;kpt_density=2.5", tmp_path / "store"
+    for _ in range(2):  # the first run, then a plain rerun that computes nothing
+        with pytest.raises(SetupError, match=r"Si_a5\.50 failed: a transient failure;.*"
+                                             r"--retry-failed"):
+            eos.reference_curve(spec, store)
+    assert calls.count(5.5) == 1 and len(calls) == len(eos.GRID)
+    e = eos.reference_curve(spec, store, retry_failed=True)
+    assert calls.count(5.5) == 2 and len(calls) == len(eos.GRID) + 1
+    assert np.allclose(e, (eos.GRID - 5.43) ** 2)

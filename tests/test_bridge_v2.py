@@ -53,6 +53,22 @@ def test_geometry_files_are_what_make_geometries_writes(tmp_path):
     mod.write(tmp_path)
     assert json.loads((tmp_path / "bridge.json").read_text()) == \
         json.loads((DATA / "bridge.json").read_text())
+    from ase.io import read
+
+    for name in ("molecules.extxyz", "periodic.extxyz", "adsorption.extxyz"):
+        written, committed = read(tmp_path / name, ":"), read(DATA / name, ":")
+        assert len(written) == len(committed), name
+        for k, (w, c) in enumerate(zip(written, committed)):
+            where = f"{name} frame {k}"
+            assert (w.numbers == c.numbers).all() and (w.pbc == c.pbc).all(), where
+            assert np.allclose(w.positions, c.positions, atol=1e-8), where
+            assert np.allclose(w.cell[:], c.cell[:], atol=1e-8), where
+            assert w.info.keys() == c.info.keys(), where
+            for key in w.info:
+                if isinstance(w.info[key], str):
+                    assert w.info[key] == c.info[key], (where, key)
+                else:
+                    assert np.allclose(w.info[key], c.info[key], atol=1e-8), (where, key)
 
 
 def _pigeonhole_by_loops(values, items, molecules, n_boot, seed):

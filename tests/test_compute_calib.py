@@ -185,15 +185,23 @@ def test_failed_jobs_stay_failed_until_retry_failed(tmp_path, run_cli, monkeypat
     r = json.loads(stdout)
     assert code == 0 and r["frames"] == 1 and r["frames_rejected"] == 1, stderr
     assert "a transient failure" in Path(r["rejects_file"]).read_text()
+    assert r["failed_kept"] == 0 and r["failed"] == 1
     calls.clear()
-    code, stdout, stderr = run_cli(*args, "-o", tmp_path / "b.extxyz")
+    code, stdout, stderr = run_cli(*args, "--json", "-o", tmp_path / "b.extxyz")
     assert code == 0 and calls == []  # the failure is kept, nothing recomputed
+    assert json.loads(stdout)["failed_kept"] == 1 and json.loads(stdout)["failed"] == 0
+    code, stdout, stderr = run_cli(*args, "-o", tmp_path / "b.extxyz")
+    assert "1 of those from the store kept failed" in " ".join(stderr.split()), stderr
     assert "a transient failure" in stderr and "--retry-failed" in stderr  # the way out
+    code, stdout, stderr = run_cli(*args, "--strict", "-o", tmp_path / "s.extxyz")
+    assert code == 2 and "a transient failure" in stderr, stderr
+    assert "--retry-failed" in stderr  # --strict names the way out too
     monkeypatch.setattr(runner, "run_calculation", real)
     code, stdout, stderr = run_cli(*args, "--retry-failed", "--json",
                                    "-o", tmp_path / "c.extxyz")
     r = json.loads(stdout)
     assert code == 0 and r["frames"] == 2 and r["computed"] == 1 and r["failed"] == 0
+    assert r["failed_kept"] == 0
     with sqlite3.connect(tmp_path / "store" / "jobs.sqlite") as db:
         assert {s for (s,) in db.execute("SELECT status FROM jobs")} == {"done"}
     assert np.isfinite(read_batch(tmp_path / "c.extxyz").info["energy_xtb_gfn2"]).all()
@@ -226,6 +234,9 @@ def test_a_failed_isolated_atom_is_reported_with_the_way_out(tmp_path, run_cli, 
         code, stdout, stderr = run_cli(*args, "-o", tmp_path / f"{out}.extxyz")
         assert code == 0 and "isolated atom failed: xtb_gfn2 O" in stderr, stderr
         assert "--retry-failed" in stderr
+    code, stdout, stderr = run_cli(*args, "--strict", "-o", tmp_path / "s.extxyz")
+    assert code == 2 and "isolated atom failed: xtb_gfn2 O" in stderr, stderr
+    assert "--retry-failed" in stderr
     monkeypatch.setattr(runner, "run_calculation", real)
     code, stdout, stderr = run_cli(*args, "--retry-failed", "-o", tmp_path / "c.extxyz")
     assert code == 0 and "isolated atom failed" not in stderr, stderr

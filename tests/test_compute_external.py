@@ -648,3 +648,40 @@ def test_vasp_physics_the_preset_did_not_ask_for_is_refused():
         ["GGA", "IVDW", "LHFCALC", "LDAU", "METAGGA"])
     assert check_settings({"ENCUT": 400.0, "LDAUU": [5.3, 0.0]},
                           {**quiet, "LDAU": True, "LDAUU": [5.3, 0.0]}) == []
+
+
+def test_import_replaces_a_failure_the_store_held(tmp_path, run_cli, standin):
+    """A job that failed locally (held as failed in the store) and then ran on the cluster:
+    import stores the cluster's result in its place, counts it, and the calibration set has
+    every frame; a job done in the store is not imported again."""
+    from tealign.compute.store import JobStore
+
+    calib = tmp_path / "mols.extxyz"
+    frames = [molecule(n) for n in ("H2O", "NH3")]
+    for f, n in zip(frames, ("H2O", "NH3")):
+        f.info["mol_id"] = n
+    ase.io.write(calib, frames, format="extxyz")
+    jobs = tmp_path / "jobs"
+    assert run_cli("compute", "export", calib, "--method", "spice=psi4:spice", "-o",
+                   jobs)[0] == 0
+    assert _queue(standin, jobs) == 0
+    names = (jobs / "jobs.txt").read_text().split()
+    records = {json.loads((jobs / n / "job.json").read_text())["name"]:
+               json.loads((jobs / n / "job.json").read_text()) for n in names}
+    store = tmp_path / "out.extxyz.store"
+    with JobStore(store) as s:  # H2O failed here before; NH3 was done here before
+        r = records["H2O"]
+        s.put(r["key"], r["structure"], r["settings"], r["label"], r["name"], None,
+              "local crash", 1.0)
+    code, out, err = run_cli("compute", "import", jobs, "-o", tmp_path / "out.extxyz",
+                             "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert (res["imported"], res["already"], res["replaced_failed"]) == (len(names), 0, 1)
+    assert (res["frames"], res["frames_rejected"]) == (2, 0)
+    with JobStore(store) as s:
+        assert s.count() == {"done": len(names)}
+    code, out, err = run_cli("compute", "import", jobs, "-o", tmp_path / "out2.extxyz",
+                             "--store", store)
+    assert code == 0, err
+    assert f"imported 0 jobs ({len(names)} were in the store)" in " ".join(err.split())

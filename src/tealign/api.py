@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tealign import rundir as rd
 from tealign import units
-from tealign.errors import SetupError
+from tealign.errors import RETRY_HINT, SetupError
 from tealign.keys import REF, Keys
 
 Progress = Callable[..., None] | None
@@ -480,15 +480,16 @@ def bench_lattice(calculator: str, output, *, limit: int | None = None,
 
 def bench_eos(calculator: str, output, *, reference: str | None = None,
               reference_file=None, store=None, workers: int = 1, threads: int | None = None,
-              progress: Progress = None) -> Result:
+              progress: Progress = None, retry_failed: bool = False) -> Result:
     """Si E–V curve: a0 (Å), B0 (GPa) and RMSE (meV/atom) against a reference curve;
-    ``progress`` is called with (points done, points of the grid)."""
+    ``progress`` is called with (points done, points of the grid); ``retry_failed``: run
+    again the reference points the store holds as failed."""
     from tealign.bench import eos
 
     n_threads = _torch_threads(threads)
     res = eos.run(calculator, _bench_dir(output), reference=reference,
                   reference_file=reference_file, store=store, workers=workers,
-                  progress=_out_of(progress, len(eos.GRID)))
+                  progress=_out_of(progress, len(eos.GRID)), retry_failed=retry_failed)
     return _bench("eos", res, output, torch_threads=n_threads)
 
 
@@ -620,8 +621,13 @@ def compute_calib(molecules: str, methods: Sequence[str],
                               scheduler=scheduler, seed=seed, progress=progress,
                               source_name=molecules, forces=forces,
                               retry_failed=retry_failed)
-    if strict and res.rejects:
-        raise res.rejects[0].as_setup_error()
+    if strict and (res.rejects or res.failed_atoms):
+        exc = (res.rejects[0].as_setup_error() if res.rejects else SetupError(
+            f"isolated atom failed: {res.failed_atoms[0]}", field="--method"))
+        if res.failed_atoms or any("failed: " in r.reason for r in res.rejects):
+            raise SetupError(f"{exc.message}; {RETRY_HINT}", file=exc.file, frame=exc.frame,
+                             field=exc.field)
+        raise exc
     return Result("compute_calib", {
         "output": str(output), "frames": res.frames, "frames_rejected": len(res.rejects),
         "rejects_file": str(rejects_path(output)) if res.rejects else None,

@@ -75,6 +75,11 @@ class FrameError:
         return SetupError(self.reason, file=self.file, frame=self.frame, field=self.field)
 
 
+#: what a failed calculation's message ends with: the job store keeps a failure until asked
+#: to run it again
+RETRY_HINT = ("failed jobs stay failed in the store; after fixing the cause, rerun with "
+              "--retry-failed")
+
 #: optional packages (import names) and the extra of tealign that installs each; the compute
 #: backends' packages are named by the backends themselves
 #: (:func:`tealign.compute.backends.extras`, passed in as ``extras``)

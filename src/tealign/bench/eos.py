@@ -16,6 +16,7 @@ from ase.build import bulk
 
 from tealign import rundir as rd
 from tealign import units
+from tealign.errors import RETRY_HINT, SetupError
 from tealign.io.outputs import write_json
 
 GRID = np.round(np.arange(5.00, 6.0001, 0.01), 2)
@@ -44,8 +45,9 @@ def curve(calculator, grid=GRID, progress=None) -> np.ndarray:
 
 
 def reference_curve(spec: str, store_dir: Path, grid=GRID, workers: int = 1,
-                    progress=None) -> np.ndarray:
-    """The same curve with a compute backend, through the resumable job store.
+                    progress=None, retry_failed: bool = False) -> np.ndarray:
+    """The same curve with a compute backend, through the resumable job store (a point the
+    store holds as failed runs again only with ``retry_failed``; otherwise SetupError).
 
     A plane-wave (GPAW) curve uses one k-point mesh for every point, chosen from the cell at
     ``A_EQUILIBRIUM`` at the SPEC's ``kpt_density``: a mesh recomputed from each cell jumps
@@ -65,12 +67,14 @@ def reference_curve(spec: str, store_dir: Path, grid=GRID, workers: int = 1,
     jobs = [Job(spec=s, atoms=si(a), name=f"Si_a{a:.2f}", forces=False, kpts=mesh)
             for a in grid]
     with JobStore(store_dir) as store:
-        run_jobs(jobs, store, workers=workers, progress=progress)
+        run_jobs(jobs, store, workers=workers, progress=progress, retry_failed=retry_failed)
         out = []
         for j in jobs:
             got = store.get(j.key)
             if got is None or got.result is None:
-                raise RuntimeError(f"reference point {j.name} failed: {got.error if got else ''}")
+                raise SetupError(f"reference point {j.name} failed: "
+                                 f"{got.error if got else 'not run'}; {RETRY_HINT}",
+                                 file=str(store_dir), field="--reference")
             out.append(got.result.energy / len(j.atoms))
     return np.array(out)
 
@@ -78,7 +82,6 @@ def reference_curve(spec: str, store_dir: Path, grid=GRID, workers: int = 1,
 def load_reference(path: str | Path, energy_key: str | None = None) -> np.ndarray:
     """A reference curve from a results.json of this benchmark, or from an extxyz of the
     grid's Si cells carrying an ``energy_<label>`` (e.g. computed by ``tealign compute``)."""
-    from tealign.errors import SetupError
 
     p = Path(path)
     if p.suffix == ".json":
@@ -123,9 +126,9 @@ def rmse_relative(e1, e2) -> float:
 
 
 def run(calculator, outdir: Path, reference: str | None = None, reference_file: Path | None = None,
-        store: Path | None = None, workers: int = 1, progress=None) -> dict:
+        store: Path | None = None, workers: int = 1, progress=None,
+        retry_failed: bool = False) -> dict:
     from tealign.bench.calculators import model_elements
-    from tealign.errors import SetupError
 
     known = model_elements(calculator)
     if known is not None and 14 not in known:
@@ -137,7 +140,8 @@ def run(calculator, outdir: Path, reference: str | None = None, reference_file: 
               "e_per_atom_eV": e.tolist(), **fit_birch_murnaghan(GRID, e)}
     ref = None
     if reference:
-        ref = reference_curve(reference, store or outdir / "reference.store", workers=workers)
+        ref = reference_curve(reference, store or outdir / "reference.store", workers=workers,
+                              retry_failed=retry_failed)
         result["reference"] = reference
     elif reference_file:
         ref = load_reference(reference_file)

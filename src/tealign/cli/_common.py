@@ -48,6 +48,9 @@ app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+RetryOpt = Annotated[bool, typer.Option("--retry-failed", help="Run again the jobs the "
+                                        "store holds as failed (after fixing their cause); "
+                                        "by default a failed job is reported, not rerun.")]
 StrictOpt = Annotated[bool, typer.Option(help="Treat frame errors as setup errors.")]
 FormatOpt = Annotated[str | None, typer.Option("--format", help="Force the input reader.")]
 ReaderOpt = Annotated[str | None, typer.Option(

@@ -15,6 +15,7 @@ from tealign.cli._common import (
     CALCULATOR_HELP,
     CalculatorOpt,
     JsonOpt,
+    RetryOpt,
     bench_app,
     cmd,
     err,
@@ -129,6 +130,7 @@ def bench_eos(
     store: Annotated[Path | None, typer.Option(help="Job store for --reference (resumes).")]
     = None,
     workers: Annotated[int, typer.Option(help="Worker processes for --reference.")] = 1,
+    retry_failed: RetryOpt = False,
     threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -137,7 +139,7 @@ def bench_eos(
     Example: tealign bench eos --calculator chgnet --reference gpaw:pbe/pw800 -o bench_eos
     """
     opts = dict(reference=reference, reference_file=reference_file, store=store,
-                workers=workers, threads=threads)
+                workers=workers, threads=threads, retry_failed=retry_failed)
     _run(api.bench_eos, (calculator, output), opts, "Si E–V", as_json,
          lambda res: _render_eos(res, calculator))
 

@@ -9,16 +9,22 @@ import typer
 from rich.table import Table
 
 from tealign import api
-from tealign.cli._common import JsonOpt, cmd, compute_app, err, out, progress, show
+from tealign.cli._common import (
+    JsonOpt,
+    RetryOpt,
+    cmd,
+    compute_app,
+    err,
+    out,
+    progress,
+    show,
+)
 
 StoreOpt = Annotated[Path | None, typer.Option(help="Job store directory (default: beside "
                                                "the output). Rerunning resumes.")]
 WorkersOpt = Annotated[int, typer.Option(help="Local worker processes.")]
 SchedulerOpt = Annotated[str | None, typer.Option(help="Dask scheduler address "
                                                   "(tcp://host:port).")]
-RetryOpt = Annotated[bool, typer.Option("--retry-failed", help="Run again the jobs the "
-                                        "store holds as failed (after fixing their cause); "
-                                        "by default a failed job is reported, not rerun.")]
 ClusterOpt = Annotated[Path | None, typer.Option(help="Cluster TOML file (SLURM/PBS through "
                                                  "dask-jobqueue, or local); see "
                                                  "docs/external_codes.md.")]
@@ -87,7 +93,9 @@ def compute_calib(
     forces: Annotated[bool, typer.Option(help="Compute forces too (--no-forces: energies "
                                          "only, all a calibration needs, much cheaper for "
                                          "hybrid functionals).")] = True,
-    strict: Annotated[bool, typer.Option(help="Failed calculations become setup errors.")]
+    strict: Annotated[bool, typer.Option(help="A failed calculation (a molecule's or an "
+                                         "isolated atom's) or a rejected frame becomes a "
+                                         "setup error (exit 2).")]
     = False,
     retry_failed: RetryOpt = False,
     as_json: JsonOpt = False,
@@ -107,7 +115,9 @@ def compute_calib(
 
 def _render_calib(res) -> None:
     err.print(f"wrote {res.frames} calibration frames to {res.output}; {res.computed} "
-              f"jobs computed, {res.skipped} from the store, {res.failed} failed")
+              f"jobs computed, {res.skipped} from the store, {res.failed} failed"
+              + (f" ({res.failed_kept} of those from the store kept failed)"
+                 if res.failed_kept else ""))
     for label, path in res.tables.items():
         err.print(f"  isolated atoms {label}: {path}")
     for r in res.rejects:
@@ -115,8 +125,7 @@ def _render_calib(res) -> None:
     for a in res["failed_atoms"]:
         err.print(f"  isolated atom failed: {a}", highlight=False)
     if res["failed_atoms"] or any("failed: " in r.reason for r in res.rejects):
-        err.print("  failed jobs stay failed in the store; after fixing the cause, rerun "
-                  "with --retry-failed")
+        err.print(f"  {api.RETRY_HINT}")
 
 
 @cmd(compute_app, "export")
@@ -159,7 +168,8 @@ def compute_import(
 
     Every missing, crashed or unconverged job and every setting that differs from the preset
     is one line naming the job directory and the field; then nothing is imported (exit 2).
-    Importing twice changes nothing.
+    Importing twice changes nothing. A job the store holds as failed (a local run that
+    crashed, say) is replaced by the imported result.
     """
     from tealign.errors import SetupError
 
@@ -171,6 +181,8 @@ def compute_import(
             err.print(f"tealign: error: {line}", highlight=False)
         raise
     show(res, as_json, lambda r: err.print(
-        f"imported {r.imported} jobs ({r.already} were in the store) from {jobs}; wrote "
+        f"imported {r.imported} jobs ({r.already} were in the store"
+        + (f"; {r.replaced_failed} replace failed ones" if r.replaced_failed else "")
+        + f") from {jobs}; wrote "
         f"{r.frames} calibration frames to {r.output} ({r.computed} jobs computed)",
         highlight=False))

@@ -199,14 +199,18 @@ def read_export(jobs_dir: Path) -> dict:
 def import_jobs(jobs_dir: str | Path, store_dir: str | Path) -> dict:
     """Read every job of an export into the store at ``store_dir``; all or nothing.
 
-    Returns counts (``imported``, ``already``). Raises SetupError with one line per bad job
+    Returns counts (``imported``, ``already``: done in the store before, ``replaced_failed``:
+    of those imported, how many the store held as failed; the cluster's result replaces the
+    local failure). Raises SetupError with one line per bad job
     (``<dir>: field '<field>': <reason>``), the first in its message and all of them in
     ``problems``; nothing is stored then."""
     jobs_dir = Path(jobs_dir)
     manifest = read_export(jobs_dir)
     specs = {s.label: s for s in (parse_spec(m) for m in manifest["methods"])}
     with JobStore(store_dir) as store:
-        already = store.finished_keys([e["key"] for e in manifest["jobs"]])
+        keys = [e["key"] for e in manifest["jobs"]]
+        already = store.finished_keys(keys, include_failed=False)
+        failed_before = store.finished_keys(keys) - already
         ready, problems = [], []
         for entry in manifest["jobs"]:
             if entry["key"] in already:
@@ -243,7 +247,9 @@ def import_jobs(jobs_dir: str | Path, store_dir: str | Path) -> dict:
         for job, result in ready:
             store.put(job.key, job.structure, job.settings, job.spec.label, job.name, result,
                       None, None)  # type: ignore[arg-type]  # time unknown: run elsewhere
-    return {"imported": len(ready), "already": len(already), "jobs": len(manifest["jobs"])}
+    return {"imported": len(ready), "already": len(already),
+            "replaced_failed": sum(job.key in failed_before for job, _ in ready),
+            "jobs": len(manifest["jobs"])}
 
 
 def import_calib(jobs_dir: str | Path, output: str | Path, store: str | Path | None = None,

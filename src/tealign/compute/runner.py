@@ -65,7 +65,9 @@ def run_jobs(jobs: Sequence[Job], store: JobStore, workers: int = 1,
              scheduler: str | None = None,
              progress: Callable[[int, int], None] | None = None,
              retry_failed: bool = False) -> dict:
-    """Run every job the store has not finished; returns counts.
+    """Run every job the store has not finished; returns counts (``jobs``, ``skipped``:
+    found in the store, ``failed_kept``: of those, held as failed and not run again,
+    ``computed``, ``failed``: of those computed).
 
     A job the store holds as failed is not run again unless ``retry_failed`` (after its
     cause is fixed); a retried job's new result replaces the failure.
@@ -81,7 +83,10 @@ def run_jobs(jobs: Sequence[Job], store: JobStore, workers: int = 1,
     todo = [j for k, j in unique.items() if k not in finished]
     total = len(unique)
     done = len(finished)
-    stats = {"jobs": total, "skipped": len(finished), "computed": 0, "failed": 0}
+    kept = 0 if retry_failed else len(finished - store.finished_keys(list(unique),
+                                                                   include_failed=False))
+    stats = {"jobs": total, "skipped": len(finished), "failed_kept": kept, "computed": 0,
+             "failed": 0}
     if progress:
         progress(done, total)
 
