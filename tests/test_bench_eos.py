@@ -48,6 +48,7 @@ def test_gpaw_reference_curve_uses_one_mesh(monkeypatch, tmp_path):
     """Every point of a plane-wave reference curve is computed on the same k-point mesh (a
     mesh chosen per cell changes inside the grid and makes the curve jump)."""
     from tealign.compute import runner
+    from tealign.compute.backends import CalculationResult
 
     seen = []
 
@@ -55,7 +56,7 @@ def test_gpaw_reference_curve_uses_one_mesh(monkeypatch, tmp_path):
         seen.extend(jobs)
         for j in jobs:
             store.put(j.key, j.structure, j.settings, j.spec.label, j.name,
-                      runner.Result(energy=-10.0 * len(j.atoms)), None, 0.0)
+                      CalculationResult(energy=-10.0 * len(j.atoms)), None, 0.0)
         return {}
 
     monkeypatch.setattr(runner, "run_jobs", fake_run_jobs)
@@ -95,3 +96,43 @@ def test_a_failed_reference_point_names_the_way_out(monkeypatch, tmp_path):
     e = eos.reference_curve(spec, store, retry_failed=True)
     assert calls.count(5.5) == 2 and len(calls) == len(eos.GRID) + 1
     assert np.allclose(e, (eos.GRID - 5.43) ** 2)
+
+
+def test_bench_eos_cli_retry_failed_reaches_the_reference_curve(monkeypatch, tmp_path,
+                                                                 run_cli):
+    """Through the command line: a failed reference point is one line and exit 2 (again on
+    a plain rerun); --retry-failed computes it and the benchmark completes; --retry-failed
+    without --reference is refused."""
+    import json
+
+    from tealign.bench import calculators
+    from tealign.compute import runner
+    from tealign.compute.backends import CalculationFailed, CalculationResult
+
+    calls = []
+
+    def fake(spec, atoms, **kw):
+        a = (atoms.get_volume() * eos.ATOMS_PER_CONVENTIONAL_CELL / len(atoms)) ** (1 / 3)
+        calls.append(round(a, 2))
+        if round(a, 2) == 5.5 and calls.count(5.5) == 1:
+            raise CalculationFailed("a transient failure")
+        return CalculationResult(energy=len(atoms) * (a - 5.43) ** 2)
+
+    monkeypatch.setattr(runner, "run_calculation", fake)
+    monkeypatch.setattr(eos, "curve", lambda calc, progress=None: (eos.GRID - 5.40) ** 2)
+    monkeypatch.setattr(calculators, "model_elements", lambda calc: None)
+    args = ("bench", "eos", "--calculator", "stand-in", "--reference",
+            "gpaw:pbe/pw400;kpt_density=2.5", "--store", tmp_path / "st")
+    for _ in range(2):
+        code, _, err = run_cli(*args, "-o", tmp_path / "a")
+        lines = [ln for ln in err.splitlines() if ln.startswith("tealign: error:")]
+        assert code == 2 and len(lines) == 1 and "Si_a5.50 failed" in lines[0], err
+        assert "--retry-failed" in " ".join(err.split())
+    code, out, err = run_cli(*args, "--retry-failed", "-o", tmp_path / "b", "--json")
+    assert code == 0, err
+    d = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert np.allclose(d["reference_e_per_atom_eV"], (eos.GRID - 5.43) ** 2)
+    assert calls.count(5.5) == 2
+    code, _, err = run_cli("bench", "eos", "--calculator", "stand-in", "--retry-failed",
+                           "-o", tmp_path / "c")
+    assert code == 2 and "give --reference" in " ".join(err.split()), err

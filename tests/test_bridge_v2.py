@@ -61,14 +61,16 @@ def test_geometry_files_are_what_make_geometries_writes(tmp_path):
         for k, (w, c) in enumerate(zip(written, committed)):
             where = f"{name} frame {k}"
             assert (w.numbers == c.numbers).all() and (w.pbc == c.pbc).all(), where
-            assert np.allclose(w.positions, c.positions, atol=1e-8), where
-            assert np.allclose(w.cell[:], c.cell[:], atol=1e-8), where
+            assert np.allclose(w.positions, c.positions, rtol=0, atol=1e-8), where
+            assert np.allclose(w.cell[:], c.cell[:], rtol=0, atol=1e-8), where
             assert w.info.keys() == c.info.keys(), where
+            assert w.arrays.keys() == c.arrays.keys(), where
             for key in w.info:
                 if isinstance(w.info[key], str):
                     assert w.info[key] == c.info[key], (where, key)
                 else:
-                    assert np.allclose(w.info[key], c.info[key], atol=1e-8), (where, key)
+                    assert np.allclose(w.info[key], c.info[key], rtol=0, atol=1e-8), \
+                        (where, key)
 
 
 def _pigeonhole_by_loops(values, items, molecules, n_boot, seed):

@@ -191,11 +191,12 @@ def test_failed_jobs_stay_failed_until_retry_failed(tmp_path, run_cli, monkeypat
     assert code == 0 and calls == []  # the failure is kept, nothing recomputed
     assert json.loads(stdout)["failed_kept"] == 1 and json.loads(stdout)["failed"] == 0
     code, stdout, stderr = run_cli(*args, "-o", tmp_path / "b.extxyz")
-    assert "1 of those from the store kept failed" in " ".join(stderr.split()), stderr
+    assert "from the store (1 of them kept failed)" in " ".join(stderr.split()), stderr
     assert "a transient failure" in stderr and "--retry-failed" in stderr  # the way out
     code, stdout, stderr = run_cli(*args, "--strict", "-o", tmp_path / "s.extxyz")
     assert code == 2 and "a transient failure" in stderr, stderr
     assert "--retry-failed" in stderr  # --strict names the way out too
+    assert not list(tmp_path.glob("s.*"))  # a setup error: nothing written
     monkeypatch.setattr(runner, "run_calculation", real)
     code, stdout, stderr = run_cli(*args, "--retry-failed", "--json",
                                    "-o", tmp_path / "c.extxyz")
@@ -236,9 +237,27 @@ def test_a_failed_isolated_atom_is_reported_with_the_way_out(tmp_path, run_cli, 
         assert "--retry-failed" in stderr
     code, stdout, stderr = run_cli(*args, "--strict", "-o", tmp_path / "s.extxyz")
     assert code == 2 and "isolated atom failed: xtb_gfn2 O" in stderr, stderr
-    assert "--retry-failed" in stderr
+    assert "--retry-failed" in stderr and not list(tmp_path.glob("s.*"))
     monkeypatch.setattr(runner, "run_calculation", real)
     code, stdout, stderr = run_cli(*args, "--retry-failed", "-o", tmp_path / "c.extxyz")
     assert code == 0 and "isolated atom failed" not in stderr, stderr
     table = json.loads((tmp_path / "c.atoms_xtb_gfn2.json").read_text())
     assert set(table["energies"]) == {"H", "O"}
+
+
+def test_strict_error_names_the_failed_calculation_first():
+    """--strict's one line: a failed calculation before a bad-input reject (with the way
+    out), all failed isolated atoms named when no frame failed, the count of the rest."""
+    from tealign.compute.calib import strict_error
+    from tealign.errors import FrameError
+
+    mesh = FrameError("m.extxyz", 0, "kpts", "no k-point mesh for a 0-volume cell")
+    scf = FrameError("m.extxyz", 3, "energy_pbe", "pbe failed: SCF did not converge")
+    e = strict_error([mesh, scf], ["pbe O"])
+    assert e.frame == 3 and "SCF did not converge" in e.message
+    assert "--retry-failed" in e.message and "2 more" in e.message
+    e = strict_error([mesh], ["pbe O", "pbe H"])
+    assert "pbe O, pbe H" in e.message and "--retry-failed" in e.message
+    assert "1 rejected frames besides" in e.message
+    e = strict_error([mesh], [])
+    assert e.frame == 0 and "--retry-failed" not in e.message and "more" not in e.message

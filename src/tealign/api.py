@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tealign import rundir as rd
 from tealign import units
-from tealign.errors import RETRY_HINT, SetupError
+from tealign.errors import SetupError
 from tealign.keys import REF, Keys
 
 Progress = Callable[..., None] | None
@@ -486,6 +486,9 @@ def bench_eos(calculator: str, output, *, reference: str | None = None,
     again the reference points the store holds as failed."""
     from tealign.bench import eos
 
+    if retry_failed and not reference:
+        raise SetupError("reruns the failed points of a --reference curve; give --reference "
+                         "SPEC", field="--retry-failed")
     n_threads = _torch_threads(threads)
     res = eos.run(calculator, _bench_dir(output), reference=reference,
                   reference_file=reference_file, store=store, workers=workers,
@@ -620,14 +623,7 @@ def compute_calib(molecules: str, methods: Sequence[str],
     res = compute_calibration(mols, specs, Path(output), Path(store_dir), workers=workers,
                               scheduler=scheduler, seed=seed, progress=progress,
                               source_name=molecules, forces=forces,
-                              retry_failed=retry_failed)
-    if strict and (res.rejects or res.failed_atoms):
-        exc = (res.rejects[0].as_setup_error() if res.rejects else SetupError(
-            f"isolated atom failed: {res.failed_atoms[0]}", field="--method"))
-        if res.failed_atoms or any("failed: " in r.reason for r in res.rejects):
-            raise SetupError(f"{exc.message}; {RETRY_HINT}", file=exc.file, frame=exc.frame,
-                             field=exc.field)
-        raise exc
+                              retry_failed=retry_failed, strict=strict)
     return Result("compute_calib", {
         "output": str(output), "frames": res.frames, "frames_rejected": len(res.rejects),
         "rejects_file": str(rejects_path(output)) if res.rejects else None,

@@ -15,7 +15,6 @@ from tealign.cli._common import (
     CALCULATOR_HELP,
     CalculatorOpt,
     JsonOpt,
-    RetryOpt,
     bench_app,
     cmd,
     err,
@@ -130,7 +129,10 @@ def bench_eos(
     store: Annotated[Path | None, typer.Option(help="Job store for --reference (resumes).")]
     = None,
     workers: Annotated[int, typer.Option(help="Worker processes for --reference.")] = 1,
-    retry_failed: RetryOpt = False,
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed", help="With --reference: compute again the points the store holds "
+        "as failed (after fixing their cause); by default a failed point stops the "
+        "benchmark with its reason.")] = False,
     threads: ThreadsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -114,10 +114,9 @@ def compute_calib(
 
 
 def _render_calib(res) -> None:
+    kept = f" ({res.failed_kept} of them kept failed)" if res.failed_kept else ""
     err.print(f"wrote {res.frames} calibration frames to {res.output}; {res.computed} "
-              f"jobs computed, {res.skipped} from the store, {res.failed} failed"
-              + (f" ({res.failed_kept} of those from the store kept failed)"
-                 if res.failed_kept else ""))
+              f"jobs computed ({res.failed} failed), {res.skipped} from the store{kept}")
     for label, path in res.tables.items():
         err.print(f"  isolated atoms {label}: {path}")
     for r in res.rejects:
@@ -125,7 +124,9 @@ def _render_calib(res) -> None:
     for a in res["failed_atoms"]:
         err.print(f"  isolated atom failed: {a}", highlight=False)
     if res["failed_atoms"] or any("failed: " in r.reason for r in res.rejects):
-        err.print(f"  {api.RETRY_HINT}")
+        from tealign.errors import RETRY_HINT
+
+        err.print(f"  {RETRY_HINT}")
 
 
 @cmd(compute_app, "export")

@@ -28,7 +28,7 @@ from tealign.compute.runner import Job, run_jobs
 from tealign.compute.spec import MethodSpec
 from tealign.compute.store import JobStore
 from tealign.dispersion import d3_marker_key
-from tealign.errors import FrameError, SetupError
+from tealign.errors import RETRY_HINT, FrameError, SetupError
 from tealign.io.frames import FrameBatch, FrameRecord
 
 QM9_HEAVY = ("C", "N", "O", "F")
@@ -185,8 +185,11 @@ class CalibResult:
 def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], output: Path,
                         store_dir: Path, workers: int = 1, scheduler=None, seed: int = 0,
                         progress=None, source_name: str = "calib",
-                        forces: bool = True, retry_failed: bool = False) -> CalibResult:
-    """Run every method on every molecule and on the isolated atoms; write the outputs."""
+                        forces: bool = True, retry_failed: bool = False,
+                        strict: bool = False) -> CalibResult:
+    """Run every method on every molecule and on the isolated atoms; write the outputs
+    (``strict``: a rejected frame or a failed isolated atom is a SetupError instead, raised
+    before anything is written; the store keeps every finished job either way)."""
     from tealign.io.extxyz import write_extxyz
     from tealign.io.outputs import write_rejects
     from tealign.io.splits import assign_splits
@@ -231,14 +234,14 @@ def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], o
         stats = run_jobs(all_jobs, store, workers=workers, scheduler=scheduler,
                          progress=progress, retry_failed=retry_failed)
         tables: dict[str, Path] = {}
+        atom_tables = {}
         failed_atoms: list[str] = []
         stem = output.name[: -len(output.suffix)] if output.suffix else output.name
         for spec in specs:
             table, failed = table_from_store(spec, atom_jobs_by_method[spec.label], store)
             failed_atoms += [f"{spec.label} {f}" for f in failed]
-            path = output.with_name(f"{stem}.atoms_{spec.label}.json")
-            table.save(path)
-            tables[spec.label] = path
+            atom_tables[spec.label] = table
+            tables[spec.label] = output.with_name(f"{stem}.atoms_{spec.label}.json")
         records, rejects = [], [FrameError(source_name, k, "kpts", why) for k, why in bad_mesh]
         bad_keys = {k for k, _ in bad_mesh}
         for k, rec in enumerate(molecules):
@@ -289,6 +292,10 @@ def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], o
             records.append(FrameRecord(numbers=rec.numbers, positions=rec.positions,
                                        cell=rec.cell, pbc=rec.pbc, info=info, arrays=arrays,
                                        index=k))
+        if strict and (rejects or failed_atoms):
+            raise strict_error(rejects, failed_atoms)
+        for label, table in atom_tables.items():
+            table.save(tables[label])
         batch = FrameBatch.from_records(records)
         if batch.n_frames:
             # a frame that arrives with a split keeps it (a test split recomputed at another
@@ -303,6 +310,31 @@ def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], o
         write_rejects(output, rejects)
     return CalibResult(frames=batch.n_frames, rejects=rejects, stats=stats, tables=tables,
                        failed_atoms=failed_atoms)
+
+
+def strict_error(rejects: list[FrameError], failed_atoms: list[str]) -> SetupError:
+    """The ``--strict`` error: the first failed calculation (a frame's, else an isolated
+    atom's, all of which are named) ending with the way out, else the first rejected frame;
+    the count of the others beside it."""
+    failed = [r for r in rejects if _failed(r)]
+    more = len(rejects) + len(failed_atoms) - 1
+    tail = f" ({more} more: see the rejects file and the isolated-atom lines)" if more else ""
+    if failed:
+        r = failed[0]
+        return SetupError(f"{r.reason}; {RETRY_HINT}{tail}", file=r.file, frame=r.frame,
+                          field=r.field)
+    if failed_atoms:
+        more = len(rejects)
+        return SetupError(f"isolated atom failed: {', '.join(failed_atoms)}; {RETRY_HINT}"
+                          + (f" ({more} rejected frames besides)" if more else ""),
+                          field="--method")
+    r = rejects[0]
+    return SetupError(f"{r.reason}{tail}", file=r.file, frame=r.frame, field=r.field)
+
+
+def _failed(reject: FrameError) -> bool:
+    """Whether a reject is a failed calculation (the store keeps it) rather than bad input."""
+    return "failed: " in reject.reason
 
 
 def _meshed(code: str) -> bool:

@@ -18,7 +18,8 @@ Layout of an export directory::
 Import is all or nothing: every job is read and checked first (outputs present, complete and
 converged, the settings the code reports equal to the preset's) and any problem is one line
 naming the job directory and the field; only when there is none is anything stored. Jobs
-already in the store are left as they are, so importing twice changes nothing.
+done in the store are left as they are, so importing twice changes nothing; a job the store
+holds as failed is read and checked like any other, and its result replaces the failure.
 """
 
 from __future__ import annotations
