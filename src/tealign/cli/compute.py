@@ -169,8 +169,8 @@ def compute_import(
 
     Every missing, crashed or unconverged job and every setting that differs from the preset
     is one line naming the job directory and the field; then nothing is imported (exit 2).
-    Importing twice changes nothing. A job the store holds as failed (a local run that
-    crashed, say) is replaced by the imported result.
+    Importing twice changes nothing. A job the store holds as failed (a local calculation
+    that raised or did not converge) is replaced by the imported result.
     """
     from tealign.errors import SetupError
 

@@ -318,7 +318,7 @@ def strict_error(rejects: list[FrameError], failed_atoms: list[str]) -> SetupErr
     the count of the others beside it."""
     failed = [r for r in rejects if _failed(r)]
     more = len(rejects) + len(failed_atoms) - 1
-    tail = f" ({more} more: see the rejects file and the isolated-atom lines)" if more else ""
+    tail = f" ({more} more; without --strict each is listed)" if more else ""
     if failed:
         r = failed[0]
         return SetupError(f"{r.reason}; {RETRY_HINT}{tail}", file=r.file, frame=r.frame,
