@@ -1,5 +1,7 @@
 """Si E–V benchmark: the fit recovers known parameters; curves compare relative to minima."""
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -98,6 +100,8 @@ def test_a_failed_reference_point_names_the_way_out(monkeypatch, tmp_path):
     assert np.allclose(e, (eos.GRID - 5.43) ** 2)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                    reason="bench commands set torch's threads: pip install 'tealign[mace]'")
 def test_bench_eos_cli_retry_failed_reaches_the_reference_curve(monkeypatch, tmp_path,
                                                                  run_cli):
     """Through the command line: a failed reference point is one line and exit 2 (again on
