@@ -4,8 +4,10 @@
 # make_geometries.py, then this script: only the new frames are computed).
 # The levels are bridge-mini's (see its regenerate.sh): target GPAW PBE PW800 (0.1 eV
 # Fermi-Dirac, 5 Å vacuum, each solid on its fixed Γ-centred mesh `kpts`), source PySCF
-# ωB97M/def2-SVP with D3(BJ) stored apart (molecules only). Energies only: every item is an
-# energy difference at fixed geometries. The store starts from bridge-mini's snapshot, so its
+# ωB97M/def2-SVP with D3(BJ) stored apart (molecules only). The bridge items are energy
+# differences at fixed geometries (the adsorption complexes and slabs relaxed beforehand by
+# relax_adsorbates.py); the adsorption frames and the training frames are computed with forces
+# (and stress where periodic). The store starts from bridge-mini's snapshot, so its
 # 7 molecules, 10 solids and isolated atoms are not recomputed.
 set -euo pipefail
 cd "$(dirname "$0")"
