@@ -71,24 +71,30 @@ def test_gpaw_reference_curve_uses_one_mesh(monkeypatch, tmp_path):
     assert len({mesh_from_density(eos.si(a).cell[:], 2.5) for a in eos.GRID}) > 1
 
 
-def test_a_failed_reference_point_names_the_way_out(monkeypatch, tmp_path):
-    """A reference point whose calculation failed stops the benchmark with one line naming
-    the point and --retry-failed (the store keeps the failure: a plain rerun does not
-    compute it); with retry_failed it runs again and the curve is complete."""
-    from tealign.compute import runner
+def _fails_once_at_5_50(calls: list):
+    """A stand-in compute backend: E/atom = (a − 5.43)² eV for the Si cell of lattice
+    constant a (Å), recorded in ``calls``; the point at 5.50 Å fails the first time."""
     from tealign.compute.backends import CalculationFailed, CalculationResult
-    from tealign.errors import SetupError
 
-    calls = []
-
-    def fake(spec, atoms, **kw):  # E/atom = (a − 5.43)², the point at 5.50 Å fails once
+    def run(spec, atoms, **kw):
         a = (atoms.get_volume() * eos.ATOMS_PER_CONVENTIONAL_CELL / len(atoms)) ** (1 / 3)
         calls.append(round(a, 2))
         if round(a, 2) == 5.5 and calls.count(5.5) == 1:
             raise CalculationFailed("a transient failure")
         return CalculationResult(energy=len(atoms) * (a - 5.43) ** 2)
 
-    monkeypatch.setattr(runner, "run_calculation", fake)
+    return run
+
+
+def test_a_failed_reference_point_names_the_way_out(monkeypatch, tmp_path):
+    """A reference point whose calculation failed stops the benchmark with one line naming
+    the point and --retry-failed (the store keeps the failure: a plain rerun does not
+    compute it); with retry_failed it runs again and the curve is complete."""
+    from tealign.compute import runner
+    from tealign.errors import SetupError
+
+    calls = []
+    monkeypatch.setattr(runner, "run_calculation", _fails_once_at_5_50(calls))
     spec, store = "gpaw:pbe/pw400;kpt_density=2.5", tmp_path / "store"
     for _ in range(2):  # the first run, then a plain rerun that computes nothing
         with pytest.raises(SetupError, match=r"Si_a5\.50 failed: a transient failure;.*"
@@ -111,18 +117,9 @@ def test_bench_eos_cli_retry_failed_reaches_the_reference_curve(monkeypatch, tmp
 
     from tealign.bench import calculators
     from tealign.compute import runner
-    from tealign.compute.backends import CalculationFailed, CalculationResult
 
     calls = []
-
-    def fake(spec, atoms, **kw):
-        a = (atoms.get_volume() * eos.ATOMS_PER_CONVENTIONAL_CELL / len(atoms)) ** (1 / 3)
-        calls.append(round(a, 2))
-        if round(a, 2) == 5.5 and calls.count(5.5) == 1:
-            raise CalculationFailed("a transient failure")
-        return CalculationResult(energy=len(atoms) * (a - 5.43) ** 2)
-
-    monkeypatch.setattr(runner, "run_calculation", fake)
+    monkeypatch.setattr(runner, "run_calculation", _fails_once_at_5_50(calls))
     monkeypatch.setattr(eos, "curve", lambda calc, progress=None: (eos.GRID - 5.40) ** 2)
     monkeypatch.setattr(calculators, "model_elements", lambda calc: None)
     args = ("bench", "eos", "--calculator", "stand-in", "--reference",
