@@ -514,18 +514,25 @@ def test_export_queue_import_fit_with_kill_and_resume(tmp_path, run_cli, standin
     assert json.loads((tmp_path / "alignment.json").read_text())
 
 
-def test_import_refuses_bad_jobs_one_line_each(tmp_path, run_cli, standin):
-    """A missing output, a half-written one, an unconverged SCF and a setting that differs
-    from the preset: one line each naming the job directory and the field; nothing stored."""
+def _exported_and_run(tmp_path: Path, run_cli, standin, names: tuple[str, ...]) -> Path:
+    """The G2 molecules ``names`` exported for the stand-in Psi4 and run by the stand-in
+    queue; the jobs directory."""
     calib = tmp_path / "mols.extxyz"
-    frames = [molecule(n) for n in ("H2O", "NH3", "CH4", "H2")]
-    for f, n in zip(frames, ("H2O", "NH3", "CH4", "H2")):
+    frames = [molecule(n) for n in names]
+    for f, n in zip(frames, names):
         f.info["mol_id"] = n
     ase.io.write(calib, frames, format="extxyz")
     jobs = tmp_path / "jobs"
     assert run_cli("compute", "export", calib, "--method", "spice=psi4:spice", "-o",
                    jobs)[0] == 0
     assert _queue(standin, jobs) == 0
+    return jobs
+
+
+def test_import_refuses_bad_jobs_one_line_each(tmp_path, run_cli, standin):
+    """A missing output, a half-written one, an unconverged SCF and a setting that differs
+    from the preset: one line each naming the job directory and the field; nothing stored."""
+    jobs = _exported_and_run(tmp_path, run_cli, standin, ("H2O", "NH3", "CH4", "H2"))
     names = (jobs / "jobs.txt").read_text().split()  # atoms H, C, N, O first, then molecules
     records = {n: json.loads((jobs / n / "job.json").read_text()) for n in names}
     by_mol = {r["name"]: n for n, r in records.items()}
@@ -656,20 +663,12 @@ def test_import_replaces_a_failure_the_store_held(tmp_path, run_cli, standin):
     every frame; a job done in the store is not imported again."""
     from tealign.compute.store import JobStore
 
-    calib = tmp_path / "mols.extxyz"
-    frames = [molecule(n) for n in ("H2O", "NH3")]
-    for f, n in zip(frames, ("H2O", "NH3")):
-        f.info["mol_id"] = n
-    ase.io.write(calib, frames, format="extxyz")
-    jobs = tmp_path / "jobs"
-    assert run_cli("compute", "export", calib, "--method", "spice=psi4:spice", "-o",
-                   jobs)[0] == 0
-    assert _queue(standin, jobs) == 0
+    jobs = _exported_and_run(tmp_path, run_cli, standin, ("H2O", "NH3"))
     names = (jobs / "jobs.txt").read_text().split()
     records = {json.loads((jobs / n / "job.json").read_text())["name"]:
                json.loads((jobs / n / "job.json").read_text()) for n in names}
     store = tmp_path / "out.extxyz.store"
-    with JobStore(store) as s:  # H2O failed here before; NH3 was done here before
+    with JobStore(store) as s:  # H2O's job failed here before it ran on the cluster
         r = records["H2O"]
         s.put(r["key"], r["structure"], r["settings"], r["label"], r["name"], None,
               "local crash", 1.0)
