@@ -252,7 +252,8 @@ def test_strict_error_names_the_failed_calculation_first():
     from tealign.errors import FrameError
 
     mesh = FrameError("m.extxyz", 0, "kpts", "no k-point mesh for a 0-volume cell")
-    scf = FrameError("m.extxyz", 3, "energy_pbe", "pbe failed: SCF did not converge")
+    scf = FrameError("m.extxyz", 3, "energy_pbe", "pbe failed: SCF did not converge",
+                     failed=True)
     e = strict_error([mesh, scf], ["pbe O"])
     assert e.frame == 3 and "SCF did not converge" in e.message
     assert "--retry-failed" in e.message and "2 more" in e.message

@@ -61,12 +61,16 @@ def _setup_error(message, file, frame, field) -> SetupError:
 
 @dataclass(frozen=True)
 class FrameError:
-    """One rejected frame: its index in the input file, the field at fault and why."""
+    """One rejected frame: its index in the input file, the field at fault and why.
+
+    ``failed``: the frame was rejected because a calculation failed (the job store keeps the
+    failure until ``--retry-failed``), not because the input was bad."""
 
     file: str
     frame: int
     field: str
     reason: str
+    failed: bool = False
 
     def line(self) -> str:
         return f"{_where(self.file, self.frame, self.field)}: {self.reason}"

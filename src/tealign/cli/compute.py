@@ -123,7 +123,7 @@ def _render_calib(res) -> None:
         err.print(f"  rejected: {r.line()}", highlight=False)
     for a in res["failed_atoms"]:
         err.print(f"  isolated atom failed: {a}", highlight=False)
-    if res["failed_atoms"] or any("failed: " in r.reason for r in res.rejects):
+    if res["failed_atoms"] or any(r.failed for r in res.rejects):
         from tealign.errors import RETRY_HINT
 
         err.print(f"  {RETRY_HINT}")

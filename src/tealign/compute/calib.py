@@ -286,7 +286,7 @@ def compute_calibration(molecules: list[FrameRecord], specs: list[MethodSpec], o
                     info[f"d3_energy_{spec.label}"] = r.d3_energy
                     arrays[f"d3_forces_{spec.label}"] = r.d3_forces
             if bad:
-                rejects.append(FrameError(source_name, k, *bad))
+                rejects.append(FrameError(source_name, k, *bad, failed=True))
                 continue
             info.setdefault("config_type", "calib")
             records.append(FrameRecord(numbers=rec.numbers, positions=rec.positions,
@@ -316,7 +316,7 @@ def strict_error(rejects: list[FrameError], failed_atoms: list[str]) -> SetupErr
     """The ``--strict`` error: the first failed calculation (a frame's, else an isolated
     atom's, all of which are named) ending with the way out, else the first rejected frame;
     the count of the others beside it."""
-    failed = [r for r in rejects if _failed(r)]
+    failed = [r for r in rejects if r.failed]
     more = len(rejects) + len(failed_atoms) - 1
     tail = f" ({more} more; without --strict each is listed)" if more else ""
     if failed:
@@ -330,11 +330,6 @@ def strict_error(rejects: list[FrameError], failed_atoms: list[str]) -> SetupErr
                           field="--method")
     r = rejects[0]
     return SetupError(f"{r.reason}{tail}", file=r.file, frame=r.frame, field=r.field)
-
-
-def _failed(reject: FrameError) -> bool:
-    """Whether a reject is a failed calculation (the store keeps it) rather than bad input."""
-    return "failed: " in reject.reason
 
 
 def _meshed(code: str) -> bool:

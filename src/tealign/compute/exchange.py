@@ -210,8 +210,9 @@ def import_jobs(jobs_dir: str | Path, store_dir: str | Path) -> dict:
     specs = {s.label: s for s in (parse_spec(m) for m in manifest["methods"])}
     with JobStore(store_dir) as store:
         keys = [e["key"] for e in manifest["jobs"]]
-        already = store.finished_keys(keys, include_failed=False)
-        failed_before = store.finished_keys(keys) - already
+        status = store.statuses(keys)
+        already = {k for k, st in status.items() if st == "done"}
+        failed_before = {k for k, st in status.items() if st == "failed"}
         ready, problems = [], []
         for entry in manifest["jobs"]:
             if entry["key"] in already:

@@ -79,12 +79,12 @@ def run_jobs(jobs: Sequence[Job], store: JobStore, workers: int = 1,
     unique: dict[str, Job] = {}
     for j in jobs:
         unique.setdefault(j.key, j)
-    finished = store.finished_keys(list(unique), include_failed=not retry_failed)
+    status = store.statuses(list(unique))
+    finished = {k for k, st in status.items() if st == "done" or not retry_failed}
     todo = [j for k, j in unique.items() if k not in finished]
     total = len(unique)
     done = len(finished)
-    kept = 0 if retry_failed else len(finished - store.finished_keys(list(unique),
-                                                                   include_failed=False))
+    kept = sum(status[k] == "failed" for k in finished)
     stats = {"jobs": total, "skipped": len(finished), "failed_kept": kept, "computed": 0,
              "failed": 0}
     if progress:

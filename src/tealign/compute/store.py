@@ -114,13 +114,12 @@ class JobStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def finished_keys(self, keys: list[str] | None = None,
-                      include_failed: bool = True) -> set[str]:
-        """Keys already done or failed (``include_failed=False``: done only, so that the
-        failed ones run again: ``--retry-failed``)."""
-        sql = "SELECT key FROM jobs" + ("" if include_failed else " WHERE status = 'done'")
-        done = {r[0] for r in self._db.execute(sql).fetchall()}
-        return done if keys is None else done & set(keys)
+    def statuses(self, keys: list[str] | None = None) -> dict[str, str]:
+        """``{key: 'done' | 'failed'}`` for the stored jobs among ``keys`` (all when None);
+        a key the store does not hold is absent."""
+        rows = self._db.execute("SELECT key, status FROM jobs").fetchall()
+        got = dict(rows)
+        return got if keys is None else {k: got[k] for k in set(keys) if k in got}
 
     def put(self, key: str, structure: str, settings: str, label: str, name: str | None,
             result: CalculationResult | None, error: str | None, seconds: float) -> None:
