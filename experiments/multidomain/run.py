@@ -951,6 +951,17 @@ def glance_section(results: dict, runs: Path = HERE / "runs") -> list[str]:
         lines.append(f"| {what} | {lcell} | "
                      f"{model_cell(rows2.get(v2), 2) if v2 else 'not trained'} | "
                      f"{model_cell(rows1.get(v1))} |")
+    ref_notes = []
+    for ref in dict.fromkeys(r for *_, r in GLANCE):
+        short, far = short_of_plateau(ref), kept_far_from_best(ref)
+        if short or far:
+            ref_notes.append(f"({ref}) " + "; ".join(
+                ([f"seed {', '.join(short)} short of the plateau"] if short else [])
+                + ([f"kept checkpoint's validation energy MAE well above the best epoch's for "
+                    f"seed {', '.join(far)}"] if far else [])))
+    if ref_notes:
+        lines += ["", "The references of round two's cells, flagged as the cells flag the "
+                  "alternatives (trainings table): " + "; ".join(ref_notes) + "."]
     kind_only = []
     for level, rows in (("round two", rows2), ("round one", rows1)):
         for key, r in rows.items():
