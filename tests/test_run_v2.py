@@ -400,3 +400,19 @@ def test_the_glance_flags_the_references_trainings_too(tmp_path, monkeypatch):
     refs = next(line for line in text.splitlines() if line.startswith("The references"))
     assert "(eo) kept checkpoint" in refs and "seed 1 (30.00 vs 20.00 meV/atom)" in refs
     assert "(e)" not in refs  # e's trainings are fine
+
+
+def test_a_new_assessment_replaces_the_old_record_whole():
+    """A retrained or extended model's assessment replaces its seed's record: nothing of the
+    old one (a key the new one lacks, a note written beside it) survives; an extension's
+    training wall is the sum of both trainings'; the run's log grows; variants keep their
+    order."""
+    old = {"items": {"x": 1.0}, "train_wall_s": 100.0, "model_sha256": "old",
+           "model_sha256_note": "checked by hand"}
+    cur = {"variants": {"o": {"1": {"items": {}}}, "e": {"1": dict(old)}}, "log": [{"c": 1}]}
+    new = {"items": {"x": 0.5}, "train_wall_s": 40.0, "model_sha256": "new"}
+    run_v2.record_assessment(cur, "e", 1, dict(new), [{"c": 2}], extended=True)
+    assert cur["variants"]["e"]["1"] == {**new, "train_wall_s": 140.0}
+    assert list(cur["variants"]) == ["e", "o"] and cur["log"] == [{"c": 1}, {"c": 2}]
+    run_v2.record_assessment(cur, "e", 1, dict(new), [])
+    assert cur["variants"]["e"]["1"] == new

@@ -696,6 +696,21 @@ def indist_outside_training(inorganic: Path = ROOT / "datasets" / "inorganic-min
     return out
 
 
+def record_assessment(cur: dict, v: str, seed: int, one: dict, log: list[dict],
+                      extended: bool = False) -> None:
+    """Put a new assessment of (``v``, ``seed``) into the results ``cur``: it replaces the old
+    record whole (no key of an earlier assessment, or a note written beside it, outlives it);
+    after an extension ``train_wall_s`` is the sum of both trainings' walls. ``log`` (this
+    run's commands) is appended to the run's log."""
+    entry = cur["variants"].setdefault(v, {})
+    before = entry.get(str(seed), {})
+    if extended and "train_wall_s" in one and "train_wall_s" in before:
+        one = {**one, "train_wall_s": before["train_wall_s"] + one["train_wall_s"]}
+    entry[str(seed)] = one
+    cur["variants"] = {k: cur["variants"][k] for k in VARIANTS if k in cur["variants"]}
+    cur["log"] = cur.get("log", []) + log
+
+
 def paired_input(results: dict) -> tuple[dict, dict[str, str]]:
     """The per-seed item errors of every assessed variant in the shape paired.verdict_rows
     reads, and their titles: each variant's ``items`` (for (g) its target head), and for (g)
@@ -996,14 +1011,7 @@ def main() -> None:
             log = run.log[n_log:]
 
             def add(cur: dict, v=v, seed=seed, one=one, log=log, extend=extend) -> None:
-                entry = cur["variants"].setdefault(v, {})
-                before = entry.get(str(seed), {})
-                if extend and "train_wall_s" in one and "train_wall_s" in before:
-                    one = {**one, "train_wall_s": before["train_wall_s"] + one["train_wall_s"]}
-                entry[str(seed)] = {**before, **one}
-                cur["variants"] = {k: cur["variants"][k] for k in VARIANTS
-                                   if k in cur["variants"]}
-                cur["log"] = cur.get("log", []) + log
+                record_assessment(cur, v, seed, one, log, extended=bool(extend))
 
             update_results(results_path, base, add)
             own = [x["energy_mae_meV_per_atom"] for x in one["own_fit"].values()
