@@ -376,20 +376,21 @@ def test_a_model_changed_after_its_assessment_is_flagged(tmp_path):
 def test_the_glance_flags_the_references_trainings_too(tmp_path, monkeypatch):
     """The verdicts-at-a-glance table flags an alternative's seeds whose kept checkpoint is far
     from its best epoch; the references (e for most rows, eo for the oracle) are flagged in a
-    line below it, so a comparison whose reference kept a poor checkpoint says so too."""
+    line below it, so a comparison whose reference kept a poor checkpoint, or stopped short
+    of its plateau, says so too."""
     import run
 
     from tealign.bench import cross
 
     ids = [it["id"] for it in cross.items_of(json.loads((DATA / "bridge.json").read_text()))]
 
-    def seed(err: float, kept: float = 20.0) -> dict:
+    def seed(err: float, kept: float = 20.0, plateau: bool = True) -> dict:
         rec = {"best_valid_energy_mae_meV_per_atom": 20.0,
-               "kept_valid_energy_mae_meV_per_atom": kept, "reached_plateau": True}
+               "kept_valid_energy_mae_meV_per_atom": kept, "reached_plateau": plateau}
         return {"items": {i: err * (1 + 0.01 * k) for k, i in enumerate(ids)},
                 "training": {"model": rec}}
 
-    results = {"variants": {"e": {"1": seed(0.4), "2": seed(0.41)},
+    results = {"variants": {"e": {"1": seed(0.4), "2": seed(0.41, plateau=False)},
                             "eo": {"1": seed(0.45, kept=30.0), "2": seed(0.44)},
                             "o": {"1": seed(0.1), "2": seed(0.12)}}}
     (tmp_path / "results.json").write_text(json.dumps(results))
@@ -399,7 +400,7 @@ def test_the_glance_flags_the_references_trainings_too(tmp_path, monkeypatch):
     assert "better" in oracle and "well above" not in oracle  # o's own seeds are fine
     refs = next(line for line in text.splitlines() if line.startswith("The references"))
     assert "(eo) kept checkpoint" in refs and "seed 1 (30.00 vs 20.00 meV/atom)" in refs
-    assert "(e)" not in refs  # e's trainings are fine
+    assert "(e) seed 2 short of the plateau" in refs and "(e) kept" not in refs
 
 
 def test_a_new_assessment_replaces_the_old_record_whole():
