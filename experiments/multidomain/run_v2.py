@@ -53,7 +53,11 @@ What changes from round one (run.py, whose Run this subclasses; everything else 
   after it are trained again; train.log is appended to and a repeated epoch keeps its last
   line), then assessed again; the rule then reads the extended run (its windows are its last
   logged epochs, its epochs asked the extended count). runs_v2_stage2 extended every
-  training short of the plateau at 200 epochs to 300.
+  training short of the plateau at 200 epochs to 300, and those still short there to 400
+  (o, eo seed 3) or 500 (g seed 3). A resumed mace-torch starts again from its lowest-loss
+  checkpoint and keeps the lowest-loss one after it, so an extension may end with the model
+  it started from plus one re-trained epoch: the plateau is the validation curve's, the kept
+  epoch (trainings table) says which model was assessed.
 
 Evaluation of every trained model (results.json, variants[v][seed]):
 
