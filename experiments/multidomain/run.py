@@ -912,6 +912,14 @@ def glance_section(results: dict, runs: Path = HERE / "runs") -> list[str]:
                     f"{t['best_valid_energy_mae_meV_per_atom']:.2f} meV/atom)" for t in far]
         return out
 
+    def training_flags(variant):
+        """Round two's warnings on a variant's trainings: seeds short of the plateau, seeds
+        whose kept checkpoint is far from their best epoch."""
+        short, far = short_of_plateau(variant), kept_far_from_best(variant)
+        return ([f"seed {', '.join(short)} short of the plateau"] if short else []) + (
+            [f"kept checkpoint's validation energy MAE well above the best epoch's for seed "
+             f"{', '.join(far)}"] if far else [])
+
     def model_cell(r, level=1):
         if r is None:
             return "not run"
@@ -920,13 +928,8 @@ def glance_section(results: dict, runs: Path = HERE / "runs") -> list[str]:
         j = "–" if r["joint"] is None else iv(r["joint"]["lo"], r["joint"]["hi"])
         cell = (f"{r['verdict']} ({1e3 * r['mean_eV']:+.0f} {j}, {r['n_seeds']} seeds, "
                 f"{r['n_items']} items)")
-        short = short_of_plateau(r["variant"]) if level == 2 else []
-        if short:
-            cell += (f"; seed {', '.join(short)} short of the plateau (trainings table)")
-        far = kept_far_from_best(r["variant"]) if level == 2 else []
-        if far:
-            cell += (f"; kept checkpoint's validation energy MAE well above the best epoch's"
-                     f" for seed {', '.join(far)} (trainings table)")
+        for flag in training_flags(r["variant"]) if level == 2 else []:
+            cell += f"; {flag} (trainings table)"
         return cell
 
     lines = ["## Verdicts at a glance", "",
@@ -951,14 +954,9 @@ def glance_section(results: dict, runs: Path = HERE / "runs") -> list[str]:
         lines.append(f"| {what} | {lcell} | "
                      f"{model_cell(rows2.get(v2), 2) if v2 else 'not trained'} | "
                      f"{model_cell(rows1.get(v1))} |")
-    ref_notes = []
-    for ref in dict.fromkeys(r for *_, r in GLANCE):
-        short, far = short_of_plateau(ref), kept_far_from_best(ref)
-        if short or far:
-            ref_notes.append(f"({ref}) " + "; ".join(
-                ([f"seed {', '.join(short)} short of the plateau"] if short else [])
-                + ([f"kept checkpoint's validation energy MAE well above the best epoch's for "
-                    f"seed {', '.join(far)}"] if far else [])))
+    ref_notes = [f"({ref}) " + "; ".join(flags)
+                 for ref in dict.fromkeys(r for *_, r in GLANCE)
+                 if (flags := training_flags(ref))]
     if ref_notes:
         lines += ["", "The references of round two's cells, flagged as the cells flag the "
                   "alternatives (trainings table): " + "; ".join(ref_notes) + "."]
