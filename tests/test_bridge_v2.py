@@ -73,6 +73,62 @@ def test_geometry_files_are_what_make_geometries_writes(tmp_path):
                         (where, key)
 
 
+def test_training_frames_are_what_make_training_frames_writes():
+    """The committed training frames reproduce from the seeded generator (a frame list that
+    drifted from its script, as the crystals' molecules once made it, fails here)."""
+    from ase.io import read
+
+    mod = _load(DATA / "make_training_frames.py", "bridge_v2_training_frames")
+    built = mod.build()
+    for name, frames in zip(("training-molecules.extxyz", "training-solids.extxyz"), built):
+        committed = read(DATA / name, ":")
+        assert len(frames) == len(committed), name
+        for k, (w, c) in enumerate(zip(frames, committed)):
+            where = f"{name} frame {k}"
+            assert (w.numbers == c.numbers).all(), where
+            assert np.allclose(w.positions, c.positions, rtol=0, atol=1e-7), where
+            assert np.allclose(w.cell[:], c.cell[:], rtol=0, atol=1e-7), where
+            assert w.info["frame_id"] == c.info["frame_id"], where
+            assert w.info["distortion"] == c.info["distortion"], where
+
+
+def test_no_two_training_frames_of_a_species_are_near_duplicates():
+    """Ten distinct geometries per gas species: every pair of a species' frames differs by at
+    least 0.01 Å in some sorted interatomic distance (computed here without the generator)."""
+    from ase.io import read
+
+    by_species: dict[str, list[np.ndarray]] = {}
+    for a in read(DATA / "training-molecules.extxyz", ":"):
+        i, j = np.triu_indices(len(a), 1)
+        d = np.sort(np.linalg.norm(a.positions[i] - a.positions[j], axis=1))
+        by_species.setdefault(a.info["mol_id"], []).append(d)
+    assert len(by_species) == 23
+    for species, sigs in by_species.items():
+        assert len(sigs) == 10, species
+        closest = min(np.abs(sigs[p] - sigs[q]).max()
+                      for p in range(len(sigs)) for q in range(p))
+        assert closest >= 0.01, (species, closest)
+
+
+@pytest.mark.parametrize("name", ["training-molecules-wb97m.extxyz",
+                                  "training-molecules-pbe.extxyz"])
+def test_labelled_training_frames_are_the_generated_geometries(name):
+    """Both levels' labels belong to the current frames (relabelled after a redraw), and each
+    labelled molecule's forces sum to ~0 (no net force on an isolated molecule)."""
+    from ase.io import read
+
+    frames = {a.info["frame_id"]: a for a in read(DATA / "training-molecules.extxyz", ":")}
+    labelled = read(DATA / name, ":")
+    assert sorted(a.info["frame_id"] for a in labelled) == sorted(frames)
+    for a in labelled:
+        ref = frames[a.info["frame_id"]]
+        assert np.allclose(a.positions, ref.positions, rtol=0, atol=1e-7), a.info["frame_id"]
+        forces = [k for k in a.arrays if "forces" in k]
+        assert forces, a.info["frame_id"]
+        for k in forces:
+            assert np.abs(a.arrays[k].sum(axis=0)).max() < 0.01, (a.info["frame_id"], k)
+
+
 def _pigeonhole_by_loops(values, items, molecules, n_boot, seed):
     """The same statistic as bridge_v2.weighted_interval, written out draw by draw."""
     rng = np.random.default_rng(seed)

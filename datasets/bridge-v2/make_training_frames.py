@@ -13,11 +13,20 @@ length), one 1 % shear (ε_xy) and five 0.04 Å rattles of the experimental cell
 the solid's fixed k-mesh (``kpts``). Seeded (numpy ``default_rng(31)``), so the frames are
 reproducible; ``mol_id`` is the species id, so a split by molecule keeps a species' frames
 together.
+
+No two frames of a species are near-duplicates: a molecule frame whose sorted interatomic
+distances all lie within ``MIN_SEPARATION`` (0.01 Å, the smallest displacement the generator
+applies on purpose) of an earlier frame's is drawn again, its noise from a stream of its own
+(``default_rng([31, crc32(species), frame, attempt])``) and its ``distortion`` marked
+"redraw N". The shared stream is consumed exactly as before, so every other frame keeps its
+geometry (and its stored labels). For a diatomic a 0.04 Å rattle often lands on a bond length
+a scaled frame already has: CO's "rattled #2" and "scaled 0.97" differed by 2e-5 Å before.
 """
 
 from __future__ import annotations
 
 import argparse
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -30,22 +39,46 @@ SHEAR = 0.01
 RATTLE_STRETCHED = 0.01  # Å
 RATTLE = 0.04  # Å
 N_RATTLE = 5
+SEED = 31
+MIN_SEPARATION = RATTLE_STRETCHED  # Å, see the module docstring
+MAX_REDRAWS = 1000
 
 
-def molecule_frames(mol: Atoms, rng: np.random.Generator) -> list[Atoms]:
-    """Ten distorted copies of a gas molecule (see the module docstring)."""
-    out = []
+def distance_signature(atoms: Atoms) -> np.ndarray:
+    """The sorted interatomic distances of a frame (Å): equal for frames that differ only by a
+    rotation, a translation or a permutation of like atoms."""
+    i, j = np.triu_indices(len(atoms), 1)
+    return np.sort(atoms.get_all_distances()[i, j])
+
+
+def separation(a: Atoms, b: Atoms) -> float:
+    """Largest difference (Å) between the sorted interatomic distances of two frames of one
+    species: below ``MIN_SEPARATION`` they are near-duplicates."""
+    return float(np.abs(distance_signature(a) - distance_signature(b)).max())
+
+
+def molecule_frames(mol: Atoms, rng: np.random.Generator, species: str = "") -> list[Atoms]:
+    """Ten distorted copies of a gas molecule, no two near-duplicates (see the module
+    docstring; ``species`` seeds the redraws)."""
     com = mol.get_center_of_mass()
-    for f in SCALES:
+    recipes = [(com + f * (mol.positions - com), RATTLE_STRETCHED, f"scaled {f:.2f}")
+               for f in SCALES]
+    recipes += [(mol.positions, RATTLE, f"rattled {RATTLE} A #{k}") for k in range(N_RATTLE)]
+    out: list[Atoms] = []
+    for index, (centre, sigma, label) in enumerate(recipes):
         a = mol.copy()
-        a.positions = com + f * (mol.positions - com)
-        a.positions += rng.normal(0, RATTLE_STRETCHED, a.positions.shape)
-        a.info["distortion"] = f"scaled {f:.2f}"
-        out.append(a)
-    for k in range(N_RATTLE):
-        a = mol.copy()
-        a.positions += rng.normal(0, RATTLE, a.positions.shape)
-        a.info["distortion"] = f"rattled {RATTLE} A #{k}"
+        a.positions = centre + rng.normal(0, sigma, centre.shape)
+        a.info["distortion"] = label
+        attempt = 0
+        while any(separation(a, b) < MIN_SEPARATION for b in out):
+            attempt += 1
+            if attempt > MAX_REDRAWS:
+                raise RuntimeError(f"{species}: frame {index} ({label}) stays within "
+                                   f"{MIN_SEPARATION} Å of an earlier frame after {MAX_REDRAWS} "
+                                   "redraws; lower MIN_SEPARATION or widen the distortions")
+            own = np.random.default_rng([SEED, zlib.crc32(species.encode()), index, attempt])
+            a.positions = centre + own.normal(0, sigma, centre.shape)
+            a.info["distortion"] = f"{label} (redraw {attempt})"
         out.append(a)
     return out
 
@@ -76,10 +109,12 @@ def build(molecules: Path = HERE / "molecules.extxyz", periodic: Path = HERE / "
           ) -> tuple[list[Atoms], list[Atoms]]:
     from ase.io import read
 
-    rng = np.random.default_rng(31)
+    rng = np.random.default_rng(SEED)
     mols, solids = [], []
     for m in read(molecules, ":"):
-        for i, a in enumerate(molecule_frames(m, rng)):
+        if m.info.get("role") != "molecule":  # the molecules cut from the crystals are not
+            continue                            # gas species (and came after these frames)
+        for i, a in enumerate(molecule_frames(m, rng, m.info["species"])):
             a.info["mol_id"] = m.info["species"]
             a.info["frame_id"] = f"{m.info['species']}#{i}"
             mols.append(a)
