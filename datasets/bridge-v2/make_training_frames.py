@@ -57,7 +57,7 @@ def separation(a: Atoms, b: Atoms) -> float:
     return float(np.abs(distance_signature(a) - distance_signature(b)).max())
 
 
-def molecule_frames(mol: Atoms, rng: np.random.Generator, species: str = "") -> list[Atoms]:
+def molecule_frames(mol: Atoms, rng: np.random.Generator, species: str) -> list[Atoms]:
     """Ten distorted copies of a gas molecule, no two near-duplicates (see the module
     docstring; ``species`` seeds the redraws)."""
     com = mol.get_center_of_mass()
