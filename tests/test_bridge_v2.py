@@ -132,7 +132,7 @@ def test_labelled_training_frames_are_the_generated_geometries(name):
 @pytest.mark.parametrize("level", ["wb97m", "pbe"])
 def test_diatomic_training_labels_lie_on_one_smooth_curve(level):
     """A diatomic's energy depends on its bond length only: its ten labels lie on one quartic
-    of r (residual < 1 meV; a label left from a frame's earlier geometry sits tens of meV off)
+    of r (residual < 1 meV; a label left from a frame's earlier geometry sat 8-345 meV off)
     and the force along the bond is −dE/dr of that curve."""
     from ase.io import read
 
