@@ -430,7 +430,7 @@ def test_a_refit_that_moves_only_in_its_last_bits_keeps_the_stored_linear_refere
     from tealign.io.outputs import write_json
 
     r = _built(tmp_path)
-    tables = run_v2.RunV2.linear_references(r)
+    tables = r.linear_references()
     path = Path(tables["organic_table"])
     fitted = json.loads(path.read_text())
     # what another thread count gave: the same fit, off in the last bits
@@ -438,7 +438,7 @@ def test_a_refit_that_moves_only_in_its_last_bits_keeps_the_stored_linear_refere
     assert noisy != fitted["energies"]
     write_json(path, {**fitted, "energies": noisy})
     before = path.read_bytes()
-    run_v2.RunV2.linear_references(r)
+    r.linear_references()
     assert path.read_bytes() == before
     assert run.stored_fit_if_same(path, fitted["energies"]) == noisy
     moved = {**fitted["energies"], "H": fitted["energies"]["H"] + 1e-6}
@@ -448,5 +448,5 @@ def test_a_refit_that_moves_only_in_its_last_bits_keeps_the_stored_linear_refere
     assert run.stored_fit_if_same(tmp_path / "absent.json", moved) == moved
     # and the refit is what it replaced: a table far off is written again from the fit
     write_json(path, {**fitted, "energies": moved})
-    run_v2.RunV2.linear_references(r)
+    r.linear_references()
     assert json.loads(path.read_text())["energies"] == fitted["energies"]
