@@ -42,7 +42,7 @@ VARIANTS = ["none", "icea", "scale", "auto", "linref"]
 #: included, so S and Cl have their ε), the labels model (f) of round two trains on. Round
 #: one's fit (runs/label/alignments) had no organic frame with S or Cl: its ε for them is a
 #: placeholder 0, which would score those molecules against nothing.
-LINREF = HERE / "runs_v2_stage2" / "label" / "linref.alignment.json"
+LINREF = HERE / "runs_v2_redrawn" / "label" / "linref.alignment.json"
 TITLES = {"none": "none (ωB97M totals as they are; straw man)", "icea": "ICEA only",
           "scale": "TEA (single factor a)", "auto": "TEA (--model auto)",
           "linref": "per-source linear element references"}

@@ -7,7 +7,7 @@ ignored how much a result moves from one training seed to the next, and treated 
 independent although items that share a gas molecule share its error. In round one
 (bridge-mini), paired by seed, the oracle − TEA difference was −164, +332, +296 meV for seeds
 1, 2, 3 (95 % t interval [−532, +841] meV): unresolved, where the item bootstrap had called it
-resolved. (Round two's oracle comparison is in runs_v2_stage2/tables.md.)
+resolved. (Round two's oracle comparison is in runs_v2_redrawn/tables.md.)
 
 The statistic. For two variants x and ref, over the seeds S both were trained with and the
 items I both scored for every one of those seeds (anything else is dropped from both, never

@@ -7,7 +7,7 @@ their own data, so that a model's error and its labels' alignment error can be t
         --epochs 2 --seeds 1 --out /tmp/runs_v2_smoke --bridge-solids /tmp/x/solids.extxyz
     .venv/bin/python experiments/multidomain/run_v2.py --report-only      # runs_v2/tables.md
     .venv/bin/python experiments/multidomain/run_v2.py --epochs 200 --stage-two 130 \
-        --extend-to 300 --out experiments/multidomain/runs_v2_stage2  # past the plateau
+        --extend-to 300 --out experiments/multidomain/runs_v2_redrawn  # past the plateau
 
 What changes from round one (run.py, whose Run this subclasses; everything else is the same):
 
@@ -31,7 +31,7 @@ What changes from round one (run.py, whose Run this subclasses; everything else 
   which has no S or Cl: it cannot align their molecules, so (e2) trains without those four
   gas species (the own-data table shows 0 frames for them). The target's E0s add
   bridge-v2's S atom; the organic head of (b) and (g) adds S and Cl at the source level.
-- Training: preset small-cpu, --epochs (300 by default; the reported run, runs_v2_stage2,
+- Training: preset small-cpu, --epochs (300 by default; the reported run, runs_v2_redrawn,
   used 200 with --stage-two 130), seeds 1, 2, 3; resumable as run.py (a finished model is
   kept, one trained with another preset, epoch count or mace options is refused, and so is
   one trained on other input data: each merge.toml starts with the sha256 of everything it
@@ -52,9 +52,10 @@ What changes from round one (run.py, whose Run this subclasses; everything else 
   mace-torch from its latest checkpoint, the one of lowest validation loss, so the epochs
   after it are trained again; train.log is appended to and a repeated epoch keeps its last
   line), then assessed again; the rule then reads the extended run (its windows are its last
-  logged epochs, its epochs asked the extended count). runs_v2_stage2 extended every
-  training short of the plateau at 200 epochs to 300, and those still short there to 400
-  (o, eo seed 3) or 500 (g seed 3). A resumed mace-torch starts again from its lowest-loss
+  logged epochs, its epochs asked the extended count). runs_v2_redrawn extended every
+  training short of the plateau at 200 epochs to 300, those still short there to 400, and
+  g seed 1 (its inorganic head +5.5 % at 400) to 500 (runs_v2_stage2: o, eo seed 3 to 400,
+  g seed 3 to 500). A resumed mace-torch starts again from its lowest-loss
   checkpoint and keeps the lowest-loss one after it, so an extension may end with the model
   it started from plus one re-trained epoch: the plateau is the validation curve's, the kept
   epoch (trainings table) says which model was assessed.
@@ -125,11 +126,11 @@ REGENERATE = "datasets/bridge-v2/regenerate.sh"
 #: draw and in CHGNet MD at 900 K and 300 K, GPAW labels (datasets/inorganic-mini/regenerate.sh)
 INDIST = ROOT / "datasets" / "inorganic-mini" / "indist_test.extxyz"
 OUT = HERE / "runs_v2"
-#: round two as reported: Stage Two on (``--stage-two``); OUT holds the Stage One trainings.
-#: runs_v2_redrawn repeats it on the training frames with CO's, NO's and seven other species'
-#: near-duplicates redrawn (datasets/bridge-v2/README.md); it becomes the reported run once
-#: every variant there is trained and assessed
-REPORTED = HERE / "runs_v2_stage2"
+#: round two as reported: Stage Two on (``--stage-two``), on the training frames with CO's,
+#: NO's and seven other species' near-duplicates redrawn (datasets/bridge-v2/README.md).
+#: runs_v2_stage2 is the same protocol on the first generation of frames; OUT holds the
+#: Stage One trainings
+REPORTED = HERE / "runs_v2_redrawn"
 #: a species the model misses by more than this on its own training frames is listed
 OWN_FIT_LIMIT = 20.0  # meV/atom
 ROUND_ONE = HERE / "runs"
@@ -821,7 +822,12 @@ def readme_section(reported: Path = REPORTED, stage_one: Path = OUT) -> list[str
              f"full). Training data as in round one plus training frames of every bridge "
              f"species ({n_mol} gas molecules at the source level, {n_sol} solids at the "
              f"target level, at least {fewest} frames each: rattled and bond-stretched, "
-             f"datasets/bridge-v2/make_training_frames.py). Preset `{res['preset']}`, "
+             f"datasets/bridge-v2/make_training_frames.py, no two of a species within "
+             f"0.01 Å of each other: datasets/bridge-v2/README.md)"
+             + (". `experiments/multidomain/runs_v2_stage2/` is the same protocol on the "
+                "first generation of those frames, 24 of which lay within 0.01 Å of another "
+                "(its own tables.md)" if reported.name == "runs_v2_redrawn" else "")
+             + f". Preset `{res['preset']}`, "
              f"{res['epochs']} epochs{_extended(res)}"
              + (f", mace-torch's Stage Two from epoch {res['stage_two']} at the latest "
                 "(earlier where Stage One's patience ran out: the trainings table's Stage One "
