@@ -54,8 +54,8 @@ What changes from round one (run.py, whose Run this subclasses; everything else 
   line), then assessed again; the rule then reads the extended run (its windows are its last
   logged epochs, its epochs asked the extended count). runs_v2_redrawn extended every
   training short of the plateau at 200 epochs to 300, those still short there to 400, and
-  g seed 1 (its inorganic head +5.5 % at 400) to 500 (runs_v2_stage2: o, eo seed 3 to 400,
-  g seed 3 to 500). A resumed mace-torch starts again from its lowest-loss
+  those still short at 400 to 500 (e seed 1, eo seed 3, g seed 1); runs_v2_stage2 extended
+  o and eo seed 3 to 400 and g seed 3 to 500. A resumed mace-torch starts again from its lowest-loss
   checkpoint and keeps the lowest-loss one after it, so an extension may end with the model
   it started from plus one re-trained epoch: the plateau is the validation curve's, the kept
   epoch (trainings table) says which model was assessed.
@@ -822,8 +822,8 @@ def readme_section(reported: Path = REPORTED, stage_one: Path = OUT) -> list[str
              f"full). Training data as in round one plus training frames of every bridge "
              f"species ({n_mol} gas molecules at the source level, {n_sol} solids at the "
              f"target level, at least {fewest} frames each: rattled and bond-stretched, "
-             f"datasets/bridge-v2/make_training_frames.py, no two of a species within "
-             f"0.01 Å of each other: datasets/bridge-v2/README.md)"
+             f"datasets/bridge-v2/make_training_frames.py; no two frames of a gas "
+             f"molecule within 0.01 Å of each other: datasets/bridge-v2/README.md)"
              + (". `experiments/multidomain/runs_v2_stage2/` is the same protocol on the "
                 "first generation of those frames, 24 of which lay within 0.01 Å of another "
                 "(its own tables.md)" if reported.name == "runs_v2_redrawn" else "")
